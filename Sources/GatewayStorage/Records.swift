@@ -1,0 +1,67 @@
+import Foundation
+import LTICore
+
+/// A learner as the gateway knows them: one (issuer, sub) pair and the opaque id used with vendors.
+public struct LearnerIdentity: Sendable, Equatable {
+    /// Opaque, stable id derived from (issuer, sub); the Skillable `userid`. Never the email.
+    public var id: String
+    public var issuer: String
+    public var subject: String
+    public var givenName: String?
+    public var familyName: String?
+    public var email: String?
+    public var firstSeen: Date
+    public var lastSeen: Date
+
+    public init(id: String, issuer: String, subject: String, givenName: String?, familyName: String?,
+                email: String?, firstSeen: Date, lastSeen: Date) {
+        self.id = id
+        self.issuer = issuer
+        self.subject = subject
+        self.givenName = givenName
+        self.familyName = familyName
+        self.email = email
+        self.firstSeen = firstSeen
+        self.lastSeen = lastSeen
+    }
+}
+
+/// One launch as recorded for operators and grade passback.
+public struct LaunchRecord: Sendable, Equatable {
+    public var id: String
+    public var registrationID: String
+    public var deploymentID: String
+    public var learnerID: String
+    public var subject: String
+    public var messageType: String
+    public var resourceLinkID: String?
+    public var contextID: String?
+    public var labID: String?
+    /// Stable outcome name, e.g. `launched`, `skillable_result_3`, `labid_missing`.
+    public var outcome: String
+    /// Skillable's raw result code, when Skillable answered.
+    public var vendorResultCode: Int?
+    public var labInstanceID: String?
+    /// The AGS line item URL, when the launch carried one.
+    public var agsLineItem: String?
+    public var createdAt: Date
+
+    public init(id: String, registrationID: String, deploymentID: String, learnerID: String, subject: String,
+                messageType: String, resourceLinkID: String?, contextID: String?, labID: String?, outcome: String,
+                vendorResultCode: Int?, labInstanceID: String?, agsLineItem: String?, createdAt: Date) {
+        self.id = id
+        self.registrationID = registrationID
+        self.deploymentID = deploymentID
+        self.learnerID = learnerID
+        self.subject = subject
+        self.messageType = messageType
+        self.resourceLinkID = resourceLinkID
+        self.contextID = contextID
+        self.labID = labID
+        self.outcome = outcome
+        self.vendorResultCode = vendorResultCode
+        self.labInstanceID = labInstanceID
+        self.agsLineItem = agsLineItem
+        self.createdAt = createdAt
+    }
+}

@@ -1,0 +1,309 @@
+import Foundation
+import GatewayStorage
+import LTICore
+import Logging
+import SQLiteNIO
+
+/// The embedded ``GatewayStore``: one SQLite file in WAL mode.
+///
+/// Single statements (`DELETE … RETURNING`, `INSERT … ON CONFLICT`) give the atomicity the one-time
+/// state and nonce rules need. Multi-statement writes run in `BEGIN IMMEDIATE` transactions on a
+/// second connection of their own (so that no unrelated statement joins them), one at a time
+/// through ``TransactionGate``.
+public final class SQLiteGatewayStore: GatewayStore {
+    let connection: SQLiteConnection
+    let transactionConnection: SQLiteConnection
+    let gate = TransactionGate()
+    let logger: Logger
+
+    private init(connection: SQLiteConnection, transactionConnection: SQLiteConnection, logger: Logger) {
+        self.connection = connection
+        self.transactionConnection = transactionConnection
+        self.logger = logger
+    }
+
+    /// Opens (creating if needed) the database file at `path` and its folder.
+    public static func open(path: String, logger: Logger) async throws -> SQLiteGatewayStore {
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        } catch {
+            throw StorageError(.invalidLocation, "cannot create the database folder \(folder)", underlying: error)
+        }
+        func connect() async throws -> SQLiteConnection {
+            do {
+                let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+                for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA busy_timeout = 5000", "PRAGMA foreign_keys = ON",
+                               "PRAGMA synchronous = NORMAL"] {
+                    _ = try await connection.query(pragma, [])
+                }
+                return connection
+            } catch {
+                throw StorageError(.unavailable, "cannot open the SQLite database at \(path)", underlying: error)
+            }
+        }
+        return SQLiteGatewayStore(connection: try await connect(), transactionConnection: try await connect(), logger: logger)
+    }
+
+    public func close() async throws {
+        try await connection.close()
+        try await transactionConnection.close()
+    }
+
+    public func ping() async throws {
+        _ = try await query("SELECT 1")
+    }
+
+    // MARK: migrations
+
+    public func migrate() async throws {
+        try await gate.run {
+            try await self.inTransaction { run in
+                _ = try await run("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)", [])
+            }
+            for (index, statements) in SQLiteSchema.migrations.enumerated() {
+                // The check and the migration share one IMMEDIATE transaction: two processes starting
+                // together apply each migration once.
+                let applied = try await self.inTransaction { run in
+                    let done = try await run("SELECT version FROM schema_migrations WHERE version = ?", [.integer(index + 1)])
+                    guard done.isEmpty else { return false }
+                    for statement in statements { _ = try await run(statement, []) }
+                    _ = try await run("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                                  [.integer(index + 1), .float(Date().timeIntervalSince1970)])
+                    return true
+                }
+                guard applied else { continue }
+                self.logger.info("applied database migration", metadata: ["db.migration": "\(index + 1)"])
+            }
+        }
+    }
+
+    // MARK: registrations
+
+    public func addRegistration(_ registration: PlatformRegistration) async throws {
+        try await gate.run {
+            try await self.inTransaction { run in
+                _ = try await run(
+                    """
+                    INSERT INTO platform_registrations (id, issuer, client_id, auth_url, token_url, jwks_url, created_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """,
+                    [.text(registration.id), .text(registration.issuer), .text(registration.clientID),
+                     .text(registration.authURL), .text(registration.tokenURL), .text(registration.jwksURL),
+                     .float(registration.createdAt.timeIntervalSince1970)])
+                for deployment in registration.deploymentIDs {
+                    _ = try await run("INSERT INTO platform_deployments (registration_id, deployment_id) VALUES (?, ?)",
+                                  [.text(registration.id), .text(deployment)])
+                }
+            }
+        }
+    }
+
+    public func allRegistrations() async throws -> [PlatformRegistration] {
+        try await registrations(where: "1 = 1", [])
+    }
+
+    public func registrations(issuer: String) async throws -> [PlatformRegistration] {
+        try await registrations(where: "r.issuer = ?", [.text(issuer)])
+    }
+
+    public func registration(id: String) async throws -> PlatformRegistration? {
+        try await registrations(where: "r.id = ?", [.text(id)]).first
+    }
+
+    private func registrations(where condition: String, _ binds: [SQLiteData]) async throws -> [PlatformRegistration] {
+        let rows = try await query(
+            """
+            SELECT r.id, r.issuer, r.client_id, r.auth_url, r.token_url, r.jwks_url, r.created_at,
+                   (SELECT group_concat(deployment_id, char(10)) FROM
+                      (SELECT deployment_id FROM platform_deployments d WHERE d.registration_id = r.id ORDER BY d.rowid)) AS deployments
+            FROM platform_registrations r WHERE \(condition) ORDER BY r.created_at, r.id
+            """, binds)
+        return try rows.map { row in
+            PlatformRegistration(
+                id: try row.text("id"), issuer: try row.text("issuer"), clientID: try row.text("client_id"),
+                authURL: try row.text("auth_url"), tokenURL: try row.text("token_url"), jwksURL: try row.text("jwks_url"),
+                deploymentIDs: row.column("deployments")?.string.map { $0.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) } ?? [],
+                createdAt: try row.date("created_at"))
+        }
+    }
+
+    public func removeRegistration(id: String) async throws -> Bool {
+        let rows = try await query("DELETE FROM platform_registrations WHERE id = ? RETURNING id", [.text(id)])
+        return !rows.isEmpty
+    }
+
+    // MARK: login state and nonces
+
+    public func saveLoginState(_ state: LoginState) async throws {
+        _ = try await query(
+            """
+            INSERT INTO login_states (state, nonce, registration_id, target_link_uri, created_at, expires_at)
+            VALUES (?, ?, ?, ?, ?, ?)
+            """,
+            [.text(state.state), .text(state.nonce), .text(state.registrationID), .text(state.targetLinkURI),
+             .float(state.createdAt.timeIntervalSince1970), .float(state.expiresAt.timeIntervalSince1970)])
+    }
+
+    public func consumeLoginState(_ state: String, now: Date) async throws -> LoginState? {
+        // One statement: of two racing consumers, exactly one gets the row.
+        let rows = try await query(
+            "DELETE FROM login_states WHERE state = ? RETURNING state, nonce, registration_id, target_link_uri, created_at, expires_at",
+            [.text(state)])
+        guard let row = rows.first else { return nil }
+        let found = LoginState(
+            state: try row.text("state"), nonce: try row.text("nonce"), registrationID: try row.text("registration_id"),
+            targetLinkURI: try row.text("target_link_uri"), createdAt: try row.date("created_at"), expiresAt: try row.date("expires_at"))
+        return found.expiresAt > now ? found : nil
+    }
+
+    public func markNonceUsed(issuer: String, nonce: String, expiresAt: Date) async throws -> Bool {
+        let rows = try await query(
+            "INSERT INTO used_nonces (issuer, nonce, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING nonce",
+            [.text(issuer), .text(nonce), .float(expiresAt.timeIntervalSince1970)])
+        return !rows.isEmpty
+    }
+
+    public func deleteExpired(now: Date) async throws -> Int {
+        let t = SQLiteData.float(now.timeIntervalSince1970)
+        let states = try await query("DELETE FROM login_states WHERE expires_at <= ? RETURNING 1", [t])
+        let nonces = try await query("DELETE FROM used_nonces WHERE expires_at <= ? RETURNING 1", [t])
+        return states.count + nonces.count
+    }
+
+    // MARK: identities
+
+    public func upsertIdentity(_ identity: LearnerIdentity) async throws -> LearnerIdentity {
+        let rows = try await query(
+            """
+            INSERT INTO learner_identities (id, issuer, subject, given_name, family_name, email, first_seen, last_seen)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (issuer, subject) DO UPDATE SET
+              given_name = excluded.given_name, family_name = excluded.family_name,
+              email = excluded.email, last_seen = excluded.last_seen
+            RETURNING id, issuer, subject, given_name, family_name, email, first_seen, last_seen
+            """,
+            [.text(identity.id), .text(identity.issuer), .text(identity.subject), .optionalText(identity.givenName),
+             .optionalText(identity.familyName), .optionalText(identity.email),
+             .float(identity.firstSeen.timeIntervalSince1970), .float(identity.lastSeen.timeIntervalSince1970)])
+        guard let row = rows.first else { throw StorageError(.corrupt, "upsert returned no row") }
+        return try Self.identity(row)
+    }
+
+    public func identity(issuer: String, subject: String) async throws -> LearnerIdentity? {
+        let rows = try await query(
+            "SELECT id, issuer, subject, given_name, family_name, email, first_seen, last_seen FROM learner_identities WHERE issuer = ? AND subject = ?",
+            [.text(issuer), .text(subject)])
+        return try rows.first.map(Self.identity)
+    }
+
+    private static func identity(_ row: SQLiteRow) throws -> LearnerIdentity {
+        LearnerIdentity(
+            id: try row.text("id"), issuer: try row.text("issuer"), subject: try row.text("subject"),
+            givenName: row.column("given_name")?.string, familyName: row.column("family_name")?.string,
+            email: row.column("email")?.string, firstSeen: try row.date("first_seen"), lastSeen: try row.date("last_seen"))
+    }
+
+    // MARK: launches
+
+    public func recordLaunch(_ launch: LaunchRecord) async throws {
+        _ = try await query(
+            """
+            INSERT INTO launches (id, registration_id, deployment_id, learner_id, subject, message_type, resource_link_id,
+              context_id, lab_id, outcome, vendor_result_code, lab_instance_id, ags_lineitem, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [.text(launch.id), .text(launch.registrationID), .text(launch.deploymentID), .text(launch.learnerID),
+             .text(launch.subject), .text(launch.messageType), .optionalText(launch.resourceLinkID),
+             .optionalText(launch.contextID), .optionalText(launch.labID), .text(launch.outcome),
+             launch.vendorResultCode.map { .integer($0) } ?? .null, .optionalText(launch.labInstanceID),
+             .optionalText(launch.agsLineItem), .float(launch.createdAt.timeIntervalSince1970)])
+    }
+
+    public func launch(id: String) async throws -> LaunchRecord? {
+        try await launches(where: "id = ?", [.text(id)], limit: 1).first
+    }
+
+    public func recentLaunches(limit: Int) async throws -> [LaunchRecord] {
+        try await launches(where: "1 = 1", [], limit: limit)
+    }
+
+    private func launches(where condition: String, _ binds: [SQLiteData], limit: Int) async throws -> [LaunchRecord] {
+        let rows = try await query(
+            """
+            SELECT id, registration_id, deployment_id, learner_id, subject, message_type, resource_link_id, context_id, lab_id,
+                   outcome, vendor_result_code, lab_instance_id, ags_lineitem, created_at
+            FROM launches WHERE \(condition) ORDER BY created_at DESC, id DESC LIMIT ?
+            """, binds + [.integer(limit)])
+        return try rows.map { row in
+            LaunchRecord(
+                id: try row.text("id"), registrationID: try row.text("registration_id"), deploymentID: try row.text("deployment_id"),
+                learnerID: try row.text("learner_id"), subject: try row.text("subject"), messageType: try row.text("message_type"),
+                resourceLinkID: row.column("resource_link_id")?.string, contextID: row.column("context_id")?.string,
+                labID: row.column("lab_id")?.string, outcome: try row.text("outcome"),
+                vendorResultCode: row.column("vendor_result_code")?.integer, labInstanceID: row.column("lab_instance_id")?.string,
+                agsLineItem: row.column("ags_lineitem")?.string, createdAt: try row.date("created_at"))
+        }
+    }
+
+    // MARK: plumbing
+
+    /// Runs one statement, mapping driver errors to ``StorageError`` (unique violation → `.duplicate`).
+    @discardableResult
+    func query(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
+        try await Self.query(sql, binds, on: connection)
+    }
+
+    @discardableResult
+    static func query(_ sql: String, _ binds: [SQLiteData], on connection: SQLiteConnection) async throws -> [SQLiteRow] {
+        do {
+            return try await connection.query(sql, binds)
+        } catch let error as SQLiteError {
+            switch error.reason {
+            case .constraint, .constraintUniqueFailed, .constraintPrimaryKeyFailed:
+                throw StorageError(.duplicate, "a row with this key exists", underlying: error)
+            default:
+                throw StorageError(.unavailable, "SQLite refused the statement", underlying: error)
+            }
+        }
+    }
+
+    /// A statement runner bound to the transaction connection.
+    typealias TransactionStatement = (String, [SQLiteData]) async throws -> [SQLiteRow]
+
+    /// Runs `body` inside `BEGIN IMMEDIATE … COMMIT` on the transaction connection, rolling back on error.
+    /// Call only inside `gate.run`.
+    func inTransaction<T>(_ body: (TransactionStatement) async throws -> T) async throws -> T {
+        let connection = transactionConnection
+        let run: TransactionStatement = { sql, binds in try await Self.query(sql, binds, on: connection) }
+        _ = try await run("BEGIN IMMEDIATE", [])
+        do {
+            let result = try await body(run)
+            _ = try await run("COMMIT", [])
+            return result
+        } catch {
+            _ = try? await run("ROLLBACK", [])
+            throw error
+        }
+    }
+}
+
+extension SQLiteData {
+    static func optionalText(_ value: String?) -> SQLiteData { value.map { .text($0) } ?? .null }
+}
+
+extension SQLiteRow {
+    func text(_ name: String) throws -> String {
+        guard let value = column(name)?.string else { throw StorageError(.corrupt, "column \(name) is missing") }
+        return value
+    }
+
+    func date(_ name: String) throws -> Date {
+        guard let value = column(name)?.double else { throw StorageError(.corrupt, "column \(name) is missing") }
+        return Date(timeIntervalSince1970: value)
+    }
+}
+
+extension Optional where Wrapped == SQLiteData {
+    var integer: Int? { self?.integer.map { Int($0) } }
+}

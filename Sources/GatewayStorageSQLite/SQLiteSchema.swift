@@ -1,0 +1,44 @@
+/// The SQLite schema as an ordered list of migrations; a migration is never edited once released.
+enum SQLiteSchema {
+    static let migrations: [[String]] = [
+        // 1: registrations, deployments, login state, nonces, identities, launches.
+        [
+            """
+            CREATE TABLE platform_registrations (
+              id TEXT PRIMARY KEY, issuer TEXT NOT NULL, client_id TEXT NOT NULL,
+              auth_url TEXT NOT NULL, token_url TEXT NOT NULL, jwks_url TEXT NOT NULL, created_at REAL NOT NULL,
+              UNIQUE (issuer, client_id))
+            """,
+            """
+            CREATE TABLE platform_deployments (
+              registration_id TEXT NOT NULL REFERENCES platform_registrations(id) ON DELETE CASCADE,
+              deployment_id TEXT NOT NULL, PRIMARY KEY (registration_id, deployment_id))
+            """,
+            """
+            CREATE TABLE login_states (
+              state TEXT PRIMARY KEY, nonce TEXT NOT NULL, registration_id TEXT NOT NULL, target_link_uri TEXT NOT NULL,
+              created_at REAL NOT NULL, expires_at REAL NOT NULL)
+            """,
+            "CREATE INDEX login_states_expiry ON login_states (expires_at)",
+            """
+            CREATE TABLE used_nonces (
+              issuer TEXT NOT NULL, nonce TEXT NOT NULL, expires_at REAL NOT NULL, PRIMARY KEY (issuer, nonce))
+            """,
+            "CREATE INDEX used_nonces_expiry ON used_nonces (expires_at)",
+            """
+            CREATE TABLE learner_identities (
+              id TEXT PRIMARY KEY, issuer TEXT NOT NULL, subject TEXT NOT NULL, given_name TEXT, family_name TEXT,
+              email TEXT, first_seen REAL NOT NULL, last_seen REAL NOT NULL, UNIQUE (issuer, subject))
+            """,
+            """
+            CREATE TABLE launches (
+              id TEXT PRIMARY KEY, registration_id TEXT NOT NULL, deployment_id TEXT NOT NULL, learner_id TEXT NOT NULL,
+              subject TEXT NOT NULL, message_type TEXT NOT NULL, resource_link_id TEXT, context_id TEXT, lab_id TEXT,
+              outcome TEXT NOT NULL, vendor_result_code INTEGER, lab_instance_id TEXT, ags_lineitem TEXT,
+              created_at REAL NOT NULL)
+            """,
+            "CREATE INDEX launches_created ON launches (created_at)",
+            "CREATE INDEX launches_lab_instance ON launches (lab_instance_id)",
+        ],
+    ]
+}

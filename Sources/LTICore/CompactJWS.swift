@@ -1,0 +1,82 @@
+import Foundation
+
+/// A compact-serialised JWS split into its parts, with its protected header decoded.
+///
+/// Parsing never trusts the header: ``LaunchValidator`` decides which algorithm and key are acceptable.
+/// `jku`, `x5u` and embedded `jwk` header members are recorded only so they can be logged as ignored
+/// (checklist "Launch" rule 2).
+public struct CompactJWS: Sendable {
+    public struct Header: Sendable, Decodable {
+        public var alg: String?
+        public var kid: String?
+        public var typ: String?
+        public var jku: String?
+        public var x5u: String?
+        public var jwk: IgnoredValue?
+        /// Present only to notice that a header carried the member; its value is never used.
+        public struct IgnoredValue: Sendable, Decodable {
+            public init(from decoder: any Decoder) throws {}
+        }
+        /// True when the header names a key location or embeds a key, all of which are ignored.
+        public var referencesOutsideKey: Bool { jku != nil || x5u != nil || jwk != nil }
+    }
+
+    public let header: Header
+    /// The bytes the signature covers: `base64url(header) "." base64url(payload)`.
+    public let signingInput: [UInt8]
+    public let payload: Data
+    public let signature: Data
+
+    /// Splits and decodes `token`. Throws ``LaunchRefusal`` with `.tokenMalformed` on any deviation.
+    public init(_ token: String) throws {
+        let parts = token.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        guard parts.count == 3, !parts[0].isEmpty, !parts[1].isEmpty else {
+            throw LaunchRefusal(.tokenMalformed, "The launch token is not a signed JWT in compact form.", rule: "Launch 2")
+        }
+        guard let headerBytes = Base64URL.decode(parts[0]),
+              let payloadBytes = Base64URL.decode(parts[1]),
+              let signatureBytes = Base64URL.decode(parts[2])
+        else {
+            throw LaunchRefusal(.tokenMalformed, "The launch token is not valid base64url.", rule: "Launch 2")
+        }
+        guard let header = try? JSONDecoder().decode(Header.self, from: headerBytes) else {
+            throw LaunchRefusal(.tokenMalformed, "The launch token's header is not a JSON object.", rule: "Launch 2")
+        }
+        self.header = header
+        self.payload = payloadBytes
+        self.signature = signatureBytes
+        var input = [UInt8]()
+        input.reserveCapacity(parts[0].count + parts[1].count + 1)
+        input.append(contentsOf: parts[0])
+        input.append(UInt8(ascii: "."))
+        input.append(contentsOf: parts[1])
+        self.signingInput = input
+    }
+}
+
+/// base64url without padding (RFC 7515 §2).
+public enum Base64URL {
+    public static func decode(_ bytes: some Collection<UInt8>) -> Data? {
+        var s = [UInt8]()
+        s.reserveCapacity(bytes.count + 3)
+        for b in bytes {
+            switch b {
+            case UInt8(ascii: "-"): s.append(UInt8(ascii: "+"))
+            case UInt8(ascii: "_"): s.append(UInt8(ascii: "/"))
+            case UInt8(ascii: "+"), UInt8(ascii: "/"), UInt8(ascii: "="): return nil
+            default: s.append(b)
+            }
+        }
+        while s.count % 4 != 0 { s.append(UInt8(ascii: "=")) }
+        return Data(base64Encoded: Data(s))
+    }
+
+    public static func decode(_ string: String) -> Data? { decode(Array(string.utf8)) }
+
+    public static func encode(_ data: some Sequence<UInt8>) -> String {
+        Data(data).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+}

@@ -1,0 +1,33 @@
+import Foundation
+
+/// Finds platform registrations (checklist "Login" rule 2). Implemented by the storage backends.
+public protocol RegistrationLookup: Sendable {
+    /// Every registration whose issuer is exactly `issuer`.
+    func registrations(issuer: String) async throws -> [PlatformRegistration]
+    /// The registration with this id, if any.
+    func registration(id: String) async throws -> PlatformRegistration?
+}
+
+/// Keeps one-time login states (checklist "Launch" rules 1 and 8).
+public protocol LoginStateStore: Sendable {
+    func saveLoginState(_ state: LoginState) async throws
+    /// Removes and returns the state if it exists and has not expired at `now`.
+    ///
+    /// - Important: Atomic: of two racing calls with the same state, at most one gets a value.
+    func consumeLoginState(_ state: String, now: Date) async throws -> LoginState?
+}
+
+/// Remembers nonces that have been used, until they could no longer be accepted anyway.
+public protocol NonceStore: Sendable {
+    /// Records the nonce as used; returns `false` when it was already recorded.
+    ///
+    /// - Important: Atomic: of two racing calls with the same (issuer, nonce), exactly one returns `true`.
+    func markNonceUsed(issuer: String, nonce: String, expiresAt: Date) async throws -> Bool
+}
+
+/// Gives the platform's RS256 public key for a `kid`, from that platform's JWKS only.
+public protocol PlatformKeyProvider: Sendable {
+    /// The key with `kid` in the key set at `jwksURL`, re-fetching the set at most once (rate-limited)
+    /// when the kid is unknown; `nil` when the kid is still unknown after that.
+    func key(kid: String, jwksURL: String) async throws -> PlatformPublicKey?
+}

@@ -1,0 +1,139 @@
+import Foundation
+import Logging
+
+/// A third-party-initiated login request (1EdTech Security Framework §5.1.1.1; checklist "Login" rule 1).
+public struct OIDCLoginRequest: Sendable {
+    public var issuer: String
+    public var loginHint: String
+    public var targetLinkURI: String
+    public var ltiMessageHint: String?
+    public var clientID: String?
+    public var deploymentID: String?
+    public var ltiStorageTarget: String?
+
+    /// Longest accepted value of any login parameter.
+    public static let maxParameterLength = 4096
+
+    /// Reads the parameters of a GET query or form POST. Throws ``LaunchRefusal`` when one is missing.
+    public init(parameters: [String: String]) throws {
+        func required(_ name: String) throws -> String {
+            guard let value = parameters[name], !value.isEmpty else {
+                throw LaunchRefusal(.loginParameterMissing, "The login request has no \(name) parameter.", rule: "Login 1")
+            }
+            return value
+        }
+        for (name, value) in parameters where value.utf8.count > Self.maxParameterLength {
+            throw LaunchRefusal(.loginParameterTooLong, "The login parameter \(name) is too long.", rule: "Login 1")
+        }
+        issuer = try required("iss")
+        loginHint = try required("login_hint")
+        targetLinkURI = try required("target_link_uri")
+        ltiMessageHint = parameters["lti_message_hint"]
+        clientID = parameters["client_id"].flatMap { $0.isEmpty ? nil : $0 }
+        deploymentID = parameters["lti_deployment_id"]
+        ltiStorageTarget = parameters["lti_storage_target"]
+    }
+}
+
+/// What a successful login hands back: where to send the browser and the state to bind to it.
+public struct OIDCLoginRedirect: Sendable {
+    public var authorizationURL: String
+    /// - Important: Secret; goes only into the browser-binding cookie or platform storage.
+    public var state: String
+    public var registration: PlatformRegistration
+    public var stateExpiresAt: Date
+}
+
+/// Handles the OIDC third-party-initiated login (checklist "Login" rules 1–4).
+public struct OIDCLoginHandler: Sendable {
+    let registrations: any RegistrationLookup
+    let states: any LoginStateStore
+    let policy: LaunchPolicy
+
+    public init(registrations: any RegistrationLookup, states: any LoginStateStore, policy: LaunchPolicy) {
+        self.registrations = registrations
+        self.states = states
+        self.policy = policy
+    }
+
+    /// Finds the registration, stores a fresh state bound to a fresh nonce, and builds the redirect.
+    public func login(_ request: OIDCLoginRequest, now: Date) async throws -> OIDCLoginRedirect {
+        let registration = try await findRegistration(request)
+        // Checklist "Launch" rule 12: the launch may only target the gateway itself.
+        guard policy.isToolURL(request.targetLinkURI) else {
+            throw LaunchRefusal(.targetLinkURIForeign, "The login names a target_link_uri outside this gateway.", rule: "Login 1 / Launch 12")
+        }
+        // Checklist "Login" rule 3: ≥128 bits from a CSPRNG each, one-time, short-lived, nonce bound to state.
+        let loginState = LoginState(
+            state: SecureRandom.token(), nonce: SecureRandom.token(), registrationID: registration.id,
+            targetLinkURI: request.targetLinkURI, createdAt: now, expiresAt: now.addingTimeInterval(policy.stateLifetime))
+        try await states.saveLoginState(loginState)
+
+        // Checklist "Login" rule 4.
+        var query: [(String, String)] = [
+            ("scope", "openid"),
+            ("response_type", "id_token"),
+            ("response_mode", "form_post"),
+            ("prompt", "none"),
+            ("client_id", registration.clientID),
+            ("redirect_uri", policy.redirectURI),
+            ("login_hint", request.loginHint),
+            ("state", loginState.state),
+            ("nonce", loginState.nonce),
+        ]
+        if let hint = request.ltiMessageHint { query.append(("lti_message_hint", hint)) }
+        let separator = registration.authURL.contains("?") ? "&" : "?"
+        let url = registration.authURL + separator + FormEncoding.encode(query)
+        return OIDCLoginRedirect(authorizationURL: url, state: loginState.state,
+                                 registration: registration, stateExpiresAt: loginState.expiresAt)
+    }
+
+    /// Checklist "Login" rule 2: by issuer and client id; an issuer alone only when it is unambiguous.
+    private func findRegistration(_ request: OIDCLoginRequest) async throws -> PlatformRegistration {
+        let candidates = try await registrations.registrations(issuer: request.issuer)
+        if let clientID = request.clientID {
+            guard let match = candidates.first(where: { $0.clientID == clientID }) else {
+                throw LaunchRefusal(.registrationUnknown, "No platform is registered for this issuer and client id.", rule: "Login 2")
+            }
+            return match
+        }
+        switch candidates.count {
+        case 0:
+            throw LaunchRefusal(.registrationUnknown, "No platform is registered for this issuer.", rule: "Login 2")
+        case 1:
+            return candidates[0]
+        default:
+            throw LaunchRefusal(.registrationAmbiguous,
+                                "Several registrations share this issuer and the login carries no client_id; the LMS must send client_id.",
+                                rule: "Login 2")
+        }
+    }
+}
+
+/// `application/x-www-form-urlencoded` encoding with RFC 3986 unreserved characters left as they are.
+public enum FormEncoding {
+    private static let unreserved: Set<UInt8> = Set(Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~".utf8))
+
+    public static func percentEncode(_ value: String) -> String {
+        var out = ""
+        out.reserveCapacity(value.utf8.count)
+        for byte in value.utf8 {
+            if unreserved.contains(byte) {
+                out.unicodeScalars.append(UnicodeScalar(byte))
+            } else {
+                out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+            }
+        }
+        return out
+    }
+
+    public static func encode(_ pairs: [(String, String)]) -> String {
+        pairs.map { percentEncode($0.0) + "=" + percentEncode($0.1) }.joined(separator: "&")
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}
