@@ -1,1 +1,116 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
 
+/// A faithful local fake of the Skillable Lab on Demand API v3, as Hummingbird routes.
+///
+/// Mounted at `{prefix}/api/v3/{command}`: command and parameter names match case-insensitively, the
+/// key must arrive in the `api_key` header, and every answer is the documented JSON with `Status` and
+/// `Error` (errors with HTTP 200 and `Status: 0`). Lab URLs point at `{prefix}/lab/{id}`, a page that
+/// stands in for the lab. `POST {prefix}/control` scripts outcomes for manual testing.
+public struct SkillableSandbox: Sendable {
+    public let state: SkillableSandboxState
+    /// - Important: the key the fake accepts; any other is refused like a wrong key.
+    public let apiKey: String
+    public let prefix: String
+
+    public init(apiKey: String, prefix: String = "/sandbox/skillable", state: SkillableSandboxState = .init()) {
+        self.apiKey = apiKey
+        self.prefix = prefix
+        self.state = state
+    }
+
+    /// Adds the fake's routes to `router`.
+    public func addRoutes<Context: RequestContext>(to router: Router<Context>) {
+        let group = router.group(RouterPath(prefix))
+        group.get("api/v3/:command") { request, context in
+            try await self.api(request, context: context)
+        }
+        group.get("lab/:id") { request, context in
+            try await self.labPage(request, context: context)
+        }
+        group.post("control") { request, context in
+            try await self.control(request, context: context)
+        }
+    }
+
+    func api<Context: RequestContext>(_ request: Request, context: Context) async throws -> Response {
+        let command = (context.parameters.get("command") ?? "").lowercased()
+        guard request.headers[HTTPField.Name("api_key")!] == apiKey else {
+            return Self.json(#"{"Error":"Invalid API key.","Status":0}"#)
+        }
+        var query: [String: String] = [:]
+        for (name, value) in request.uri.queryParameters { query[String(name).lowercased()] = String(value) }
+        let host = request.head.authority ?? "127.0.0.1"
+        let prefix = self.prefix
+        let labURL: @Sendable (Int64) -> String = { "http://\(host)\(prefix)/lab/\($0)" }
+        let latency = await state.latency
+        if latency > .zero { try await Task.sleep(for: latency) }
+        switch await state.answer(command, query, labURL: labURL) {
+        case .success(let body):
+            return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        case .failure(.serverError):
+            return Response(status: .internalServerError, headers: [.contentType: "text/html"],
+                            body: .init(byteBuffer: ByteBuffer(string: "<html><body>Server Error</body></html>")))
+        case .failure(.hang):
+            try await Task.sleep(for: .seconds(120))
+            return Response(status: .gatewayTimeout)
+        }
+    }
+
+    func labPage<Context: RequestContext>(_ request: Request, context: Context) async throws -> Response {
+        guard let id = context.parameters.get("id").flatMap(Int64.init), let instance = await state.instance(id) else {
+            return Response(status: .notFound, headers: [.contentType: "text/plain"],
+                            body: .init(byteBuffer: ByteBuffer(string: "No such sandbox lab.")))
+        }
+        let profile = await state.profiles.first { $0.id == instance.labProfileID }
+        let title = Self.escape(profile?.name ?? "Lab \(instance.labProfileID)")
+        let learner = Self.escape([instance.firstName, instance.lastName].compactMap { $0 }.joined(separator: " "))
+        let html = """
+            <!doctype html><html lang="en"><head><meta charset="utf-8"><title>\(title) (sandbox)</title></head>
+            <body><main><h1>\(title)</h1><p>Sandbox lab instance \(instance.id) is \(instance.state.rawValue)\(learner.isEmpty ? "" : " for \(learner)").</p>
+            <p>This page stands in for a Skillable lab.</p></main></body></html>
+            """
+        return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                        body: .init(byteBuffer: ByteBuffer(string: html)))
+    }
+
+    /// `POST control?results=2,6&latencyMs=150&fail=500,hang&reset=1`.
+    func control<Context: RequestContext>(_ request: Request, context: Context) async throws -> Response {
+        guard request.headers[HTTPField.Name("api_key")!] == apiKey else {
+            return Response(status: .unauthorized)
+        }
+        let q = request.uri.queryParameters
+        if q["reset"] != nil { await state.reset() }
+        if let results = q["results"] {
+            await state.scriptLaunchResults(results.split(separator: ",").compactMap { Int($0) })
+        }
+        if let ms = q["latencyMs"].flatMap({ Int($0) }) { await state.setLatency(.milliseconds(ms)) }
+        if let fail = q["fail"] {
+            await state.scriptFailures(fail.split(separator: ",").map { $0 == "hang" ? .hang : .serverError })
+        }
+        return Self.json(#"{"Status":1,"Error":null}"#)
+    }
+
+    static func json(_ text: String) -> Response {
+        Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
+                 body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    static func escape(_ text: String) -> String {
+        var out = ""
+        for c in text {
+            switch c {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default: out.append(c)
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,157 @@
+import AsyncHTTPClient
+import Foundation
+import GatewayStorage
+import GatewayStorageSQLite
+import Hummingbird
+import LTICore
+import Logging
+import Metrics
+import NIOCore
+import PlatformServices
+import Prometheus
+import Sandbox
+import ServiceLifecycle
+import Skillable
+import Synchronization
+
+/// A built gateway: the application to run and the parts tests and commands look at.
+public struct Gateway: Sendable {
+    public let application: Application<RouterResponder<GatewayRequestContext>>
+    public let store: any GatewayStore
+    /// The built-in Skillable fake, when no Skillable URL is configured.
+    public let skillableSandbox: SkillableSandbox?
+    /// The port the server listens on, once it runs (useful with port 0).
+    public let listeningPort: ListeningPort
+    public let platformKeys: PlatformKeySetCache
+}
+
+/// The port a running server bound, published once it is known.
+public final class ListeningPort: Sendable {
+    private let port = Mutex<Int?>(nil)
+    public init() {}
+    public var value: Int? { port.withLock { $0 } }
+    func set(_ value: Int) { port.withLock { $0 = value } }
+
+    /// Waits (up to `timeout`) until the server has bound its port.
+    public func wait(timeout: Duration = .seconds(10)) async throws -> Int {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let value { return value }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw SettingsError(message: "the server did not start listening within \(timeout)")
+    }
+}
+
+/// The process-wide Prometheus registry behind `/metrics` (swift-metrics can be bootstrapped once per process).
+public enum GatewayMetrics {
+    public static let registry: PrometheusCollectorRegistry = {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return registry
+    }()
+}
+
+/// Opens the store named by `settings.databaseURL` and applies migrations.
+public func openStore(settings: GatewaySettings, logger: Logger) async throws -> any GatewayStore {
+    let store = try await SQLiteGatewayStore.open(path: settings.sqlitePath, logger: logger)
+    try await store.migrate()
+    return store
+}
+
+/// The composition root: builds every part of the gateway from its settings.
+///
+/// Used by `lti-gateway serve` and by the tests, so that both run the same application.
+public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) async throws -> Gateway {
+    try settings.validate()
+    let metrics = GatewayMetrics.registry
+    let store = try await openStore(settings: settings, logger: logger)
+    let toolKeys = try ToolKeyFiles.loadOrCreate(directory: settings.keysDirectory)
+    let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(
+        redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5), read: .seconds(30))))
+    let listeningPort = ListeningPort()
+    let pages = try PageRenderer()
+
+    // Skillable: the configured API, or the sandbox served by this same server.
+    let sandbox: SkillableSandbox?
+    let skillableSettings: SkillableClientSettings
+    let skillableAuthority: String?
+    let timeout = TimeAmount.milliseconds(Int64(settings.skillableTimeoutSeconds * 1000))
+    if let base = settings.skillableBaseURL, let key = settings.skillableAPIKey {
+        sandbox = nil
+        skillableSettings = SkillableClientSettings(baseURL: { base }, apiKey: key, timeout: timeout)
+        skillableAuthority = URLAuthority(base)
+    } else {
+        let fake = SkillableSandbox(apiKey: SecureRandom.token())
+        sandbox = fake
+        let loopback = loopbackHost(settings.host)
+        skillableSettings = SkillableClientSettings(
+            baseURL: { "http://\(loopback):\(listeningPort.value ?? settings.port)\(fake.prefix)/api/v3" }, apiKey: fake.apiKey, timeout: timeout)
+        skillableAuthority = nil
+    }
+    let skillable = SkillableClient(http: http, settings: skillableSettings, logger: logger)
+    let platformKeys = PlatformKeySetCache(http: http, logger: logger)
+
+    let publicAuthority = URLAuthority(settings.baseURL) ?? "127.0.0.1:8080"
+    let policy = LaunchPolicy(clockLeeway: settings.clockSkewSeconds, maxTokenBytes: settings.maxTokenBytes,
+                              stateLifetime: settings.stateLifetimeSeconds, redirectURI: settings.baseURL + "/lti/launch",
+                              toolHosts: [publicAuthority])
+    let sandboxHost = loopbackHost(settings.host)
+    var sandboxAuthority: (@Sendable () -> String?)? = nil
+    if sandbox != nil {
+        sandboxAuthority = { @Sendable () -> String? in
+            guard let port = listeningPort.value else { return nil }
+            return "\(sandboxHost):\(port)"
+        }
+    }
+    var exactAuthorities: Set<String> = [publicAuthority]
+    if let skillableAuthority { exactAuthorities.insert(skillableAuthority) }
+    let redirectPolicy = LabRedirectPolicy(
+        exactAuthorities: exactAuthorities,
+        hostSuffixes: settings.skillableLabHosts.map { $0.lowercased() },
+        sandboxAuthority: sandboxAuthority)
+
+    let lti = LTIController(
+        loginHandler: OIDCLoginHandler(registrations: store, states: store, policy: policy),
+        validator: LaunchValidator(registrations: store, states: store, nonces: store, keys: platformKeys, policy: policy),
+        launcher: LabLauncher(store: store, skillable: skillable, redirectPolicy: redirectPolicy),
+        pages: pages, stateLifetime: settings.stateLifetimeSeconds, now: now)
+
+    let router = Router(context: GatewayRequestContext.self)
+    router.add(middleware: MetricsMiddleware())
+    router.add(middleware: GatewayErrorMiddleware(pages: pages))
+    lti.addRoutes(to: router)
+    OperationsController(store: store, metrics: metrics, jwksDocument: toolKeys.jwksDocument).addRoutes(to: router)
+    sandbox?.addRoutes(to: router)
+    router.get("/") { _, _ in
+        pages.messagePage(title: "LTI Gateway", message: "This is an LTI 1.3 tool. Launch it from your LMS course.")
+    }
+
+    let application = Application(
+        router: router,
+        configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "lti-gateway"),
+        services: [
+            ClosingService(name: "store") { try await store.close() },
+            ClosingService(name: "http-client") { try await http.shutdown() },
+            ExpiredStateCleaner(store: store, interval: .seconds(settings.cleanupIntervalSeconds), now: now, logger: logger),
+        ],
+        onServerRunning: { channel in
+            if let port = channel.localAddress?.port { listeningPort.set(port) }
+            logger.info("lti-gateway listening", metadata: [
+                "gw.address": "\(settings.host):\(channel.localAddress?.port ?? settings.port)", "gw.public_url": "\(settings.baseURL)",
+                "gw.skillable": "\(sandbox == nil ? "configured" : "sandbox")",
+            ])
+        },
+        logger: logger)
+    return Gateway(application: application, store: store, skillableSandbox: sandbox, listeningPort: listeningPort,
+                   platformKeys: platformKeys)
+}
+
+/// The address to reach a server listening on `host` from this machine.
+func loopbackHost(_ host: String) -> String {
+    switch host {
+    case "0.0.0.0", "": return "127.0.0.1"
+    case "::": return "[::1]"
+    default: return host.contains(":") ? "[\(host)]" : host
+    }
+}

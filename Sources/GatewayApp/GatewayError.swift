@@ -1,0 +1,46 @@
+import HTTPTypes
+import LTICore
+
+/// An error the gateway shows to a person: a stable code, an HTTP status, and plain words.
+///
+/// Thrown by controllers; ``GatewayErrorMiddleware`` renders it (HTML page or JSON) with the request's
+/// reference id and logs it. `underlying` goes to the log only, never to the page.
+public struct GatewayError: Error, Sendable {
+    /// Stable identifier, safe as a log field and metric label (e.g. `state_unknown`, `labid_missing`).
+    public var code: String
+    public var status: HTTPResponse.Status
+    /// Short headline for the page.
+    public var title: String
+    /// What happened and what to do, in plain words. Never contains a secret or a raw error.
+    public var message: String
+    /// The checklist rule, when the error is an LTI refusal.
+    public var rule: String?
+    public var underlying: (any Error)?
+
+    public init(code: String, status: HTTPResponse.Status, title: String, message: String, rule: String? = nil,
+                underlying: (any Error)? = nil) {
+        self.code = code
+        self.status = status
+        self.title = title
+        self.message = message
+        self.rule = rule
+        self.underlying = underlying
+    }
+
+    /// An LTI login or launch refusal: 400 (401 for forgery-class failures) with the rule named.
+    init(_ refusal: LaunchRefusal) {
+        let forged: Set<LaunchRefusal.Code> = [.signatureInvalid, .algorithmNotAllowed, .keyIDUnknown, .issuerMismatch,
+                                               .audienceMismatch, .authorizedPartyMismatch, .authorizedPartyMissing,
+                                               .nonceMismatch, .nonceReplayed, .stateNotThisBrowser, .stateUnknown]
+        let unavailable = refusal.code == .platformKeysUnavailable
+        self.init(code: refusal.code.rawValue,
+                  status: unavailable ? .badGateway : forged.contains(refusal.code) ? .unauthorized : .badRequest,
+                  title: unavailable ? "The LMS could not be reached" : "This launch was refused",
+                  message: refusal.message + (unavailable ? " Please try again in a minute." : " Please go back to your course and open the activity again."),
+                  rule: refusal.rule)
+    }
+
+    static func notFound() -> GatewayError {
+        GatewayError(code: "not_found", status: .notFound, title: "Page not found", message: "There is nothing at this address.")
+    }
+}

@@ -1,0 +1,82 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import LTICore
+import Logging
+import Metrics
+
+/// Turns every error into a page (or JSON for `/api/`), logs it once with its reason and reference id,
+/// and adds `X-Request-Id` to every response.
+///
+/// - Important: The only place errors become HTTP. Underlying errors are logged, never rendered.
+struct GatewayErrorMiddleware: RouterMiddleware {
+    typealias Context = GatewayRequestContext
+    let pages: PageRenderer
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch {
+            let gatewayError = Self.gatewayError(for: error)
+            log(gatewayError, request: request, context: context)
+            response = request.uri.path.hasPrefix("/api/")
+                ? Self.json(gatewayError, reference: context.referenceID)
+                : pages.errorPage(gatewayError, reference: context.referenceID)
+        }
+        response.headers[HTTPField.Name("X-Request-Id")!] = context.referenceID
+        return response
+    }
+
+    static func gatewayError(for error: any Error) -> GatewayError {
+        switch error {
+        case let error as GatewayError:
+            return error
+        case let refusal as LaunchRefusal:
+            return GatewayError(refusal)
+        case let error as HTTPError:
+            switch error.status {
+            case .notFound: return .notFound()
+            case .contentTooLarge:
+                return GatewayError(code: "request_too_large", status: .contentTooLarge, title: "Request too large",
+                                    message: "The request is larger than this gateway accepts.", underlying: error)
+            case .methodNotAllowed:
+                return GatewayError(code: "method_not_allowed", status: .methodNotAllowed, title: "Not allowed",
+                                    message: "This address does not accept this kind of request.", underlying: error)
+            default:
+                return GatewayError(code: "bad_request", status: error.status.code < 500 ? error.status : .internalServerError,
+                                    title: "Request refused", message: "The request could not be handled.", underlying: error)
+            }
+        default:
+            return GatewayError(code: "internal_error", status: .internalServerError, title: "Something went wrong",
+                                message: "The gateway could not complete this request. Please try again; if it keeps happening, give your administrator the reference below.",
+                                underlying: error)
+        }
+    }
+
+    func log(_ error: GatewayError, request: Request, context: Context) {
+        var metadata: Logger.Metadata = [
+            "gw.error": .string(error.code), "http.status": .stringConvertible(error.status.code),
+            "http.path": .string(request.uri.path),
+        ]
+        if let rule = error.rule { metadata["lti.rule"] = .string(rule) }
+        if let underlying = error.underlying { metadata["error.underlying"] = .string(String(describing: underlying)) }
+        Counter(label: "gateway_refusals_total", dimensions: [("code", error.code)]).increment()
+        if error.status.code >= 500 {
+            context.logger.error("\(error.message)", metadata: metadata)
+        } else {
+            context.logger.notice("\(error.message)", metadata: metadata)
+        }
+    }
+
+    static func json(_ error: GatewayError, reference: String) -> Response {
+        struct Body: Encodable {
+            struct Inner: Encodable { var type: String; var message: String; var reference: String }
+            var error: Inner
+        }
+        let body = Body(error: .init(type: error.code, message: error.message, reference: reference))
+        let data = (try? JSONEncoder().encode(body)) ?? Data()
+        return Response(status: error.status, headers: [.contentType: "application/json; charset=utf-8"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

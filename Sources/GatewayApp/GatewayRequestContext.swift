@@ -1,0 +1,29 @@
+import Hummingbird
+import Logging
+
+/// The request context of every gateway route: Hummingbird's core storage plus the reference id
+/// that ties an error page to its log line.
+public struct GatewayRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// Short random id shown on error pages and in every log line of the request (`gw.request.id`).
+    public var referenceID: String
+
+    public init(source: Source) {
+        self.coreContext = .init(source: source)
+        self.referenceID = ReferenceID.make()
+        self.logger[metadataKey: "gw.request.id"] = .string(referenceID)
+    }
+
+    /// Form posts (login, launch) are small; anything bigger is refused before it is read.
+    public var maxUploadSize: Int { 256 * 1024 }
+}
+
+/// Reference ids: 12 characters of an unambiguous alphabet, easy to read out on the phone.
+enum ReferenceID {
+    private static let alphabet = Array("ABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+
+    static func make() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<12).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &generator)] })
+    }
+}

@@ -1,0 +1,45 @@
+import Foundation
+import GatewayStorage
+import Logging
+import ServiceLifecycle
+
+/// Runs until graceful shutdown, then closes a resource (database, HTTP client) after the server stopped.
+struct ClosingService: Service {
+    let name: String
+    let close: @Sendable () async throws -> Void
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try await close()
+    }
+}
+
+/// Deletes expired login states and used nonces at a fixed interval.
+struct ExpiredStateCleaner: Service {
+    let store: any GatewayStore
+    let interval: Duration
+    let now: @Sendable () -> Date
+    let logger: Logger
+
+    func run() async throws {
+        do {
+            try await cancelWhenGracefulShutdown {
+                while true {
+                    try await Task.sleep(for: interval)
+                    await cleanOnce()
+                }
+            }
+        } catch is CancellationError {
+            return
+        }
+    }
+
+    func cleanOnce() async {
+        do {
+            let removed = try await store.deleteExpired(now: now())
+            if removed > 0 { logger.debug("expired login state removed", metadata: ["gw.cleanup.rows": "\(removed)"]) }
+        } catch {
+            logger.warning("expired-state cleanup failed", metadata: ["error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,139 @@
+import Configuration
+import Foundation
+import LTICore
+
+/// Every setting of the gateway, read once at start.
+///
+/// Sources, highest first: the environment (names of SPEC.md, e.g. `GATEWAY_PUBLIC_URL`), then the JSON
+/// file `config/gateway.json` (same keys, nested: `{"gateway": {"public-url": …}}`), then these defaults.
+/// Secrets (`SKILLABLE_API_KEY`, …) are read from the environment only, never from the file.
+public struct GatewaySettings: Sendable {
+    /// The external base URL used in every URL the gateway hands out (`GATEWAY_PUBLIC_URL`).
+    public var publicURL: String
+    /// Listen address (`GATEWAY_HOST`, `GATEWAY_PORT`); port 0 picks a free port.
+    public var host: String
+    public var port: Int
+    /// `sqlite:PATH` (`GATEWAY_DATABASE_URL`).
+    public var databaseURL: String
+    /// Signing keys folder (`GATEWAY_KEYS_DIR`).
+    public var keysDirectory: String
+    /// Lab on Demand API base (`SKILLABLE_BASE_URL`); nil → the built-in sandbox.
+    public var skillableBaseURL: String?
+    /// - Important: Secret (`SKILLABLE_API_KEY`).
+    public var skillableAPIKey: String?
+    /// Deadline of one Skillable call (`SKILLABLE_TIMEOUT_SECONDS`).
+    public var skillableTimeoutSeconds: Double
+    /// Hosts besides the API's own that Skillable lab URLs may be on (`SKILLABLE_LAB_HOSTS`, comma-separated;
+    /// a leading `.` allows subdomains).
+    public var skillableLabHosts: [String]
+    /// Leeway for `exp` / `iat` / `nbf` (`GATEWAY_CLOCK_SKEW_SECONDS`).
+    public var clockSkewSeconds: Double
+    /// How long a login waits for its launch (`GATEWAY_STATE_TTL_SECONDS`).
+    public var stateLifetimeSeconds: Double
+    /// Largest accepted id_token (`GATEWAY_MAX_TOKEN_BYTES`).
+    public var maxTokenBytes: Int
+    /// Seconds between clean-ups of expired state (`GATEWAY_CLEANUP_INTERVAL_SECONDS`).
+    public var cleanupIntervalSeconds: Double
+    /// `trace` … `critical` (`GATEWAY_LOG_LEVEL`).
+    public var logLevel: String
+
+    /// Whether the built-in Skillable sandbox serves this gateway.
+    public var usesSkillableSandbox: Bool { skillableBaseURL == nil }
+
+    public init(publicURL: String = "http://127.0.0.1:8080", host: String = "127.0.0.1", port: Int = 8080,
+                databaseURL: String = "sqlite:data/gateway.sqlite", keysDirectory: String = "keys",
+                skillableBaseURL: String? = nil, skillableAPIKey: String? = nil, skillableTimeoutSeconds: Double = 10,
+                skillableLabHosts: [String] = [".labondemand.com"], clockSkewSeconds: Double = 30,
+                stateLifetimeSeconds: Double = 600, maxTokenBytes: Int = 64 * 1024, cleanupIntervalSeconds: Double = 60,
+                logLevel: String = "info") {
+        self.publicURL = publicURL
+        self.host = host
+        self.port = port
+        self.databaseURL = databaseURL
+        self.keysDirectory = keysDirectory
+        self.skillableBaseURL = skillableBaseURL
+        self.skillableAPIKey = skillableAPIKey
+        self.skillableTimeoutSeconds = skillableTimeoutSeconds
+        self.skillableLabHosts = skillableLabHosts
+        self.clockSkewSeconds = clockSkewSeconds
+        self.stateLifetimeSeconds = stateLifetimeSeconds
+        self.maxTokenBytes = maxTokenBytes
+        self.cleanupIntervalSeconds = cleanupIntervalSeconds
+        self.logLevel = logLevel
+    }
+
+    /// Reads the settings from `config` (keys like `gateway.public-url` ↔ `GATEWAY_PUBLIC_URL`).
+    public init(config: ConfigReader) throws {
+        let defaults = GatewaySettings()
+        self.init(
+            publicURL: config.string(forKey: "gateway.public-url", default: defaults.publicURL),
+            host: config.string(forKey: "gateway.host", default: defaults.host),
+            port: config.int(forKey: "gateway.port", default: defaults.port),
+            databaseURL: config.string(forKey: "gateway.database-url", default: defaults.databaseURL),
+            keysDirectory: config.string(forKey: "gateway.keys-dir", default: defaults.keysDirectory),
+            skillableBaseURL: config.string(forKey: "skillable.base-url"),
+            skillableAPIKey: config.string(forKey: "skillable.api-key", isSecret: true),
+            skillableTimeoutSeconds: config.double(forKey: "skillable.timeout-seconds", default: defaults.skillableTimeoutSeconds),
+            skillableLabHosts: config.string(forKey: "skillable.lab-hosts")
+                .map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? defaults.skillableLabHosts,
+            clockSkewSeconds: config.double(forKey: "gateway.clock-skew-seconds", default: defaults.clockSkewSeconds),
+            stateLifetimeSeconds: config.double(forKey: "gateway.state-ttl-seconds", default: defaults.stateLifetimeSeconds),
+            maxTokenBytes: config.int(forKey: "gateway.max-token-bytes", default: defaults.maxTokenBytes),
+            cleanupIntervalSeconds: config.double(forKey: "gateway.cleanup-interval-seconds", default: defaults.cleanupIntervalSeconds),
+            logLevel: config.string(forKey: "gateway.log-level", default: defaults.logLevel))
+        try validate()
+    }
+
+    /// Loads settings from the environment over `configFile` (when it exists).
+    public static func load(configFile: String = "config/gateway.json",
+                            environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> GatewaySettings {
+        let secrets: Set<String> = ["SKILLABLE_API_KEY", "SKYPREP_API_KEY", "SKYPREP_ACCT_KEY", "GATEWAY_WEBHOOK_SECRET"]
+        var providers: [any ConfigProvider] = [
+            EnvironmentVariablesProvider(environmentVariables: environment, secretsSpecifier: .specific(secrets)),
+        ]
+        if FileManager.default.fileExists(atPath: configFile) {
+            do {
+                providers.append(try await FileProvider<JSONSnapshot>(filePath: .init(configFile)))
+            } catch {
+                throw SettingsError(message: "config file \(configFile) is not valid JSON")
+            }
+        }
+        return try GatewaySettings(config: ConfigReader(providers: providers))
+    }
+
+    /// Refuses settings that cannot work, with the setting's name.
+    public func validate() throws {
+        guard let url = URLComponents(string: publicURL), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil,
+              url.path.isEmpty || url.path == "/"
+        else {
+            throw SettingsError(message: "GATEWAY_PUBLIC_URL must be an absolute http(s) URL without a path, e.g. https://lti.example.edu")
+        }
+        guard (0...65535).contains(port) else { throw SettingsError(message: "GATEWAY_PORT must be 0…65535") }
+        guard databaseURL.hasPrefix("sqlite:") else {
+            throw SettingsError(message: "GATEWAY_DATABASE_URL must be sqlite:PATH (PostgreSQL is not available in this version)")
+        }
+        if let skillableBaseURL {
+            guard URLAuthority(skillableBaseURL) != nil else { throw SettingsError(message: "SKILLABLE_BASE_URL must be an absolute http(s) URL") }
+            guard let key = skillableAPIKey, !key.isEmpty else {
+                throw SettingsError(message: "SKILLABLE_API_KEY must be set when SKILLABLE_BASE_URL is set")
+            }
+        }
+        guard clockSkewSeconds >= 0, clockSkewSeconds <= 300 else { throw SettingsError(message: "GATEWAY_CLOCK_SKEW_SECONDS must be 0…300") }
+        guard stateLifetimeSeconds >= 30 else { throw SettingsError(message: "GATEWAY_STATE_TTL_SECONDS must be at least 30") }
+        guard maxTokenBytes >= 4096 else { throw SettingsError(message: "GATEWAY_MAX_TOKEN_BYTES must be at least 4096") }
+    }
+
+    /// The normalised public base URL (no trailing slash).
+    public var baseURL: String {
+        publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL
+    }
+
+    /// The SQLite file path of ``databaseURL``.
+    public var sqlitePath: String { String(databaseURL.dropFirst("sqlite:".count)) }
+}
+
+/// A setting that cannot work; the message names it.
+public struct SettingsError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}

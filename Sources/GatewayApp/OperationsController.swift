@@ -1,0 +1,39 @@
+import Foundation
+import GatewayStorage
+import Hummingbird
+import Prometheus
+
+/// `/healthz`, `/readyz`, `/metrics` and the tool's public key set.
+struct OperationsController: Sendable {
+    let store: any GatewayStore
+    let metrics: PrometheusCollectorRegistry
+    let jwksDocument: ByteBuffer
+
+    func addRoutes(to router: Router<GatewayRequestContext>) {
+        router.get("/healthz") { _, _ in Self.text("ok\n") }
+        router.get("/readyz") { _, context in
+            do {
+                try await store.ping()
+                return Self.text("ready\n")
+            } catch {
+                context.logger.error("database not reachable", metadata: ["error": "\(error)"])
+                return Response(status: .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
+                                body: .init(byteBuffer: ByteBuffer(string: "database not reachable\n")))
+            }
+        }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
+        }
+        let jwks = jwksDocument
+        router.get("/.well-known/jwks.json") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "public, max-age=300"],
+                     body: .init(byteBuffer: jwks))
+        }
+    }
+
+    static func text(_ text: String) -> Response {
+        Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "no-store"],
+                 body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+}

@@ -1,0 +1,54 @@
+import Foundation
+import GatewayStorage
+import LTICore
+
+/// What `lti-gateway platforms …` does, separate from argument parsing so that tests can call it.
+public enum PlatformAdministration {
+    /// Validates and stores a new registration; returns it.
+    public static func add(store: any GatewayStore, issuer: String, clientID: String, authURL: String, tokenURL: String,
+                           jwksURL: String, deployments: [String], now: Date = Date()) async throws -> PlatformRegistration {
+        guard !issuer.isEmpty, issuer.count <= 255 else { throw SettingsError(message: "--issuer must be 1…255 characters") }
+        guard !clientID.isEmpty, clientID.count <= 255 else { throw SettingsError(message: "--client-id must be 1…255 characters") }
+        for (name, url) in [("--issuer", issuer), ("--auth-url", authURL), ("--token-url", tokenURL), ("--jwks-url", jwksURL)] {
+            try requireSecureURL(url, name: name)
+        }
+        guard !deployments.isEmpty else {
+            throw SettingsError(message: "at least one --deployment is required (the LMS shows the deployment id when the tool is installed)")
+        }
+        for deployment in deployments where deployment.isEmpty || deployment.count > 255 {
+            throw SettingsError(message: "--deployment must be 1…255 characters")
+        }
+        let registration = PlatformRegistration(
+            id: "plt_" + SecureRandom.token(byteCount: 9), issuer: issuer, clientID: clientID, authURL: authURL,
+            tokenURL: tokenURL, jwksURL: jwksURL, deploymentIDs: Array(NSOrderedSet(array: deployments)) as? [String] ?? deployments,
+            createdAt: now)
+        do {
+            try await store.addRegistration(registration)
+        } catch let error as StorageError where error.code == .duplicate {
+            throw SettingsError(message: "a platform with issuer \(issuer) and client id \(clientID) is already registered")
+        }
+        return registration
+    }
+
+    /// https URLs only, except on loopback hosts (for local platforms and tests).
+    static func requireSecureURL(_ url: String, name: String) throws {
+        guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
+              let host = components.host?.lowercased(), !host.isEmpty
+        else { throw SettingsError(message: "\(name) must be an absolute URL, got \(url)") }
+        let loopback = host == "localhost" || host == "127.0.0.1" || host == "::1" || host == "[::1]"
+        guard scheme == "https" || (scheme == "http" && loopback) else {
+            throw SettingsError(message: "\(name) must use https (http only for localhost), got \(url)")
+        }
+    }
+
+    /// A table of registrations for `platforms list`.
+    public static func table(_ registrations: [PlatformRegistration]) -> String {
+        guard !registrations.isEmpty else { return "No platforms registered. Add one with: lti-gateway platforms add --help\n" }
+        var out = ""
+        for r in registrations {
+            out += "\(r.id)\n  issuer:      \(r.issuer)\n  client id:   \(r.clientID)\n  auth url:    \(r.authURL)\n"
+            out += "  token url:   \(r.tokenURL)\n  jwks url:    \(r.jwksURL)\n  deployments: \(r.deploymentIDs.joined(separator: ", "))\n"
+        }
+        return out
+    }
+}

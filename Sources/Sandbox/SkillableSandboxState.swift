@@ -1,0 +1,235 @@
+import Foundation
+
+/// The sandbox's lab profiles, lab instances and scripted outcomes.
+///
+/// Behaves as the Lab API v3 documents: a user with a saved instance of the lab gets Result 6, a user
+/// at `maxActiveLabs` running labs gets Result 2, only enabled Complete profiles launch. Tests and the
+/// control endpoint can script the next results, add latency or make calls fail.
+public actor SkillableSandboxState {
+    /// A lab instance the sandbox started.
+    public struct Instance: Sendable, Equatable {
+        public enum State: String, Sendable { case running, saved, cancelled }
+        public var id: Int64
+        public var labProfileID: Int
+        public var userID: String
+        public var firstName: String?
+        public var lastName: String?
+        public var email: String?
+        public var tag: String?
+        public var variables: [String: String]
+        public var state: State
+        public var start: Int64
+        public var expires: Int64
+    }
+
+    /// A scripted failure of the next calls.
+    public enum Failure: Error, Sendable, Equatable {
+        /// HTTP 500 with an HTML body.
+        case serverError
+        /// No answer until the client gives up.
+        case hang
+    }
+
+    public private(set) var profiles: [SandboxLabProfile]
+    public private(set) var instances: [Int64: Instance] = [:]
+    /// Calls received, by lower-cased command name.
+    public private(set) var calls: [String: Int] = [:]
+    /// The last query of each command (lower-cased parameter names).
+    public private(set) var lastQuery: [String: [String: String]] = [:]
+    private var scriptedResults: [Int] = []
+    private var scriptedFailures: [Failure] = []
+    public private(set) var latency: Duration = .zero
+    public var defaultMaxActiveLabs = 2
+    private var nextInstanceID: Int64 = 40_000_001
+    private let now: @Sendable () -> Date
+
+    public init(profiles: [SandboxLabProfile] = SandboxLabProfile.defaults, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.profiles = profiles
+        self.now = now
+    }
+
+    /// The next `Launch` calls answer these results (in order) instead of their natural outcome.
+    public func scriptLaunchResults(_ codes: [Int]) { scriptedResults.append(contentsOf: codes) }
+    /// The next calls (any command) fail this way.
+    public func scriptFailures(_ failures: [Failure]) { scriptedFailures.append(contentsOf: failures) }
+    /// Every call waits this long before answering (e.g. 150 ms for a realistic vendor).
+    public func setLatency(_ latency: Duration) { self.latency = latency }
+    /// Total calls of all commands.
+    public var totalCalls: Int { calls.values.reduce(0, +) }
+
+    public func reset() {
+        instances = [:]
+        calls = [:]
+        lastQuery = [:]
+        scriptedResults = []
+        scriptedFailures = []
+        latency = .zero
+    }
+
+    /// Saves a running instance (as if the learner had saved it).
+    public func save(instanceID: Int64) {
+        instances[instanceID]?.state = .saved
+    }
+
+    /// Answers one API command (lower-cased name, lower-cased parameter names) as JSON, or the failure scripted for it.
+    func answer(_ command: String, _ query: [String: String], labURL: @Sendable (Int64) -> String) -> Result<Data, Failure> {
+        if let failure = record(command, query) { return .failure(failure) }
+        let body: [String: Any?]
+        switch command {
+        case "launch": body = launch(query, labURL: labURL)
+        case "catalog": body = catalog()
+        case "userrunningandsavedlabs": body = userLabs(query)
+        case "cancel", "resume", "labaccessurl", "details": body = instanceCommand(command, query, labURL: labURL)
+        default: body = ["Status": 0, "Error": "Unknown command."]
+        }
+        return .success(Self.serialize(body))
+    }
+
+    static func serialize(_ object: [String: Any?]) -> Data {
+        func plain(_ value: Any?) -> Any {
+            switch value {
+            case .none: return NSNull()
+            case let dict as [String: Any?]: return dict.mapValues(plain)
+            case let list as [[String: Any?]]: return list.map { $0.mapValues(plain) }
+            case let list as [Any?]: return list.map(plain)
+            case .some(let v):
+                if let inner = v as? [String: Any?] { return inner.mapValues(plain) }
+                return v
+            }
+        }
+        return (try? JSONSerialization.data(withJSONObject: object.mapValues(plain), options: [.sortedKeys])) ?? Data("{}".utf8)
+    }
+
+    private func record(_ command: String, _ query: [String: String]) -> Failure? {
+        calls[command, default: 0] += 1
+        lastQuery[command] = query
+        return scriptedFailures.isEmpty ? nil : scriptedFailures.removeFirst()
+    }
+
+    private func launch(_ q: [String: String], labURL: @Sendable (Int64) -> String) -> [String: Any?] {
+        guard let labID = q["labid"].flatMap(Int.init), let userID = q["userid"], !userID.isEmpty else {
+            return launchAnswer(result: 140, error: "labid and userid are required.")
+        }
+        if !scriptedResults.isEmpty {
+            let code = scriptedResults.removeFirst()
+            if code != 1 { return launchAnswer(result: code, error: code == 0 ? "Scripted error." : nil) }
+        }
+        guard let profile = profiles.first(where: { $0.id == labID }) else {
+            return launchAnswer(result: 0, error: "Lab profile \(labID) was not found.")
+        }
+        guard profile.enabled, profile.developmentStatusID == 10 else {
+            return launchAnswer(result: 0, error: "Lab profile \(labID) is not available for launch.")
+        }
+        let mine = instances.values.filter { $0.userID == userID }
+        if mine.contains(where: { $0.labProfileID == labID && $0.state == .saved }) {
+            return launchAnswer(result: 6, error: nil)
+        }
+        let maxActive = q["maxactivelabs"].flatMap(Int.init) ?? defaultMaxActiveLabs
+        if mine.filter({ $0.state == .running }).count >= maxActive {
+            return launchAnswer(result: 2, error: nil)
+        }
+        let id = nextInstanceID
+        nextInstanceID += 1
+        let start = Int64(now().timeIntervalSince1970)
+        let minutes = q["durationminutes"].flatMap(Int64.init) ?? Int64(profile.durationMinutes)
+        var variables: [String: String] = [:]
+        for (name, value) in q where name.hasPrefix("variable-") { variables[String(name.dropFirst(9))] = value }
+        instances[id] = Instance(id: id, labProfileID: labID, userID: userID, firstName: q["firstname"], lastName: q["lastname"],
+                                 email: q["email"], tag: q["tag"], variables: variables, state: .running,
+                                 start: start, expires: start + minutes * 60)
+        return ["Result": 1, "Url": labURL(id), "LabInstanceId": id, "Expires": start + minutes * 60, "Status": 1, "Error": nil]
+    }
+
+    private func launchAnswer(result: Int, error: String?) -> [String: Any?] {
+        ["Result": result, "Url": nil, "LabInstanceId": nil, "Expires": nil, "Status": result == 1 ? 1 : 0, "Error": error]
+    }
+
+    private func catalog() -> [String: Any?] {
+        ["LabSeries": [[String: Any?]](), "LabProfiles": profiles.map(\.json), "Status": 1, "Error": nil]
+    }
+
+    private func userLabs(_ q: [String: String]) -> [String: Any?] {
+        guard let userID = q["userid"] else { return ["Status": 0, "Error": "userid is required."] }
+        func entry(_ i: Instance) -> [String: Any?] {
+            ["LabInstanceId": i.id, "LabProfileId": i.labProfileID,
+             "LabProfileName": profiles.first { $0.id == i.labProfileID }?.name, "Start": i.start, "Expires": i.expires]
+        }
+        let mine = instances.values.filter { $0.userID == userID }.sorted { $0.id < $1.id }
+        return ["RunningLabs": mine.filter { $0.state == .running }.map(entry),
+                "SavedLabs": mine.filter { $0.state == .saved }.map(entry), "Status": 1, "Error": nil]
+    }
+
+    private func instanceCommand(_ command: String, _ q: [String: String], labURL: @Sendable (Int64) -> String) -> [String: Any?] {
+        guard let id = q["labinstanceid"].flatMap(Int64.init), var instance = instances[id], instance.state != .cancelled else {
+            return ["Status": 0, "Error": "Lab instance not found."]
+        }
+        switch command {
+        case "cancel":
+            instance.state = .cancelled
+            instances[id] = instance
+            return ["Status": 1, "Error": nil]
+        case "resume":
+            guard instance.state == .saved else { return ["Status": 0, "Error": "Lab instance is not saved."] }
+            instance.state = .running
+            instances[id] = instance
+            return ["Url": labURL(id), "Status": 1, "Error": nil]
+        case "labaccessurl":
+            guard instance.state == .running else { return ["Status": 0, "Error": "Lab instance is not running."] }
+            return ["Url": labURL(id), "Status": 1, "Error": nil]
+        default: // details
+            let profile = profiles.first { $0.id == instance.labProfileID }
+            return ["Id": id, "LabProfileId": instance.labProfileID, "LabProfileName": profile?.name,
+                    "UserExternalId": instance.userID, "UserFirstName": instance.firstName, "UserLastName": instance.lastName,
+                    "Tag": instance.tag, "Start": instance.start, "Expires": instance.expires,
+                    "State": instance.state == .running ? "Running" : instance.state == .saved ? "Saved" : "Off",
+                    "CompletionStatus": "Activity", "ExamScore": nil, "ExamMaxPossibleScore": nil, "Status": 1, "Error": nil]
+        }
+    }
+
+    func instance(_ id: Int64) -> Instance? { instances[id] }
+}
+
+/// A lab profile of the sandbox catalog.
+public struct SandboxLabProfile: Sendable, Equatable {
+    public var id: Int
+    public var name: String
+    public var number: String
+    public var description: String
+    public var durationMinutes: Int
+    public var tags: [String]
+    public var enabled: Bool
+    /// 10 = Complete (launchable with a production key).
+    public var developmentStatusID: Int
+
+    public init(id: Int, name: String, number: String, description: String, durationMinutes: Int, tags: [String],
+                enabled: Bool = true, developmentStatusID: Int = 10) {
+        self.id = id
+        self.name = name
+        self.number = number
+        self.description = description
+        self.durationMinutes = durationMinutes
+        self.tags = tags
+        self.enabled = enabled
+        self.developmentStatusID = developmentStatusID
+    }
+
+    var json: [String: Any?] {
+        ["Id": id, "Name": name, "Number": number, "Description": description, "DurationMinutes": durationMinutes,
+         "Tags": tags, "Enabled": enabled, "DevelopmentStatusId": developmentStatusID, "SeriesId": 1,
+         "DeliveryRegions": [["Id": 1, "Name": "US East"]]]
+    }
+
+    /// The catalog a fresh sandbox offers.
+    public static let defaults: [SandboxLabProfile] = [
+        .init(id: 1001, name: "Create a Virtual Machine in Azure", number: "AZ-101",
+              description: "Deploy and connect to a Windows virtual machine.", durationMinutes: 60, tags: ["azure", "compute"]),
+        .init(id: 1002, name: "Configure Cisco IOS Routing", number: "NET-210",
+              description: "Set up static and OSPF routes between three routers.", durationMinutes: 90, tags: ["networking"]),
+        .init(id: 1003, name: "Kubernetes Basics", number: "K8S-100",
+              description: "Deploy, scale and expose an application on a cluster.", durationMinutes: 45, tags: ["containers", "linux"]),
+        .init(id: 1004, name: "Security Operations (in development)", number: "SEC-300",
+              description: "Not yet complete.", durationMinutes: 60, tags: ["security"], developmentStatusID: 1),
+        .init(id: 1005, name: "Retired Windows Server 2012 Lab", number: "WS-2012",
+              description: "Disabled.", durationMinutes: 60, tags: ["windows"], enabled: false),
+    ]
+}

@@ -1,0 +1,140 @@
+import ArgumentParser
+import Foundation
+import GatewayApp
+import Hummingbird
+import Logging
+import Sandbox
+import ServiceLifecycle
+
+@main
+struct LTIGatewayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lti-gateway",
+        abstract: "An LTI 1.3 tool that launches learners from their LMS into Skillable labs.",
+        subcommands: [Serve.self, SandboxCommand.self, Platforms.self])
+}
+
+/// Settings and logging shared by the commands.
+struct CommonOptions: ParsableArguments {
+    @Option(name: .customLong("config"), help: "JSON configuration file (environment variables override it).")
+    var configFile = "config/gateway.json"
+
+    func settings() async throws -> GatewaySettings {
+        do {
+            return try await GatewaySettings.load(configFile: configFile)
+        } catch let error as SettingsError {
+            throw ValidationError(error.message)
+        }
+    }
+
+    func logger(_ settings: GatewaySettings, label: String = "lti-gateway") -> Logger {
+        let level = Logger.Level(rawValue: settings.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var logger = Logger(label: label)
+        logger.logLevel = level
+        return logger
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the gateway.")
+    @OptionGroup var common: CommonOptions
+
+    func run() async throws {
+        let settings = try await common.settings()
+        let logger = common.logger(settings)
+        let gateway: Gateway
+        do {
+            gateway = try await buildGateway(settings: settings, logger: logger)
+        } catch let error as SettingsError {
+            throw ValidationError(error.message)
+        }
+        try await gateway.application.runService()
+    }
+}
+
+struct SandboxCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sandbox",
+        abstract: "Run only the local Skillable fake (for a gateway elsewhere).",
+        discussion: "Serves the Lab API v3 fake at http://HOST:PORT/sandbox/skillable/api/v3; the api_key header must carry SKILLABLE_API_KEY (default: sandbox-key).")
+    @Option(help: "Listen address.") var host = "127.0.0.1"
+    @Option(help: "Listen port.") var port = 8081
+
+    func run() async throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
+        let key = ProcessInfo.processInfo.environment["SKILLABLE_API_KEY"] ?? "sandbox-key"
+        let sandbox = SkillableSandbox(apiKey: key)
+        let router = Router()
+        sandbox.addRoutes(to: router)
+        let logger = Logger(label: "lti-gateway-sandbox")
+        let app = Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "lti-gateway-sandbox"),
+                              onServerRunning: { channel in
+                                  logger.info("sandbox listening", metadata: ["url": "http://\(host):\(channel.localAddress?.port ?? port)\(sandbox.prefix)/api/v3"])
+                              }, logger: logger)
+        try await app.runService()
+    }
+}
+
+struct Platforms: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Register, list and remove LMS platforms.", subcommands: [Add.self, List.self, Remove.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Register an LMS platform (one issuer and client id).")
+        @OptionGroup var common: CommonOptions
+        @Option(help: "The platform's issuer (iss), e.g. https://canvas.instructure.com.") var issuer: String
+        @Option(name: .customLong("client-id"), help: "The client id the LMS gave this tool.") var clientID: String
+        @Option(name: .customLong("auth-url"), help: "The platform's OIDC authorization endpoint.") var authURL: String
+        @Option(name: .customLong("token-url"), help: "The platform's OAuth 2 token endpoint.") var tokenURL: String
+        @Option(name: .customLong("jwks-url"), help: "The platform's public key set URL.") var jwksURL: String
+        @Option(name: .customLong("deployment"), help: "A deployment id (repeat for several).") var deployments: [String] = []
+
+        func run() async throws {
+            let settings = try await common.settings()
+            let store = try await openStore(settings: settings, logger: Logger(label: "lti-gateway"))
+            do {
+                let registration = try await PlatformAdministration.add(
+                    store: store, issuer: issuer, clientID: clientID, authURL: authURL, tokenURL: tokenURL,
+                    jwksURL: jwksURL, deployments: deployments)
+                try await store.close()
+                print("Registered platform (issuer \(registration.issuer), client id \(registration.clientID)):")
+                print(registration.id)
+            } catch let error as SettingsError {
+                try await store.close()
+                throw ValidationError(error.message)
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the registered platforms.")
+        @OptionGroup var common: CommonOptions
+
+        func run() async throws {
+            let settings = try await common.settings()
+            let store = try await openStore(settings: settings, logger: Logger(label: "lti-gateway"))
+            print(PlatformAdministration.table(try await store.allRegistrations()), terminator: "")
+            try await store.close()
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a platform registration and its deployments.")
+        @OptionGroup var common: CommonOptions
+        @Argument(help: "The platform id (see platforms list).") var id: String
+
+        func run() async throws {
+            let settings = try await common.settings()
+            let store = try await openStore(settings: settings, logger: Logger(label: "lti-gateway"))
+            let removed = try await store.removeRegistration(id: id)
+            try await store.close()
+            guard removed else { throw ValidationError("no platform with id \(id)") }
+            print("Removed platform \(id)")
+        }
+    }
+}
