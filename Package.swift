@@ -115,20 +115,31 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "LTITestSupport",
+            dependencies: [
+                "LTICore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/LTITestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "LTICoreTests",
-            dependencies: ["LTICore", .product(name: "JWTKit", package: "jwt-kit")],
+            dependencies: ["LTICore", "LTITestSupport", "GatewayStorage"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "GatewayStorageTests",
-            dependencies: ["GatewayStorage", "GatewayStorageTesting", "GatewayStorageSQLite", "LTICore"],
+            dependencies: ["GatewayStorage", "GatewayStorageTesting", "GatewayStorageSQLite", "LTICore", "LTITestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "SkillableTests",
             dependencies: [
-                "Skillable", "Sandbox",
+                "Skillable", "Sandbox", "LTITestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
@@ -137,7 +148,7 @@ let package = Package(
         .testTarget(
             name: "GatewayAppTests",
             dependencies: [
-                "GatewayApp", "LTICore", "GatewayStorage", "Sandbox", "Skillable",
+                "GatewayApp", "LTICore", "GatewayStorage", "Sandbox", "Skillable", "LTITestSupport", "PlatformServices",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),

@@ -1,0 +1,92 @@
+import Foundation
+import GatewayStorage
+import GatewayStorageSQLite
+import GatewayStorageTesting
+import LTITestSupport
+import Logging
+import Testing
+
+/// Every backend passes the same conformance suite.
+@Suite("Store conformance")
+struct ConformanceTests {
+    @Test("memory store", arguments: GatewayStoreConformance.checks)
+    func memory(check: GatewayStoreConformance.Check) async throws {
+        let store = MemoryGatewayStore()
+        try await store.migrate()
+        try await check.run(store)
+    }
+
+    @Test("SQLite store", arguments: GatewayStoreConformance.checks)
+    func sqlite(check: GatewayStoreConformance.Check) async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gw-conformance-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = try await SQLiteGatewayStore.open(path: folder.appendingPathComponent("test.sqlite").path, logger: Logger(label: "test"))
+        try await store.migrate()
+        do {
+            try await check.run(store)
+        } catch {
+            try await store.close()
+            throw error
+        }
+        try await store.close()
+    }
+}
+
+@Suite("SQLite store specifics")
+struct SQLiteStoreTests {
+    func temporaryPath() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("gw-sqlite-\(UUID().uuidString)/gateway.sqlite").path
+    }
+
+    @Test("migrations apply once, also when run again and by a second store on the same file")
+    func migrationsIdempotent() async throws {
+        let path = temporaryPath()
+        let recorder = LogRecorder()
+        let first = try await SQLiteGatewayStore.open(path: path, logger: recorder.logger())
+        let second = try await SQLiteGatewayStore.open(path: path, logger: recorder.logger())
+        async let a: Void = first.migrate()
+        async let b: Void = second.migrate()
+        _ = try await (a, b)
+        try await first.migrate()
+        #expect(recorder.lines(containing: "applied database migration").count == 1)
+        try await first.close()
+        try await second.close()
+    }
+
+    @Test("what was stored survives closing and reopening the file")
+    func durable() async throws {
+        let path = temporaryPath()
+        let store = try await SQLiteGatewayStore.open(path: path, logger: Logger(label: "t"))
+        try await store.migrate()
+        try await GatewayStoreConformance.checks[0].run(store)
+        try await store.close()
+        let reopened = try await SQLiteGatewayStore.open(path: path, logger: Logger(label: "t"))
+        try await reopened.migrate()
+        #expect(try await reopened.registration(id: "r1")?.deploymentIDs == ["dep-1", "dep-2"])
+        try await reopened.close()
+    }
+
+    @Test("racing state consumers across two connections to one file: exactly one wins")
+    func raceAcrossConnections() async throws {
+        let path = temporaryPath()
+        let a = try await SQLiteGatewayStore.open(path: path, logger: Logger(label: "t"))
+        try await a.migrate()
+        let b = try await SQLiteGatewayStore.open(path: path, logger: Logger(label: "t"))
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let stores: [SQLiteGatewayStore] = [a, b]
+        for round in 0..<10 {
+            let state = "race-\(round)"
+            try await a.saveLoginState(.init(state: state, nonce: "n", registrationID: "r", targetLinkURI: "t",
+                                             createdAt: now, expiresAt: now.addingTimeInterval(60)))
+            let wins = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for i in 0..<8 { group.addTask { try await stores[i % 2].consumeLoginState(state, now: now) != nil } }
+                var count = 0
+                for try await won in group where won { count += 1 }
+                return count
+            }
+            #expect(wins == 1, "round \(round)")
+        }
+        try await a.close()
+        try await b.close()
+    }
+}

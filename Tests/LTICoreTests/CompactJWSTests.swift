@@ -1,0 +1,45 @@
+import Foundation
+import LTICore
+import Testing
+
+@Suite("Compact JWS parsing and base64url")
+struct CompactJWSTests {
+    @Test("base64url round-trips and refuses standard-alphabet and padded input")
+    func base64url() {
+        let bytes: [UInt8] = [0xfb, 0xff, 0xfe, 0x00, 0x41]
+        let encoded = Base64URL.encode(bytes)
+        #expect(!encoded.contains("+") && !encoded.contains("/") && !encoded.contains("="))
+        #expect(Base64URL.decode(encoded).map(Array.init) == bytes)
+        #expect(Base64URL.decode("+/8=") == nil)
+    }
+
+    @Test("four segments, empty header and non-JSON header are malformed")
+    func malformed() {
+        for token in ["a.b.c.d", ".b.c", "a..c", Base64URL.encode(Array("not json".utf8)) + ".e30.", "onlyone"] {
+            #expect(throws: LaunchRefusal.self) { try CompactJWS(token) }
+        }
+    }
+
+    @Test("the header's jku, x5u and jwk are noticed, never used")
+    func outsideKeys() throws {
+        let header = Base64URL.encode(Array(#"{"alg":"RS256","kid":"k","jku":"https://x"}"#.utf8))
+        let jws = try CompactJWS(header + ".e30.c2ln")
+        #expect(jws.header.referencesOutsideKey)
+        #expect(jws.header.kid == "k")
+    }
+
+    @Test("secure random tokens are 256 bits and distinct")
+    func randomTokens() {
+        let tokens = Set((0..<100).map { _ in SecureRandom.token() })
+        #expect(tokens.count == 100)
+        #expect(tokens.allSatisfy { Base64URL.decode($0)?.count == 32 })
+    }
+
+    @Test("constant-time comparison compares whole values")
+    func constantTime() {
+        #expect(constantTimeEquals("abc", "abc"))
+        #expect(!constantTimeEquals("abc", "abd"))
+        #expect(!constantTimeEquals("abc", "abcd"))
+        #expect(!constantTimeEquals("", "a"))
+    }
+}
