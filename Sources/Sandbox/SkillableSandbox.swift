@@ -41,7 +41,11 @@ public struct SkillableSandbox: Sendable {
             return Self.json(#"{"Error":"Invalid API key.","Status":0}"#)
         }
         var query: [String: String] = [:]
-        for (name, value) in request.uri.queryParameters { query[String(name).lowercased()] = String(value) }
+        for (name, value) in request.uri.queryParameters {
+            // Names match case-insensitively; a lab variable keeps its own name's case.
+            let lower = name.lowercased()
+            query[lower.hasPrefix("variable-") ? "variable-" + name.dropFirst(9) : lower] = String(value)
+        }
         let host = request.head.authority ?? "127.0.0.1"
         let prefix = self.prefix
         let labURL: @Sendable (Int64) -> String = { "http://\(host)\(prefix)/lab/\($0)" }
@@ -55,7 +59,7 @@ public struct SkillableSandbox: Sendable {
             return Response(status: .internalServerError, headers: [.contentType: "text/html"],
                             body: .init(byteBuffer: ByteBuffer(string: "<html><body>Server Error</body></html>")))
         case .failure(.hang):
-            try await Task.sleep(for: .seconds(120))
+            try await Task.sleep(for: await state.hangDuration)
             return Response(status: .gatewayTimeout)
         }
     }

@@ -39,6 +39,8 @@ public actor SkillableSandboxState {
     private var scriptedResults: [Int] = []
     private var scriptedFailures: [Failure] = []
     public private(set) var latency: Duration = .zero
+    /// How long a scripted `.hang` holds the call before answering 504.
+    public private(set) var hangDuration: Duration = .seconds(30)
     public var defaultMaxActiveLabs = 2
     private var nextInstanceID: Int64 = 40_000_001
     private let now: @Sendable () -> Date
@@ -54,6 +56,7 @@ public actor SkillableSandboxState {
     public func scriptFailures(_ failures: [Failure]) { scriptedFailures.append(contentsOf: failures) }
     /// Every call waits this long before answering (e.g. 150 ms for a realistic vendor).
     public func setLatency(_ latency: Duration) { self.latency = latency }
+    public func setHangDuration(_ duration: Duration) { hangDuration = duration }
     /// Total calls of all commands.
     public var totalCalls: Int { calls.values.reduce(0, +) }
 

@@ -148,7 +148,7 @@ public struct SkillableClient: Sendable {
                                  httpStatus: nil, requestMayHaveArrived: false)
         } catch {
             throw SkillableError(code: .transport, command: command, message: "\(type(of: error))",
-                                 httpStatus: nil, requestMayHaveArrived: !(error is NIOConnectionError))
+                                 httpStatus: nil, requestMayHaveArrived: !Self.isConnectionFailure(error))
         }
         let body: ByteBuffer
         do {
@@ -176,6 +176,15 @@ public struct SkillableClient: Sendable {
             throw SkillableError(code: .malformedResponse, command: command, message: "answer lacks documented fields",
                                  httpStatus: 200, requestMayHaveArrived: true)
         }
+    }
+
+    /// True for errors raised before a connection existed, so the request cannot have arrived.
+    static func isConnectionFailure(_ error: any Error) -> Bool {
+        if error is NIOConnectionError { return true }
+        if let error = error as? IOError {
+            return [ECONNREFUSED, ENETUNREACH, EHOSTUNREACH, EADDRNOTAVAIL].contains(error.errnoCode)
+        }
+        return false
     }
 
     private static let allowed: CharacterSet = {
