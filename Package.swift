@@ -151,6 +151,10 @@ let package = Package(
             name: "GatewayAppTests",
             dependencies: [
                 "GatewayApp", "LTICore", "GatewayStorage", "Sandbox", "Skillable", "LTITestSupport", "PlatformServices",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),

@@ -90,7 +90,8 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
         skillableAuthority = nil
     }
     let skillable = SkillableClient(http: http, settings: skillableSettings, logger: logger)
-    let platformKeys = PlatformKeySetCache(http: http, logger: logger)
+    let platformKeys = PlatformKeySetCache(
+        http: http, settings: .init(minRefetchInterval: .milliseconds(Int64(settings.jwksRefetchSeconds * 1000))), logger: logger)
 
     let publicAuthority = URLAuthority(settings.baseURL) ?? "127.0.0.1:8080"
     let policy = LaunchPolicy(clockLeeway: settings.clockSkewSeconds, maxTokenBytes: settings.maxTokenBytes,

@@ -10,7 +10,9 @@ struct ClosingService: Service {
 
     func run() async throws {
         try? await gracefulShutdown()
-        try await close()
+        // Closing must happen also when the group was cancelled: run it in a task that is not.
+        let close = self.close
+        try await Task { try await close() }.value
     }
 }
 

@@ -36,6 +36,8 @@ public struct GatewaySettings: Sendable {
     public var cleanupIntervalSeconds: Double
     /// `trace` … `critical` (`GATEWAY_LOG_LEVEL`).
     public var logLevel: String
+    /// An unknown kid re-fetches a platform's JWKS at most once per this many seconds (`GATEWAY_JWKS_REFETCH_SECONDS`).
+    public var jwksRefetchSeconds: Double
 
     /// Whether the built-in Skillable sandbox serves this gateway.
     public var usesSkillableSandbox: Bool { skillableBaseURL == nil }
@@ -45,7 +47,7 @@ public struct GatewaySettings: Sendable {
                 skillableBaseURL: String? = nil, skillableAPIKey: String? = nil, skillableTimeoutSeconds: Double = 10,
                 skillableLabHosts: [String] = [".labondemand.com"], clockSkewSeconds: Double = 30,
                 stateLifetimeSeconds: Double = 600, maxTokenBytes: Int = 64 * 1024, cleanupIntervalSeconds: Double = 60,
-                logLevel: String = "info") {
+                logLevel: String = "info", jwksRefetchSeconds: Double = 10) {
         self.publicURL = publicURL
         self.host = host
         self.port = port
@@ -60,6 +62,7 @@ public struct GatewaySettings: Sendable {
         self.maxTokenBytes = maxTokenBytes
         self.cleanupIntervalSeconds = cleanupIntervalSeconds
         self.logLevel = logLevel
+        self.jwksRefetchSeconds = jwksRefetchSeconds
     }
 
     /// Reads the settings from `config` (keys like `gateway.public-url` ↔ `GATEWAY_PUBLIC_URL`).
@@ -80,7 +83,8 @@ public struct GatewaySettings: Sendable {
             stateLifetimeSeconds: config.double(forKey: "gateway.state-ttl-seconds", default: defaults.stateLifetimeSeconds),
             maxTokenBytes: config.int(forKey: "gateway.max-token-bytes", default: defaults.maxTokenBytes),
             cleanupIntervalSeconds: config.double(forKey: "gateway.cleanup-interval-seconds", default: defaults.cleanupIntervalSeconds),
-            logLevel: config.string(forKey: "gateway.log-level", default: defaults.logLevel))
+            logLevel: config.string(forKey: "gateway.log-level", default: defaults.logLevel),
+            jwksRefetchSeconds: config.double(forKey: "gateway.jwks-refetch-seconds", default: defaults.jwksRefetchSeconds))
         try validate()
     }
 
@@ -120,6 +124,7 @@ public struct GatewaySettings: Sendable {
         }
         guard clockSkewSeconds >= 0, clockSkewSeconds <= 300 else { throw SettingsError(message: "GATEWAY_CLOCK_SKEW_SECONDS must be 0…300") }
         guard stateLifetimeSeconds >= 30 else { throw SettingsError(message: "GATEWAY_STATE_TTL_SECONDS must be at least 30") }
+        guard jwksRefetchSeconds >= 0.1 else { throw SettingsError(message: "GATEWAY_JWKS_REFETCH_SECONDS must be at least 0.1") }
         guard maxTokenBytes >= 4096 else { throw SettingsError(message: "GATEWAY_MAX_TOKEN_BYTES must be at least 4096") }
     }
 

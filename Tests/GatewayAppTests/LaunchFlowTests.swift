@@ -1,0 +1,208 @@
+import Foundation
+import GatewayApp
+import GatewayStorage
+import LTICore
+import LTITestSupport
+import Testing
+
+/// Login → launch → lab, through the real server over loopback, with the simulated LMS and the sandbox.
+@Suite("End to end: LMS launch into a Skillable lab")
+struct LaunchFlowTests {
+    @Test("an LMS launch lands the learner in the lab, with the launch recorded")
+    func happyPath() async throws {
+        try await withEndToEnd { e2e in
+            let login = try await e2e.login(e2e.platformA)
+            // What the platform receives: the OIDC authentication request to its auth endpoint.
+            #expect(login.redirect.hasPrefix("http://127.0.0.1:\(e2e.platformPort)/auth-a?"))
+            let query = Dictionary(uniqueKeysWithValues: (URLComponents(string: login.redirect)?.queryItems ?? []).map { ($0.name, $0.value ?? "") })
+            #expect(query["redirect_uri"] == e2e.baseURL + "/lti/launch")
+            #expect(query["lti_message_hint"] == "hint-123" && query["login_hint"] == "user-hint" && query["client_id"] == "client-a")
+            #expect(query["scope"] == "openid" && query["response_type"] == "id_token" && query["response_mode"] == "form_post" && query["prompt"] == "none")
+            // The state cookie: bound to this browser, usable in an LMS iframe, invisible to scripts.
+            #expect(login.setCookie.contains("HttpOnly") && login.setCookie.contains("Secure") && login.setCookie.contains("SameSite=None"))
+            #expect(login.setCookie.contains("Path=/lti"))
+
+            let token = e2e.platformA.sign(e2e.claims(e2e.platformA, login))
+            let launch = try await e2e.launch(idToken: token, state: login.state, cookie: login.cookie)
+            #expect(launch.status == 303)
+            let labURL = try #require(launch.location)
+            #expect(labURL.hasPrefix(e2e.baseURL + "/sandbox/skillable/lab/"))
+            let lab = try await e2e.request(.GET, labURL)
+            #expect(lab.status == 200 && lab.body.contains("Create a Virtual Machine in Azure") && lab.body.contains("Ada Lovelace"))
+
+            // Skillable got an opaque user id, never the email, plus the names and email the LMS shared.
+            let sandbox = try #require(e2e.gateway.skillableSandbox)
+            let sent = try #require(await sandbox.state.lastQuery["launch"])
+            #expect(sent["userid"]?.hasPrefix("lti-") == true && sent["userid"]?.contains("ada") == false)
+            #expect(sent["email"] == "ada@example.edu" && sent["firstname"] == "Ada" && sent["lastname"] == "Lovelace")
+            #expect(sent["labid"] == "1001")
+
+            // Recorded: who, platform, deployment, lab, outcome, lab instance id.
+            let record = try #require(try await e2e.gateway.store.recentLaunches(limit: 1).first)
+            #expect(record.outcome == "launched" && record.labID == "1001" && record.registrationID == e2e.registrationA.id)
+            #expect(record.deploymentID == "dep-a" && record.subject == "learner-42" && record.learnerID == sent["userid"])
+            #expect(record.labInstanceID != nil && labURL.hasSuffix("/" + (record.labInstanceID ?? "-")))
+            #expect(record.id == launch.reference)
+
+            // The same learner later gets the same opaque id.
+            _ = try await e2e.fullLaunch(labID: "1002")
+            #expect(await sandbox.state.lastQuery["launch"]?["userid"] == sent["userid"])
+        }
+    }
+
+    @Test("platform B's learners launch too: registrations are separate")
+    func secondPlatform() async throws {
+        try await withEndToEnd { e2e in
+            let response = try await e2e.fullLaunch(e2e.platformB)
+            #expect(response.status == 303, "\(response.body)")
+            #expect(try await e2e.gateway.store.recentLaunches(limit: 1).first?.registrationID == e2e.registrationB.id)
+        }
+    }
+
+    @Test("a link without labid gets a page naming the problem, and Skillable is not called")
+    func missingLabID() async throws {
+        try await withEndToEnd { e2e in
+            let response = try await e2e.fullLaunch(labID: nil)
+            #expect(response.status == 400)
+            #expect(response.body.contains("does not name a lab") && response.body.contains("labid"))
+            #expect(await e2e.sandboxCalls == 0)
+            #expect(try await e2e.gateway.store.recentLaunches(limit: 1).first?.outcome == "labid_missing")
+            let invalid = try await e2e.fullLaunch(labID: "<script>alert(1)</script>")
+            #expect(invalid.status == 400 && !invalid.body.contains("<script>"))
+        }
+    }
+
+    @Test("a deep-linking request gets a clear not-yet-available page")
+    func deepLinkingNotYet() async throws {
+        try await withEndToEnd { e2e in
+            let response = try await e2e.fullLaunch {
+                $0[LTIClaim.messageType] = "LtiDeepLinkingRequest"
+                $0[LTIClaim.resourceLink] = nil
+                $0[LTIClaim.deepLinkingSettings] = ["deep_link_return_url": "https://lms-a.example.edu/return", "accept_types": ["ltiResourceLink"],
+                                                    "accept_presentation_document_targets": ["iframe"]]
+            }
+            #expect(response.status == 501)
+            #expect(response.body.contains("not available yet"))
+        }
+    }
+
+    @Test("Skillable results other than success get a page by cause, with the reference id, recorded with the raw code",
+          arguments: [(3, 503, "No lab capacity"), (2, 409, "Too many labs"), (6, 409, "saved copy"), (140, 502, "refused the request"),
+                      (160, 409, "More information"), (110, 503, "not available")])
+    func skillableResults(code: Int, status: Int, text: String) async throws {
+        try await withEndToEnd { e2e in
+            await e2e.gateway.skillableSandbox?.state.scriptLaunchResults([code])
+            let response = try await e2e.fullLaunch()
+            #expect(response.status == status)
+            #expect(response.body.contains(text))
+            let reference = try #require(response.reference)
+            #expect(response.body.contains(reference))
+            let record = try #require(try await e2e.gateway.store.launch(id: reference))
+            #expect(record.vendorResultCode == code && record.outcome == "skillable_result_\(code)")
+            #expect(!e2e.logs.lines(containing: "gw.request.id=\(reference)").filter { $0.contains("skillable.result=\(code)") }.isEmpty)
+        }
+    }
+
+    @Test("Skillable down: a clear page, no lab, the launch recorded as unavailable")
+    func skillableDown() async throws {
+        try await withEndToEnd { e2e in
+            await e2e.gateway.skillableSandbox?.state.scriptFailures([.serverError])
+            let response = try await e2e.fullLaunch()
+            #expect(response.status == 502)
+            #expect(response.body.contains("not answering") && !response.body.contains("Server Error"))
+            #expect(try await e2e.gateway.store.recentLaunches(limit: 1).first?.outcome == "skillable_unavailable")
+        }
+    }
+
+    @Test("two racing posts of one launch: exactly one lab, the other refused")
+    func racingPosts() async throws {
+        try await withEndToEnd { e2e in
+            let login = try await e2e.login(e2e.platformA)
+            let token = e2e.platformA.sign(e2e.claims(e2e.platformA, login))
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<4 { group.addTask { try await e2e.launch(idToken: token, state: login.state, cookie: login.cookie).status } }
+                var all: [Int] = []
+                for try await status in group { all.append(status) }
+                return all.sorted()
+            }
+            #expect(statuses == [303, 401, 401, 401])
+            #expect(await e2e.gateway.skillableSandbox?.state.calls["launch"] == 1)
+        }
+    }
+
+    @Test("a platform that rotates its key: the unknown kid triggers one re-fetch, then launches work; re-fetches are rate-limited")
+    func platformKeyRotation() async throws {
+        try await withEndToEnd(configure: { $0.jwksRefetchSeconds = 0.5 }) { e2e in
+            #expect(try await e2e.fullLaunch().status == 303)
+            #expect(e2e.platformServer.fetchCount("/jwks-a") == 1)
+            #expect(try await e2e.fullLaunch().status == 303)
+            #expect(e2e.platformServer.fetchCount("/jwks-a") == 1) // cached per URL
+
+            let rotated = TestPlatform(issuer: e2e.platformA.issuer, clientID: e2e.platformA.clientID, deploymentID: "dep-a",
+                                       kid: "a-key-2", privateKey: TestKeys.attacker)
+            e2e.platformServer.publish("/jwks-a", TestPlatform.jwks([("a-key-1", TestKeys.platformA), ("a-key-2", TestKeys.attacker)]))
+            try await Task.sleep(for: .milliseconds(600))
+            #expect(try await e2e.fullLaunch(rotated) { $0["sub"] = "learner-after-rotation" }.status == 303)
+            #expect(e2e.platformServer.fetchCount("/jwks-a") == 2)
+            // Another unknown kid right away: refused without hammering the platform.
+            let unknown = try await e2e.fullLaunch(TestPlatform(issuer: e2e.platformA.issuer, clientID: "client-a", deploymentID: "dep-a",
+                                                                kid: "a-key-3", privateKey: TestKeys.attacker))
+            #expect(unknown.status == 401)
+            #expect(e2e.platformServer.fetchCount("/jwks-a") == 2)
+        }
+    }
+
+    @Test("login refusals are pages with a reason and reference: unknown issuer, missing parameters, foreign target")
+    func loginRefusals() async throws {
+        try await withEndToEnd { e2e in
+            let unknown = try await e2e.request(.GET, "/lti/login?iss=https%3A%2F%2Fnope.example&login_hint=x&target_link_uri=\(e2e.baseURL)/lti/launch")
+            #expect(unknown.status == 400 && unknown.body.contains("No platform is registered"))
+            let missing = try await e2e.request(.POST, "/lti/login", form: [("iss", e2e.platformA.issuer)])
+            #expect(missing.status == 400 && missing.body.contains("login_hint"))
+            let foreign = try await e2e.request(.POST, "/lti/login", form: [("iss", e2e.platformA.issuer), ("login_hint", "x"),
+                                                                              ("target_link_uri", "https://evil.example/")])
+            #expect(foreign.status == 400 && foreign.body.contains("outside this gateway"))
+            for response in [unknown, missing, foreign] {
+                let reference = try #require(response.reference)
+                #expect(response.body.contains(reference))
+                #expect(!e2e.logs.lines(containing: "gw.request.id=\(reference)").isEmpty)
+            }
+        }
+    }
+
+    @Test("health, readiness, metrics and the tool's JWKS")
+    func operations() async throws {
+        try await withEndToEnd { e2e in
+            _ = try await e2e.fullLaunch()
+            _ = try await e2e.fullLaunch(labID: nil)
+            #expect(try await e2e.request(.GET, "/healthz").status == 200)
+            #expect(try await e2e.request(.GET, "/readyz").status == 200)
+            let metrics = try await e2e.request(.GET, "/metrics").body
+            #expect(metrics.contains(#"lti_launches_total{outcome="launched"}"#))
+            #expect(metrics.contains(#"lti_launches_total{outcome="labid_missing"}"#))
+            #expect(metrics.contains("skillable_request_duration_seconds"))
+            #expect(metrics.contains(#"http_route="/lti/launch""#))
+            let jwks = try await e2e.request(.GET, "/.well-known/jwks.json")
+            #expect(jwks.status == 200 && jwks.headers.first(name: "Cache-Control")?.contains("max-age") == true)
+            let document = try JSONSerialization.jsonObject(with: Data(jwks.body.utf8)) as? [String: [[String: String]]]
+            let key = try #require(document?["keys"]?.first)
+            #expect(key["kty"] == "RSA" && key["alg"] == "RS256" && key["use"] == "sig" && key["kid"] != nil && key["n"] != nil)
+            #expect(key["d"] == nil && key["p"] == nil && key["q"] == nil)
+            let missing = try await e2e.request(.GET, "/no/such/page")
+            #expect(missing.status == 404 && missing.body.contains("Page not found"))
+        }
+    }
+
+    @Test("the signing key is generated once with mode 0600 and reused at the next start")
+    func signingKeyFile() async throws {
+        let e2e = try await EndToEnd.start()
+        let keys = e2e.folder.appendingPathComponent("keys").path
+        let files = try FileManager.default.contentsOfDirectory(atPath: keys)
+        #expect(files.count == 1)
+        let mode = try FileManager.default.attributesOfItem(atPath: keys + "/" + files[0])[.posixPermissions] as? NSNumber
+        #expect(mode?.intValue == 0o600)
+        let jwks = try await e2e.request(.GET, "/.well-known/jwks.json").body
+        #expect(jwks.contains(files[0].replacingOccurrences(of: ".pem", with: "")))
+        await e2e.stop()
+    }
+}
