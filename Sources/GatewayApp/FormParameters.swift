@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NIOCore
 
 /// `application/x-www-form-urlencoded` parameters of a query string or a form body.
 enum FormParameters {
@@ -22,7 +23,13 @@ enum FormParameters {
     static func of(_ request: Request, context: some RequestContext) async throws -> [String: String] {
         var parameters = parse(Substring(request.uri.query ?? ""))
         if request.method == .post {
-            let body = try await request.body.collect(upTo: context.maxUploadSize)
+            let body: ByteBuffer
+            do {
+                body = try await request.body.collect(upTo: context.maxUploadSize)
+            } catch is NIOTooManyBytesError {
+                throw GatewayError(code: "request_too_large", status: .contentTooLarge, title: "Request too large",
+                                   message: "The request is larger than this gateway accepts (\(context.maxUploadSize / 1024) KiB).")
+            }
             for (name, value) in parse(Substring(String(buffer: body))) { parameters[name] = value }
         }
         return parameters

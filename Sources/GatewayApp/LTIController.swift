@@ -58,11 +58,7 @@ struct LTIController: Sendable {
         }
     }
 
-    /// One cookie per login, named after a digest of its state, so several launches in one browser
-    /// (several LMS frames) do not overwrite each other.
-    static func stateCookieName(for state: String) -> String {
-        "lti_gw_state_" + SHA256.hash(data: Data(state.utf8)).prefix(6).map { String(format: "%02x", $0) }.joined()
-    }
+    static func stateCookieName(for state: String) -> String { GatewayCookieNames.stateCookieName(for: state) }
 
     static func stateCookie(for state: String, maxAge: Int) -> String {
         "\(stateCookieName(for: state))=\(state); Path=/lti; Max-Age=\(maxAge); HttpOnly; Secure; SameSite=None"
@@ -70,5 +66,14 @@ struct LTIController: Sendable {
 
     static func expiredStateCookie(for state: String) -> String {
         "\(stateCookieName(for: state))=; Path=/lti; Max-Age=0; HttpOnly; Secure; SameSite=None"
+    }
+}
+
+/// Names of the cookies the gateway sets.
+public enum GatewayCookieNames {
+    /// One cookie per login, named after a digest of its state, so several launches in one browser
+    /// (several LMS frames) do not overwrite each other: `lti_gw_state_` and 12 hex digits of SHA-256(state).
+    public static func stateCookieName(for state: String) -> String {
+        "lti_gw_state_" + SHA256.hash(data: Data(state.utf8)).prefix(6).map { String(format: "%02x", $0) }.joined()
     }
 }
