@@ -38,6 +38,7 @@ public actor SkillableSandboxState {
     public private(set) var lastQuery: [String: [String: String]] = [:]
     private var scriptedResults: [Int] = []
     private var scriptedFailures: [Failure] = []
+    private var scriptedLabURLs: [String] = []
     public private(set) var latency: Duration = .zero
     /// How long a scripted `.hang` holds the call before answering 504.
     public private(set) var hangDuration: Duration = .seconds(30)
@@ -52,6 +53,8 @@ public actor SkillableSandboxState {
 
     /// The next `Launch` calls answer these results (in order) instead of their natural outcome.
     public func scriptLaunchResults(_ codes: [Int]) { scriptedResults.append(contentsOf: codes) }
+    /// The next successful launches answer these lab URLs (e.g. a foreign host, to test redirect checks).
+    public func scriptLabURLs(_ urls: [String]) { scriptedLabURLs.append(contentsOf: urls) }
     /// The next calls (any command) fail this way.
     public func scriptFailures(_ failures: [Failure]) { scriptedFailures.append(contentsOf: failures) }
     /// Every call waits this long before answering (e.g. 150 ms for a realistic vendor).
@@ -66,6 +69,7 @@ public actor SkillableSandboxState {
         lastQuery = [:]
         scriptedResults = []
         scriptedFailures = []
+        scriptedLabURLs = []
         latency = .zero
     }
 
@@ -140,7 +144,8 @@ public actor SkillableSandboxState {
         instances[id] = Instance(id: id, labProfileID: labID, userID: userID, firstName: q["firstname"], lastName: q["lastname"],
                                  email: q["email"], tag: q["tag"], variables: variables, state: .running,
                                  start: start, expires: start + minutes * 60)
-        return ["Result": 1, "Url": labURL(id), "LabInstanceId": id, "Expires": start + minutes * 60, "Status": 1, "Error": nil]
+        let url = scriptedLabURLs.isEmpty ? labURL(id) : scriptedLabURLs.removeFirst()
+        return ["Result": 1, "Url": url, "LabInstanceId": id, "Expires": start + minutes * 60, "Status": 1, "Error": nil]
     }
 
     private func launchAnswer(result: Int, error: String?) -> [String: Any?] {

@@ -206,3 +206,23 @@ struct LaunchFlowTests {
         await e2e.stop()
     }
 }
+
+@Suite("No open redirect (checklist \"Launch\" rule 12)")
+struct RedirectPolicyTests {
+    @Test("a lab URL on a host other than the gateway's, Skillable's or the configured lab hosts is never followed")
+    func foreignLabURL() async throws {
+        try await withEndToEnd { e2e in
+            for foreign in ["https://evil.example/phish", "javascript:alert(1)", "https://labondemand.com.evil.example/x",
+                            "http://labs.labondemand.com/plain-http"] {
+                await e2e.gateway.skillableSandbox?.state.scriptLabURLs([foreign])
+                let response = try await e2e.fullLaunch { $0["sub"] = "redirect-\(foreign.count)" }
+                #expect(response.status == 502, "\(foreign)")
+                #expect(response.location == nil && !response.body.contains(foreign))
+                #expect(try await e2e.gateway.store.recentLaunches(limit: 1).first?.outcome == "lab_url_refused")
+            }
+            await e2e.gateway.skillableSandbox?.state.scriptLabURLs(["https://labs.labondemand.com/LabClient/abc"])
+            let allowed = try await e2e.fullLaunch { $0["sub"] = "redirect-allowed" }
+            #expect(allowed.status == 303 && allowed.location == "https://labs.labondemand.com/LabClient/abc")
+        }
+    }
+}
