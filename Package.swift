@@ -148,6 +148,17 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "PlatformServicesTests",
+            dependencies: [
+                "PlatformServices", "LTICore", "LTITestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "GatewayAppTests",
             dependencies: [
                 "GatewayApp", "LTICore", "GatewayStorage", "Sandbox", "Skillable", "LTITestSupport", "PlatformServices",

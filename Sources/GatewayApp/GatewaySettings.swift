@@ -6,7 +6,8 @@ import LTICore
 ///
 /// Sources, highest first: the environment (names of SPEC.md, e.g. `GATEWAY_PUBLIC_URL`), then the JSON
 /// file `config/gateway.json` (same keys, nested: `{"gateway": {"public-url": …}}`), then these defaults.
-/// Secrets (`SKILLABLE_API_KEY`, …) are read from the environment only, never from the file.
+/// Secrets (`SKILLABLE_API_KEY`, …) are read from the environment only — the variable itself, or a file
+/// named by `<NAME>_FILE` — never from the configuration file.
 public struct GatewaySettings: Sendable {
     /// The external base URL used in every URL the gateway hands out (`GATEWAY_PUBLIC_URL`).
     public var publicURL: String
@@ -65,8 +66,8 @@ public struct GatewaySettings: Sendable {
         self.jwksRefetchSeconds = jwksRefetchSeconds
     }
 
-    /// Reads the settings from `config` (keys like `gateway.public-url` ↔ `GATEWAY_PUBLIC_URL`).
-    public init(config: ConfigReader) throws {
+    /// Reads the settings from `config` (keys like `gateway.public-url` ↔ `GATEWAY_PUBLIC_URL`), secrets excepted.
+    public init(config: ConfigReader) {
         let defaults = GatewaySettings()
         self.init(
             publicURL: config.string(forKey: "gateway.public-url", default: defaults.publicURL),
@@ -75,7 +76,7 @@ public struct GatewaySettings: Sendable {
             databaseURL: config.string(forKey: "gateway.database-url", default: defaults.databaseURL),
             keysDirectory: config.string(forKey: "gateway.keys-dir", default: defaults.keysDirectory),
             skillableBaseURL: config.string(forKey: "skillable.base-url"),
-            skillableAPIKey: config.string(forKey: "skillable.api-key", isSecret: true),
+            skillableAPIKey: nil,
             skillableTimeoutSeconds: config.double(forKey: "skillable.timeout-seconds", default: defaults.skillableTimeoutSeconds),
             skillableLabHosts: config.string(forKey: "skillable.lab-hosts")
                 .map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? defaults.skillableLabHosts,
@@ -85,16 +86,15 @@ public struct GatewaySettings: Sendable {
             cleanupIntervalSeconds: config.double(forKey: "gateway.cleanup-interval-seconds", default: defaults.cleanupIntervalSeconds),
             logLevel: config.string(forKey: "gateway.log-level", default: defaults.logLevel),
             jwksRefetchSeconds: config.double(forKey: "gateway.jwks-refetch-seconds", default: defaults.jwksRefetchSeconds))
-        try validate()
     }
 
     /// Loads settings from the environment over `configFile` (when it exists).
     public static func load(configFile: String = "config/gateway.json",
                             environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> GatewaySettings {
-        let secrets: Set<String> = ["SKILLABLE_API_KEY", "SKYPREP_API_KEY", "SKYPREP_ACCT_KEY", "GATEWAY_WEBHOOK_SECRET"]
-        var providers: [any ConfigProvider] = [
-            EnvironmentVariablesProvider(environmentVariables: environment, secretsSpecifier: .specific(secrets)),
-        ]
+        // Secrets never pass through the configuration reader: the file cannot supply them.
+        var plain = environment
+        for name in secretNames { plain[name] = nil; plain[name + "_FILE"] = nil }
+        var providers: [any ConfigProvider] = [EnvironmentVariablesProvider(environmentVariables: plain)]
         if FileManager.default.fileExists(atPath: configFile) {
             do {
                 providers.append(try await FileProvider<JSONSnapshot>(filePath: .init(configFile)))
@@ -102,7 +102,25 @@ public struct GatewaySettings: Sendable {
                 throw SettingsError(message: "config file \(configFile) is not valid JSON")
             }
         }
-        return try GatewaySettings(config: ConfigReader(providers: providers))
+        var settings = GatewaySettings(config: ConfigReader(providers: providers))
+        settings.skillableAPIKey = try secret("SKILLABLE_API_KEY", environment: environment)
+        try settings.validate()
+        return settings
+    }
+
+    /// The environment variables that hold secrets.
+    static let secretNames = ["SKILLABLE_API_KEY", "SKYPREP_API_KEY", "SKYPREP_ACCT_KEY", "GATEWAY_WEBHOOK_SECRET"]
+
+    /// A secret from `NAME`, or from the file named by `NAME_FILE` (surrounding whitespace trimmed).
+    static func secret(_ name: String, environment: [String: String]) throws -> String? {
+        if let value = environment[name], !value.isEmpty { return value }
+        guard let path = environment[name + "_FILE"], !path.isEmpty else { return nil }
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw SettingsError(message: "\(name)_FILE names \(path), which cannot be read")
+        }
+        let value = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !value.isEmpty else { throw SettingsError(message: "\(name)_FILE names an empty file") }
+        return value
     }
 
     /// Refuses settings that cannot work, with the setting's name.

@@ -1,0 +1,57 @@
+import Foundation
+import GatewayApp
+import Testing
+
+@Suite("Settings: environment over config file over defaults; secrets from the environment only")
+struct GatewaySettingsTests {
+    func configFile(_ json: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("gw-config-\(UUID().uuidString).json").path
+        try json.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test("no file and no environment: the documented defaults")
+    func defaults() async throws {
+        let settings = try await GatewaySettings.load(configFile: "/nonexistent/gateway.json", environment: [:])
+        #expect(settings.publicURL == "http://127.0.0.1:8080" && settings.host == "127.0.0.1" && settings.port == 8080)
+        #expect(settings.databaseURL == "sqlite:data/gateway.sqlite" && settings.keysDirectory == "keys")
+        #expect(settings.clockSkewSeconds == 30 && settings.usesSkillableSandbox)
+    }
+
+    @Test("the file sets values, the environment (SPEC names) overrides them")
+    func precedence() async throws {
+        let file = try configFile(#"{"gateway": {"port": 9000, "public-url": "https://file.example", "clock-skew-seconds": 45}}"#)
+        let fromFile = try await GatewaySettings.load(configFile: file, environment: [:])
+        #expect(fromFile.port == 9000 && fromFile.publicURL == "https://file.example" && fromFile.clockSkewSeconds == 45)
+        let overridden = try await GatewaySettings.load(configFile: file, environment: [
+            "GATEWAY_PORT": "9100", "GATEWAY_PUBLIC_URL": "https://env.example", "GATEWAY_CLOCK_SKEW_SECONDS": "10",
+            "GATEWAY_DATABASE_URL": "sqlite:/tmp/x.sqlite", "GATEWAY_KEYS_DIR": "/tmp/keys", "GATEWAY_HOST": "0.0.0.0",
+        ])
+        #expect(overridden.port == 9100 && overridden.publicURL == "https://env.example" && overridden.clockSkewSeconds == 10)
+        #expect(overridden.sqlitePath == "/tmp/x.sqlite" && overridden.keysDirectory == "/tmp/keys" && overridden.host == "0.0.0.0")
+    }
+
+    @Test("an API key in the config file is ignored; the environment or a file it names supplies it")
+    func secretsOnlyFromEnvironment() async throws {
+        let file = try configFile(#"{"skillable": {"api-key": "from-file", "base-url": "https://labondemand.com/api/v3"}}"#)
+        await #expect(throws: SettingsError.self) { _ = try await GatewaySettings.load(configFile: file, environment: [:]) }
+        let fromEnv = try await GatewaySettings.load(configFile: file, environment: ["SKILLABLE_API_KEY": "from-env"])
+        #expect(fromEnv.skillableAPIKey == "from-env" && !fromEnv.usesSkillableSandbox)
+        let keyFile = try configFile("from-secret-file\n")
+        let fromKeyFile = try await GatewaySettings.load(configFile: file, environment: ["SKILLABLE_API_KEY_FILE": keyFile])
+        #expect(fromKeyFile.skillableAPIKey == "from-secret-file")
+    }
+
+    @Test("unusable settings are refused with the setting's name", arguments: [
+        ("GATEWAY_PUBLIC_URL", "not a url"), ("GATEWAY_PUBLIC_URL", "https://x.example/path"), ("GATEWAY_PORT", "70000"),
+        ("GATEWAY_DATABASE_URL", "mysql://x"), ("GATEWAY_CLOCK_SKEW_SECONDS", "-1"), ("SKILLABLE_BASE_URL", "https://labondemand.com/api/v3"),
+    ])
+    func refused(name: String, value: String) async throws {
+        do {
+            _ = try await GatewaySettings.load(configFile: "/nonexistent", environment: [name: value])
+            Issue.record("accepted \(name)=\(value)")
+        } catch let error as SettingsError {
+            #expect(error.message.contains(name.replacingOccurrences(of: "SKILLABLE_BASE_URL", with: "SKILLABLE_API_KEY")))
+        }
+    }
+}

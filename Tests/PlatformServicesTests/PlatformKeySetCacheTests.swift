@@ -1,0 +1,137 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import LTICore
+import LTITestSupport
+import Logging
+import PlatformServices
+import Synchronization
+import Testing
+
+/// A platform JWKS endpoint whose answer tests control.
+final class JWKSEndpoint: Sendable {
+    struct Answer: Sendable { var body: String; var cacheControl: String?; var delay: Duration = .zero; var status: HTTPResponse.Status = .ok }
+    let answer: Mutex<Answer>
+    let hits = Mutex(0)
+    init(_ answer: Answer) { self.answer = Mutex(answer) }
+
+    func run(_ body: @escaping @Sendable (String, PlatformKeySetCache) async throws -> Void,
+             settings: PlatformKeySetCacheSettings = .init()) async throws {
+        let router = Router()
+        router.get("/jwks") { _, _ -> Response in
+            self.hits.withLock { $0 += 1 }
+            let answer = self.answer.withLock { $0 }
+            if answer.delay > .zero { try await Task.sleep(for: answer.delay) }
+            var headers: HTTPFields = [.contentType: "application/json"]
+            if let cache = answer.cacheControl { headers[.cacheControl] = cache }
+            return Response(status: answer.status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: answer.body)))
+        }
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        do {
+            try await app.test(.live) { client in
+                let url = "http://127.0.0.1:\(try #require(client.port))/jwks"
+                try await body(url, PlatformKeySetCache(http: http, settings: settings, logger: Logger(label: "t")))
+            }
+        } catch {
+            try await http.shutdown()
+            throw error
+        }
+        try await http.shutdown()
+    }
+}
+
+@Suite("Platform key sets: cached per URL, max-age, caps, one rate-limited re-fetch")
+struct PlatformKeySetCacheTests {
+    let platform = TestPlatform()
+
+    @Test("keys are fetched once and served from the cache")
+    func cached() async throws {
+        let endpoint = JWKSEndpoint(.init(body: platform.jwksJSON, cacheControl: "public, max-age=600"))
+        try await endpoint.run { url, cache in
+            for _ in 0..<5 {
+                let key = try await cache.key(kid: "platform-key-1", jwksURL: url)
+                #expect(key != nil)
+            }
+            #expect(endpoint.hits.withLock { $0 } == 1)
+        }
+    }
+
+    @Test("concurrent first launches share one fetch")
+    func singleFlight() async throws {
+        let endpoint = JWKSEndpoint(.init(body: platform.jwksJSON, cacheControl: "max-age=600", delay: .milliseconds(200)))
+        try await endpoint.run { url, cache in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        let key = try await cache.key(kid: "platform-key-1", jwksURL: url)
+                        #expect(key != nil)
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(endpoint.hits.withLock { $0 } == 1)
+        }
+    }
+
+    @Test("an unknown kid re-fetches once, then is rate-limited")
+    func unknownKid() async throws {
+        let endpoint = JWKSEndpoint(.init(body: platform.jwksJSON, cacheControl: "max-age=600"))
+        try await endpoint.run({ url, cache in
+            #expect(try await cache.key(kid: "platform-key-1", jwksURL: url) != nil)
+            #expect(try await cache.key(kid: "nope", jwksURL: url) == nil)
+            #expect(endpoint.hits.withLock { $0 } == 1) // within the interval: no fetch
+            try await Task.sleep(for: .milliseconds(350))
+            #expect(try await cache.key(kid: "nope", jwksURL: url) == nil)
+            #expect(endpoint.hits.withLock { $0 } == 2)
+            #expect(try await cache.key(kid: "nope", jwksURL: url) == nil)
+            #expect(endpoint.hits.withLock { $0 } == 2)
+        }, settings: .init(minRefetchInterval: .milliseconds(300)))
+    }
+
+    @Test("max-age is honoured: an expired set is fetched again")
+    func maxAgeHonoured() async throws {
+        let endpoint = JWKSEndpoint(.init(body: platform.jwksJSON, cacheControl: "max-age=1"))
+        try await endpoint.run({ url, cache in
+            _ = try await cache.key(kid: "platform-key-1", jwksURL: url)
+            _ = try await cache.key(kid: "platform-key-1", jwksURL: url)
+            #expect(endpoint.hits.withLock { $0 } == 1)
+            try await Task.sleep(for: .milliseconds(1100))
+            _ = try await cache.key(kid: "platform-key-1", jwksURL: url)
+            #expect(endpoint.hits.withLock { $0 } == 2)
+        }, settings: .init(minMaxAge: .seconds(1)))
+    }
+
+    @Test("an oversized document, a slow platform and an error status fail the fetch")
+    func fetchLimits() async throws {
+        let huge = #"{"keys":[],"padding":""# + String(repeating: "x", count: 300_000) + #""}"#
+        try await JWKSEndpoint(.init(body: huge, cacheControl: nil)).run { url, cache in
+            await #expect(throws: PlatformKeySetError.self) { _ = try await cache.key(kid: "k", jwksURL: url) }
+        }
+        try await JWKSEndpoint(.init(body: platform.jwksJSON, cacheControl: nil, delay: .seconds(2))).run({ url, cache in
+            await #expect(throws: PlatformKeySetError.self) { _ = try await cache.key(kid: "platform-key-1", jwksURL: url) }
+        }, settings: .init(fetchTimeout: .milliseconds(300)))
+        try await JWKSEndpoint(.init(body: "<html>down</html>", cacheControl: nil, status: .internalServerError)).run { url, cache in
+            await #expect(throws: PlatformKeySetError.self) { _ = try await cache.key(kid: "platform-key-1", jwksURL: url) }
+        }
+    }
+
+    @Test("keys for encryption, of other types or algorithms, without kid, or too small are not used")
+    func unusableKeysSkipped() async throws {
+        let good = try #require(try JSONSerialization.jsonObject(with: Data(platform.jwksJSON.utf8)) as? [String: [[String: String]]])["keys"]![0]
+        var enc = good; enc["kid"] = "enc"; enc["use"] = "enc"
+        var ps = good; ps["kid"] = "ps"; ps["alg"] = "PS256"
+        var noKid = good; noKid["kid"] = nil
+        var small = good; small["kid"] = "small"; small["n"] = "AQAB"
+        let ec = ["kty": "EC", "kid": "ec", "crv": "P-256", "x": "AQAB", "y": "AQAB"]
+        let document = try String(data: JSONSerialization.data(withJSONObject: ["keys": [good, enc, ps, noKid, small, ec]]), encoding: .utf8)!
+        try await JWKSEndpoint(.init(body: document, cacheControl: nil)).run { url, cache in
+            #expect(try await cache.key(kid: "platform-key-1", jwksURL: url) != nil)
+            for kid in ["enc", "ps", "small", "ec"] {
+                let key = try await cache.key(kid: kid, jwksURL: url)
+                #expect(key == nil, "\(kid)")
+            }
+        }
+    }
+}
