@@ -28,17 +28,12 @@ final class JWKSEndpoint: Sendable {
             return Response(status: answer.status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: answer.body)))
         }
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
-        do {
+        try await withHTTPClient { http in
             try await app.test(.live) { client in
                 let url = "http://127.0.0.1:\(try #require(client.port))/jwks"
                 try await body(url, PlatformKeySetCache(http: http, settings: settings, logger: Logger(label: "t")))
             }
-        } catch {
-            try await http.shutdown()
-            throw error
         }
-        try await http.shutdown()
     }
 }
 

@@ -17,19 +17,14 @@ func withSandbox(apiKey: String = "sandbox-test-key", clientKey: String? = nil, 
     let router = Router()
     sandbox.addRoutes(to: router)
     let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
-    let http = HTTPClient(eventLoopGroupProvider: .singleton)
-    do {
+    try await withHTTPClient { http in
         try await app.test(.live) { client in
             let port = try #require(client.port)
             let settings = SkillableClientSettings(baseURL: { "http://127.0.0.1:\(port)/sandbox/skillable/api/v3" },
                                                    apiKey: clientKey ?? apiKey, timeout: timeout)
             try await body(SkillableClient(http: http, settings: settings, logger: recorder.logger()), sandbox.state, port)
         }
-    } catch {
-        try await http.shutdown()
-        throw error
     }
-    try await http.shutdown()
 }
 
 @Suite("Skillable client against the sandbox (Lab API v3)")
@@ -66,12 +61,12 @@ struct SkillableClientTests {
     @Test("command and parameter names match case-insensitively")
     func caseInsensitive() async throws {
         try await withSandbox { _, state, port in
-            let http = HTTPClient(eventLoopGroupProvider: .singleton)
             var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/sandbox/skillable/api/v3/LAUNCH?LabId=1002&UserID=u-1")
             request.headers.add(name: "api_key", value: "sandbox-test-key")
-            let response = try await http.execute(request, timeout: .seconds(5))
-            let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
-            try await http.shutdown()
+            let body = try await withHTTPClient { http in
+                let response = try await http.execute(request, timeout: .seconds(5))
+                return String(buffer: try await response.body.collect(upTo: 1 << 20))
+            }
             #expect(body.contains(#""Result":1"#))
             #expect(await state.calls["launch"] == 1)
         }
@@ -147,17 +142,17 @@ struct SkillableClientTests {
 
     @Test("connection refused is a transport error that cannot have started a lab")
     func connectionRefused() async throws {
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
-        let client = SkillableClient(http: http, settings: .init(baseURL: { "http://127.0.0.1:1/api/v3" }, apiKey: "k",
-                                                                 timeout: .seconds(2)), logger: Logger(label: "t"))
-        do {
-            _ = try await client.catalog()
-            Issue.record("no error")
-        } catch let error as SkillableError {
-            #expect(error.code == .transport || error.code == .timeout)
-            #expect(!error.requestMayHaveArrived)
+        try await withHTTPClient { http in
+            let client = SkillableClient(http: http, settings: .init(baseURL: { "http://127.0.0.1:1/api/v3" }, apiKey: "k",
+                                                                     timeout: .seconds(2)), logger: Logger(label: "t"))
+            do {
+                _ = try await client.catalog()
+                Issue.record("no error")
+            } catch let error as SkillableError {
+                #expect(error.code == .transport || error.code == .timeout)
+                #expect(!error.requestMayHaveArrived)
+            }
         }
-        try await http.shutdown()
     }
 
     @Test("the API key never appears in the client's logs")
