@@ -9,6 +9,8 @@ public struct StorageError: Error, Sendable, CustomStringConvertible {
         /// Stored data could not be read back.
         case corrupt
         case invalidLocation = "invalid_location"
+        /// Secret material is stored with permissions that let others read it.
+        case insecure
     }
 
     public var code: Code

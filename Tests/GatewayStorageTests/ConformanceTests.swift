@@ -2,6 +2,7 @@ import Foundation
 import GatewayStorage
 import GatewayStorageSQLite
 import GatewayStorageTesting
+import LTICore
 import LTITestSupport
 import Logging
 import Testing
@@ -88,5 +89,36 @@ struct SQLiteStoreTests {
         }
         try await a.close()
         try await b.close()
+    }
+}
+
+@Suite("Signing key store conformance")
+struct SigningKeyStoreConformanceTests {
+    @Test("file store", arguments: SigningKeyStoreConformance.checks)
+    func file(check: SigningKeyStoreConformance.Check) async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gw-keys-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try await check.run(FileSigningKeyStore(folder: folder), FileSigningKeyStore(folder: folder))
+    }
+
+    @Test("file store: key files are 0600 in a 0700 folder, and a readable key file is refused")
+    func permissions() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gw-keys-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = FileSigningKeyStore(folder: folder)
+        let ring = try await store.updateKeyRing { try $0.readied(now: Date(), generate: { try ToolKey.generate(now: Date()) }) }
+        let fm = FileManager.default
+        #expect((try fm.attributesOfItem(atPath: folder)[.posixPermissions] as? NSNumber)?.intValue == 0o700)
+        for key in ring.keys {
+            #expect((try fm.attributesOfItem(atPath: "\(folder)/\(key.kid).pem")[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+        }
+        let active = try #require(ring.active)
+        try fm.setAttributes([.posixPermissions: 0o644], ofItemAtPath: "\(folder)/\(active.kid).pem")
+        do {
+            _ = try await store.loadKeyRing()
+            Issue.record("a world-readable key was accepted")
+        } catch let error as StorageError {
+            #expect(error.code == .insecure && error.message.contains("chmod 600"))
+        }
     }
 }
