@@ -107,7 +107,7 @@ let package = Package(
         .executableTarget(
             name: "lti-gateway",
             dependencies: [
-                "GatewayApp", "Sandbox",
+                "GatewayApp", "Sandbox", "GatewayStorage", "LTICore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

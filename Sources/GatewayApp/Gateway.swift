@@ -23,6 +23,8 @@ public struct Gateway: Sendable {
     /// The port the server listens on, once it runs (useful with port 0).
     public let listeningPort: ListeningPort
     public let platformKeys: PlatformKeySetCache
+    /// The tool's signing keys in use.
+    public let toolKeys: ToolKeyService
 }
 
 /// The port a running server bound, published once it is known.
@@ -66,7 +68,13 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
     try settings.validate()
     let metrics = GatewayMetrics.registry
     let store = try await openStore(settings: settings, logger: logger)
-    let toolKeys = try ToolKeyFiles.loadOrCreate(directory: settings.keysDirectory)
+    let toolKeys: ToolKeyService
+    do {
+        toolKeys = try await ToolKeyService.start(store: FileSigningKeyStore(folder: settings.keysDirectory), policy: settings.keyPolicy, now: now())
+    } catch let error as StorageError {
+        try? await store.close()
+        throw SettingsError(message: error.message)
+    }
     let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(
         redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5), read: .seconds(30))))
     let listeningPort = ListeningPort()
@@ -122,7 +130,8 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
     router.add(middleware: MetricsMiddleware())
     router.add(middleware: GatewayErrorMiddleware(pages: pages))
     lti.addRoutes(to: router)
-    OperationsController(store: store, metrics: metrics, jwksDocument: toolKeys.jwksDocument).addRoutes(to: router)
+    OperationsController(store: store, metrics: metrics, toolKeys: toolKeys).addRoutes(to: router)
+    ToolConfigurationController(settings: settings, toolKeys: toolKeys).addRoutes(to: router)
     sandbox?.addRoutes(to: router)
     router.get("/") { _, _ in
         pages.messagePage(title: "LTI Gateway", message: "This is an LTI 1.3 tool. Launch it from your LMS course.")
@@ -135,6 +144,7 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
             ClosingService(name: "store") { try await store.close() },
             ClosingService(name: "http-client") { try await http.shutdown() },
             ExpiredStateCleaner(store: store, interval: .seconds(settings.cleanupIntervalSeconds), now: now, logger: logger),
+            KeyRingReloader(keys: toolKeys, interval: .milliseconds(Int64(settings.keyReloadSeconds * 1000)), now: now, logger: logger),
         ],
         onServerRunning: { channel in
             if let port = channel.localAddress?.port { listeningPort.set(port) }
@@ -145,7 +155,7 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
         },
         logger: logger)
     return Gateway(application: application, store: store, skillableSandbox: sandbox, listeningPort: listeningPort,
-                   platformKeys: platformKeys)
+                   platformKeys: platformKeys, toolKeys: toolKeys)
 }
 
 /// The address to reach a server listening on `host` from this machine.

@@ -39,6 +39,16 @@ public struct GatewaySettings: Sendable {
     public var logLevel: String
     /// An unknown kid re-fetches a platform's JWKS at most once per this many seconds (`GATEWAY_JWKS_REFETCH_SECONDS`).
     public var jwksRefetchSeconds: Double
+    /// RSA size of new signing keys (`GATEWAY_KEY_BITS`).
+    public var keyBits: Int
+    /// Days a rotated-out key stays published (`GATEWAY_KEY_GRACE_DAYS`).
+    public var keyGraceDays: Double
+    /// `Cache-Control: max-age` of the tool's JWKS (`GATEWAY_JWKS_MAX_AGE_SECONDS`).
+    public var jwksMaxAgeSeconds: Int
+    /// Seconds `next` must be published before `keys rotate` promotes it (`GATEWAY_KEY_MIN_NEXT_AGE_SECONDS`).
+    public var keyMinNextAgeSeconds: Double
+    /// How often a running server looks for a rotation done elsewhere (`GATEWAY_KEY_RELOAD_SECONDS`).
+    public var keyReloadSeconds: Double
 
     /// Whether the built-in Skillable sandbox serves this gateway.
     public var usesSkillableSandbox: Bool { skillableBaseURL == nil }
@@ -48,7 +58,8 @@ public struct GatewaySettings: Sendable {
                 skillableBaseURL: String? = nil, skillableAPIKey: String? = nil, skillableTimeoutSeconds: Double = 10,
                 skillableLabHosts: [String] = [".labondemand.com"], clockSkewSeconds: Double = 30,
                 stateLifetimeSeconds: Double = 600, maxTokenBytes: Int = 64 * 1024, cleanupIntervalSeconds: Double = 60,
-                logLevel: String = "info", jwksRefetchSeconds: Double = 10) {
+                logLevel: String = "info", jwksRefetchSeconds: Double = 10, keyBits: Int = 2048, keyGraceDays: Double = 7,
+                jwksMaxAgeSeconds: Int = 3600, keyMinNextAgeSeconds: Double = 7200, keyReloadSeconds: Double = 15) {
         self.publicURL = publicURL
         self.host = host
         self.port = port
@@ -64,6 +75,11 @@ public struct GatewaySettings: Sendable {
         self.cleanupIntervalSeconds = cleanupIntervalSeconds
         self.logLevel = logLevel
         self.jwksRefetchSeconds = jwksRefetchSeconds
+        self.keyBits = keyBits
+        self.keyGraceDays = keyGraceDays
+        self.jwksMaxAgeSeconds = jwksMaxAgeSeconds
+        self.keyMinNextAgeSeconds = keyMinNextAgeSeconds
+        self.keyReloadSeconds = keyReloadSeconds
     }
 
     /// Reads the settings from `config` (keys like `gateway.public-url` ↔ `GATEWAY_PUBLIC_URL`), secrets excepted.
@@ -85,7 +101,12 @@ public struct GatewaySettings: Sendable {
             maxTokenBytes: config.int(forKey: "gateway.max-token-bytes", default: defaults.maxTokenBytes),
             cleanupIntervalSeconds: config.double(forKey: "gateway.cleanup-interval-seconds", default: defaults.cleanupIntervalSeconds),
             logLevel: config.string(forKey: "gateway.log-level", default: defaults.logLevel),
-            jwksRefetchSeconds: config.double(forKey: "gateway.jwks-refetch-seconds", default: defaults.jwksRefetchSeconds))
+            jwksRefetchSeconds: config.double(forKey: "gateway.jwks-refetch-seconds", default: defaults.jwksRefetchSeconds),
+            keyBits: config.int(forKey: "gateway.key-bits", default: defaults.keyBits),
+            keyGraceDays: config.double(forKey: "gateway.key-grace-days", default: defaults.keyGraceDays),
+            jwksMaxAgeSeconds: config.int(forKey: "gateway.jwks-max-age-seconds", default: defaults.jwksMaxAgeSeconds),
+            keyMinNextAgeSeconds: config.double(forKey: "gateway.key-min-next-age-seconds", default: defaults.keyMinNextAgeSeconds),
+            keyReloadSeconds: config.double(forKey: "gateway.key-reload-seconds", default: defaults.keyReloadSeconds))
     }
 
     /// Loads settings from the environment over `configFile` (when it exists).
@@ -142,8 +163,19 @@ public struct GatewaySettings: Sendable {
         }
         guard clockSkewSeconds >= 0, clockSkewSeconds <= 300 else { throw SettingsError(message: "GATEWAY_CLOCK_SKEW_SECONDS must be 0…300") }
         guard stateLifetimeSeconds >= 30 else { throw SettingsError(message: "GATEWAY_STATE_TTL_SECONDS must be at least 30") }
+        guard [2048, 3072, 4096].contains(keyBits) else { throw SettingsError(message: "GATEWAY_KEY_BITS must be 2048, 3072 or 4096") }
+        guard keyGraceDays >= 0 else { throw SettingsError(message: "GATEWAY_KEY_GRACE_DAYS must be 0 or more") }
+        guard jwksMaxAgeSeconds >= 0, Double(jwksMaxAgeSeconds) < keyMinNextAgeSeconds else {
+            throw SettingsError(message: "GATEWAY_JWKS_MAX_AGE_SECONDS must be shorter than GATEWAY_KEY_MIN_NEXT_AGE_SECONDS, so platforms see a next key before it signs")
+        }
+        guard keyReloadSeconds >= 0.1, keyReloadSeconds <= 60 else { throw SettingsError(message: "GATEWAY_KEY_RELOAD_SECONDS must be 0.1…60") }
         guard jwksRefetchSeconds >= 0.1 else { throw SettingsError(message: "GATEWAY_JWKS_REFETCH_SECONDS must be at least 0.1") }
         guard maxTokenBytes >= 4096 else { throw SettingsError(message: "GATEWAY_MAX_TOKEN_BYTES must be at least 4096") }
+    }
+
+    /// The key management policy these settings describe.
+    public var keyPolicy: KeyPolicy {
+        KeyPolicy(keyBits: keyBits, retiringGrace: keyGraceDays * 86_400, jwksMaxAge: jwksMaxAgeSeconds, minimumNextAge: keyMinNextAgeSeconds)
     }
 
     /// The normalised public base URL (no trailing slash).

@@ -7,7 +7,7 @@ import Prometheus
 struct OperationsController: Sendable {
     let store: any GatewayStore
     let metrics: PrometheusCollectorRegistry
-    let jwksDocument: ByteBuffer
+    let toolKeys: ToolKeyService
 
     func addRoutes(to router: Router<GatewayRequestContext>) {
         router.get("/healthz") { _, _ in Self.text("ok\n") }
@@ -25,10 +25,11 @@ struct OperationsController: Sendable {
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                      body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
         }
-        let jwks = jwksDocument
+        // Served from memory; max-age is shorter than the time a next key is published before it signs.
+        let cacheControl = "public, max-age=\(toolKeys.policy.jwksMaxAge)"
         router.get("/.well-known/jwks.json") { _, _ in
-            Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "public, max-age=300"],
-                     body: .init(byteBuffer: jwks))
+            Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: cacheControl],
+                     body: .init(byteBuffer: toolKeys.jwksDocument))
         }
     }
 

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import GatewayApp
+import GatewayStorage
+import LTICore
 import Hummingbird
 import Logging
 import Sandbox
@@ -11,7 +13,7 @@ struct LTIGatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lti-gateway",
         abstract: "An LTI 1.3 tool that launches learners from their LMS into Skillable labs.",
-        subcommands: [Serve.self, SandboxCommand.self, Platforms.self])
+        subcommands: [Serve.self, SandboxCommand.self, Platforms.self, Keys.self, ToolConfig.self])
 }
 
 /// Settings and logging shared by the commands.
@@ -23,7 +25,7 @@ struct CommonOptions: ParsableArguments {
         do {
             return try await GatewaySettings.load(configFile: configFile)
         } catch let error as SettingsError {
-            throw ValidationError(error.message)
+            throw CommandFailure(error.message)
         }
     }
 
@@ -51,7 +53,7 @@ struct Serve: AsyncParsableCommand {
         do {
             gateway = try await buildGateway(settings: settings, logger: logger)
         } catch let error as SettingsError {
-            throw ValidationError(error.message)
+            throw CommandFailure(error.message)
         }
         try await gateway.application.runService()
     }
@@ -96,7 +98,7 @@ struct Platforms: AsyncParsableCommand {
 
         func run() async throws {
             let settings = try await common.settings()
-            let store = try await openStore(settings: settings, logger: Logger(label: "lti-gateway"))
+            let store = try await openStore(settings: settings, logger: quietLogger)
             do {
                 let registration = try await PlatformAdministration.add(
                     store: store, issuer: issuer, clientID: clientID, authURL: authURL, tokenURL: tokenURL,
@@ -106,7 +108,7 @@ struct Platforms: AsyncParsableCommand {
                 print(registration.id)
             } catch let error as SettingsError {
                 try await store.close()
-                throw ValidationError(error.message)
+                throw CommandFailure(error.message)
             }
         }
     }
@@ -117,7 +119,7 @@ struct Platforms: AsyncParsableCommand {
 
         func run() async throws {
             let settings = try await common.settings()
-            let store = try await openStore(settings: settings, logger: Logger(label: "lti-gateway"))
+            let store = try await openStore(settings: settings, logger: quietLogger)
             print(PlatformAdministration.table(try await store.allRegistrations()), terminator: "")
             try await store.close()
         }
@@ -130,11 +132,119 @@ struct Platforms: AsyncParsableCommand {
 
         func run() async throws {
             let settings = try await common.settings()
-            let store = try await openStore(settings: settings, logger: Logger(label: "lti-gateway"))
+            let store = try await openStore(settings: settings, logger: quietLogger)
             let removed = try await store.removeRegistration(id: id)
             try await store.close()
-            guard removed else { throw ValidationError("no platform with id \(id)") }
+            guard removed else { throw CommandFailure("no platform with id \(id)") }
             print("Removed platform \(id)")
         }
     }
 }
+
+struct Keys: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The tool's signing keys: list, rotate, retire.",
+        discussion: "Keys go next → active → retiring → removed. A running gateway picks up a change within GATEWAY_KEY_RELOAD_SECONDS (default 15 s). See the key-rotation runbook in the README.",
+        subcommands: [List.self, Rotate.self, Retire.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the keys with their state and dates.")
+        @OptionGroup var common: CommonOptions
+
+        func run() async throws {
+            let settings = try await common.settings()
+            let ring = try await keyOperation { try await FileSigningKeyStore(folder: settings.keysDirectory).loadKeyRing() }
+            guard !ring.keys.isEmpty else {
+                print("No signing keys yet; they are created when the gateway first starts (or by keys rotate).")
+                return
+            }
+            print(KeyAdministration.table(ring), terminator: "")
+        }
+    }
+
+    struct Rotate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make the next key active, the active key retiring, and create a new next key.")
+        @OptionGroup var common: CommonOptions
+        @Flag(help: "Promote the next key even if platforms may not have fetched it yet (emergency rotation).")
+        var force = false
+
+        func run() async throws {
+            let settings = try await common.settings()
+            let ring = try await keyOperation {
+                try await KeyAdministration.rotate(store: FileSigningKeyStore(folder: settings.keysDirectory),
+                                                   policy: settings.keyPolicy, force: force)
+            }
+            print(KeyAdministration.table(ring), terminator: "")
+            print("Rotated: \(ring.active?.kid ?? "-") now signs.")
+        }
+    }
+
+    struct Retire: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove a retiring key from the key set at once (for a compromised key).")
+        @OptionGroup var common: CommonOptions
+        @Argument(help: "The kid of a retiring key (see keys list).") var kid: String
+
+        func run() async throws {
+            let settings = try await common.settings()
+            let ring = try await keyOperation { try await KeyAdministration.retire(store: FileSigningKeyStore(folder: settings.keysDirectory), kid: kid) }
+            print(KeyAdministration.table(ring), terminator: "")
+            print("Retired \(kid): it is no longer published.")
+        }
+    }
+}
+
+/// Runs a key operation, turning refusals into a one-line reason and a non-zero exit.
+func keyOperation<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as KeyRingError {
+        throw CommandFailure(error.description)
+    } catch let error as StorageError {
+        throw CommandFailure(error.message)
+    }
+}
+
+struct ToolConfig: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tool-config",
+        abstract: "Print what an LMS administrator enters to install the gateway (URLs, public key, Canvas JSON, Moodle form).")
+    @OptionGroup var common: CommonOptions
+    @Option(help: "Include this registered platform's issuer, client id and deployments.") var platform: String?
+    @Flag(help: "Print JSON (the same document as GET /lti/config).") var json = false
+
+    func run() async throws {
+        let settings = try await common.settings()
+        let keys = try await keyOperation {
+            try await ToolKeyService.start(store: FileSigningKeyStore(folder: settings.keysDirectory), policy: settings.keyPolicy, now: Date())
+        }
+        var registration: PlatformRegistration?
+        if let platform {
+            let store = try await openStore(settings: settings, logger: quietLogger)
+            registration = try await store.registration(id: platform)
+            try await store.close()
+            guard registration != nil else { throw CommandFailure("no platform with id \(platform) (see platforms list)") }
+        }
+        guard let active = keys.ring.active else { throw CommandFailure("no active signing key") }
+        let configuration = ToolConfiguration(baseURL: settings.baseURL, activeKey: active, registration: registration)
+        if json {
+            print(String(data: try configuration.json(), encoding: .utf8) ?? "{}")
+        } else {
+            print(configuration.text(), terminator: "")
+        }
+    }
+}
+
+/// A command that could not do its work: ArgumentParser prints `Error: <reason>` on one line and exits 1.
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ reason: String) { description = reason }
+}
+
+/// Commands other than `serve` log only warnings and errors (stdout is for their answer).
+let quietLogger: Logger = {
+    var logger = Logger(label: "lti-gateway") { StreamLogHandler.standardError(label: $0) }
+    logger.logLevel = .warning
+    return logger
+}()

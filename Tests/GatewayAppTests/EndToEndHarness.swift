@@ -36,7 +36,9 @@ final class PlatformServer: Sendable {
     func publish(_ path: String, _ jwks: String) { documents.withLock { $0[path] = jwks } }
     func fetchCount(_ path: String) -> Int { fetches.withLock { $0[path] ?? 0 } }
 
-    func application(port: Int) -> some ApplicationProtocol {
+    let boundPort = Mutex<Int?>(nil)
+
+    func application() -> some ApplicationProtocol {
         let router = Router()
         router.get("/:name") { _, context -> Response in
             let path = "/" + (context.parameters.get("name") ?? "")
@@ -45,7 +47,8 @@ final class PlatformServer: Sendable {
             return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "max-age=300"],
                             body: .init(byteBuffer: ByteBuffer(string: body)))
         }
-        return Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)))
+        return Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                           onServerRunning: { channel in self.boundPort.withLock { $0 = channel.localAddress?.port } })
     }
 }
 
@@ -111,28 +114,42 @@ final class EndToEnd: Sendable {
         let logs = LogRecorder()
         let clock = TestClock()
         let platformServer = PlatformServer()
-        let platformPort = try await freePort()
         let platformA = TestPlatform(issuer: "https://lms-a.example.edu", clientID: "client-a", deploymentID: "dep-a", kid: "a-key-1",
                                      privateKey: TestKeys.platformA)
         let platformB = TestPlatform(issuer: "https://lms-b.example.edu", clientID: "client-b", deploymentID: "dep-b", kid: "b-key-1",
                                      privateKey: TestKeys.platformB)
         platformServer.publish("/jwks-a", platformA.jwksJSON)
         platformServer.publish("/jwks-b", platformB.jwksJSON)
-        let platformApp = platformServer.application(port: platformPort)
-
-        let port = try await freePort()
-        var settings = GatewaySettings(
-            publicURL: "http://127.0.0.1:\(port)", host: "127.0.0.1", port: port,
-            databaseURL: "sqlite:" + folder.appendingPathComponent("data/gateway.sqlite").path,
-            keysDirectory: folder.appendingPathComponent("keys").path)
-        configure(&settings)
-        let gateway = try await buildGateway(settings: settings, logger: logs.logger(label: "lti-gateway", level: .debug),
-                                             now: { clock.now })
-        let platformGroup = ServiceGroup(services: [platformApp], gracefulShutdownSignals: [], logger: Logger(label: "platform"))
-        let gatewayGroup = ServiceGroup(services: [gateway.application], gracefulShutdownSignals: [], logger: Logger(label: "gateway"))
+        let platformGroup = ServiceGroup(services: [platformServer.application()], gracefulShutdownSignals: [], logger: Logger(label: "platform"))
         let platformTask = Task { try await platformGroup.run() }
-        let gatewayTask = Task { try await gatewayGroup.run() }
-        _ = try await gateway.listeningPort.wait()
+        var platformPort = 0
+        for _ in 0..<500 where platformPort == 0 {
+            platformPort = platformServer.boundPort.withLock { $0 } ?? 0
+            if platformPort == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        }
+
+        // The gateway's public URL must name its port before it starts, so a free port is picked first;
+        // another test may take it in between, so a start that cannot bind is retried on a new port.
+        var started: (Gateway, GatewaySettings, ServiceGroup, Task<Void, any Error>)?
+        for _ in 0..<5 where started == nil {
+            let port = try await freePort()
+            var settings = GatewaySettings(
+                publicURL: "http://127.0.0.1:\(port)", host: "127.0.0.1", port: port,
+                databaseURL: "sqlite:" + folder.appendingPathComponent("data/gateway.sqlite").path,
+                keysDirectory: folder.appendingPathComponent("keys").path)
+            configure(&settings)
+            let gateway = try await buildGateway(settings: settings, logger: logs.logger(label: "lti-gateway", level: .debug),
+                                                 now: { clock.now })
+            let group = ServiceGroup(services: [gateway.application], gracefulShutdownSignals: [], logger: Logger(label: "gateway"))
+            let task = Task { try await group.run() }
+            if (try? await gateway.listeningPort.wait(timeout: .seconds(5))) != nil {
+                started = (gateway, settings, group, task)
+            } else {
+                await group.triggerGracefulShutdown()
+                _ = try? await task.value
+            }
+        }
+        guard let (gateway, settings, gatewayGroup, gatewayTask) = started else { throw LoginFailed(status: 0, body: "gateway did not start") }
 
         let lms = "http://127.0.0.1:\(platformPort)"
         let registrationA = try await PlatformAdministration.add(

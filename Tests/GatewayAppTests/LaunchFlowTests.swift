@@ -192,19 +192,6 @@ struct LaunchFlowTests {
             #expect(missing.status == 404 && missing.body.contains("Page not found"))
         }
     }
-
-    @Test("the signing key is generated once with mode 0600 and reused at the next start")
-    func signingKeyFile() async throws {
-        let e2e = try await EndToEnd.start()
-        let keys = e2e.folder.appendingPathComponent("keys").path
-        let files = try FileManager.default.contentsOfDirectory(atPath: keys)
-        #expect(files.count == 1)
-        let mode = try FileManager.default.attributesOfItem(atPath: keys + "/" + files[0])[.posixPermissions] as? NSNumber
-        #expect(mode?.intValue == 0o600)
-        let jwks = try await e2e.request(.GET, "/.well-known/jwks.json").body
-        #expect(jwks.contains(files[0].replacingOccurrences(of: ".pem", with: "")))
-        await e2e.stop()
-    }
 }
 
 @Suite("No open redirect (checklist \"Launch\" rule 12)")

@@ -77,12 +77,12 @@ struct PlatformKeySetCacheTests {
             #expect(try await cache.key(kid: "platform-key-1", jwksURL: url) != nil)
             #expect(try await cache.key(kid: "nope", jwksURL: url) == nil)
             #expect(endpoint.hits.withLock { $0 } == 1) // within the interval: no fetch
-            try await Task.sleep(for: .milliseconds(350))
+            try await Task.sleep(for: .milliseconds(1100))
             #expect(try await cache.key(kid: "nope", jwksURL: url) == nil)
             #expect(endpoint.hits.withLock { $0 } == 2)
             #expect(try await cache.key(kid: "nope", jwksURL: url) == nil)
             #expect(endpoint.hits.withLock { $0 } == 2)
-        }, settings: .init(minRefetchInterval: .milliseconds(300)))
+        }, settings: .init(minRefetchInterval: .seconds(1)))
     }
 
     @Test("max-age is honoured: an expired set is fetched again")

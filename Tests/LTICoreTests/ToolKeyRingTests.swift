@@ -1,0 +1,100 @@
+import Crypto
+import CryptoExtras
+import Foundation
+import LTICore
+import Synchronization
+import Testing
+
+@Suite("Tool key ring: next → active → retiring → removed")
+struct ToolKeyRingTests {
+    static let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+    static let pool: [ToolKey] = (0..<4).map { _ in try! ToolKey.generate(now: t0) }
+
+    /// Hands out pool keys in order, as fresh `next` keys created at `now`.
+    final class Generator: Sendable {
+        let index = Mutex(0)
+        func callAsFunction(_ now: Date) -> ToolKey {
+            let i = index.withLock { v in defer { v += 1 }; return v }
+            let key = ToolKeyRingTests.pool[i % ToolKeyRingTests.pool.count]
+            return ToolKey(kid: key.kid, state: .next, createdAt: now, privateKey: key.privateKey)
+        }
+    }
+
+    func readied(_ generate: Generator) throws -> ToolKeyRing {
+        try ToolKeyRing(keys: []).readied(now: Self.t0, generate: { generate(Self.t0) })
+    }
+
+    @Test("readied: one active and one next key; the kid is the RFC 7638 thumbprint")
+    func readiedRing() throws {
+        let ring = try readied(Generator())
+        #expect(ring.active?.kid == Self.pool[0].kid && ring.next?.kid == Self.pool[1].kid)
+        #expect(ring.active?.activatedAt == Self.t0)
+        let key = try #require(ring.active)
+        #expect(try ToolKey.thumbprint(key.privateKey.publicKey) == key.kid)
+        #expect(key.kid.count == 43)
+    }
+
+    @Test("rotate: next becomes active, active becomes retiring with its grace, a new next appears")
+    func rotate() throws {
+        let generate = Generator()
+        let ring = try readied(generate)
+        let later = Self.t0.addingTimeInterval(10_000)
+        let rotated = try ring.rotated(now: later, grace: 600, minimumNextAge: 7200, force: false, generate: { generate(later) })
+        #expect(rotated.active?.kid == ring.next?.kid && rotated.active?.activatedAt == later)
+        #expect(rotated.key(kid: ring.active!.kid)?.state == .retiring)
+        #expect(rotated.key(kid: ring.active!.kid)?.retiresAt == later.addingTimeInterval(600))
+        #expect(rotated.next?.kid == Self.pool[2].kid)
+        #expect(rotated.published(now: later).map(\.state) == [.active, .next, .retiring])
+        #expect(rotated.published(now: later.addingTimeInterval(601)).map(\.state) == [.active, .next])
+    }
+
+    @Test("rotate refuses a next key younger than the minimum publication time, unless forced")
+    func nextTooYoung() throws {
+        let generate = Generator()
+        let ring = try readied(generate)
+        let soon = Self.t0.addingTimeInterval(60)
+        #expect(throws: KeyRingError.nextTooYoung(kid: ring.next!.kid, publishedSeconds: 60, requiredSeconds: 7200)) {
+            try ring.rotated(now: soon, grace: 600, minimumNextAge: 7200, force: false, generate: { generate(soon) })
+        }
+        #expect(try ring.rotated(now: soon, grace: 600, minimumNextAge: 7200, force: true, generate: { generate(soon) }).active?.kid == ring.next?.kid)
+    }
+
+    @Test("retire removes only retiring keys")
+    func retire() throws {
+        let generate = Generator()
+        let ring = try readied(generate)
+        #expect(throws: KeyRingError.cannotRetireActive(ring.active!.kid)) { try ring.retired(kid: ring.active!.kid) }
+        #expect(throws: KeyRingError.cannotRetireNext(ring.next!.kid)) { try ring.retired(kid: ring.next!.kid) }
+        #expect(throws: KeyRingError.unknownKey("nope")) { try ring.retired(kid: "nope") }
+        let rotated = try ring.rotated(now: Self.t0, grace: 600, minimumNextAge: 0, force: false, generate: { generate(Self.t0) })
+        let retired = try rotated.retired(kid: ring.active!.kid)
+        #expect(retired.key(kid: ring.active!.kid) == nil && retired.keys.count == 2)
+    }
+
+    @Test("the JWKS document has public members only")
+    func jwks() throws {
+        let ring = try readied(Generator())
+        let document = try JSONSerialization.jsonObject(with: ring.jwksDocument(now: Self.t0)) as? [String: [[String: String]]]
+        let keys = try #require(document?["keys"])
+        #expect(keys.count == 2)
+        for key in keys { #expect(Set(key.keys) == ["kty", "kid", "use", "alg", "n", "e"]) }
+    }
+
+    @Test("the signer signs RS256 with the active key and names its kid")
+    func signer() throws {
+        let ring = try readied(Generator())
+        let token = try ToolTokenSigner(activeKey: ring.active!).sign(claims: ["sub": "x"])
+        let parts = token.split(separator: ".").map(String.init)
+        let header = try JSONSerialization.jsonObject(with: Base64URL.decode(parts[0])!) as? [String: String]
+        #expect(header == ["alg": "RS256", "typ": "JWT", "kid": ring.active!.kid])
+        let publicKey = try PlatformPublicKey(kid: ring.active!.kid, pem: ring.active!.publicKeyPEM)
+        #expect(publicKey.verifiesRS256(signature: Base64URL.decode(parts[2])!, signingInput: Array((parts[0] + "." + parts[1]).utf8)))
+        let nextKey = try PlatformPublicKey(kid: ring.next!.kid, pem: ring.next!.publicKeyPEM)
+        #expect(!nextKey.verifiesRS256(signature: Base64URL.decode(parts[2])!, signingInput: Array((parts[0] + "." + parts[1]).utf8)))
+    }
+
+    @Test("key sizes below 2048 bits are refused")
+    func keySize() {
+        #expect(throws: KeyRingError.invalidKeySize(1024)) { try ToolKey.generate(bits: 1024, now: Self.t0) }
+    }
+}
