@@ -26,13 +26,22 @@ public protocol LaunchStore: Sendable {
     func recentLaunches(limit: Int) async throws -> [LaunchRecord]
 }
 
+/// Open lab pickers (deep linking).
+public protocol DeepLinkSessionStore: Sendable {
+    func saveDeepLinkSession(_ session: DeepLinkSession) async throws
+    /// Removes and returns the session if it exists and has not expired at `now`.
+    ///
+    /// - Important: Atomic: of two racing submissions of one picker, at most one gets the session.
+    func consumeDeepLinkSession(id: String, now: Date) async throws -> DeepLinkSession?
+}
+
 /// Everything the gateway keeps. A backend implements all of it and passes `GatewayStoreConformance`.
-public protocol GatewayStore: RegistrationStore, LoginStateStore, NonceStore, IdentityStore, LaunchStore {
+public protocol GatewayStore: RegistrationStore, LoginStateStore, NonceStore, IdentityStore, LaunchStore, DeepLinkSessionStore {
     /// Applies pending schema migrations.
     func migrate() async throws
     /// Throws when the database cannot be reached (readiness).
     func ping() async throws
-    /// Deletes login states and used nonces that expired before `now`; returns how many rows went.
+    /// Deletes login states, used nonces and picker sessions that expired before `now`; returns how many rows went.
     func deleteExpired(now: Date) async throws -> Int
     /// Releases connections.
     func close() async throws

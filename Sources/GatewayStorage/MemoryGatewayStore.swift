@@ -8,6 +8,7 @@ public actor MemoryGatewayStore: GatewayStore {
     private var usedNonces: [String: Date] = [:]
     private var identities: [String: LearnerIdentity] = [:]
     private var launches: [LaunchRecord] = []
+    private var deepLinkSessions: [String: DeepLinkSession] = [:]
 
     public init() {}
 
@@ -81,10 +82,21 @@ public actor MemoryGatewayStore: GatewayStore {
         Array(launches.sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }.prefix(limit))
     }
 
+    public func saveDeepLinkSession(_ session: DeepLinkSession) async throws {
+        guard deepLinkSessions[session.id] == nil else { throw StorageError(.duplicate, "session exists") }
+        deepLinkSessions[session.id] = session
+    }
+
+    public func consumeDeepLinkSession(id: String, now: Date) async throws -> DeepLinkSession? {
+        guard let found = deepLinkSessions.removeValue(forKey: id), found.expiresAt > now else { return nil }
+        return found
+    }
+
     public func deleteExpired(now: Date) async throws -> Int {
-        let before = loginStates.count + usedNonces.count
+        let before = loginStates.count + usedNonces.count + deepLinkSessions.count
         loginStates = loginStates.filter { $0.value.expiresAt > now }
         usedNonces = usedNonces.filter { $0.value > now }
-        return before - loginStates.count - usedNonces.count
+        deepLinkSessions = deepLinkSessions.filter { $0.value.expiresAt > now }
+        return before - loginStates.count - usedNonces.count - deepLinkSessions.count
     }
 }

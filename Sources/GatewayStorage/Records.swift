@@ -65,3 +65,32 @@ public struct LaunchRecord: Sendable, Equatable {
         self.createdAt = createdAt
     }
 }
+
+/// An open lab picker: what the deep-linking request allowed, kept until the instructor submits (once).
+///
+/// - Important: `id` is a secret (it authorises the submission); never log it.
+public struct DeepLinkSession: Sendable, Equatable {
+    public var id: String
+    public var registrationID: String
+    public var deploymentID: String
+    public var returnURL: String
+    /// The request's `data`, exactly as received; nil when the request had none.
+    public var data: String?
+    public var acceptMultiple: Bool
+    public var acceptLineItem: Bool
+    public var createdAt: Date
+    public var expiresAt: Date
+
+    public init(id: String, registrationID: String, deploymentID: String, returnURL: String, data: String?,
+                acceptMultiple: Bool, acceptLineItem: Bool, createdAt: Date, expiresAt: Date) {
+        self.id = id
+        self.registrationID = registrationID
+        self.deploymentID = deploymentID
+        self.returnURL = returnURL
+        self.data = data
+        self.acceptMultiple = acceptMultiple
+        self.acceptLineItem = acceptLineItem
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+    }
+}

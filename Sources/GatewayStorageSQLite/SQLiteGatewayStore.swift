@@ -166,9 +166,39 @@ public final class SQLiteGatewayStore: GatewayStore {
 
     public func deleteExpired(now: Date) async throws -> Int {
         let t = SQLiteData.float(now.timeIntervalSince1970)
-        let states = try await query("DELETE FROM login_states WHERE expires_at <= ? RETURNING 1", [t])
-        let nonces = try await query("DELETE FROM used_nonces WHERE expires_at <= ? RETURNING 1", [t])
-        return states.count + nonces.count
+        var removed = 0
+        for table in ["login_states", "used_nonces", "deep_link_sessions"] {
+            removed += try await query("DELETE FROM \(table) WHERE expires_at <= ? RETURNING 1", [t]).count
+        }
+        return removed
+    }
+
+    // MARK: deep-linking sessions
+
+    public func saveDeepLinkSession(_ session: DeepLinkSession) async throws {
+        _ = try await query(
+            """
+            INSERT INTO deep_link_sessions (id, registration_id, deployment_id, return_url, data, accept_multiple, accept_lineitem,
+              created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [.text(session.id), .text(session.registrationID), .text(session.deploymentID), .text(session.returnURL),
+             .optionalText(session.data), .integer(session.acceptMultiple ? 1 : 0), .integer(session.acceptLineItem ? 1 : 0),
+             .float(session.createdAt.timeIntervalSince1970), .float(session.expiresAt.timeIntervalSince1970)])
+    }
+
+    public func consumeDeepLinkSession(id: String, now: Date) async throws -> DeepLinkSession? {
+        let rows = try await query(
+            """
+            DELETE FROM deep_link_sessions WHERE id = ? RETURNING id, registration_id, deployment_id, return_url, data,
+              accept_multiple, accept_lineitem, created_at, expires_at
+            """, [.text(id)])
+        guard let row = rows.first else { return nil }
+        let session = DeepLinkSession(
+            id: try row.text("id"), registrationID: try row.text("registration_id"), deploymentID: try row.text("deployment_id"),
+            returnURL: try row.text("return_url"), data: row.column("data")?.string,
+            acceptMultiple: row.column("accept_multiple")?.integer == 1, acceptLineItem: row.column("accept_lineitem")?.integer == 1,
+            createdAt: try row.date("created_at"), expiresAt: try row.date("expires_at"))
+        return session.expiresAt > now ? session : nil
     }
 
     // MARK: identities

@@ -40,5 +40,15 @@ enum SQLiteSchema {
             "CREATE INDEX launches_created ON launches (created_at)",
             "CREATE INDEX launches_lab_instance ON launches (lab_instance_id)",
         ],
+        // 2: open lab pickers (deep linking).
+        [
+            """
+            CREATE TABLE deep_link_sessions (
+              id TEXT PRIMARY KEY, registration_id TEXT NOT NULL, deployment_id TEXT NOT NULL, return_url TEXT NOT NULL,
+              data TEXT, accept_multiple INTEGER NOT NULL, accept_lineitem INTEGER NOT NULL,
+              created_at REAL NOT NULL, expires_at REAL NOT NULL)
+            """,
+            "CREATE INDEX deep_link_sessions_expiry ON deep_link_sessions (expires_at)",
+        ],
     ]
 }

@@ -129,6 +129,35 @@ public enum GatewayStoreConformance {
             try expect(try await store.identity(issuer: "i", subject: "s") == stored, "read back")
             try expect(try await store.identity(issuer: "i", subject: "other") == nil, "unknown found")
         },
+        Check(name: "a picker session is consumed once, keeps data exactly (or its absence), and expires") { store in
+            let withData = DeepLinkSession(id: "p1", registrationID: "r", deploymentID: "d", returnURL: "https://lms/return",
+                                           data: #"{"opaque":"x y\u00e9"} "#, acceptMultiple: true, acceptLineItem: false,
+                                           createdAt: epoch, expiresAt: epoch.addingTimeInterval(600))
+            var without = withData
+            without.id = "p2"
+            without.data = nil
+            without.expiresAt = epoch.addingTimeInterval(10)
+            try await store.saveDeepLinkSession(withData)
+            try await store.saveDeepLinkSession(without)
+            try expect(try await store.consumeDeepLinkSession(id: "p1", now: epoch) == withData, "read back with data")
+            try expect(try await store.consumeDeepLinkSession(id: "p1", now: epoch) == nil, "consumed twice")
+            try expect(try await store.consumeDeepLinkSession(id: "p2", now: epoch.addingTimeInterval(11)) == nil, "expired consumed")
+            var racing = withData
+            racing.id = "p3"
+            try await store.saveDeepLinkSession(racing)
+            let wins = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for _ in 0..<8 { group.addTask { try await store.consumeDeepLinkSession(id: "p3", now: epoch) != nil } }
+                var count = 0
+                for try await won in group where won { count += 1 }
+                return count
+            }
+            try expect(wins == 1, "\(wins) winners")
+            var dataless = without
+            dataless.id = "p4"
+            dataless.expiresAt = epoch.addingTimeInterval(600)
+            try await store.saveDeepLinkSession(dataless)
+            try expect(try await store.consumeDeepLinkSession(id: "p4", now: epoch)?.data == nil, "absent data came back")
+        },
         Check(name: "launches are recorded and listed newest first") { store in
             for i in 0..<3 {
                 try await store.recordLaunch(LaunchRecord(

@@ -49,7 +49,10 @@ struct SQLiteStoreTests {
         async let b: Void = second.migrate()
         _ = try await (a, b)
         try await first.migrate()
-        #expect(recorder.lines(containing: "applied database migration").count == 1)
+        let applied = recorder.lines(containing: "applied database migration")
+        #expect(applied.filter { $0.contains("db.migration=1 ") }.count == 1)
+        #expect(applied.filter { $0.contains("db.migration=2 ") }.count == 1)
+        #expect(applied.count == 2)
         try await first.close()
         try await second.close()
     }
