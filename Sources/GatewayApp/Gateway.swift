@@ -120,16 +120,22 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
         hostSuffixes: settings.skillableLabHosts.map { $0.lowercased() },
         sandboxAuthority: sandboxAuthority)
 
+    let deepLinking = DeepLinkingController(
+        store: store, catalog: LabCatalog(skillable: skillable, ttl: .seconds(settings.catalogTTLSeconds), logger: logger),
+        toolKeys: toolKeys, pages: pages, baseURL: settings.baseURL, sessionLifetime: settings.pickerLifetimeSeconds,
+        defaultScoreMaximum: settings.defaultScoreMaximum, now: now)
     let lti = LTIController(
         loginHandler: OIDCLoginHandler(registrations: store, states: store, policy: policy),
         validator: LaunchValidator(registrations: store, states: store, nonces: store, keys: platformKeys, policy: policy),
         launcher: LabLauncher(store: store, skillable: skillable, redirectPolicy: redirectPolicy),
+        deepLinking: deepLinking,
         pages: pages, stateLifetime: settings.stateLifetimeSeconds, now: now)
 
     let router = Router(context: GatewayRequestContext.self)
     router.add(middleware: MetricsMiddleware())
     router.add(middleware: GatewayErrorMiddleware(pages: pages))
     lti.addRoutes(to: router)
+    deepLinking.addRoutes(to: router)
     OperationsController(store: store, metrics: metrics, toolKeys: toolKeys).addRoutes(to: router)
     ToolConfigurationController(settings: settings, toolKeys: toolKeys).addRoutes(to: router)
     sandbox?.addRoutes(to: router)

@@ -49,6 +49,12 @@ public struct GatewaySettings: Sendable {
     public var keyMinNextAgeSeconds: Double
     /// How often a running server looks for a rotation done elsewhere (`GATEWAY_KEY_RELOAD_SECONDS`).
     public var keyReloadSeconds: Double
+    /// How long the Skillable lab list is used before a background refresh (`SKILLABLE_CATALOG_TTL_SECONDS`).
+    public var catalogTTLSeconds: Double
+    /// How long an instructor may take in the lab picker (`GATEWAY_PICKER_TTL_SECONDS`).
+    public var pickerLifetimeSeconds: Double
+    /// Default maximum score of gradebook columns created by deep linking (`GATEWAY_SCORE_MAXIMUM`).
+    public var defaultScoreMaximum: Double
 
     /// Whether the built-in Skillable sandbox serves this gateway.
     public var usesSkillableSandbox: Bool { skillableBaseURL == nil }
@@ -59,7 +65,8 @@ public struct GatewaySettings: Sendable {
                 skillableLabHosts: [String] = [".labondemand.com"], clockSkewSeconds: Double = 30,
                 stateLifetimeSeconds: Double = 600, maxTokenBytes: Int = 64 * 1024, cleanupIntervalSeconds: Double = 60,
                 logLevel: String = "info", jwksRefetchSeconds: Double = 10, keyBits: Int = 2048, keyGraceDays: Double = 7,
-                jwksMaxAgeSeconds: Int = 3600, keyMinNextAgeSeconds: Double = 7200, keyReloadSeconds: Double = 15) {
+                jwksMaxAgeSeconds: Int = 3600, keyMinNextAgeSeconds: Double = 7200, keyReloadSeconds: Double = 15,
+                catalogTTLSeconds: Double = 300, pickerLifetimeSeconds: Double = 3600, defaultScoreMaximum: Double = 100) {
         self.publicURL = publicURL
         self.host = host
         self.port = port
@@ -80,6 +87,9 @@ public struct GatewaySettings: Sendable {
         self.jwksMaxAgeSeconds = jwksMaxAgeSeconds
         self.keyMinNextAgeSeconds = keyMinNextAgeSeconds
         self.keyReloadSeconds = keyReloadSeconds
+        self.catalogTTLSeconds = catalogTTLSeconds
+        self.pickerLifetimeSeconds = pickerLifetimeSeconds
+        self.defaultScoreMaximum = defaultScoreMaximum
     }
 
     /// Reads the settings from `config` (keys like `gateway.public-url` ↔ `GATEWAY_PUBLIC_URL`), secrets excepted.
@@ -106,7 +116,10 @@ public struct GatewaySettings: Sendable {
             keyGraceDays: config.double(forKey: "gateway.key-grace-days", default: defaults.keyGraceDays),
             jwksMaxAgeSeconds: config.int(forKey: "gateway.jwks-max-age-seconds", default: defaults.jwksMaxAgeSeconds),
             keyMinNextAgeSeconds: config.double(forKey: "gateway.key-min-next-age-seconds", default: defaults.keyMinNextAgeSeconds),
-            keyReloadSeconds: config.double(forKey: "gateway.key-reload-seconds", default: defaults.keyReloadSeconds))
+            keyReloadSeconds: config.double(forKey: "gateway.key-reload-seconds", default: defaults.keyReloadSeconds),
+            catalogTTLSeconds: config.double(forKey: "skillable.catalog-ttl-seconds", default: defaults.catalogTTLSeconds),
+            pickerLifetimeSeconds: config.double(forKey: "gateway.picker-ttl-seconds", default: defaults.pickerLifetimeSeconds),
+            defaultScoreMaximum: config.double(forKey: "gateway.score-maximum", default: defaults.defaultScoreMaximum))
     }
 
     /// Loads settings from the environment over `configFile` (when it exists).
@@ -168,6 +181,11 @@ public struct GatewaySettings: Sendable {
         guard jwksMaxAgeSeconds >= 0, Double(jwksMaxAgeSeconds) < keyMinNextAgeSeconds else {
             throw SettingsError(message: "GATEWAY_JWKS_MAX_AGE_SECONDS must be shorter than GATEWAY_KEY_MIN_NEXT_AGE_SECONDS, so platforms see a next key before it signs")
         }
+        guard catalogTTLSeconds >= 1 else { throw SettingsError(message: "SKILLABLE_CATALOG_TTL_SECONDS must be at least 1") }
+        guard pickerLifetimeSeconds >= 60, pickerLifetimeSeconds <= 86_400 else {
+            throw SettingsError(message: "GATEWAY_PICKER_TTL_SECONDS must be 60…86400")
+        }
+        guard defaultScoreMaximum > 0, defaultScoreMaximum <= 10_000 else { throw SettingsError(message: "GATEWAY_SCORE_MAXIMUM must be 1…10000") }
         guard keyReloadSeconds >= 0.1, keyReloadSeconds <= 60 else { throw SettingsError(message: "GATEWAY_KEY_RELOAD_SECONDS must be 0.1…60") }
         guard jwksRefetchSeconds >= 0.1 else { throw SettingsError(message: "GATEWAY_JWKS_REFETCH_SECONDS must be at least 0.1") }
         guard maxTokenBytes >= 4096 else { throw SettingsError(message: "GATEWAY_MAX_TOKEN_BYTES must be at least 4096") }

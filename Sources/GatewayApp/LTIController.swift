@@ -10,6 +10,7 @@ struct LTIController: Sendable {
     let loginHandler: OIDCLoginHandler
     let validator: LaunchValidator
     let launcher: LabLauncher
+    let deepLinking: DeepLinkingController
     let pages: PageRenderer
     let stateLifetime: TimeInterval
     let now: @Sendable () -> Date
@@ -53,8 +54,9 @@ struct LTIController: Sendable {
             response.headers[values: .setCookie].append(Self.expiredStateCookie(for: state ?? ""))
             return response
         case .deepLinkingRequest:
-            throw GatewayError(code: "deep_linking_not_available", status: .notImplemented, title: "Lab selection is not available yet",
-                               message: "This gateway does not offer lab selection (deep linking) yet. Ask your LMS administrator to add lab links with the custom parameter labid instead.")
+            var response = try await deepLinking.startPicker(launch, context: context)
+            response.headers[values: .setCookie].append(Self.expiredStateCookie(for: state ?? ""))
+            return response
         }
     }
 

@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import LTICore
 import Mustache
 
 /// Learner-facing HTML pages from Mustache templates (values HTML-escaped: claim values are untrusted).
@@ -11,6 +12,8 @@ struct PageRenderer: Sendable {
         try library.register(Self.layout, named: "layout")
         try library.register(Self.errorTemplate, named: "error")
         try library.register(Self.messageTemplate, named: "message")
+        try library.register(Self.pickerTemplate, named: "picker")
+        try library.register(Self.autoPostTemplate, named: "autopost")
         self.library = library
     }
 
@@ -26,12 +29,28 @@ struct PageRenderer: Sendable {
         render("message", status: status, ["title": title, "message": message])
     }
 
-    private func render(_ name: String, status: HTTPResponse.Status, _ values: [String: String]) -> Response {
+    /// The lab picker of a deep-linking request.
+    func pickerPage(_ picker: PickerView) -> Response {
+        let nonce = SecureRandom.token(byteCount: 16)
+        var values = picker.values
+        values["nonce"] = nonce
+        return render("picker", status: .ok, values, scriptNonce: nonce)
+    }
+
+    /// A page that posts `JWT` to the platform at once (and offers a button for browsers without script).
+    func autoPostPage(action: String, jwt: String, summary: String) -> Response {
+        let nonce = SecureRandom.token(byteCount: 16)
+        return render("autopost", status: .ok, ["title": "Returning to your course", "action": action, "jwt": jwt,
+                                                 "summary": summary, "nonce": nonce], scriptNonce: nonce)
+    }
+
+    private func render(_ name: String, status: HTTPResponse.Status, _ values: [String: Any], scriptNonce: String? = nil) -> Response {
         let body = library.render(values, withTemplate: name) ?? "<!doctype html><title>Error</title><p>Error</p>"
+        let scripts = scriptNonce.map { "; script-src 'nonce-\($0)'" } ?? ""
         return Response(status: status, headers: [
             .contentType: "text/html; charset=utf-8",
             .cacheControl: "no-store",
-            HTTPField.Name("Content-Security-Policy")!: "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors *",
+            HTTPField.Name("Content-Security-Policy")!: "default-src 'none'; style-src 'unsafe-inline'\(scripts); frame-ancestors *",
             HTTPField.Name("X-Content-Type-Options")!: "nosniff",
             HTTPField.Name("Referrer-Policy")!: "no-referrer",
         ], body: .init(byteBuffer: ByteBuffer(string: body)))
@@ -53,6 +72,43 @@ struct PageRenderer: Sendable {
     static let errorTemplate = """
         {{<layout}}{{$content}}<h1>{{title}}</h1><p>{{message}}</p>
         <p class="ref">Reference: <code>{{reference}}</code>{{#rule}} · rule {{rule}}{{/rule}}</p>{{/content}}{{/layout}}
+        """
+
+    static let pickerTemplate = """
+        {{<layout}}{{$content}}
+        <h1>Add Skillable labs</h1>
+        <form method="post" action="{{action}}">
+        <input type="hidden" name="session" value="{{session}}">
+        <p><label for="search">Search by name, number or tag</label><br>
+        <input type="search" id="search" autocomplete="off" style="width:100%;padding:.4rem" aria-controls="labs"></p>
+        <fieldset><legend>{{#multiple}}Choose one or more labs{{/multiple}}{{^multiple}}Choose a lab{{/multiple}}</legend>
+        <ul id="labs" style="list-style:none;padding:0">
+        {{#labs}}<li data-search="{{search}}" style="margin:.6rem 0">
+        <label><input type="{{inputType}}" name="lab" value="{{id}}"{{#required}} required{{/required}}>
+        <strong>{{name}}</strong> <span class="ref">{{number}} · {{duration}} min</span></label>
+        <div class="ref" style="margin-left:1.6rem">{{description}}</div></li>
+        {{/labs}}</ul>
+        <p id="nomatch" hidden role="status">No lab matches this search.</p></fieldset>
+        {{#lineItems}}<p><label><input type="checkbox" name="create_line_item" value="on"> Create a gradebook column for each lab</label>
+        <label style="margin-left:1rem">Maximum score <input type="number" name="score_maximum" min="1" max="10000" step="any" value="{{scoreMaximum}}" style="width:6rem"></label></p>{{/lineItems}}
+        <p><button type="submit" name="action" value="add">Add to course</button>
+        <button type="submit" name="action" value="cancel" formnovalidate>Cancel</button></p>
+        </form>
+        <script nonce="{{nonce}}">
+        (function(){var q=document.getElementById('search'),none=document.getElementById('nomatch');
+        q.addEventListener('input',function(){var v=q.value.toLowerCase().trim(),shown=0;
+        document.querySelectorAll('#labs li').forEach(function(li){var hit=!v||li.dataset.search.indexOf(v)>=0;li.hidden=!hit;if(hit)shown++;});
+        none.hidden=shown>0;});})();
+        </script>
+        {{/content}}{{/layout}}
+        """
+
+    static let autoPostTemplate = """
+        {{<layout}}{{$content}}<h1>{{title}}</h1>
+        <form id="return" method="post" action="{{action}}">
+        <input type="hidden" name="JWT" value="{{jwt}}">
+        <p>{{summary}}</p><p><button type="submit">Continue to the course</button></p></form>
+        <script nonce="{{nonce}}">document.getElementById('return').submit();</script>{{/content}}{{/layout}}
         """
 
     static let messageTemplate = """

@@ -72,20 +72,6 @@ struct LaunchFlowTests {
         }
     }
 
-    @Test("a deep-linking request gets a clear not-yet-available page")
-    func deepLinkingNotYet() async throws {
-        try await withEndToEnd { e2e in
-            let response = try await e2e.fullLaunch {
-                $0[LTIClaim.messageType] = "LtiDeepLinkingRequest"
-                $0[LTIClaim.resourceLink] = nil
-                $0[LTIClaim.deepLinkingSettings] = ["deep_link_return_url": "https://lms-a.example.edu/return", "accept_types": ["ltiResourceLink"],
-                                                    "accept_presentation_document_targets": ["iframe"]]
-            }
-            #expect(response.status == 501)
-            #expect(response.body.contains("not available yet"))
-        }
-    }
-
     @Test("Skillable results other than success get a page by cause, with the reference id, recorded with the raw code",
           arguments: [(3, 503, "No lab capacity"), (2, 409, "Too many labs"), (6, 409, "saved copy"), (140, 502, "refused the request"),
                       (160, 409, "More information"), (110, 503, "not available")])

@@ -1,0 +1,94 @@
+import Foundation
+
+/// One `ltiResourceLink` content item (Deep Linking 2.0 §3.1).
+public struct DeepLinkResourceLink: Sendable, Equatable {
+    public var title: String
+    public var text: String?
+    /// The launch URL of the link (the tool's launch endpoint).
+    public var url: String
+    /// Custom parameters the platform sends back on each launch of the link (string values).
+    public var custom: [String: String]
+    public var lineItem: LineItem?
+
+    /// A gradebook column the platform creates with the link.
+    public struct LineItem: Sendable, Equatable {
+        public var label: String
+        public var scoreMaximum: Double
+        public var resourceID: String?
+        public var tag: String?
+        public init(label: String, scoreMaximum: Double, resourceID: String? = nil, tag: String? = nil) {
+            self.label = label
+            self.scoreMaximum = scoreMaximum
+            self.resourceID = resourceID
+            self.tag = tag
+        }
+    }
+
+    public init(title: String, text: String?, url: String, custom: [String: String], lineItem: LineItem? = nil) {
+        self.title = title
+        self.text = text
+        self.url = url
+        self.custom = custom
+        self.lineItem = lineItem
+    }
+
+    var claim: [String: any Sendable] {
+        var item: [String: any Sendable] = ["type": "ltiResourceLink", "title": title, "url": url, "custom": custom]
+        if let text { item["text"] = text }
+        if let lineItem {
+            var line: [String: any Sendable] = ["label": lineItem.label, "scoreMaximum": lineItem.scoreMaximum]
+            if let resourceID = lineItem.resourceID { line["resourceId"] = resourceID }
+            if let tag = lineItem.tag { line["tag"] = tag }
+            item["lineItem"] = line
+        }
+        return item
+    }
+}
+
+/// The claims of an `LtiDeepLinkingResponse` (checklist "Deep linking response"; Deep Linking 2.0 §4.5).
+public enum DeepLinkingResponse {
+    public static let dataClaim = "https://purl.imsglobal.org/spec/lti-dl/claim/data"
+    public static let contentItemsClaim = "https://purl.imsglobal.org/spec/lti-dl/claim/content_items"
+    public static let messageClaim = "https://purl.imsglobal.org/spec/lti-dl/claim/msg"
+
+    /// - Parameters:
+    ///   - clientID: our client id (`iss`); `platformIssuer` is the `aud`.
+    ///   - data: the request's `data`, echoed exactly; omitted (never `null`) when the request had none.
+    ///   - lifetime: seconds until `exp` (minutes, per the checklist).
+    public static func claims(clientID: String, platformIssuer: String, deploymentID: String, data: String?,
+                              items: [DeepLinkResourceLink], message: String?, now: Date,
+                              lifetime: TimeInterval = 600) -> [String: any Sendable] {
+        var claims: [String: any Sendable] = [
+            "iss": clientID,
+            "aud": platformIssuer,
+            "iat": Int(now.timeIntervalSince1970),
+            "exp": Int(now.addingTimeInterval(lifetime).timeIntervalSince1970),
+            "nonce": SecureRandom.token(),
+            LTIClaim.deploymentID: deploymentID,
+            LTIClaim.messageType: "LtiDeepLinkingResponse",
+            LTIClaim.version: "1.3.0",
+            contentItemsClaim: items.map(\.claim),
+        ]
+        if let data { claims[dataClaim] = data }
+        if let message { claims[messageClaim] = message }
+        return claims
+    }
+}
+
+/// Verifies tokens the tool signed itself (e.g. picker sessions) against its own published keys.
+public struct ToolTokenVerifier: Sendable {
+    let keys: [String: ToolKey]
+
+    public init(ring: ToolKeyRing, now: Date) {
+        keys = Dictionary(ring.published(now: now).map { ($0.kid, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// The payload of `token` when it is an RS256 JWS by one of the published keys; nil otherwise.
+    public func payload(of token: String, maxBytes: Int = 8192) -> Data? {
+        guard token.utf8.count <= maxBytes, let jws = try? CompactJWS(token), jws.header.alg == "RS256",
+              let kid = jws.header.kid, let key = keys[kid]
+        else { return nil }
+        let signature = CryptoExtrasSignature.verify(jws.signature, jws.signingInput, key)
+        return signature ? jws.payload : nil
+    }
+}
