@@ -8,6 +8,10 @@ public protocol RegistrationStore: RegistrationLookup {
     func allRegistrations() async throws -> [PlatformRegistration]
     /// Removes the registration and its deployments; `false` when there was none.
     func removeRegistration(id: String) async throws -> Bool
+    /// The registration's launch options (defaults when none were set).
+    func launchOptions(registrationID: String) async throws -> PlatformLaunchOptions
+    /// Replaces the registration's launch options; `false` when there is no such registration.
+    func setLaunchOptions(_ options: PlatformLaunchOptions, registrationID: String) async throws -> Bool
 }
 
 /// Learner identities keyed by (issuer, sub).

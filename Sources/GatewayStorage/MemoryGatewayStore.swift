@@ -9,6 +9,7 @@ public actor MemoryGatewayStore: GatewayStore {
     private var identities: [String: LearnerIdentity] = [:]
     private var launches: [LaunchRecord] = []
     private var deepLinkSessions: [String: DeepLinkSession] = [:]
+    private var options: [String: PlatformLaunchOptions] = [:]
 
     public init() {}
 
@@ -30,7 +31,18 @@ public actor MemoryGatewayStore: GatewayStore {
     }
 
     public func removeRegistration(id: String) async throws -> Bool {
-        registrationsByID.removeValue(forKey: id) != nil
+        options[id] = nil
+        return registrationsByID.removeValue(forKey: id) != nil
+    }
+
+    public func launchOptions(registrationID: String) async throws -> PlatformLaunchOptions {
+        options[registrationID] ?? PlatformLaunchOptions()
+    }
+
+    public func setLaunchOptions(_ options: PlatformLaunchOptions, registrationID: String) async throws -> Bool {
+        guard registrationsByID[registrationID] != nil else { return false }
+        self.options[registrationID] = options
+        return true
     }
 
     public func registrations(issuer: String) async throws -> [PlatformRegistration] {

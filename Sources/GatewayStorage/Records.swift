@@ -94,3 +94,40 @@ public struct DeepLinkSession: Sendable, Equatable {
         self.expiresAt = expiresAt
     }
 }
+
+/// How labs are launched for learners of one platform registration (all optional; nil = Skillable's default).
+public struct PlatformLaunchOptions: Sendable, Equatable, Codable {
+    public var maxActiveLabs: Int?
+    public var maxSavedLabs: Int?
+    public var durationMinutes: Int?
+    public var regionID: Int?
+    /// Lab language; nil → the launch's `locale`.
+    public var lang: String?
+    /// Send `tag` = platform registration and course, for traceability in Skillable.
+    public var sendTag: Bool
+    /// Fill `variable-LtiContextId`, `variable-LtiContextTitle`, `variable-LtiRoles` from the launch.
+    public var sendContextVariables: Bool
+
+    public init(maxActiveLabs: Int? = nil, maxSavedLabs: Int? = nil, durationMinutes: Int? = nil, regionID: Int? = nil,
+                lang: String? = nil, sendTag: Bool = true, sendContextVariables: Bool = false) {
+        self.maxActiveLabs = maxActiveLabs
+        self.maxSavedLabs = maxSavedLabs
+        self.durationMinutes = durationMinutes
+        self.regionID = regionID
+        self.lang = lang
+        self.sendTag = sendTag
+        self.sendContextVariables = sendContextVariables
+    }
+
+    /// The reason these options cannot be used, naming the option; nil when they are valid.
+    public var problem: String? {
+        if let v = maxActiveLabs, !(1...100).contains(v) { return "maxActiveLabs must be 1…100" }
+        if let v = maxSavedLabs, !(0...100).contains(v) { return "maxSavedLabs must be 0…100" }
+        if let v = durationMinutes, !(5...10_080).contains(v) { return "durationMinutes must be 5…10080" }
+        if let v = regionID, v <= 0 { return "regionId must be a positive Skillable region id" }
+        if let v = lang, v.range(of: "^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{1,8})*$", options: .regularExpression) == nil {
+            return "lang must be a language tag such as en or pt-BR"
+        }
+        return nil
+    }
+}

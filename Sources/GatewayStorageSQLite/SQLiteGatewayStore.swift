@@ -133,6 +133,25 @@ public final class SQLiteGatewayStore: GatewayStore {
         return !rows.isEmpty
     }
 
+    public func launchOptions(registrationID: String) async throws -> PlatformLaunchOptions {
+        let rows = try await query("SELECT launch_options FROM platform_registrations WHERE id = ?", [.text(registrationID)])
+        guard let text = rows.first?.column("launch_options")?.string else { return PlatformLaunchOptions() }
+        do {
+            return try JSONDecoder().decode(PlatformLaunchOptions.self, from: Data(text.utf8))
+        } catch {
+            throw StorageError(.corrupt, "launch options of \(registrationID) are unreadable", underlying: error)
+        }
+    }
+
+    public func setLaunchOptions(_ options: PlatformLaunchOptions, registrationID: String) async throws -> Bool {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let text = String(decoding: try encoder.encode(options), as: UTF8.self)
+        let rows = try await query("UPDATE platform_registrations SET launch_options = ? WHERE id = ? RETURNING id",
+                                   [.text(text), .text(registrationID)])
+        return !rows.isEmpty
+    }
+
     // MARK: login state and nonces
 
     public func saveLoginState(_ state: LoginState) async throws {

@@ -50,5 +50,9 @@ enum SQLiteSchema {
             """,
             "CREATE INDEX deep_link_sessions_expiry ON deep_link_sessions (expires_at)",
         ],
+        // 3: launch options per platform registration (JSON).
+        [
+            "ALTER TABLE platform_registrations ADD COLUMN launch_options TEXT",
+        ],
     ]
 }

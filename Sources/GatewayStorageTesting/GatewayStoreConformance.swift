@@ -70,6 +70,15 @@ public enum GatewayStoreConformance {
             try await store.addRegistration(registration("a2"))
             try expect(try await store.registration(id: "a2")?.deploymentIDs == ["dep-1"], "deployments of re-added")
         },
+        Check(name: "launch options: defaults until set, stored per registration, refused for an unknown one") { store in
+            try await store.addRegistration(registration("a"))
+            try expect(try await store.launchOptions(registrationID: "a") == PlatformLaunchOptions(), "defaults")
+            let options = PlatformLaunchOptions(maxActiveLabs: 3, maxSavedLabs: 1, durationMinutes: 45, regionID: 7, lang: "pt-BR",
+                                                sendTag: false, sendContextVariables: true)
+            try expect(try await store.setLaunchOptions(options, registrationID: "a"), "not stored")
+            try expect(try await store.launchOptions(registrationID: "a") == options, "read back")
+            try expect(try await store.setLaunchOptions(options, registrationID: "missing") == false, "stored for a missing registration")
+        },
         Check(name: "a login state is consumed once") { store in
             try await store.saveLoginState(loginState("s1"))
             let first = try await store.consumeLoginState("s1", now: epoch)

@@ -30,6 +30,11 @@ public struct SkillableSandbox: Sendable {
         group.get("lab/:id") { request, context in
             try await self.labPage(request, context: context)
         }
+        group.get("deferred/:token") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string:
+                "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Manage your labs (sandbox)</title></head>" +
+                "<body><main><h1>Manage your labs</h1><p>This page stands in for Skillable's deferred-launch page.</p></main></body></html>")))
+        }
         group.post("control") { request, context in
             try await self.control(request, context: context)
         }
@@ -58,7 +63,7 @@ public struct SkillableSandbox: Sendable {
         case .failure(.serverError):
             return Response(status: .internalServerError, headers: [.contentType: "text/html"],
                             body: .init(byteBuffer: ByteBuffer(string: "<html><body>Server Error</body></html>")))
-        case .failure(.hang):
+        case .failure(.hang), .failure(.performThenHang):
             try await Task.sleep(for: await state.hangDuration)
             return Response(status: .gatewayTimeout)
         }
@@ -81,7 +86,7 @@ public struct SkillableSandbox: Sendable {
                         body: .init(byteBuffer: ByteBuffer(string: html)))
     }
 
-    /// `POST control?results=2,6&latencyMs=150&fail=500,hang&reset=1`.
+    /// `POST control?results=2,6&latencyMs=150&fail=500,hang,perform-then-hang&deferred=1&reset=1`.
     func control<Context: RequestContext>(_ request: Request, context: Context) async throws -> Response {
         guard request.headers[HTTPField.Name("api_key")!] == apiKey else {
             return Response(status: .unauthorized)
@@ -93,8 +98,11 @@ public struct SkillableSandbox: Sendable {
         }
         if let ms = q["latencyMs"].flatMap({ Int($0) }) { await state.setLatency(.milliseconds(ms)) }
         if let fail = q["fail"] {
-            await state.scriptFailures(fail.split(separator: ",").map { $0 == "hang" ? .hang : .serverError })
+            await state.scriptFailures(fail.split(separator: ",").map {
+                $0 == "hang" ? .hang : $0 == "perform-then-hang" ? .performThenHang : .serverError
+            })
         }
+        if let deferred = q["deferred"].flatMap({ Int($0) }) { await state.scriptDeferredLaunches(deferred) }
         return Self.json(#"{"Status":1,"Error":null}"#)
     }
 

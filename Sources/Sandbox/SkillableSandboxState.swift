@@ -28,6 +28,8 @@ public actor SkillableSandboxState {
         case serverError
         /// No answer until the client gives up.
         case hang
+        /// The command is carried out (e.g. a lab starts), but the answer never comes: an ambiguous failure.
+        case performThenHang
     }
 
     public private(set) var profiles: [SandboxLabProfile]
@@ -39,6 +41,7 @@ public actor SkillableSandboxState {
     private var scriptedResults: [Int] = []
     private var scriptedFailures: [Failure] = []
     private var scriptedLabURLs: [String] = []
+    private var scriptedDeferredLaunches = 0
     public private(set) var latency: Duration = .zero
     /// How long a scripted `.hang` holds the call before answering 504.
     public private(set) var hangDuration: Duration = .seconds(30)
@@ -53,6 +56,9 @@ public actor SkillableSandboxState {
 
     /// The next `Launch` calls answer these results (in order) instead of their natural outcome.
     public func scriptLaunchResults(_ codes: [Int]) { scriptedResults.append(contentsOf: codes) }
+    /// The next `count` launches answer as a consumer set to "Generate a deferred launch token" does
+    /// (Result 2 with a URL where the learner manages their labs).
+    public func scriptDeferredLaunches(_ count: Int) { scriptedDeferredLaunches += count }
     /// The next successful launches answer these lab URLs (e.g. a foreign host, to test redirect checks).
     public func scriptLabURLs(_ urls: [String]) { scriptedLabURLs.append(contentsOf: urls) }
     /// The next calls (any command) fail this way.
@@ -70,6 +76,7 @@ public actor SkillableSandboxState {
         scriptedResults = []
         scriptedFailures = []
         scriptedLabURLs = []
+        scriptedDeferredLaunches = 0
         latency = .zero
     }
 
@@ -80,7 +87,8 @@ public actor SkillableSandboxState {
 
     /// Answers one API command (lower-cased name, lower-cased parameter names) as JSON, or the failure scripted for it.
     func answer(_ command: String, _ query: [String: String], labURL: @Sendable (Int64) -> String) -> Result<Data, Failure> {
-        if let failure = record(command, query) { return .failure(failure) }
+        let failure = record(command, query)
+        if let failure, failure != .performThenHang { return .failure(failure) }
         let body: [String: Any?]
         switch command {
         case "launch": body = launch(query, labURL: labURL)
@@ -89,6 +97,7 @@ public actor SkillableSandboxState {
         case "cancel", "resume", "labaccessurl", "details": body = instanceCommand(command, query, labURL: labURL)
         default: body = ["Status": 0, "Error": "Unknown command."]
         }
+        if let failure { return .failure(failure) }
         return .success(Self.serialize(body))
     }
 
@@ -116,6 +125,11 @@ public actor SkillableSandboxState {
     private func launch(_ q: [String: String], labURL: @Sendable (Int64) -> String) -> [String: Any?] {
         guard let labID = q["labid"].flatMap(Int.init), let userID = q["userid"], !userID.isEmpty else {
             return launchAnswer(result: 140, error: "labid and userid are required.")
+        }
+        if scriptedDeferredLaunches > 0 {
+            scriptedDeferredLaunches -= 1
+            return ["Result": 2, "Url": labURL(-1).replacingOccurrences(of: "/lab/-1", with: "/deferred/\(UUID().uuidString)"),
+                    "LabInstanceId": nil, "Expires": nil, "Status": 1, "Error": nil]
         }
         if !scriptedResults.isEmpty {
             let code = scriptedResults.removeFirst()

@@ -61,13 +61,37 @@ public struct SkillableLaunchResponse: Sendable, Decodable {
     public var expires: Int64?
     public var status: Int
     public var error: String?
+    /// Every top-level string field, for recognising answers whose shape is not documented (deferred launch).
+    public var stringFields: [String: String]
 
     enum CodingKeys: String, CodingKey {
         case result = "Result", url = "Url", labInstanceID = "LabInstanceId", expires = "Expires"
         case status = "Status", error = "Error"
     }
 
+    struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    public init(result: SkillableLaunchResult, url: String?, labInstanceID: Int64?, expires: Int64?, status: Int, error: String?,
+                stringFields: [String: String] = [:]) {
+        self.result = result
+        self.url = url
+        self.labInstanceID = labInstanceID
+        self.expires = expires
+        self.status = status
+        self.error = error
+        self.stringFields = stringFields
+    }
+
     public init(from decoder: any Decoder) throws {
+        let all = try decoder.container(keyedBy: AnyKey.self)
+        var strings: [String: String] = [:]
+        for key in all.allKeys { if let value = try? all.decode(String.self, forKey: key) { strings[key.stringValue] = value } }
+        stringFields = strings
         let c = try decoder.container(keyedBy: CodingKeys.self)
         result = SkillableLaunchResult(code: try c.decodeIfPresent(Int.self, forKey: .result) ?? 0)
         url = try c.decodeIfPresent(String.self, forKey: .url)

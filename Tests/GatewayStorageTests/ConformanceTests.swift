@@ -52,7 +52,8 @@ struct SQLiteStoreTests {
         let applied = recorder.lines(containing: "applied database migration")
         #expect(applied.filter { $0.contains("db.migration=1 ") }.count == 1)
         #expect(applied.filter { $0.contains("db.migration=2 ") }.count == 1)
-        #expect(applied.count == 2)
+        #expect(applied.filter { $0.contains("db.migration=3 ") }.count == 1)
+        #expect(applied.count == 3)
         try await first.close()
         try await second.close()
     }
