@@ -120,6 +120,15 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
         hostSuffixes: settings.skillableLabHosts.map { $0.lowercased() },
         sandboxAuthority: sandboxAuthority)
 
+    let sessionTokens = LabSessionTokens(toolKeys: toolKeys, lifetime: settings.labSessionSeconds)
+    let coordinator = LaunchCoordinator(
+        skillable: skillable,
+        policy: LaunchRetryPolicy(maxAttempts: settings.launchAttempts, deadline: .milliseconds(Int64(settings.launchDeadlineSeconds * 1000))),
+        deferredRule: settings.deferredLaunchRule, joinWindow: .milliseconds(Int64(settings.launchJoinSeconds * 1000)), logger: logger)
+    let launcher = LabLauncher(store: store, skillable: skillable, coordinator: coordinator, redirectPolicy: redirectPolicy,
+                               sessionTokens: sessionTokens, pages: pages, baseURL: settings.baseURL)
+    let labSessions = LabSessionController(skillable: skillable, tokens: sessionTokens, launcher: launcher, pages: pages,
+                                           redirectPolicy: redirectPolicy, baseURL: settings.baseURL, now: now)
     let deepLinking = DeepLinkingController(
         store: store, catalog: LabCatalog(skillable: skillable, ttl: .seconds(settings.catalogTTLSeconds), logger: logger),
         toolKeys: toolKeys, pages: pages, baseURL: settings.baseURL, sessionLifetime: settings.pickerLifetimeSeconds,
@@ -127,7 +136,7 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
     let lti = LTIController(
         loginHandler: OIDCLoginHandler(registrations: store, states: store, policy: policy),
         validator: LaunchValidator(registrations: store, states: store, nonces: store, keys: platformKeys, policy: policy),
-        launcher: LabLauncher(store: store, skillable: skillable, redirectPolicy: redirectPolicy),
+        launcher: launcher,
         deepLinking: deepLinking,
         pages: pages, stateLifetime: settings.stateLifetimeSeconds, now: now)
 
@@ -136,6 +145,7 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
     router.add(middleware: GatewayErrorMiddleware(pages: pages))
     lti.addRoutes(to: router)
     deepLinking.addRoutes(to: router)
+    labSessions.addRoutes(to: router)
     OperationsController(store: store, metrics: metrics, toolKeys: toolKeys).addRoutes(to: router)
     ToolConfigurationController(settings: settings, toolKeys: toolKeys).addRoutes(to: router)
     sandbox?.addRoutes(to: router)

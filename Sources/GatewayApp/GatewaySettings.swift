@@ -1,6 +1,7 @@
 import Configuration
 import Foundation
 import LTICore
+import Skillable
 
 /// Every setting of the gateway, read once at start.
 ///
@@ -55,6 +56,19 @@ public struct GatewaySettings: Sendable {
     public var pickerLifetimeSeconds: Double
     /// Default maximum score of gradebook columns created by deep linking (`GATEWAY_SCORE_MAXIMUM`).
     public var defaultScoreMaximum: Double
+    /// How long a learner waits in all for a lab launch, retries included (`SKILLABLE_LAUNCH_DEADLINE_SECONDS`).
+    public var launchDeadlineSeconds: Double
+    /// Attempts of one launch on outages (`SKILLABLE_LAUNCH_ATTEMPTS`).
+    public var launchAttempts: Int
+    /// How a deferred-launch answer is recognised (`SKILLABLE_DEFERRED_LAUNCH_RULE`: url-with-non-success, field:NAME, off).
+    public var deferredLaunchRule: DeferredLaunchRule
+    /// How long a finished launch is shared with further clicks of the same learner and lab (`GATEWAY_LAUNCH_JOIN_SECONDS`).
+    public var launchJoinSeconds: Double
+    /// How long the deferred-launch page's actions stay valid (`GATEWAY_LAB_SESSION_TTL_SECONDS`).
+    public var labSessionSeconds: Double
+
+    /// A `SKILLABLE_DEFERRED_LAUNCH_RULE` that could not be parsed (reported by ``validate()``).
+    var invalidDeferredRule: String?
 
     /// Whether the built-in Skillable sandbox serves this gateway.
     public var usesSkillableSandbox: Bool { skillableBaseURL == nil }
@@ -66,7 +80,9 @@ public struct GatewaySettings: Sendable {
                 stateLifetimeSeconds: Double = 600, maxTokenBytes: Int = 64 * 1024, cleanupIntervalSeconds: Double = 60,
                 logLevel: String = "info", jwksRefetchSeconds: Double = 10, keyBits: Int = 2048, keyGraceDays: Double = 7,
                 jwksMaxAgeSeconds: Int = 3600, keyMinNextAgeSeconds: Double = 7200, keyReloadSeconds: Double = 15,
-                catalogTTLSeconds: Double = 300, pickerLifetimeSeconds: Double = 3600, defaultScoreMaximum: Double = 100) {
+                catalogTTLSeconds: Double = 300, pickerLifetimeSeconds: Double = 3600, defaultScoreMaximum: Double = 100,
+                launchDeadlineSeconds: Double = 20, launchAttempts: Int = 3, deferredLaunchRule: DeferredLaunchRule = .urlWithNonSuccess,
+                launchJoinSeconds: Double = 10, labSessionSeconds: Double = 900) {
         self.publicURL = publicURL
         self.host = host
         self.port = port
@@ -90,6 +106,11 @@ public struct GatewaySettings: Sendable {
         self.catalogTTLSeconds = catalogTTLSeconds
         self.pickerLifetimeSeconds = pickerLifetimeSeconds
         self.defaultScoreMaximum = defaultScoreMaximum
+        self.launchDeadlineSeconds = launchDeadlineSeconds
+        self.launchAttempts = launchAttempts
+        self.deferredLaunchRule = deferredLaunchRule
+        self.launchJoinSeconds = launchJoinSeconds
+        self.labSessionSeconds = labSessionSeconds
     }
 
     /// Reads the settings from `config` (keys like `gateway.public-url` ↔ `GATEWAY_PUBLIC_URL`), secrets excepted.
@@ -119,7 +140,14 @@ public struct GatewaySettings: Sendable {
             keyReloadSeconds: config.double(forKey: "gateway.key-reload-seconds", default: defaults.keyReloadSeconds),
             catalogTTLSeconds: config.double(forKey: "skillable.catalog-ttl-seconds", default: defaults.catalogTTLSeconds),
             pickerLifetimeSeconds: config.double(forKey: "gateway.picker-ttl-seconds", default: defaults.pickerLifetimeSeconds),
-            defaultScoreMaximum: config.double(forKey: "gateway.score-maximum", default: defaults.defaultScoreMaximum))
+            defaultScoreMaximum: config.double(forKey: "gateway.score-maximum", default: defaults.defaultScoreMaximum),
+            launchDeadlineSeconds: config.double(forKey: "skillable.launch-deadline-seconds", default: defaults.launchDeadlineSeconds),
+            launchAttempts: config.int(forKey: "skillable.launch-attempts", default: defaults.launchAttempts),
+            deferredLaunchRule: DeferredLaunchRule(setting: config.string(forKey: "skillable.deferred-launch-rule", default: "url-with-non-success"))
+                ?? .urlWithNonSuccess,
+            launchJoinSeconds: config.double(forKey: "gateway.launch-join-seconds", default: defaults.launchJoinSeconds),
+            labSessionSeconds: config.double(forKey: "gateway.lab-session-ttl-seconds", default: defaults.labSessionSeconds))
+        invalidDeferredRule = config.string(forKey: "skillable.deferred-launch-rule").flatMap { DeferredLaunchRule(setting: $0) == nil ? $0 : nil }
     }
 
     /// Loads settings from the environment over `configFile` (when it exists).
@@ -180,6 +208,17 @@ public struct GatewaySettings: Sendable {
         guard keyGraceDays >= 0 else { throw SettingsError(message: "GATEWAY_KEY_GRACE_DAYS must be 0 or more") }
         guard jwksMaxAgeSeconds >= 0, Double(jwksMaxAgeSeconds) < keyMinNextAgeSeconds else {
             throw SettingsError(message: "GATEWAY_JWKS_MAX_AGE_SECONDS must be shorter than GATEWAY_KEY_MIN_NEXT_AGE_SECONDS, so platforms see a next key before it signs")
+        }
+        if let invalidDeferredRule {
+            throw SettingsError(message: "SKILLABLE_DEFERRED_LAUNCH_RULE must be url-with-non-success, field:NAME or off, not \(invalidDeferredRule)")
+        }
+        guard (1...10).contains(launchAttempts) else { throw SettingsError(message: "SKILLABLE_LAUNCH_ATTEMPTS must be 1…10") }
+        guard launchDeadlineSeconds >= 1, launchDeadlineSeconds <= 120 else {
+            throw SettingsError(message: "SKILLABLE_LAUNCH_DEADLINE_SECONDS must be 1…120")
+        }
+        guard launchJoinSeconds >= 0, launchJoinSeconds <= 300 else { throw SettingsError(message: "GATEWAY_LAUNCH_JOIN_SECONDS must be 0…300") }
+        guard labSessionSeconds >= 60, labSessionSeconds <= 86_400 else {
+            throw SettingsError(message: "GATEWAY_LAB_SESSION_TTL_SECONDS must be 60…86400")
         }
         guard catalogTTLSeconds >= 1 else { throw SettingsError(message: "SKILLABLE_CATALOG_TTL_SECONDS must be at least 1") }
         guard pickerLifetimeSeconds >= 60, pickerLifetimeSeconds <= 86_400 else {

@@ -8,14 +8,20 @@ import Logging
 import Metrics
 import Skillable
 
-/// Turns a validated resource-link launch into a Skillable lab launch and a redirect into the lab.
+/// Turns a validated resource-link launch into a Skillable lab launch and a redirect into the lab, and
+/// handles every other outcome: the deferred-launch page (Result 2), resuming a saved lab (Result 6),
+/// a deferred-launch URL, a page per class of cause, outages (via ``LaunchCoordinator``).
 ///
 /// The learner's Skillable `userid` is an opaque id derived from (issuer, sub), never the email
 /// (SPEC "Launch" step 3). Every launch is recorded with its outcome, whatever the outcome.
 struct LabLauncher: Sendable {
     let store: any GatewayStore
     let skillable: SkillableClient
+    let coordinator: LaunchCoordinator
     let redirectPolicy: LabRedirectPolicy
+    let sessionTokens: LabSessionTokens
+    let pages: PageRenderer
+    let baseURL: String
 
     func launch(_ launch: ValidatedLaunch, context: GatewayRequestContext, now: Date) async throws -> Response {
         let token = launch.token
@@ -24,54 +30,94 @@ struct LabLauncher: Sendable {
             id: Self.learnerID(issuer: launch.registration.issuer, subject: subject), issuer: launch.registration.issuer,
             subject: subject, givenName: token.givenName, familyName: token.familyName, email: token.email,
             firstSeen: now, lastSeen: now))
-        var record = LaunchRecord(
-            id: context.referenceID, registrationID: launch.registration.id, deploymentID: launch.deploymentID,
-            learnerID: identity.id, subject: subject, messageType: launch.messageType.rawValue,
-            resourceLinkID: token.resourceLink?.id, contextID: token.context?.id, labID: token.custom?["labid"],
-            outcome: "pending", vendorResultCode: nil, labInstanceID: nil, agsLineItem: token.agsEndpoint?.lineItem, createdAt: now)
 
         // The lab comes from the custom claim `labid` (Skillable's own LTI convention).
-        guard let rawLabID = token.custom?["labid"]?.trimmingCharacters(in: .whitespaces), !rawLabID.isEmpty else {
-            try await finish(&record, outcome: "labid_missing", context: context)
-            throw GatewayError(code: "labid_missing", status: .badRequest, title: "This link does not name a lab",
-                               message: "The LMS link has no custom parameter labid. Ask your instructor or LMS administrator to set labid=<Skillable lab id> on this link.")
-        }
+        let rawLabID = token.custom?["labid"]?.trimmingCharacters(in: .whitespaces) ?? ""
         guard let labID = Int(rawLabID), labID > 0, rawLabID.count <= 10 else {
-            try await finish(&record, outcome: "labid_invalid", context: context)
+            let missing = rawLabID.isEmpty
+            var record = Self.record(context: context, registrationID: launch.registration.id, deploymentID: launch.deploymentID,
+                                     learnerID: identity.id, subject: subject, resourceLinkID: token.resourceLink?.id,
+                                     contextID: token.context?.id, labID: token.custom?["labid"], agsLineItem: token.agsEndpoint?.lineItem, now: now)
+            await finish(&record, outcome: missing ? "labid_missing" : "labid_invalid", context: context)
+            if missing {
+                throw GatewayError(code: "labid_missing", status: .badRequest, title: "This link does not name a lab",
+                                   message: "The LMS link has no custom parameter labid. Ask your instructor or LMS administrator to set labid=<Skillable lab id> on this link.")
+            }
             throw GatewayError(code: "labid_invalid", status: .badRequest, title: "This link names an invalid lab",
                                message: "The LMS link's labid is not a Skillable lab number. Ask your instructor to correct the link.")
         }
+        let options = try await store.launchOptions(registrationID: launch.registration.id)
+        let session = LabSession(
+            learnerID: identity.id, subject: subject, registrationID: launch.registration.id, deploymentID: launch.deploymentID,
+            resourceLinkID: token.resourceLink?.id, contextID: token.context?.id, agsLineItem: token.agsEndpoint?.lineItem,
+            request: Self.request(labID: labID, learnerID: identity.id, token: token, registrationID: launch.registration.id, options: options))
+        return try await start(session, context: context, now: now)
+    }
 
-        let response: SkillableLaunchResponse
-        do {
-            response = try await skillable.launch(SkillableLaunchRequest(
-                labID: labID, userID: identity.id, firstName: token.givenName, lastName: token.familyName, email: token.email))
-        } catch {
-            try await finish(&record, outcome: "skillable_unavailable", context: context)
-            throw GatewayError(code: "skillable_unavailable", status: .badGateway, title: "The lab service is not answering",
-                               message: "Skillable, which runs the labs, did not answer. No lab was started. Please try again in a few minutes.",
-                               underlying: error)
-        }
-        record.vendorResultCode = response.result.code
-        record.labInstanceID = response.labInstanceID.map(String.init)
-
-        guard response.result == .success else {
-            try await finish(&record, outcome: "skillable_result_\(response.result.code)", context: context)
+    /// Starts (or joins) the lab of `session` and answers the learner; used by launches and by
+    /// "Launch the new lab" on the deferred-launch page.
+    func start(_ session: LabSession, context: GatewayRequestContext, now: Date) async throws -> Response {
+        var record = Self.record(context: context, registrationID: session.registrationID, deploymentID: session.deploymentID,
+                                 learnerID: session.learnerID, subject: session.subject, resourceLinkID: session.resourceLinkID,
+                                 contextID: session.contextID, labID: String(session.request.labID), agsLineItem: session.agsLineItem, now: now)
+        let (start, joined) = await coordinator.start(session.request)
+        switch start {
+        case .started(let url, let instanceID):
+            record.vendorResultCode = 1
+            record.labInstanceID = instanceID.map(String.init)
+            var target = url
+            // A click that joined another's start gets its own fresh access URL (lab URLs may be single-use).
+            if joined, let instanceID, let fresh = try? await skillable.labAccessURL(labInstanceID: instanceID).url { target = fresh }
+            return try await redirect(to: target, outcome: joined ? "joined_launch" : "launched", record: &record, context: context)
+        case .existing(let instanceID):
+            record.labInstanceID = String(instanceID)
+            guard let url = try? await skillable.labAccessURL(labInstanceID: instanceID).url else {
+                await finish(&record, outcome: "skillable_unavailable", context: context)
+                throw Self.unavailable(nil)
+            }
+            return try await redirect(to: url, outcome: "recovered_running", record: &record, context: context)
+        case .deferred(let url):
+            return try await redirect(to: url, outcome: "deferred_redirect", record: &record, context: context)
+        case .refused(let response):
+            record.vendorResultCode = response.result.code
+            record.labInstanceID = response.labInstanceID.map(String.init)
             context.logger.notice("skillable refused the launch", metadata: [
-                "skillable.result": "\(response.result.code)", "skillable.error": "\(response.error ?? "-")", "lab.id": "\(labID)",
+                "skillable.result": "\(response.result.code)", "skillable.error": "\(response.error ?? "-")", "lab.id": "\(session.request.labID)",
             ])
-            throw Self.pageError(for: response.result)
+            switch response.result {
+            case .userTooManyActiveLabs:
+                await finish(&record, outcome: "skillable_result_2", context: context)
+                return try await LabSessionPage(skillable: skillable, tokens: sessionTokens, pages: pages, baseURL: baseURL)
+                    .render(session, token: nil, message: nil, context: context, now: now)
+            case .userHasSavedInstance:
+                if let saved = try? await skillable.userRunningAndSavedLabs(userID: session.learnerID).savedLabs
+                    .last(where: { $0.labProfileID == session.request.labID }),
+                   let url = try? await skillable.resume(labInstanceID: saved.labInstanceID).url {
+                    record.labInstanceID = String(saved.labInstanceID)
+                    return try await redirect(to: url, outcome: "resumed_saved", record: &record, context: context)
+                }
+                await finish(&record, outcome: "skillable_result_6", context: context)
+                throw Self.pageError(for: response.result)
+            default:
+                await finish(&record, outcome: "skillable_result_\(response.result.code)", context: context)
+                throw Self.pageError(for: response.result)
+            }
+        case .unavailable(let error):
+            await finish(&record, outcome: "skillable_unavailable", context: context)
+            throw Self.unavailable(error)
         }
-        guard let url = response.url, redirectPolicy.allows(url) else {
-            try await finish(&record, outcome: "lab_url_refused", context: context)
-            throw GatewayError(code: "lab_url_refused", status: .badGateway, title: "The lab could not be opened",
-                               message: "The lab service answered with an address this gateway does not send learners to. An administrator has been told.")
+    }
+
+    private func redirect(to url: String, outcome: String, record: inout LaunchRecord, context: GatewayRequestContext) async throws -> Response {
+        guard redirectPolicy.allows(url) else {
+            await finish(&record, outcome: "lab_url_refused", context: context)
+            throw Self.labURLRefused()
         }
-        try await finish(&record, outcome: "launched", context: context)
+        await finish(&record, outcome: outcome, context: context)
         return Response(status: .seeOther, headers: [.location: url, .cacheControl: "no-store"])
     }
 
-    private func finish(_ record: inout LaunchRecord, outcome: String, context: GatewayRequestContext) async throws {
+    private func finish(_ record: inout LaunchRecord, outcome: String, context: GatewayRequestContext) async {
         record.outcome = outcome
         Counter(label: "lti_launches_total", dimensions: [("outcome", outcome.hasPrefix("skillable_result_") ? "skillable_refused" : outcome)]).increment()
         do {
@@ -83,7 +129,45 @@ struct LabLauncher: Sendable {
         context.logger.info("launch", metadata: [
             "gw.launch.outcome": "\(outcome)", "lti.registration": "\(record.registrationID)", "lti.deployment": "\(record.deploymentID)",
             "lab.id": "\(record.labID ?? "-")", "lab.instance": "\(record.labInstanceID ?? "-")",
+            "skillable.result": "\(record.vendorResultCode.map(String.init) ?? "-")",
         ])
+    }
+
+    static func record(context: GatewayRequestContext, registrationID: String, deploymentID: String, learnerID: String, subject: String,
+                       resourceLinkID: String?, contextID: String?, labID: String?, agsLineItem: String?, now: Date) -> LaunchRecord {
+        LaunchRecord(id: context.referenceID, registrationID: registrationID, deploymentID: deploymentID, learnerID: learnerID,
+                     subject: subject, messageType: LTIMessageType.resourceLinkRequest.rawValue, resourceLinkID: resourceLinkID,
+                     contextID: contextID, labID: labID, outcome: "pending", vendorResultCode: nil, labInstanceID: nil,
+                     agsLineItem: agsLineItem, createdAt: now)
+    }
+
+    /// The Skillable `Launch` for this learner, lab and registration's options.
+    static func request(labID: Int, learnerID: String, token: LTIIDToken, registrationID: String,
+                        options: PlatformLaunchOptions) -> SkillableLaunchRequest {
+        var variables: [String: String] = [:]
+        if options.sendContextVariables {
+            if let id = token.context?.id { variables["LtiContextId"] = id }
+            if let title = token.context?.title { variables["LtiContextTitle"] = title }
+            if let roles = token.roles, !roles.isEmpty { variables["LtiRoles"] = roles.joined(separator: ",") }
+        }
+        // `lang` from the registration, else the primary subtag of the launch's locale (Skillable's format is unconfirmed).
+        let lang = options.lang ?? token.locale.flatMap { $0.split(whereSeparator: { $0 == "-" || $0 == "_" }).first.map { $0.lowercased() } }
+        return SkillableLaunchRequest(
+            labID: labID, userID: learnerID, firstName: token.givenName, lastName: token.familyName, email: token.email,
+            tag: options.sendTag ? "lti:\(registrationID):\(token.context?.id ?? "-")" : nil, regionID: options.regionID, lang: lang,
+            maxActiveLabs: options.maxActiveLabs, maxSavedLabs: options.maxSavedLabs, durationMinutes: options.durationMinutes,
+            variables: variables)
+    }
+
+    static func unavailable(_ error: (any Error)?) -> GatewayError {
+        GatewayError(code: "skillable_unavailable", status: .badGateway, title: "The lab service is not answering",
+                     message: "Skillable, which runs the labs, did not answer. No lab was started. Please try again in a few minutes.",
+                     underlying: error)
+    }
+
+    static func labURLRefused() -> GatewayError {
+        GatewayError(code: "lab_url_refused", status: .badGateway, title: "The lab could not be opened",
+                     message: "The lab service answered with an address this gateway does not send learners to. An administrator has been told.")
     }
 
     /// A stable, opaque learner id: `lti-` and 32 hex digits of SHA-256(issuer NUL sub).

@@ -14,6 +14,9 @@ struct PageRenderer: Sendable {
         try library.register(Self.messageTemplate, named: "message")
         try library.register(Self.pickerTemplate, named: "picker")
         try library.register(Self.autoPostTemplate, named: "autopost")
+        try library.register(Self.labActionsTemplate, named: "lab-actions")
+        try library.register(Self.labsTemplate, named: "labs")
+        try library.register(Self.confirmEndTemplate, named: "confirm-end")
         self.library = library
     }
 
@@ -35,6 +38,16 @@ struct PageRenderer: Sendable {
         var values = picker.values
         values["nonce"] = nonce
         return render("picker", status: .ok, values, scriptNonce: nonce)
+    }
+
+    /// The deferred-launch page: the learner's running and saved labs with their actions.
+    func labsPage(_ values: [String: Any]) -> Response {
+        render("labs", status: .ok, values)
+    }
+
+    /// Asks the learner to confirm ending a lab.
+    func confirmEndPage(_ values: [String: Any]) -> Response {
+        render("confirm-end", status: .ok, values)
     }
 
     /// A page that posts `JWT` to the platform at once (and offers a button for browsers without script).
@@ -101,6 +114,37 @@ struct PageRenderer: Sendable {
         none.hidden=shown>0;});})();
         </script>
         {{/content}}{{/layout}}
+        """
+
+    static let labsTemplate = """
+        {{<layout}}{{$content}}<h1>{{title}}</h1>
+        {{#message}}<p role="status"><strong>{{message}}</strong></p>{{/message}}
+        <p>Skillable allows only a few labs at a time. Resume one of your labs, or end one you no longer need and then launch the new lab.</p>
+        {{#hasRunning}}<h2>Running labs</h2><ul>{{#running}}<li style="margin:.8rem 0"><strong>{{name}}</strong><br>
+        <span class="ref">Started {{start}} · ends {{expires}}</span>{{> lab-actions}}</li>{{/running}}</ul>{{/hasRunning}}
+        {{#hasSaved}}<h2>Saved labs</h2><ul>{{#saved}}<li style="margin:.8rem 0"><strong>{{name}}</strong><br>
+        <span class="ref">Started {{start}} · saved until {{expires}}</span>{{> lab-actions}}</li>{{/saved}}</ul>{{/hasSaved}}
+        <form method="post" action="{{base}}/lti/labs/launch"><input type="hidden" name="session" value="{{session}}">
+        <p><button type="submit">Launch the new lab</button></p></form>
+        <p class="ref">Reference: <code>{{reference}}</code></p>{{/content}}{{/layout}}
+        """
+
+    static let labActionsTemplate = """
+        <div style="margin-top:.3rem">
+        <form method="post" action="{{base}}/lti/labs/resume" style="display:inline"><input type="hidden" name="session" value="{{session}}">
+        <input type="hidden" name="instance" value="{{id}}"><button type="submit" aria-label="Resume {{name}}">Resume</button></form>
+        <form method="post" action="{{base}}/lti/labs/end" style="display:inline"><input type="hidden" name="session" value="{{session}}">
+        <input type="hidden" name="instance" value="{{id}}"><button type="submit" aria-label="End {{name}}">End…</button></form></div>
+        """
+
+    static let confirmEndTemplate = """
+        {{<layout}}{{$content}}<h1>{{title}}</h1>
+        <p>Ending the lab stops it for good: anything in it that you have not saved or submitted is lost.</p>
+        <form method="post" action="{{base}}/lti/labs/end" style="display:inline"><input type="hidden" name="session" value="{{session}}">
+        <input type="hidden" name="instance" value="{{id}}"><input type="hidden" name="confirm" value="yes">
+        <button type="submit">End {{name}}</button></form>
+        <form method="post" action="{{base}}/lti/labs" style="display:inline"><input type="hidden" name="session" value="{{session}}">
+        <button type="submit">Keep it</button></form>{{/content}}{{/layout}}
         """
 
     static let autoPostTemplate = """

@@ -86,7 +86,7 @@ public struct SkillableSandbox: Sendable {
                         body: .init(byteBuffer: ByteBuffer(string: html)))
     }
 
-    /// `POST control?results=2,6&latencyMs=150&fail=500,hang,perform-then-hang&deferred=1&reset=1`.
+    /// `POST control?results=2,6&latencyMs=150&fail=500,hang,perform-then-hang&command=launch&deferred=1&reset=1`.
     func control<Context: RequestContext>(_ request: Request, context: Context) async throws -> Response {
         guard request.headers[HTTPField.Name("api_key")!] == apiKey else {
             return Response(status: .unauthorized)
@@ -100,7 +100,7 @@ public struct SkillableSandbox: Sendable {
         if let fail = q["fail"] {
             await state.scriptFailures(fail.split(separator: ",").map {
                 $0 == "hang" ? .hang : $0 == "perform-then-hang" ? .performThenHang : .serverError
-            })
+            }, command: q["command"].map(String.init))
         }
         if let deferred = q["deferred"].flatMap({ Int($0) }) { await state.scriptDeferredLaunches(deferred) }
         return Self.json(#"{"Status":1,"Error":null}"#)

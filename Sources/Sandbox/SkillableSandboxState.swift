@@ -39,7 +39,7 @@ public actor SkillableSandboxState {
     /// The last query of each command (lower-cased parameter names).
     public private(set) var lastQuery: [String: [String: String]] = [:]
     private var scriptedResults: [Int] = []
-    private var scriptedFailures: [Failure] = []
+    private var scriptedFailures: [(failure: Failure, command: String?)] = []
     private var scriptedLabURLs: [String] = []
     private var scriptedDeferredLaunches = 0
     public private(set) var latency: Duration = .zero
@@ -61,8 +61,10 @@ public actor SkillableSandboxState {
     public func scriptDeferredLaunches(_ count: Int) { scriptedDeferredLaunches += count }
     /// The next successful launches answer these lab URLs (e.g. a foreign host, to test redirect checks).
     public func scriptLabURLs(_ urls: [String]) { scriptedLabURLs.append(contentsOf: urls) }
-    /// The next calls (any command) fail this way.
-    public func scriptFailures(_ failures: [Failure]) { scriptedFailures.append(contentsOf: failures) }
+    /// The next calls fail this way: calls of `command` (lower-cased, e.g. "launch"), or of any command when nil.
+    public func scriptFailures(_ failures: [Failure], command: String? = nil) {
+        scriptedFailures.append(contentsOf: failures.map { ($0, command?.lowercased()) })
+    }
     /// Every call waits this long before answering (e.g. 150 ms for a realistic vendor).
     public func setLatency(_ latency: Duration) { self.latency = latency }
     public func setHangDuration(_ duration: Duration) { hangDuration = duration }
@@ -119,7 +121,8 @@ public actor SkillableSandboxState {
     private func record(_ command: String, _ query: [String: String]) -> Failure? {
         calls[command, default: 0] += 1
         lastQuery[command] = query
-        return scriptedFailures.isEmpty ? nil : scriptedFailures.removeFirst()
+        guard let index = scriptedFailures.firstIndex(where: { $0.command == nil || $0.command == command }) else { return nil }
+        return scriptedFailures.remove(at: index).failure
     }
 
     private func launch(_ q: [String: String], labURL: @Sendable (Int64) -> String) -> [String: Any?] {

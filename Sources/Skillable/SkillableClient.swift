@@ -48,6 +48,23 @@ public struct SkillableError: Error, Sendable, CustomStringConvertible {
     /// Whether the request may have reached Skillable (so that a retry must first check for a started lab).
     public var requestMayHaveArrived: Bool
 
+    public init(code: Code, command: String, message: String, httpStatus: Int?, requestMayHaveArrived: Bool) {
+        self.code = code
+        self.command = command
+        self.message = message
+        self.httpStatus = httpStatus
+        self.requestMayHaveArrived = requestMayHaveArrived
+    }
+
+    /// Worth retrying: no answer, a timeout, 5xx or 429. A refusal in the envelope or a malformed answer is not.
+    public var isTransient: Bool {
+        switch code {
+        case .transport, .timeout: true
+        case .httpStatus: (httpStatus ?? 0) >= 500 || httpStatus == 429
+        case .apiError, .malformedResponse: false
+        }
+    }
+
     public var description: String {
         "skillable \(command) \(code.rawValue)\(httpStatus.map { " http \($0)" } ?? ""): \(message)"
     }

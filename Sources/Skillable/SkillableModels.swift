@@ -1,7 +1,7 @@
 import Foundation
 
 /// A `Launch` request (vendor-apis.md "Launch"). `userID` is the gateway's opaque learner id, never an email.
-public struct SkillableLaunchRequest: Sendable {
+public struct SkillableLaunchRequest: Sendable, Codable, Equatable {
     public var labID: Int
     public var userID: String
     public var firstName: String?

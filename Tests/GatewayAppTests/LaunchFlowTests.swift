@@ -73,7 +73,7 @@ struct LaunchFlowTests {
     }
 
     @Test("Skillable results other than success get a page by cause, with the reference id, recorded with the raw code",
-          arguments: [(3, 503, "No lab capacity"), (2, 409, "Too many labs"), (6, 409, "saved copy"), (140, 502, "refused the request"),
+          arguments: [(3, 503, "No lab capacity"), (20, 409, "Too many labs"), (6, 409, "saved copy"), (140, 502, "refused the request"),
                       (160, 409, "More information"), (110, 503, "not available")])
     func skillableResults(code: Int, status: Int, text: String) async throws {
         try await withEndToEnd { e2e in
@@ -89,10 +89,10 @@ struct LaunchFlowTests {
         }
     }
 
-    @Test("Skillable down: a clear page, no lab, the launch recorded as unavailable")
+    @Test("Skillable down on every attempt: a clear page, no lab, the launch recorded as unavailable")
     func skillableDown() async throws {
         try await withEndToEnd { e2e in
-            await e2e.gateway.skillableSandbox?.state.scriptFailures([.serverError])
+            await e2e.gateway.skillableSandbox?.state.scriptFailures([.serverError, .serverError, .serverError], command: "launch")
             let response = try await e2e.fullLaunch()
             #expect(response.status == 502)
             #expect(response.body.contains("not answering") && !response.body.contains("Server Error"))
@@ -185,10 +185,10 @@ struct RedirectPolicyTests {
     @Test("a lab URL on a host other than the gateway's, Skillable's or the configured lab hosts is never followed")
     func foreignLabURL() async throws {
         try await withEndToEnd { e2e in
-            for foreign in ["https://evil.example/phish", "javascript:alert(1)", "https://labondemand.com.evil.example/x",
-                            "http://labs.labondemand.com/plain-http"] {
+            for (index, foreign) in ["https://evil.example/phish", "javascript:alert(1)", "https://labondemand.com.evil.example/x",
+                                     "http://labs.labondemand.com/plain-http"].enumerated() {
                 await e2e.gateway.skillableSandbox?.state.scriptLabURLs([foreign])
-                let response = try await e2e.fullLaunch { $0["sub"] = "redirect-\(foreign.count)" }
+                let response = try await e2e.fullLaunch { $0["sub"] = "redirect-\(index)" }
                 #expect(response.status == 502, "\(foreign)")
                 #expect(response.location == nil && !response.body.contains(foreign))
                 #expect(try await e2e.gateway.store.recentLaunches(limit: 1).first?.outcome == "lab_url_refused")

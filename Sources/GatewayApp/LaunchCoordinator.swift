@@ -1,0 +1,118 @@
+import Foundation
+import Logging
+import Skillable
+
+/// What starting a lab for one click came to.
+enum LabStart: Sendable {
+    /// Skillable started the lab (Result 1).
+    case started(url: String, instanceID: Int64?)
+    /// The API consumer answered with a deferred-launch URL.
+    case deferred(url: String)
+    /// After an ambiguous failure, the learner's running instance of this lab was found.
+    case existing(instanceID: Int64)
+    /// Skillable answered with another result.
+    case refused(SkillableLaunchResponse)
+    /// Skillable could not be reached in time.
+    case unavailable(SkillableError)
+}
+
+/// Retries and deadline of a lab launch.
+struct LaunchRetryPolicy: Sendable {
+    var maxAttempts = 3
+    var baseDelay: Duration = .milliseconds(250)
+    var maxDelay: Duration = .seconds(2)
+    /// How long a learner is kept waiting in all.
+    var deadline: Duration = .seconds(20)
+
+    /// Full jitter: uniformly random up to the exponential bound.
+    func delay(afterAttempt attempt: Int) -> Duration {
+        let bound = min(maxDelay, baseDelay * (1 << min(attempt - 1, 10)))
+        let milliseconds = Int64(bound.components.seconds * 1000 + bound.components.attoseconds / 1_000_000_000_000_000)
+        return .milliseconds(Int64.random(in: 0...max(milliseconds, 1)))
+    }
+}
+
+/// Starts labs: at most one Skillable `Launch` in flight per learner and lab (double clicks join it),
+/// bounded retries with backoff and jitter on outages, and — after a failure that may have reached
+/// Skillable — a look at the learner's running labs before launching again, so one click never starts two labs.
+actor LaunchCoordinator {
+    private struct Flight {
+        let id: UUID
+        let task: Task<LabStart, Never>
+        var finishedAt: ContinuousClock.Instant?
+    }
+
+    private let skillable: SkillableClient
+    private let policy: LaunchRetryPolicy
+    private let deferredRule: DeferredLaunchRule
+    /// How long a finished start is shared with later clicks of the same learner and lab.
+    private let joinWindow: Duration
+    private let logger: Logger
+    private var flights: [String: Flight] = [:]
+
+    init(skillable: SkillableClient, policy: LaunchRetryPolicy, deferredRule: DeferredLaunchRule, joinWindow: Duration, logger: Logger) {
+        self.skillable = skillable
+        self.policy = policy
+        self.deferredRule = deferredRule
+        self.joinWindow = joinWindow
+        self.logger = logger
+    }
+
+    /// Starts the lab of `request`, or joins the start already under way (or just finished) for the same
+    /// learner and lab. `joined` tells whether this click joined another one's start.
+    func start(_ request: SkillableLaunchRequest) async -> (start: LabStart, joined: Bool) {
+        let key = "\(request.userID)\u{0}\(request.labID)"
+        let now = ContinuousClock.now
+        flights = flights.filter { $0.value.finishedAt.map { now - $0 < joinWindow } ?? true }
+        if let flight = flights[key] {
+            return (await flight.task.value, true)
+        }
+        let id = UUID()
+        let task = Task { await self.attempts(request) }
+        flights[key] = Flight(id: id, task: task, finishedAt: nil)
+        let start = await task.value
+        if case .started = start, flights[key]?.id == id {
+            flights[key]?.finishedAt = ContinuousClock.now
+        } else if flights[key]?.id == id {
+            flights[key] = nil // only successful starts are shared after they finish
+        }
+        return (start, false)
+    }
+
+    private func attempts(_ request: SkillableLaunchRequest) async -> LabStart {
+        let deadline = ContinuousClock.now + policy.deadline
+        var mayHaveStarted = false
+        var lastError: SkillableError?
+        for attempt in 1...policy.maxAttempts {
+            if mayHaveStarted, let running = await runningInstance(request) { return .existing(instanceID: running) }
+            do {
+                let response = try await skillable.launch(request)
+                if let url = deferredRule.deferredURL(in: response) { return .deferred(url: url) }
+                if response.result == .success, let url = response.url { return .started(url: url, instanceID: response.labInstanceID) }
+                return .refused(response)
+            } catch let error as SkillableError {
+                lastError = error
+                guard error.isTransient else { return .unavailable(error) }
+                mayHaveStarted = mayHaveStarted || error.requestMayHaveArrived
+                let delay = policy.delay(afterAttempt: attempt)
+                guard attempt < policy.maxAttempts, ContinuousClock.now + delay < deadline else { break }
+                logger.notice("skillable launch failed; retrying", metadata: [
+                    "skillable.error": "\(error.code.rawValue)", "skillable.attempt": "\(attempt)", "lab.id": "\(request.labID)",
+                ])
+                try? await Task.sleep(for: delay)
+            } catch {
+                return .unavailable(SkillableError(code: .transport, command: "Launch", message: "\(type(of: error))",
+                                                   httpStatus: nil, requestMayHaveArrived: true))
+            }
+        }
+        if mayHaveStarted, let running = await runningInstance(request) { return .existing(instanceID: running) }
+        return .unavailable(lastError ?? SkillableError(code: .transport, command: "Launch", message: "no attempt",
+                                                        httpStatus: nil, requestMayHaveArrived: false))
+    }
+
+    /// The learner's running instance of the requested lab, if Skillable answers.
+    private func runningInstance(_ request: SkillableLaunchRequest) async -> Int64? {
+        guard let labs = try? await skillable.userRunningAndSavedLabs(userID: request.userID) else { return nil }
+        return labs.runningLabs.last { $0.labProfileID == request.labID }?.labInstanceID
+    }
+}
