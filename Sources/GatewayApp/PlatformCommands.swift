@@ -41,14 +41,33 @@ public enum PlatformAdministration {
         }
     }
 
-    /// A table of registrations for `platforms list`.
-    public static func table(_ registrations: [PlatformRegistration]) -> String {
+    /// Validates and stores a registration's launch options.
+    public static func setLaunchOptions(store: any GatewayStore, registrationID: String, options: PlatformLaunchOptions) async throws {
+        if let problem = options.problem { throw SettingsError(message: problem) }
+        guard try await store.setLaunchOptions(options, registrationID: registrationID) else {
+            throw SettingsError(message: "no platform with id \(registrationID) (see platforms list)")
+        }
+    }
+
+    /// A table of registrations and their launch options for `platforms list`.
+    public static func table(_ registrations: [(PlatformRegistration, PlatformLaunchOptions)]) -> String {
         guard !registrations.isEmpty else { return "No platforms registered. Add one with: lti-gateway platforms add --help\n" }
         var out = ""
-        for r in registrations {
+        for (r, o) in registrations {
             out += "\(r.id)\n  issuer:      \(r.issuer)\n  client id:   \(r.clientID)\n  auth url:    \(r.authURL)\n"
             out += "  token url:   \(r.tokenURL)\n  jwks url:    \(r.jwksURL)\n  deployments: \(r.deploymentIDs.joined(separator: ", "))\n"
+            out += "  launch:      \(describe(o))\n"
         }
         return out
+    }
+
+    /// One line of launch options, with Skillable's defaults named.
+    public static func describeOptions(_ o: PlatformLaunchOptions) -> String { describe(o) }
+
+    static func describe(_ o: PlatformLaunchOptions) -> String {
+        func value<T>(_ v: T?) -> String { v.map { "\($0)" } ?? "default" }
+        return "maxActiveLabs=\(value(o.maxActiveLabs)) maxSavedLabs=\(value(o.maxSavedLabs)) durationMinutes=\(value(o.durationMinutes)) " +
+            "regionId=\(value(o.regionID)) lang=\(o.lang ?? "from locale") tag=\(o.sendTag ? "on" : "off") " +
+            "contextVariables=\(o.sendContextVariables ? "on" : "off")"
     }
 }

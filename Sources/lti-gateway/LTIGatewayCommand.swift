@@ -84,7 +84,46 @@ struct SandboxCommand: AsyncParsableCommand {
 
 struct Platforms: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Register, list and remove LMS platforms.", subcommands: [Add.self, List.self, Remove.self])
+        abstract: "Register, list and remove LMS platforms, and set how their learners' labs launch.",
+        subcommands: [Add.self, List.self, Remove.self, SetOptions.self])
+
+    /// Launch options shared by `add` and `set-options`.
+    struct LaunchOptionFlags: ParsableArguments {
+        @Option(name: .customLong("max-active-labs"), help: "Skillable maxActiveLabs for these learners.") var maxActiveLabs: Int?
+        @Option(name: .customLong("max-saved-labs"), help: "Skillable maxSavedLabs.") var maxSavedLabs: Int?
+        @Option(name: .customLong("duration-minutes"), help: "Lab duration in minutes.") var durationMinutes: Int?
+        @Option(name: .customLong("region-id"), help: "Skillable delivery region id.") var regionID: Int?
+        @Option(help: "Lab language (default: the launch's locale).") var lang: String?
+        @Flag(name: .customLong("no-tag"), help: "Do not tag labs with the platform and course.") var noTag = false
+        @Flag(name: .customLong("context-variables"), help: "Fill lab variables LtiContextId, LtiContextTitle, LtiRoles.")
+        var contextVariables = false
+
+        var options: PlatformLaunchOptions {
+            PlatformLaunchOptions(maxActiveLabs: maxActiveLabs, maxSavedLabs: maxSavedLabs, durationMinutes: durationMinutes,
+                                  regionID: regionID, lang: lang, sendTag: !noTag, sendContextVariables: contextVariables)
+        }
+    }
+
+    struct SetOptions: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-options", abstract: "Set how labs launch for a platform's learners (replaces earlier options).")
+        @OptionGroup var common: CommonOptions
+        @Argument(help: "The platform id (see platforms list).") var id: String
+        @OptionGroup var launch: LaunchOptionFlags
+
+        func run() async throws {
+            let settings = try await common.settings()
+            let store = try await openStore(settings: settings, logger: quietLogger)
+            do {
+                try await PlatformAdministration.setLaunchOptions(store: store, registrationID: id, options: launch.options)
+                try await store.close()
+            } catch let error as SettingsError {
+                try await store.close()
+                throw CommandFailure(error.message)
+            }
+            print("Launch options of \(id): \(PlatformAdministration.describeOptions(launch.options))")
+        }
+    }
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Register an LMS platform (one issuer and client id).")
@@ -95,20 +134,26 @@ struct Platforms: AsyncParsableCommand {
         @Option(name: .customLong("token-url"), help: "The platform's OAuth 2 token endpoint.") var tokenURL: String
         @Option(name: .customLong("jwks-url"), help: "The platform's public key set URL.") var jwksURL: String
         @Option(name: .customLong("deployment"), help: "A deployment id (repeat for several).") var deployments: [String] = []
+        @OptionGroup var launch: LaunchOptionFlags
 
         func run() async throws {
             let settings = try await common.settings()
             let store = try await openStore(settings: settings, logger: quietLogger)
             do {
+                if let problem = launch.options.problem { throw CommandFailure(problem) }
                 let registration = try await PlatformAdministration.add(
                     store: store, issuer: issuer, clientID: clientID, authURL: authURL, tokenURL: tokenURL,
                     jwksURL: jwksURL, deployments: deployments)
+                try await PlatformAdministration.setLaunchOptions(store: store, registrationID: registration.id, options: launch.options)
                 try await store.close()
                 print("Registered platform (issuer \(registration.issuer), client id \(registration.clientID)):")
                 print(registration.id)
             } catch let error as SettingsError {
                 try await store.close()
                 throw CommandFailure(error.message)
+            } catch {
+                try await store.close()
+                throw error
             }
         }
     }
@@ -120,7 +165,11 @@ struct Platforms: AsyncParsableCommand {
         func run() async throws {
             let settings = try await common.settings()
             let store = try await openStore(settings: settings, logger: quietLogger)
-            print(PlatformAdministration.table(try await store.allRegistrations()), terminator: "")
+            var rows: [(PlatformRegistration, PlatformLaunchOptions)] = []
+            for registration in try await store.allRegistrations() {
+                rows.append((registration, try await store.launchOptions(registrationID: registration.id)))
+            }
+            print(PlatformAdministration.table(rows), terminator: "")
             try await store.close()
         }
     }
