@@ -60,15 +60,23 @@ struct LabLauncher: Sendable {
         var record = Self.record(context: context, registrationID: session.registrationID, deploymentID: session.deploymentID,
                                  learnerID: session.learnerID, subject: session.subject, resourceLinkID: session.resourceLinkID,
                                  contextID: session.contextID, labID: String(session.request.labID), agsLineItem: session.agsLineItem, now: now)
-        let (start, joined) = await coordinator.start(session.request)
+        var (start, joined) = await coordinator.start(session.request)
+        var target: String?
+        if case .started(_, let instanceID?) = start, joined {
+            // A click that joined another's start gets its own fresh access URL (lab URLs may be single-use);
+            // when that lab no longer runs (ended or saved meanwhile), this click launches anew.
+            target = try? await skillable.labAccessURL(labInstanceID: instanceID).url
+            if target == nil {
+                await coordinator.forget(session.request)
+                (start, joined) = await coordinator.start(session.request)
+            }
+        }
         switch start {
         case .started(let url, let instanceID):
             record.vendorResultCode = 1
             record.labInstanceID = instanceID.map(String.init)
-            var target = url
-            // A click that joined another's start gets its own fresh access URL (lab URLs may be single-use).
-            if joined, let instanceID, let fresh = try? await skillable.labAccessURL(labInstanceID: instanceID).url { target = fresh }
-            return try await redirect(to: target, outcome: joined ? "joined_launch" : "launched", record: &record, context: context)
+            return try await redirect(to: joined ? (target ?? url) : url, outcome: joined ? "joined_launch" : "launched",
+                                      record: &record, context: context)
         case .existing(let instanceID):
             record.labInstanceID = String(instanceID)
             guard let url = try? await skillable.labAccessURL(labInstanceID: instanceID).url else {

@@ -79,6 +79,12 @@ actor LaunchCoordinator {
         return (start, false)
     }
 
+    /// Stops sharing a finished start of this learner and lab (its lab no longer runs).
+    func forget(_ request: SkillableLaunchRequest) {
+        let key = "\(request.userID)\u{0}\(request.labID)"
+        if flights[key]?.finishedAt != nil { flights[key] = nil }
+    }
+
     private func attempts(_ request: SkillableLaunchRequest) async -> LabStart {
         let deadline = ContinuousClock.now + policy.deadline
         var mayHaveStarted = false
