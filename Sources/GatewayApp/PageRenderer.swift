@@ -22,9 +22,9 @@ struct PageRenderer: Sendable {
 
     /// The page for an error, with its reference id; never the underlying error.
     func errorPage(_ error: GatewayError, reference: String) -> Response {
-        render("error", status: error.status, [
-            "title": error.title, "message": error.message, "reference": reference, "rule": error.rule ?? "",
-        ])
+        var values: [String: Any] = ["title": error.title, "message": error.message, "reference": reference]
+        if let rule = error.rule { values["rule"] = rule } // an empty string would still open the section
+        return render("error", status: error.status, values)
     }
 
     /// A plain page with a title and a paragraph.

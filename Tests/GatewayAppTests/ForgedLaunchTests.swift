@@ -171,6 +171,9 @@ struct ForgedLaunchTests {
                 #expect(response.status == forgery.status, "\(forgery): status \(response.status)")
                 let reference = try #require(response.reference, "\(forgery): no reference id")
                 #expect(response.body.contains(reference), "\(forgery): page lacks the reference id")
+                if forgery.code != "labid_invalid" && forgery.code != "request_too_large" {
+                    #expect(response.body.contains("· rule "), "\(forgery): page does not name the rule")
+                }
                 let logged = e2e.logs.lines(containing: "gw.request.id=\(reference)").filter { $0.contains("gw.error=\(forgery.code)") }
                 #expect(!logged.isEmpty, "\(forgery): no log line with gw.error=\(forgery.code); got \(e2e.logs.lines(containing: "gw.request.id=\(reference)"))")
                 #expect(await e2e.sandboxCalls == callsBefore, "\(forgery): Skillable was called")

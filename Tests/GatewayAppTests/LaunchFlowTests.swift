@@ -81,6 +81,7 @@ struct LaunchFlowTests {
             let response = try await e2e.fullLaunch()
             #expect(response.status == status)
             #expect(response.body.contains(text))
+            #expect(!response.body.contains("· rule")) // vendor refusals name no LTI rule
             let reference = try #require(response.reference)
             #expect(response.body.contains(reference))
             let record = try #require(try await e2e.gateway.store.launch(id: reference))
