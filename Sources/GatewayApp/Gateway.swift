@@ -159,8 +159,8 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
         services: [
             ClosingService(name: "store") { try await store.close() },
             ClosingService(name: "http-client") { try await http.shutdown() },
-            ExpiredStateCleaner(store: store, interval: .seconds(settings.cleanupIntervalSeconds), now: now, logger: logger),
-            KeyRingReloader(keys: toolKeys, interval: .milliseconds(Int64(settings.keyReloadSeconds * 1000)), now: now, logger: logger),
+            ExpiredStateCleaner(store: store, now: now, logger: logger).service(every: .seconds(settings.cleanupIntervalSeconds)),
+            KeyRingReloader(keys: toolKeys, now: now, logger: logger).service(every: .milliseconds(Int64(settings.keyReloadSeconds * 1000))),
         ],
         onServerRunning: { channel in
             if let port = channel.localAddress?.port { listeningPort.set(port) }

@@ -16,25 +16,30 @@ struct ClosingService: Service {
     }
 }
 
-/// Deletes expired login states and used nonces at a fixed interval.
-struct ExpiredStateCleaner: Service {
-    let store: any GatewayStore
+/// Runs `work` every `interval` until graceful shutdown.
+struct PeriodicService: Service {
     let interval: Duration
-    let now: @Sendable () -> Date
-    let logger: Logger
+    let work: @Sendable () async -> Void
 
     func run() async throws {
         do {
             try await cancelWhenGracefulShutdown {
                 while true {
                     try await Task.sleep(for: interval)
-                    await cleanOnce()
+                    await work()
                 }
             }
         } catch is CancellationError {
             return
         }
     }
+}
+
+/// Deletes expired login states, used nonces and picker sessions.
+struct ExpiredStateCleaner: Sendable {
+    let store: any GatewayStore
+    let now: @Sendable () -> Date
+    let logger: Logger
 
     func cleanOnce() async {
         do {
@@ -43,5 +48,9 @@ struct ExpiredStateCleaner: Service {
         } catch {
             logger.warning("expired-state cleanup failed", metadata: ["error": "\(error)"])
         }
+    }
+
+    func service(every interval: Duration) -> PeriodicService {
+        PeriodicService(interval: interval) { await cleanOnce() }
     }
 }

@@ -88,30 +88,24 @@ public final class ToolKeyService: Sendable {
     }
 }
 
-/// Polls the key store so that a rotation elsewhere reaches this server within `interval`.
-struct KeyRingReloader: Service {
+/// Polls the key store so that a rotation elsewhere reaches this server within the polling interval.
+struct KeyRingReloader: Sendable {
     let keys: ToolKeyService
-    let interval: Duration
     let now: @Sendable () -> Date
     let logger: Logger
 
-    func run() async throws {
+    func reloadOnce() async {
         do {
-            try await cancelWhenGracefulShutdown {
-                while true {
-                    try await Task.sleep(for: interval)
-                    do {
-                        if try await keys.reloadIfChanged(now: now()) {
-                            logger.info("signing keys reloaded", metadata: ["gw.keys.active": "\(keys.ring.active?.kid ?? "-")"])
-                        }
-                    } catch {
-                        logger.error("signing keys could not be reloaded; serving the previous ones", metadata: ["error": "\(error)"])
-                    }
-                }
+            if try await keys.reloadIfChanged(now: now()) {
+                logger.info("signing keys reloaded", metadata: ["gw.keys.active": "\(keys.ring.active?.kid ?? "-")"])
             }
-        } catch is CancellationError {
-            return
+        } catch {
+            logger.error("signing keys could not be reloaded; serving the previous ones", metadata: ["error": "\(error)"])
         }
+    }
+
+    func service(every interval: Duration) -> PeriodicService {
+        PeriodicService(interval: interval) { await reloadOnce() }
     }
 }
 

@@ -200,3 +200,19 @@ struct RedirectPolicyTests {
         }
     }
 }
+
+@Suite("Background clean-up")
+struct CleanupTests {
+    @Test("expired login states are deleted by the background service")
+    func expiredStateCleaned() async throws {
+        try await withEndToEnd(configure: { $0.cleanupIntervalSeconds = 0.2 }) { e2e in
+            _ = try await e2e.login(e2e.platformA)
+            _ = try await e2e.login(e2e.platformA)
+            e2e.clock.advance(700)
+            try await Task.sleep(for: .milliseconds(600))
+            // The service got there first: nothing expired is left for a manual clean-up.
+            #expect(try await e2e.gateway.store.deleteExpired(now: e2e.clock.now) == 0)
+            #expect(!e2e.logs.lines(containing: "gw.cleanup.rows=2").isEmpty)
+        }
+    }
+}
