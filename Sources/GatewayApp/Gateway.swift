@@ -91,6 +91,7 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
         skillableAuthority = URLAuthority(base)
     } else {
         let fake = SkillableSandbox(apiKey: SecureRandom.token())
+        await fake.state.setLatency(.milliseconds(settings.sandboxLatencyMilliseconds))
         sandbox = fake
         let loopback = loopbackHost(settings.host)
         skillableSettings = SkillableClientSettings(

@@ -66,6 +66,8 @@ public struct GatewaySettings: Sendable {
     public var launchJoinSeconds: Double
     /// How long the deferred-launch page's actions stay valid (`GATEWAY_LAB_SESSION_TTL_SECONDS`).
     public var labSessionSeconds: Double
+    /// Delay of every answer of the built-in sandbox, to stand in for a real vendor (`GATEWAY_SANDBOX_LATENCY_MS`).
+    public var sandboxLatencyMilliseconds: Int
 
     /// A `SKILLABLE_DEFERRED_LAUNCH_RULE` that could not be parsed (reported by ``validate()``).
     var invalidDeferredRule: String?
@@ -82,7 +84,7 @@ public struct GatewaySettings: Sendable {
                 jwksMaxAgeSeconds: Int = 3600, keyMinNextAgeSeconds: Double = 7200, keyReloadSeconds: Double = 15,
                 catalogTTLSeconds: Double = 300, pickerLifetimeSeconds: Double = 3600, defaultScoreMaximum: Double = 100,
                 launchDeadlineSeconds: Double = 20, launchAttempts: Int = 3, deferredLaunchRule: DeferredLaunchRule = .urlWithNonSuccess,
-                launchJoinSeconds: Double = 10, labSessionSeconds: Double = 900) {
+                launchJoinSeconds: Double = 10, labSessionSeconds: Double = 900, sandboxLatencyMilliseconds: Int = 0) {
         self.publicURL = publicURL
         self.host = host
         self.port = port
@@ -111,6 +113,7 @@ public struct GatewaySettings: Sendable {
         self.deferredLaunchRule = deferredLaunchRule
         self.launchJoinSeconds = launchJoinSeconds
         self.labSessionSeconds = labSessionSeconds
+        self.sandboxLatencyMilliseconds = sandboxLatencyMilliseconds
     }
 
     /// Reads the settings from `config` (keys like `gateway.public-url` ↔ `GATEWAY_PUBLIC_URL`), secrets excepted.
@@ -146,7 +149,8 @@ public struct GatewaySettings: Sendable {
             deferredLaunchRule: DeferredLaunchRule(setting: config.string(forKey: "skillable.deferred-launch-rule", default: "url-with-non-success"))
                 ?? .urlWithNonSuccess,
             launchJoinSeconds: config.double(forKey: "gateway.launch-join-seconds", default: defaults.launchJoinSeconds),
-            labSessionSeconds: config.double(forKey: "gateway.lab-session-ttl-seconds", default: defaults.labSessionSeconds))
+            labSessionSeconds: config.double(forKey: "gateway.lab-session-ttl-seconds", default: defaults.labSessionSeconds),
+            sandboxLatencyMilliseconds: config.int(forKey: "gateway.sandbox-latency-ms", default: defaults.sandboxLatencyMilliseconds))
         invalidDeferredRule = config.string(forKey: "skillable.deferred-launch-rule").flatMap { DeferredLaunchRule(setting: $0) == nil ? $0 : nil }
     }
 
@@ -212,6 +216,7 @@ public struct GatewaySettings: Sendable {
         if let invalidDeferredRule {
             throw SettingsError(message: "SKILLABLE_DEFERRED_LAUNCH_RULE must be url-with-non-success, field:NAME or off, not \(invalidDeferredRule)")
         }
+        guard (0...10_000).contains(sandboxLatencyMilliseconds) else { throw SettingsError(message: "GATEWAY_SANDBOX_LATENCY_MS must be 0…10000") }
         guard (1...10).contains(launchAttempts) else { throw SettingsError(message: "SKILLABLE_LAUNCH_ATTEMPTS must be 1…10") }
         guard launchDeadlineSeconds >= 1, launchDeadlineSeconds <= 120 else {
             throw SettingsError(message: "SKILLABLE_LAUNCH_DEADLINE_SECONDS must be 1…120")

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Side-by-side launch benchmark, in one run on this machine:
+#   - the gateway (release build, SQLite, built-in sandbox vendors at 0 ms, then at 150 ms),
+#   - pylti1p3 (from PyPI, in a throwaway virtualenv) on Flask under gunicorn with 2 workers, its platform
+#     key set configured inline (no JWKS fetch per launch),
+# both driven over loopback by the same load generator (lti-bench). Results: $OUT/results.jsonl and a summary.
+# Not used by the tests. Every server listens on 127.0.0.1 and every loop is bounded by COUNT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+COUNT=${COUNT:-2000}
+CONCURRENCY=${CONCURRENCY:-32}
+OUT=${OUT:-$ROOT/bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
+WORK=$(mktemp -d)
+mkdir -p "$OUT"
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+wait_for() { for _ in $(seq 1 200); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+
+echo "== building (release)"
+swift build -c release >/dev/null
+BIN=$(swift build -c release --show-bin-path)
+
+echo "== bench platform key and JWKS"
+"$BIN/lti-bench" keygen --key "$OUT/platform-key.pem" --jwks "$OUT/platform-jwks.json" >/dev/null
+python3 -m http.server --bind 127.0.0.1 18070 --directory "$OUT" >/dev/null 2>&1 & PIDS+=($!)
+wait_for http://127.0.0.1:18070/platform-jwks.json
+
+start_gateway() { # port latency-ms
+  mkdir -p "$WORK/gw-$1"
+  (cd "$WORK/gw-$1" && GATEWAY_PORT=$1 GATEWAY_PUBLIC_URL=http://127.0.0.1:$1 GATEWAY_LOG_LEVEL=warning \
+    GATEWAY_SANDBOX_LATENCY_MS=$2 exec "$BIN/lti-gateway" serve >"$OUT/gateway-$1.log" 2>&1) & PIDS+=($!)
+  GATEWAY_PID=$!
+  wait_for "http://127.0.0.1:$1/healthz"
+  (cd "$WORK/gw-$1" && "$BIN/lti-gateway" platforms add --issuer https://bench-lms.example --client-id bench-client \
+    --auth-url http://127.0.0.1:18070/auth --token-url http://127.0.0.1:18070/token \
+    --jwks-url http://127.0.0.1:18070/platform-jwks.json --deployment bench-deployment --max-active-labs 100 >/dev/null)
+}
+
+echo "== pylti1p3 on gunicorn (2 workers)"
+python3 -m venv "$WORK/venv"
+"$WORK/venv/bin/pip" install -q "pylti1p3==2.0.0" flask gunicorn
+python3 - "$OUT/platform-jwks.json" "$WORK/tool.json" <<'PY'
+import json, sys
+jwks = json.load(open(sys.argv[1]))
+conf = {"https://bench-lms.example": [{"default": True, "client_id": "bench-client",
+        "auth_login_url": "http://127.0.0.1:18070/auth", "auth_token_url": "http://127.0.0.1:18070/token",
+        "key_set_url": None, "key_set": jwks, "deployment_ids": ["bench-deployment"]}]}
+json.dump(conf, open(sys.argv[2], "w"))
+PY
+BENCH_TOOL_CONF="$WORK/tool.json" BENCH_FLASK_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))') \
+  "$WORK/venv/bin/gunicorn" -w 2 -b 127.0.0.1:18090 --chdir "$ROOT/bench/pylti1p3" --log-level warning app:app \
+  >"$OUT/pylti1p3.log" 2>&1 & PIDS+=($!)
+PYLTI_PID=$!
+wait_for http://127.0.0.1:18090/healthz
+
+start_gateway 18080 0
+bench() { "$BIN/lti-bench" run --key "$OUT/platform-key.pem" --json "$OUT/results.jsonl" "$@"; }
+
+echo "== side by side (count $COUNT, concurrency $CONCURRENCY)"
+bench --label "gateway launch" --target http://127.0.0.1:18080 --scenario launch --count "$COUNT" --concurrency "$CONCURRENCY" --pid "$GATEWAY_PID"
+bench --label "pylti1p3 launch" --target http://127.0.0.1:18090 --scenario launch --count "$COUNT" --concurrency "$CONCURRENCY"
+bench --label "gateway forged" --target http://127.0.0.1:18080 --scenario forged --count "$COUNT" --concurrency "$CONCURRENCY" --pid "$GATEWAY_PID"
+bench --label "pylti1p3 forged" --target http://127.0.0.1:18090 --scenario forged --count "$COUNT" --concurrency "$CONCURRENCY"
+for round in 1 2; do
+  bench --label "gateway static #$round" --target http://127.0.0.1:18080 --scenario static --count $((COUNT * 10)) --concurrency "$CONCURRENCY"
+  bench --label "gateway jwks #$round" --target http://127.0.0.1:18080 --scenario jwks --count $((COUNT * 10)) --concurrency "$CONCURRENCY"
+done
+bench --label "gateway launch c256" --target http://127.0.0.1:18080 --scenario launch --count "$COUNT" --concurrency 256 --pid "$GATEWAY_PID"
+
+echo "== vendors at 150 ms"
+start_gateway 18081 150
+bench --label "gateway launch 150ms" --target http://127.0.0.1:18081 --scenario launch --count "$COUNT" --concurrency "$CONCURRENCY" --pid "$GATEWAY_PID"
+
+echo "== summary"
+python3 - "$OUT/results.jsonl" <<'PY'
+import json, sys
+rows = {r["label"]: r for r in map(json.loads, open(sys.argv[1]))}
+g, p = rows["gateway launch"], rows["pylti1p3 launch"]
+gf, pf = rows["gateway forged"], rows["pylti1p3 forged"]
+print(f"full login+launch flows/s: gateway {g['flowsPerSecond']:.0f} vs pylti1p3 {p['flowsPerSecond']:.0f} = {g['flowsPerSecond']/p['flowsPerSecond']:.1f}x (target >= 5x)")
+print(f"forged launches refused/s: gateway {gf['requestsPerSecond']:.0f} vs pylti1p3 {pf['requestsPerSecond']:.0f} = {gf['requestsPerSecond']/pf['requestsPerSecond']:.1f}x (target >= 10x)")
+print(f"gateway launch p99 at {g['concurrency']}: {g['p99']:.1f} ms (target <= 25 ms); errors {g['errors']}")
+c = rows["gateway launch c256"]; print(f"gateway at 256 concurrent: errors {c['errors']}, login errors {c.get('loginErrors', 0)}, p99 {c['p99']:.1f} ms")
+s = [rows[f"gateway static #{i}"]["requestsPerSecond"] for i in (1, 2)]; j = [rows[f"gateway jwks #{i}"]["requestsPerSecond"] for i in (1, 2)]
+print(f"JWKS {sum(j)/2:.0f} req/s vs static {sum(s)/2:.0f} req/s = {sum(j)/sum(s)*100:.0f}% (target >= 90%)")
+print(f"gateway peak RSS: {max(r.get('peakRSSMiB') or 0 for r in rows.values()):.0f} MiB (target <= 150)")
+l = rows["gateway launch 150ms"]; print(f"vendors at 150 ms: launch p50 {l['p50']:.0f} ms p99 {l['p99']:.0f} ms, {l['requestsPerSecond']:.0f} launches/s")
+PY
+echo "results: $OUT"
