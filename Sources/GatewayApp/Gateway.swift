@@ -76,7 +76,8 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
         throw SettingsError(message: error.message)
     }
     let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(
-        redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5), read: .seconds(30))))
+        redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5), read: .seconds(30)),
+        connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: settings.outboundConnectionsPerHost)))
     let listeningPort = ListeningPort()
     let pages = try PageRenderer()
 

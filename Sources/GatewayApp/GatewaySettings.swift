@@ -66,6 +66,9 @@ public struct GatewaySettings: Sendable {
     public var launchJoinSeconds: Double
     /// How long the deferred-launch page's actions stay valid (`GATEWAY_LAB_SESSION_TTL_SECONDS`).
     public var labSessionSeconds: Double
+    /// Connections kept per vendor or platform host (`GATEWAY_OUTBOUND_CONNECTIONS`); too few makes launches
+    /// queue behind each other when the vendor is slow.
+    public var outboundConnectionsPerHost: Int
     /// Delay of every answer of the built-in sandbox, to stand in for a real vendor (`GATEWAY_SANDBOX_LATENCY_MS`).
     public var sandboxLatencyMilliseconds: Int
 
@@ -84,7 +87,8 @@ public struct GatewaySettings: Sendable {
                 jwksMaxAgeSeconds: Int = 3600, keyMinNextAgeSeconds: Double = 7200, keyReloadSeconds: Double = 15,
                 catalogTTLSeconds: Double = 300, pickerLifetimeSeconds: Double = 3600, defaultScoreMaximum: Double = 100,
                 launchDeadlineSeconds: Double = 20, launchAttempts: Int = 3, deferredLaunchRule: DeferredLaunchRule = .urlWithNonSuccess,
-                launchJoinSeconds: Double = 10, labSessionSeconds: Double = 900, sandboxLatencyMilliseconds: Int = 0) {
+                launchJoinSeconds: Double = 10, labSessionSeconds: Double = 900, sandboxLatencyMilliseconds: Int = 0,
+                outboundConnectionsPerHost: Int = 256) {
         self.publicURL = publicURL
         self.host = host
         self.port = port
@@ -114,6 +118,7 @@ public struct GatewaySettings: Sendable {
         self.launchJoinSeconds = launchJoinSeconds
         self.labSessionSeconds = labSessionSeconds
         self.sandboxLatencyMilliseconds = sandboxLatencyMilliseconds
+        self.outboundConnectionsPerHost = outboundConnectionsPerHost
     }
 
     /// Reads the settings from `config` (keys like `gateway.public-url` ↔ `GATEWAY_PUBLIC_URL`), secrets excepted.
@@ -150,7 +155,8 @@ public struct GatewaySettings: Sendable {
                 ?? .urlWithNonSuccess,
             launchJoinSeconds: config.double(forKey: "gateway.launch-join-seconds", default: defaults.launchJoinSeconds),
             labSessionSeconds: config.double(forKey: "gateway.lab-session-ttl-seconds", default: defaults.labSessionSeconds),
-            sandboxLatencyMilliseconds: config.int(forKey: "gateway.sandbox-latency-ms", default: defaults.sandboxLatencyMilliseconds))
+            sandboxLatencyMilliseconds: config.int(forKey: "gateway.sandbox-latency-ms", default: defaults.sandboxLatencyMilliseconds),
+            outboundConnectionsPerHost: config.int(forKey: "gateway.outbound-connections", default: defaults.outboundConnectionsPerHost))
         invalidDeferredRule = config.string(forKey: "skillable.deferred-launch-rule").flatMap { DeferredLaunchRule(setting: $0) == nil ? $0 : nil }
     }
 
@@ -216,6 +222,7 @@ public struct GatewaySettings: Sendable {
         if let invalidDeferredRule {
             throw SettingsError(message: "SKILLABLE_DEFERRED_LAUNCH_RULE must be url-with-non-success, field:NAME or off, not \(invalidDeferredRule)")
         }
+        guard (1...4096).contains(outboundConnectionsPerHost) else { throw SettingsError(message: "GATEWAY_OUTBOUND_CONNECTIONS must be 1…4096") }
         guard (0...10_000).contains(sandboxLatencyMilliseconds) else { throw SettingsError(message: "GATEWAY_SANDBOX_LATENCY_MS must be 0…10000") }
         guard (1...10).contains(launchAttempts) else { throw SettingsError(message: "SKILLABLE_LAUNCH_ATTEMPTS must be 1…10") }
         guard launchDeadlineSeconds >= 1, launchDeadlineSeconds <= 120 else {
