@@ -16,12 +16,36 @@ enum FormParameters {
         text.split(separator: "&", omittingEmptySubsequences: true).compactMap { pair in
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             guard let name = decode(parts[0]), !name.isEmpty else { return nil }
-            return (name, parts.count > 1 ? (decode(parts[1]) ?? "") : "")
+            guard parts.count > 1 else { return (name, "") }
+            guard let value = decode(parts[1]) else { return nil } // a malformed value is dropped, not guessed
+            return (name, value)
         }
     }
 
-    private static func decode(_ text: Substring) -> String? {
-        text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
+    /// `+` → space and `%XX` → byte; nil for a malformed escape or bytes that are not UTF-8.
+    static func decode(_ text: Substring) -> String? {
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(text.utf8.count)
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            switch byte {
+            case UInt8(ascii: "+"): bytes.append(UInt8(ascii: " "))
+            case UInt8(ascii: "%"):
+                guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else { return nil }
+                bytes.append(high << 4 | low)
+            default: bytes.append(byte)
+            }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
     }
 
     /// The parameters of a GET query, or of a form POST body (read up to the context's upload limit).
@@ -42,4 +66,10 @@ enum FormParameters {
                                message: "The request is larger than this gateway accepts (\(context.maxUploadSize / 1024) KiB).")
         }
     }
+}
+
+/// The form parser, for tests.
+public enum FormParametersProbe {
+    public static func parse(_ text: String) -> [String: String] { FormParameters.parse(Substring(text)) }
+    public static func pairs(_ text: String) -> [(String, String)] { FormParameters.pairs(Substring(text)) }
 }

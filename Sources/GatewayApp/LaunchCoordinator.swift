@@ -49,6 +49,7 @@ actor LaunchCoordinator {
     private let joinWindow: Duration
     private let logger: Logger
     private var flights: [String: Flight] = [:]
+    private var lastSweep = ContinuousClock.now
 
     init(skillable: SkillableClient, policy: LaunchRetryPolicy, deferredRule: DeferredLaunchRule, joinWindow: Duration, logger: Logger) {
         self.skillable = skillable
@@ -63,9 +64,17 @@ actor LaunchCoordinator {
     func start(_ request: SkillableLaunchRequest) async -> (start: LabStart, joined: Bool) {
         let key = "\(request.userID)\u{0}\(request.labID)"
         let now = ContinuousClock.now
-        flights = flights.filter { $0.value.finishedAt.map { now - $0 < joinWindow } ?? true }
+        // Finished starts are forgotten after the join window: this key at once, the others at most once a second.
+        if now - lastSweep > .seconds(1) {
+            flights = flights.filter { $0.value.finishedAt.map { now - $0 < joinWindow } ?? true }
+            lastSweep = now
+        }
         if let flight = flights[key] {
-            return (await flight.task.value, true)
+            if let finished = flight.finishedAt, now - finished >= joinWindow {
+                flights[key] = nil
+            } else {
+                return (await flight.task.value, true)
+            }
         }
         let id = UUID()
         let task = Task { await self.attempts(request) }

@@ -55,3 +55,14 @@ struct GatewaySettingsTests {
         }
     }
 }
+
+@Suite("Form parameters")
+struct FormParametersTests {
+    @Test("plus, percent escapes, UTF-8, repeated names; malformed escapes are dropped")
+    func parsing() {
+        let parsed = FormParametersProbe.parse("a=1+2&b=%C3%A9t%C3%A9&c=&a=ignored&d=%ZZ&e=%2B%26%3D")
+        #expect(parsed["a"] == "1 2" && parsed["b"] == "été" && parsed["c"] == "" && parsed["d"] == nil && parsed["e"] == "+&=")
+        #expect(FormParametersProbe.pairs("lab=1&lab=2&x=y").filter { $0.0 == "lab" }.map(\.1) == ["1", "2"])
+        #expect(FormParametersProbe.parse("bad=%C3")["bad"] == nil)
+    }
+}
