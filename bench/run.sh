@@ -4,7 +4,8 @@
 #   - pylti1p3 (from PyPI, in a throwaway virtualenv) on Flask under gunicorn with 2 workers, its platform
 #     key set configured inline (no JWKS fetch per launch),
 # both driven over loopback by the same load generator (lti-bench). Results: $OUT/results.jsonl and a summary.
-# Not used by the tests. Every server listens on 127.0.0.1 and every loop is bounded by COUNT.
+# Not used by the tests. Every server listens on 127.0.0.1 and every loop is bounded by COUNT (and SOAK seconds).
+# SOAK=300 adds a 5-minute launch run against the first gateway, watching its memory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -57,6 +58,7 @@ PYLTI_PID=$!
 wait_for http://127.0.0.1:18090/healthz
 
 start_gateway 18080 0
+FIRST_GATEWAY_PID=$GATEWAY_PID
 bench() { "$BIN/lti-bench" run --key "$OUT/platform-key.pem" --json "$OUT/results.jsonl" "$@"; }
 
 echo "== side by side (count $COUNT, concurrency $CONCURRENCY)"
@@ -74,6 +76,12 @@ echo "== vendors at 150 ms"
 start_gateway 18081 150
 bench --label "gateway launch 150ms" --target http://127.0.0.1:18081 --scenario launch --count "$COUNT" --concurrency "$CONCURRENCY" --pid "$GATEWAY_PID"
 
+if [ "${SOAK:-0}" -gt 0 ]; then
+  echo "== soak: launches for $SOAK s"
+  bench --label "gateway soak" --target http://127.0.0.1:18080 --scenario launch --count "$COUNT" --concurrency "$CONCURRENCY" \
+    --duration "$SOAK" --pid "$FIRST_GATEWAY_PID"
+fi
+
 echo "== summary"
 python3 - "$OUT/results.jsonl" <<'PY'
 import json, sys
@@ -87,6 +95,9 @@ c = rows["gateway launch c256"]; print(f"gateway at 256 concurrent: errors {c['e
 s = [rows[f"gateway static #{i}"]["requestsPerSecond"] for i in (1, 2)]; j = [rows[f"gateway jwks #{i}"]["requestsPerSecond"] for i in (1, 2)]
 print(f"JWKS {sum(j)/2:.0f} req/s vs static {sum(s)/2:.0f} req/s = {sum(j)/sum(s)*100:.0f}% (target >= 90%)")
 print(f"gateway peak RSS: {max(r.get('peakRSSMiB') or 0 for r in rows.values()):.0f} MiB (target <= 150)")
+if "gateway soak" in " ".join(rows):
+    k = next(r for label, r in rows.items() if label.startswith("gateway soak"))
+    print(f"soak: {k['label']}: RSS after round 1 {k['rssAfterFirstRoundMiB']:.0f} MiB, at end {k['rssAtEndMiB']:.0f} MiB, peak {k['peakRSSMiB']:.0f} MiB, errors {k['errors']}")
 l = rows["gateway launch 150ms"]; print(f"vendors at 150 ms: launch p50 {l['p50']:.0f} ms p99 {l['p99']:.0f} ms, {l['requestsPerSecond']:.0f} launches/s")
 PY
 echo "results: $OUT"

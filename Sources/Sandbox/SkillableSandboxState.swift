@@ -46,6 +46,9 @@ public actor SkillableSandboxState {
     /// How long a scripted `.hang` holds the call before answering 504.
     public private(set) var hangDuration: Duration = .seconds(30)
     public var defaultMaxActiveLabs = 2
+    /// Lab instances kept; beyond this the oldest are torn down (a real lab ends at its expiry), so a
+    /// long-running sandbox does not grow without bound.
+    public var maxInstances = 5000
     private var nextInstanceID: Int64 = 40_000_001
     private let now: @Sendable () -> Date
 
@@ -158,6 +161,7 @@ public actor SkillableSandboxState {
         let minutes = q["durationminutes"].flatMap(Int64.init) ?? Int64(profile.durationMinutes)
         var variables: [String: String] = [:]
         for (name, value) in q where name.hasPrefix("variable-") { variables[String(name.dropFirst(9))] = value }
+        if instances.count >= maxInstances, let oldest = instances.keys.min() { instances[oldest] = nil }
         instances[id] = Instance(id: id, labProfileID: labID, userID: userID, firstName: q["firstname"], lastName: q["lastname"],
                                  email: q["email"], tag: q["tag"], variables: variables, state: .running,
                                  start: start, expires: start + minutes * 60)

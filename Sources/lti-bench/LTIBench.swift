@@ -81,7 +81,8 @@ struct Run: AsyncParsableCommand {
 
     @Option(help: "Base URL of the tool.") var target = "http://127.0.0.1:8080"
     @Option(help: "launch, forged, jwks or static.") var scenario: Scenario = .launch
-    @Option(help: "Number of flows or requests.") var count = 1000
+    @Option(help: "Number of flows or requests (per round with --duration).") var count = 1000
+    @Option(help: "Repeat rounds of --count until this many seconds have passed (a soak run).") var duration: Double?
     @Option(help: "Requests in flight at once.") var concurrency = 32
     @Option(help: "Platform issuer registered with the tool.") var issuer = "https://bench-lms.example"
     @Option(name: .customLong("client-id"), help: "Client id registered with the tool.") var clientID = "bench-client"
@@ -104,9 +105,24 @@ struct Run: AsyncParsableCommand {
             connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: concurrency)))
         let rss = RSSSampler(pid: pid)
         let sampling = Task { await rss.run() }
-        let result: BenchResult
+        var result: BenchResult
         do {
             result = try await execute(client: client, platform: platform)
+            if let duration {
+                // Soak: further rounds until the time is up, bounded by the duration; memory is sampled throughout.
+                let deadline = ContinuousClock.now + .milliseconds(Int64(duration * 1000))
+                var rounds = 1
+                var errors = result.errors
+                let firstRoundRSS = await rss.currentMiB
+                while ContinuousClock.now < deadline {
+                    let round = try await execute(client: client, platform: platform)
+                    errors += round.errors
+                    rounds += 1
+                }
+                result.label += " (soak \(rounds) rounds, \(Int(duration)) s)"
+                result.errors = errors
+                result.rssAfterFirstRoundMiB = firstRoundRSS
+            }
         } catch {
             sampling.cancel()
             try? await client.shutdown()
@@ -116,6 +132,7 @@ struct Run: AsyncParsableCommand {
         try await client.shutdown()
         var final = result
         final.peakRSSMiB = await rss.peakMiB
+        final.rssAtEndMiB = await rss.currentMiB
         print(final.table)
         if let json {
             let line = String(decoding: try JSONEncoder().encode(final), as: UTF8.self) + "\n"

@@ -71,6 +71,8 @@ struct BenchResult: Sendable, Codable {
     var loginErrors: Int?
     var flowsPerSecond: Double?
     var peakRSSMiB: Double?
+    var rssAfterFirstRoundMiB: Double?
+    var rssAtEndMiB: Double?
     var date = ISO8601DateFormatter().string(from: Date())
 
     init(label: String, scenario: String, count: Int, concurrency: Int, phase: PhaseTiming) {
@@ -93,6 +95,7 @@ struct BenchResult: Sendable, Codable {
         line += " · latency ms p50 \(f(p50)) p90 \(f(p90)) p99 \(f(p99)) max \(f(max)) · errors \(errors)"
         if let loginErrors, loginErrors > 0 { line += " · login errors \(loginErrors)" }
         if let peakRSSMiB { line += " · server peak RSS \(f(peakRSSMiB)) MiB" }
+        if let first = rssAfterFirstRoundMiB, let end = rssAtEndMiB { line += " · RSS after round 1 \(f(first)) MiB, at end \(f(end)) MiB" }
         return line
     }
 }
@@ -101,6 +104,7 @@ struct BenchResult: Sendable, Codable {
 actor RSSSampler {
     let pid: Int32?
     private(set) var peakMiB: Double?
+    private(set) var currentMiB: Double?
 
     init(pid: Int32?) { self.pid = pid }
 
@@ -111,6 +115,7 @@ actor RSSSampler {
                let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
                let kib = line.split(separator: " ").compactMap({ Double($0) }).first {
                 peakMiB = Swift.max(peakMiB ?? 0, kib / 1024)
+                currentMiB = kib / 1024
             }
             try? await Task.sleep(for: .milliseconds(100))
         }
