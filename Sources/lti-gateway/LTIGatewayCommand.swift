@@ -113,13 +113,8 @@ struct Platforms: AsyncParsableCommand {
 
         func run() async throws {
             let settings = try await common.settings()
-            let store = try await openStore(settings: settings, logger: quietLogger)
-            do {
+            try await withStore(settings) { store in
                 try await PlatformAdministration.setLaunchOptions(store: store, registrationID: id, options: launch.options)
-                try await store.close()
-            } catch let error as SettingsError {
-                try await store.close()
-                throw CommandFailure(error.message)
             }
             print("Launch options of \(id): \(PlatformAdministration.describeOptions(launch.options))")
         }
@@ -138,23 +133,16 @@ struct Platforms: AsyncParsableCommand {
 
         func run() async throws {
             let settings = try await common.settings()
-            let store = try await openStore(settings: settings, logger: quietLogger)
-            do {
-                if let problem = launch.options.problem { throw CommandFailure(problem) }
+            if let problem = launch.options.problem { throw CommandFailure(problem) }
+            let registration = try await withStore(settings) { store in
                 let registration = try await PlatformAdministration.add(
                     store: store, issuer: issuer, clientID: clientID, authURL: authURL, tokenURL: tokenURL,
                     jwksURL: jwksURL, deployments: deployments)
                 try await PlatformAdministration.setLaunchOptions(store: store, registrationID: registration.id, options: launch.options)
-                try await store.close()
-                print("Registered platform (issuer \(registration.issuer), client id \(registration.clientID)):")
-                print(registration.id)
-            } catch let error as SettingsError {
-                try await store.close()
-                throw CommandFailure(error.message)
-            } catch {
-                try await store.close()
-                throw error
+                return registration
             }
+            print("Registered platform (issuer \(registration.issuer), client id \(registration.clientID)):")
+            print(registration.id)
         }
     }
 
@@ -164,13 +152,14 @@ struct Platforms: AsyncParsableCommand {
 
         func run() async throws {
             let settings = try await common.settings()
-            let store = try await openStore(settings: settings, logger: quietLogger)
-            var rows: [(PlatformRegistration, PlatformLaunchOptions)] = []
-            for registration in try await store.allRegistrations() {
-                rows.append((registration, try await store.launchOptions(registrationID: registration.id)))
+            let rows = try await withStore(settings) { store in
+                var rows: [(PlatformRegistration, PlatformLaunchOptions)] = []
+                for registration in try await store.allRegistrations() {
+                    rows.append((registration, try await store.launchOptions(registrationID: registration.id)))
+                }
+                return rows
             }
             print(PlatformAdministration.table(rows), terminator: "")
-            try await store.close()
         }
     }
 
@@ -181,9 +170,7 @@ struct Platforms: AsyncParsableCommand {
 
         func run() async throws {
             let settings = try await common.settings()
-            let store = try await openStore(settings: settings, logger: quietLogger)
-            let removed = try await store.removeRegistration(id: id)
-            try await store.close()
+            let removed = try await withStore(settings) { try await $0.removeRegistration(id: id) }
             guard removed else { throw CommandFailure("no platform with id \(id)") }
             print("Removed platform \(id)")
         }
@@ -244,6 +231,24 @@ struct Keys: AsyncParsableCommand {
     }
 }
 
+/// Opens the configured store, runs `body`, and closes the store on every path; refusals become a
+/// one-line reason and a non-zero exit.
+func withStore<T>(_ settings: GatewaySettings, _ body: (any GatewayStore) async throws -> T) async throws -> T {
+    let store = try await openStore(settings: settings, logger: quietLogger)
+    let result: T
+    do {
+        result = try await body(store)
+    } catch let error as SettingsError {
+        try? await store.close()
+        throw CommandFailure(error.message)
+    } catch {
+        try? await store.close()
+        throw error
+    }
+    try await store.close()
+    return result
+}
+
 /// Runs a key operation, turning refusals into a one-line reason and a non-zero exit.
 func keyOperation<T>(_ body: () async throws -> T) async throws -> T {
     do {
@@ -270,9 +275,7 @@ struct ToolConfig: AsyncParsableCommand {
         }
         var registration: PlatformRegistration?
         if let platform {
-            let store = try await openStore(settings: settings, logger: quietLogger)
-            registration = try await store.registration(id: platform)
-            try await store.close()
+            registration = try await withStore(settings) { try await $0.registration(id: platform) }
             guard registration != nil else { throw CommandFailure("no platform with id \(platform) (see platforms list)") }
         }
         guard let active = keys.ring.active else { throw CommandFailure("no active signing key") }
