@@ -36,10 +36,16 @@ struct LaunchRetryPolicy: Sendable {
 /// bounded retries with backoff and jitter on outages, and — after a failure that may have reached
 /// Skillable — a look at the learner's running labs before launching again, so one click never starts two labs.
 actor LaunchCoordinator {
-    private struct Flight {
-        let id: UUID
-        let task: Task<LabStart, Never>
-        var finishedAt: ContinuousClock.Instant?
+    /// A start under way (its task), or a finished one (only its result: a finished task is not kept,
+    /// so its memory goes at once).
+    private enum Flight {
+        case running(id: UUID, task: Task<LabStart, Never>)
+        case finished(LabStart, at: ContinuousClock.Instant)
+
+        var finishedAt: ContinuousClock.Instant? {
+            if case .finished(_, let at) = self { return at }
+            return nil
+        }
     }
 
     private let skillable: SkillableClient
@@ -69,21 +75,21 @@ actor LaunchCoordinator {
             flights = flights.filter { $0.value.finishedAt.map { now - $0 < joinWindow } ?? true }
             lastSweep = now
         }
-        if let flight = flights[key] {
-            if let finished = flight.finishedAt, now - finished >= joinWindow {
-                flights[key] = nil
-            } else {
-                return (await flight.task.value, true)
-            }
+        switch flights[key] {
+        case .running(_, let task)?:
+            return (await task.value, true)
+        case .finished(let start, let at)? where now - at < joinWindow:
+            return (start, true)
+        case .finished?, nil:
+            break
         }
         let id = UUID()
         let task = Task { await self.attempts(request) }
-        flights[key] = Flight(id: id, task: task, finishedAt: nil)
+        flights[key] = .running(id: id, task: task)
         let start = await task.value
-        if case .started = start, flights[key]?.id == id {
-            flights[key]?.finishedAt = ContinuousClock.now
-        } else if flights[key]?.id == id {
-            flights[key] = nil // only successful starts are shared after they finish
+        if case .running(let current, _)? = flights[key], current == id {
+            // Only successful starts are shared after they finish.
+            if case .started = start { flights[key] = .finished(start, at: ContinuousClock.now) } else { flights[key] = nil }
         }
         return (start, false)
     }
