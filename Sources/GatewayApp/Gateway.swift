@@ -67,6 +67,7 @@ public func openStore(settings: GatewaySettings, logger: Logger) async throws ->
 public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) async throws -> Gateway {
     try settings.validate()
     let metrics = GatewayMetrics.registry
+    let pages = try PageRenderer()
     let store = try await openStore(settings: settings, logger: logger)
     let toolKeys: ToolKeyService
     do {
@@ -79,7 +80,7 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
         redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5), read: .seconds(30)),
         connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: settings.outboundConnectionsPerHost)))
     let listeningPort = ListeningPort()
-    let pages = try PageRenderer()
+    let loopback = loopbackHost(settings.host)
 
     // Skillable: the configured API, or the sandbox served by this same server.
     let sandbox: SkillableSandbox?
@@ -94,7 +95,6 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
         let fake = SkillableSandbox(apiKey: SecureRandom.token())
         await fake.state.setLatency(.milliseconds(settings.sandboxLatencyMilliseconds))
         sandbox = fake
-        let loopback = loopbackHost(settings.host)
         skillableSettings = SkillableClientSettings(
             baseURL: { "http://\(loopback):\(listeningPort.value ?? settings.port)\(fake.prefix)/api/v3" }, apiKey: fake.apiKey, timeout: timeout)
         skillableAuthority = nil
@@ -107,12 +107,11 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
     let policy = LaunchPolicy(clockLeeway: settings.clockSkewSeconds, maxTokenBytes: settings.maxTokenBytes,
                               stateLifetime: settings.stateLifetimeSeconds, redirectURI: settings.baseURL + "/lti/launch",
                               toolHosts: [publicAuthority])
-    let sandboxHost = loopbackHost(settings.host)
     var sandboxAuthority: (@Sendable () -> String?)? = nil
     if sandbox != nil {
         sandboxAuthority = { @Sendable () -> String? in
             guard let port = listeningPort.value else { return nil }
-            return "\(sandboxHost):\(port)"
+            return "\(loopback):\(port)"
         }
     }
     var exactAuthorities: Set<String> = [publicAuthority]
@@ -140,7 +139,7 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
         validator: LaunchValidator(registrations: store, states: store, nonces: store, keys: platformKeys, policy: policy),
         launcher: launcher,
         deepLinking: deepLinking,
-        pages: pages, stateLifetime: settings.stateLifetimeSeconds, now: now)
+        stateLifetime: settings.stateLifetimeSeconds, now: now)
 
     let router = Router(context: GatewayRequestContext.self)
     router.add(middleware: MetricsMiddleware())

@@ -11,7 +11,6 @@ struct LTIController: Sendable {
     let validator: LaunchValidator
     let launcher: LabLauncher
     let deepLinking: DeepLinkingController
-    let pages: PageRenderer
     let stateLifetime: TimeInterval
     let now: @Sendable () -> Date
 
