@@ -1,0 +1,212 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+
+/// Where and how to reach the SkyPrep admin API (vendor-apis.md, "SkyPrep admin API").
+public struct SkyPrepClientSettings: Sendable {
+    /// `https://api.skyprep.io/admin/api` (never the customer's login domain); methods are appended.
+    public var baseURL: String
+    /// - Important: Secret. The customer's SkyPrep domain key, sent only in `X-SkyPrep-Acct-Key`.
+    public var acctKey: String
+    /// - Important: Secret. Sent only in `X-SkyPrep-API-Key`.
+    public var apiKey: String
+    /// Client-side rate limit (SkyPrep: about 100 calls per minute per IP).
+    public var callsPerMinute: Int
+    /// Attempts of one call on 5xx or timeouts (4xx is never retried).
+    public var maxAttempts: Int
+    public var baseRetryDelay: Duration
+    public var timeout: TimeAmount
+
+    public init(baseURL: String, acctKey: String, apiKey: String, callsPerMinute: Int = 100, maxAttempts: Int = 3,
+                baseRetryDelay: Duration = .milliseconds(500), timeout: TimeAmount = .seconds(10)) {
+        self.baseURL = baseURL
+        self.acctKey = acctKey
+        self.apiKey = apiKey
+        self.callsPerMinute = callsPerMinute
+        self.maxAttempts = maxAttempts
+        self.baseRetryDelay = baseRetryDelay
+        self.timeout = timeout
+    }
+}
+
+/// A failed SkyPrep call, typed by the documented status codes.
+public struct SkyPrepError: Error, Sendable, CustomStringConvertible {
+    public enum Code: String, Sendable {
+        case badParameters = "bad_parameters"       // 400
+        case notAuthenticated = "not_authenticated" // 401
+        case refused                                // 403: permissions or IP allow-list
+        case notFound = "not_found"                 // 404
+        case serverError = "server_error"           // 5xx
+        case notJSON = "not_json"                   // any answer that is not JSON (e.g. the website's HTML)
+        case timeout
+        case transport
+    }
+
+    public var code: Code
+    public var method: String
+    public var httpStatus: Int?
+    /// The start of the answer's body, for support; never contains our keys (they are only in headers).
+    public var responseBody: String
+
+    /// Worth retrying: 5xx, timeouts and transport failures. A 4xx or a non-JSON 200 is not.
+    public var isTransient: Bool { code == .serverError || code == .timeout || code == .transport }
+
+    public var description: String { "skyprep \(method) \(code.rawValue)\(httpStatus.map { " http \($0)" } ?? "")" }
+}
+
+/// The SkyPrep admin API: POST form parameters to `…/admin/api/<method>`, credentials in headers, JSON
+/// answers. Follows SkyPrep's own guidance: a client-side rate limiter, no retry on 4xx, bounded retries
+/// with backoff on 5xx and timeouts, and every failure logged with what support asks for (endpoint,
+/// time, status, response body, a redacted request) — never the keys.
+public struct SkyPrepClient: Sendable {
+    let http: HTTPClient
+    let settings: SkyPrepClientSettings
+    let limiter: RateLimiter
+    let logger: Logger
+
+    public init(http: HTTPClient, settings: SkyPrepClientSettings, logger: Logger) {
+        self.http = http
+        self.settings = settings
+        self.limiter = RateLimiter(limit: settings.callsPerMinute, per: .seconds(60))
+        self.logger = logger
+    }
+
+    /// `test_connection`: true when SkyPrep answers `message` = `success`.
+    public func testConnection() async throws -> Bool {
+        let answer = try await call("test_connection", [:])
+        return (answer["message"] as? String)?.lowercased() == "success"
+    }
+
+    /// `get_users`: every user's id and email (SkyPrep answers a JSON array).
+    public func users() async throws -> [(id: Int, email: String)] {
+        let answer = try await request("get_users", [:])
+        guard let list = answer as? [any Sendable] else {
+            throw SkyPrepError(code: .notJSON, method: "get_users", httpStatus: 200, responseBody: "not a JSON array")
+        }
+        return list.compactMap { item in
+            guard let user = item as? [String: any Sendable], let id = user["id"] as? Int, let email = user["email"] as? String else { return nil }
+            return (id, email)
+        }
+    }
+
+    /// Calls `method` with form `parameters`; the decoded JSON object.
+    ///
+    /// - Important: Parameters may hold personal data; failures log them with values redacted.
+    public func call(_ method: String, _ parameters: [String: String]) async throws -> [String: any Sendable] {
+        guard let object = try await request(method, parameters) as? [String: any Sendable] else {
+            throw SkyPrepError(code: .notJSON, method: method, httpStatus: 200, responseBody: "not a JSON object")
+        }
+        return object
+    }
+
+    /// Sends with the rate limiter and the retry policy; the decoded JSON (object or array).
+    private func request(_ method: String, _ parameters: [String: String]) async throws -> any Sendable {
+        var attempt = 0
+        while true {
+            attempt += 1
+            await limiter.acquire()
+            do {
+                return try await send(method, parameters)
+            } catch let error as SkyPrepError {
+                log(error, parameters: parameters, attempt: attempt)
+                guard error.isTransient, attempt < settings.maxAttempts else { throw error }
+                try await Task.sleep(for: settings.baseRetryDelay * (1 << (attempt - 1)))
+            }
+        }
+    }
+
+    private func send(_ method: String, _ parameters: [String: String]) async throws -> any Sendable {
+        var base = settings.baseURL
+        while base.hasSuffix("/") { base.removeLast() }
+        var request = HTTPClientRequest(url: base + "/" + method)
+        request.method = .POST
+        request.headers.add(name: "X-SkyPrep-Acct-Key", value: settings.acctKey)
+        request.headers.add(name: "X-SkyPrep-API-Key", value: settings.apiKey)
+        request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+        request.headers.add(name: "Accept", value: "application/json")
+        let form = parameters.sorted { $0.key < $1.key }.map { Self.escape($0.key) + "=" + Self.escape($0.value) }.joined(separator: "&")
+        request.body = .bytes(ByteBuffer(string: form))
+        let response: HTTPClientResponse
+        do {
+            response = try await http.execute(request, timeout: settings.timeout)
+        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
+            throw SkyPrepError(code: .timeout, method: method, httpStatus: nil, responseBody: "")
+        } catch {
+            throw SkyPrepError(code: .transport, method: method, httpStatus: nil, responseBody: "\(type(of: error))")
+        }
+        let body = String(buffer: (try? await response.body.collect(upTo: 1 << 20)) ?? ByteBuffer())
+        let status = Int(response.status.code)
+        let excerpt = String(body.prefix(500))
+        switch status {
+        case 200..<300: break
+        case 400: throw SkyPrepError(code: .badParameters, method: method, httpStatus: status, responseBody: excerpt)
+        case 401: throw SkyPrepError(code: .notAuthenticated, method: method, httpStatus: status, responseBody: excerpt)
+        case 403: throw SkyPrepError(code: .refused, method: method, httpStatus: status, responseBody: excerpt)
+        case 404: throw SkyPrepError(code: .notFound, method: method, httpStatus: status, responseBody: excerpt)
+        case 500..<600: throw SkyPrepError(code: .serverError, method: method, httpStatus: status, responseBody: excerpt)
+        default: throw SkyPrepError(code: .badParameters, method: method, httpStatus: status, responseBody: excerpt)
+        }
+        // A wrong key has been seen to return the website's HTML with 200: never data.
+        guard let json = try? JSONSerialization.jsonObject(with: Data(body.utf8)), let value = Self.sendable(json) else {
+            throw SkyPrepError(code: .notJSON, method: method, httpStatus: status, responseBody: excerpt)
+        }
+        return value
+    }
+
+    /// What SkyPrep support asks for: endpoint, time, status, body, and the request with values redacted.
+    private func log(_ error: SkyPrepError, parameters: [String: String], attempt: Int) {
+        logger.warning("skyprep call failed", metadata: [
+            "skyprep.endpoint": "\(settings.baseURL)/\(error.method)",
+            "skyprep.time": "\(ISO8601DateFormatter().string(from: Date()))",
+            "skyprep.status": "\(error.httpStatus.map(String.init) ?? "-")",
+            "skyprep.error": "\(error.code.rawValue)",
+            "skyprep.attempt": "\(attempt)",
+            "skyprep.response_body": "\(error.responseBody)",
+            "skyprep.request": "\(parameters.keys.sorted().map { "\($0)=<redacted>" }.joined(separator: "&"))",
+        ])
+    }
+
+    static func sendable(_ value: Any) -> (any Sendable)? {
+        switch value {
+        case let v as String: v
+        case let v as Bool: v
+        case let v as Int: v
+        case let v as Double: v
+        case let v as [Any]: v.compactMap { sendable($0) }
+        case let v as [String: Any]: v.compactMapValues { sendable($0) }
+        default: nil
+        }
+    }
+
+    static func escape(_ value: String) -> String {
+        value.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? ""
+    }
+}
+
+/// At most `limit` acquisitions per sliding `window`; callers wait for a free slot (SkyPrep's guidance:
+/// about 100 calls a minute, no large concurrent batches).
+public actor RateLimiter {
+    private let limit: Int
+    private let window: Duration
+    private var recent: [ContinuousClock.Instant] = []
+
+    public init(limit: Int, per window: Duration) {
+        self.limit = max(1, limit)
+        self.window = window
+    }
+
+    public func acquire() async {
+        while true {
+            let now = ContinuousClock.now
+            recent.removeAll { now - $0 >= window }
+            if recent.count < limit {
+                recent.append(now)
+                return
+            }
+            let wait = window - (now - recent[0])
+            try? await Task.sleep(for: wait)
+        }
+    }
+}

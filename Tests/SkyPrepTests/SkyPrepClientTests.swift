@@ -1,0 +1,128 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import LTITestSupport
+import Sandbox
+import SkyPrep
+import Testing
+
+/// Runs the SkyPrep fake on 127.0.0.1 and hands a client bound to it to `body`.
+func withSkyPrep(acctKey: String = "acme.skyprepapp.com", apiKey: String = "SECRET-skyprep-api-key",
+                 clientAPIKey: String? = nil, callsPerMinute: Int = 100, recorder: LogRecorder = LogRecorder(),
+                 _ body: @escaping @Sendable (SkyPrepClient, SkyPrepSandbox) async throws -> Void) async throws {
+    let fake = SkyPrepSandbox(acctKey: acctKey, apiKey: apiKey)
+    let router = Router()
+    fake.addRoutes(to: router)
+    let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+    try await withHTTPClient { http in
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            let settings = SkyPrepClientSettings(baseURL: "http://127.0.0.1:\(port)/sandbox/skyprep/admin/api", acctKey: acctKey,
+                                                 apiKey: clientAPIKey ?? apiKey, callsPerMinute: callsPerMinute,
+                                                 baseRetryDelay: .milliseconds(20), timeout: .seconds(5))
+            try await body(SkyPrepClient(http: http, settings: settings, logger: recorder.logger()), fake)
+        }
+    }
+}
+
+@Suite("SkyPrep client against the SkyPrep fake")
+struct SkyPrepClientTests {
+    @Test("test_connection succeeds with the keys in the documented headers")
+    func connection() async throws {
+        try await withSkyPrep { client, fake in
+            let connected = try await client.testConnection()
+            #expect(connected)
+            #expect(fake.calls["test_connection"] == 1)
+        }
+    }
+
+    @Test("a wrong key is a typed 401 and is not retried")
+    func wrongKey() async throws {
+        try await withSkyPrep(clientAPIKey: "wrong") { client, fake in
+            do {
+                _ = try await client.testConnection()
+                Issue.record("accepted")
+            } catch let error as SkyPrepError {
+                #expect(error.code == .notAuthenticated && error.httpStatus == 401)
+            }
+            #expect(fake.calls["test_connection"] == 1)
+        }
+    }
+
+    @Test("5xx is retried a bounded number of times; 4xx never")
+    func retries() async throws {
+        try await withSkyPrep { client, fake in
+            fake.scriptFailures([.serverError])
+            let connected = try await client.testConnection()
+            #expect(connected)
+            #expect(fake.calls["test_connection"] == 2)
+            fake.scriptFailures([.serverError, .serverError, .serverError])
+            await #expect(throws: SkyPrepError.self) { _ = try await client.testConnection() }
+            #expect(fake.calls["test_connection"] == 5) // 2 + 3 attempts
+            _ = try await client.call("create_user", ["email": "ada@example.edu", "first_name": "Ada", "last_name": "Lovelace"])
+            do {
+                _ = try await client.call("create_user", ["email": "ada@example.edu", "first_name": "Ada", "last_name": "L"])
+                Issue.record("duplicate accepted")
+            } catch let error as SkyPrepError {
+                #expect(error.code == .badParameters && error.responseBody.contains("already exists"))
+            }
+            #expect(fake.calls["create_user"] == 2)
+            #expect(try await client.users().map(\.email) == ["ada@example.edu"])
+        }
+    }
+
+    @Test("the website's HTML instead of JSON is an error, never data, and not retried")
+    func htmlIsNotData() async throws {
+        try await withSkyPrep { client, fake in
+            fake.scriptFailures([.websiteHTML])
+            do {
+                _ = try await client.testConnection()
+                Issue.record("HTML accepted")
+            } catch let error as SkyPrepError {
+                #expect(error.code == .notJSON)
+            }
+            #expect(fake.calls["test_connection"] == 1)
+        }
+    }
+
+    @Test("SSO login key with autocreate returns the URL to send the browser to")
+    func loginKey() async throws {
+        try await withSkyPrep { client, fake in
+            let answer = try await client.call("get_login_key", ["user_email": "grace@example.edu", "first_name": "Grace",
+                                                                 "last_name": "Hopper", "autocreate": "1", "key_type": "otl"])
+            #expect((answer["url"] as? String)?.contains("/sandbox/skyprep/login/") == true)
+            #expect(fake.users.map(\.email) == ["grace@example.edu"])
+        }
+    }
+
+    @Test("failures are logged with endpoint, status, body and a redacted request, never the keys")
+    func failureLogs() async throws {
+        let recorder = LogRecorder()
+        try await withSkyPrep(recorder: recorder) { client, fake in
+            fake.scriptFailures([.serverError])
+            _ = try await client.call("create_user", ["email": "kat@example.edu", "first_name": "Kat", "last_name": "Johnson"])
+        }
+        let line = try #require(recorder.lines(containing: "skyprep call failed").first)
+        #expect(line.contains("skyprep.endpoint=") && line.contains("/create_user") && line.contains("skyprep.status=500"))
+        #expect(line.contains("Internal Server Error") && line.contains("email=<redacted>"))
+        #expect(!line.contains("kat@example.edu"))
+        #expect(recorder.lines(containing: "SECRET-skyprep-api-key").isEmpty && recorder.lines(containing: "acme.skyprepapp.com").isEmpty)
+    }
+
+    @Test("the rate limiter holds the configured rate under a burst")
+    func rateLimiter() async {
+        let limiter = RateLimiter(limit: 5, per: .milliseconds(500))
+        let started = ContinuousClock.now
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<12 { group.addTask { await limiter.acquire() } }
+        }
+        let elapsed = ContinuousClock.now - started
+        // 5 at once, 5 after one window, 2 after two windows.
+        #expect(elapsed >= .milliseconds(950), "12 calls at 5 per 500 ms took \(elapsed)")
+        let quick = RateLimiter(limit: 5, per: .seconds(10))
+        let t0 = ContinuousClock.now
+        for _ in 0..<5 { await quick.acquire() }
+        #expect(ContinuousClock.now - t0 < .milliseconds(500))
+    }
+}
