@@ -99,7 +99,7 @@ let package = Package(
         .target(
             name: "GatewayApp",
             dependencies: [
-                "LTICore", "GatewayStorage", "GatewayStorageSQLite", "Skillable", "PlatformServices", "Sandbox",
+                "LTICore", "GatewayStorage", "GatewayStorageSQLite", "Skillable", "SkyPrep", "PlatformServices", "Sandbox",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -117,8 +117,9 @@ let package = Package(
         .executableTarget(
             name: "lti-gateway",
             dependencies: [
-                "GatewayApp", "Sandbox", "GatewayStorage", "LTICore",
+                "GatewayApp", "Sandbox", "GatewayStorage", "LTICore", "SkyPrep",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -194,7 +195,7 @@ let package = Package(
         .testTarget(
             name: "GatewayAppTests",
             dependencies: [
-                "GatewayApp", "LTICore", "GatewayStorage", "Sandbox", "Skillable", "LTITestSupport", "PlatformServices",
+                "GatewayApp", "LTICore", "GatewayStorage", "Sandbox", "Skillable", "SkyPrep", "LTITestSupport", "PlatformServices",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

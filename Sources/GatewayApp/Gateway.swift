@@ -12,6 +12,7 @@ import Prometheus
 import Sandbox
 import ServiceLifecycle
 import Skillable
+import SkyPrep
 import Synchronization
 
 /// A built gateway: the application to run and the parts tests and commands look at.
@@ -20,6 +21,8 @@ public struct Gateway: Sendable {
     public let store: any GatewayStore
     /// The built-in Skillable fake, when no Skillable URL is configured.
     public let skillableSandbox: SkillableSandbox?
+    /// The built-in SkyPrep fake, when no SkyPrep URL is configured.
+    public let skyPrepSandbox: SkyPrepSandbox?
     /// The port the server listens on, once it runs (useful with port 0).
     public let listeningPort: ListeningPort
     public let platformKeys: PlatformKeySetCache
@@ -100,6 +103,21 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
         skillableAuthority = nil
     }
     let skillable = SkillableClient(http: http, settings: skillableSettings, logger: logger)
+
+    // SkyPrep: the configured admin API, or the fake served by this same server.
+    let skyPrepFake: SkyPrepSandbox?
+    let skyPrepSettings: SkyPrepClientSettings
+    if let base = settings.skyPrepBaseURL, let acct = settings.skyPrepAcctKey, let key = settings.skyPrepAPIKey {
+        skyPrepFake = nil
+        skyPrepSettings = SkyPrepClientSettings(baseURL: { base }, acctKey: acct, apiKey: key, callsPerMinute: settings.skyPrepCallsPerMinute)
+    } else {
+        let fake = SkyPrepSandbox(acctKey: "sandbox.skyprepapp.com", apiKey: SecureRandom.token())
+        skyPrepFake = fake
+        skyPrepSettings = SkyPrepClientSettings(
+            baseURL: { "http://\(loopback):\(listeningPort.value ?? settings.port)\(fake.prefix)/admin/api" },
+            acctKey: fake.acctKey, apiKey: fake.apiKey, callsPerMinute: settings.skyPrepCallsPerMinute)
+    }
+    let skyPrep = SkyPrepClient(http: http, settings: skyPrepSettings, logger: logger)
     let platformKeys = PlatformKeySetCache(
         http: http, settings: .init(minRefetchInterval: .milliseconds(Int64(settings.jwksRefetchSeconds * 1000))), logger: logger)
 
@@ -107,20 +125,19 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
     let policy = LaunchPolicy(clockLeeway: settings.clockSkewSeconds, maxTokenBytes: settings.maxTokenBytes,
                               stateLifetime: settings.stateLifetimeSeconds, redirectURI: settings.baseURL + "/lti/launch",
                               toolHosts: [publicAuthority])
-    var sandboxAuthority: (@Sendable () -> String?)? = nil
-    if sandbox != nil {
-        sandboxAuthority = { @Sendable () -> String? in
-            guard let port = listeningPort.value else { return nil }
-            return "\(loopback):\(port)"
-        }
-    }
+    // The built-in fakes answer on this server's loopback address, known once it listens.
+    let loopbackAuthority: @Sendable () -> String? = { listeningPort.value.map { "\(loopback):\($0)" } }
     var exactAuthorities: Set<String> = [publicAuthority]
     if let skillableAuthority { exactAuthorities.insert(skillableAuthority) }
     let redirectPolicy = LabRedirectPolicy(
         exactAuthorities: exactAuthorities,
         hostSuffixes: settings.skillableLabHosts.map { $0.lowercased() },
-        sandboxAuthority: sandboxAuthority)
+        sandboxAuthority: sandbox == nil ? nil : loopbackAuthority)
 
+    // SkyPrep sends learners to the customer's SkyPrep domain (its acct key) or another skyprepapp.com host.
+    let skyPrepRedirects = LabRedirectPolicy(
+        exactAuthorities: [publicAuthority], hostSuffixes: [".skyprepapp.com"] + (settings.skyPrepAcctKey.map { [$0.lowercased()] } ?? []),
+        sandboxAuthority: skyPrepFake == nil ? nil : loopbackAuthority)
     let sessionTokens = LabSessionTokens(toolKeys: toolKeys, lifetime: settings.labSessionSeconds)
     let coordinator = LaunchCoordinator(
         skillable: skillable,
@@ -139,6 +156,7 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
         validator: LaunchValidator(registrations: store, states: store, nonces: store, keys: platformKeys, policy: policy),
         launcher: launcher,
         deepLinking: deepLinking,
+        skyPrep: SkyPrepSSO(store: store, client: skyPrep, redirectPolicy: skyPrepRedirects, groupSync: settings.skyPrepGroupSync),
         stateLifetime: settings.stateLifetimeSeconds, now: now)
 
     let router = Router(context: GatewayRequestContext.self)
@@ -150,6 +168,7 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
     OperationsController(store: store, metrics: metrics, toolKeys: toolKeys).addRoutes(to: router)
     ToolConfigurationController(settings: settings, toolKeys: toolKeys).addRoutes(to: router)
     sandbox?.addRoutes(to: router)
+    skyPrepFake?.addRoutes(to: router)
     router.get("/") { _, _ in
         pages.messagePage(title: "LTI Gateway", message: "This is an LTI 1.3 tool. Launch it from your LMS course.")
     }
@@ -171,7 +190,7 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
             ])
         },
         logger: logger)
-    return Gateway(application: application, store: store, skillableSandbox: sandbox, listeningPort: listeningPort,
+    return Gateway(application: application, store: store, skillableSandbox: sandbox, skyPrepSandbox: skyPrepFake, listeningPort: listeningPort,
                    platformKeys: platformKeys, toolKeys: toolKeys)
 }
 

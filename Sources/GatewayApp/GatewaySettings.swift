@@ -66,6 +66,16 @@ public struct GatewaySettings: Sendable {
     public var launchJoinSeconds: Double
     /// How long the deferred-launch page's actions stay valid (`GATEWAY_LAB_SESSION_TTL_SECONDS`).
     public var labSessionSeconds: Double
+    /// SkyPrep admin API base (`SKYPREP_BASE_URL`, e.g. https://api.skyprep.io/admin/api); nil → the built-in fake.
+    public var skyPrepBaseURL: String?
+    /// - Important: Secret (`SKYPREP_ACCT_KEY`): the customer's SkyPrep domain, e.g. acme.skyprepapp.com.
+    public var skyPrepAcctKey: String?
+    /// - Important: Secret (`SKYPREP_API_KEY`).
+    public var skyPrepAPIKey: String?
+    /// Client-side rate limit of SkyPrep calls (`SKYPREP_CALLS_PER_MINUTE`).
+    public var skyPrepCallsPerMinute: Int
+    /// Send the LMS course title as the learner's SkyPrep group on SSO (`SKYPREP_GROUP_SYNC`).
+    public var skyPrepGroupSync: Bool
     /// Connections kept per vendor or platform host (`GATEWAY_OUTBOUND_CONNECTIONS`); too few makes launches
     /// queue behind each other when the vendor is slow.
     public var outboundConnectionsPerHost: Int
@@ -88,7 +98,8 @@ public struct GatewaySettings: Sendable {
                 catalogTTLSeconds: Double = 300, pickerLifetimeSeconds: Double = 3600, defaultScoreMaximum: Double = 100,
                 launchDeadlineSeconds: Double = 20, launchAttempts: Int = 3, deferredLaunchRule: DeferredLaunchRule = .urlWithNonSuccess,
                 launchJoinSeconds: Double = 10, labSessionSeconds: Double = 900, sandboxLatencyMilliseconds: Int = 0,
-                outboundConnectionsPerHost: Int = 256) {
+                outboundConnectionsPerHost: Int = 256, skyPrepBaseURL: String? = nil, skyPrepAcctKey: String? = nil,
+                skyPrepAPIKey: String? = nil, skyPrepCallsPerMinute: Int = 100, skyPrepGroupSync: Bool = false) {
         self.publicURL = publicURL
         self.host = host
         self.port = port
@@ -119,6 +130,11 @@ public struct GatewaySettings: Sendable {
         self.labSessionSeconds = labSessionSeconds
         self.sandboxLatencyMilliseconds = sandboxLatencyMilliseconds
         self.outboundConnectionsPerHost = outboundConnectionsPerHost
+        self.skyPrepBaseURL = skyPrepBaseURL
+        self.skyPrepAcctKey = skyPrepAcctKey
+        self.skyPrepAPIKey = skyPrepAPIKey
+        self.skyPrepCallsPerMinute = skyPrepCallsPerMinute
+        self.skyPrepGroupSync = skyPrepGroupSync
     }
 
     /// Reads the settings from `config` (keys like `gateway.public-url` ↔ `GATEWAY_PUBLIC_URL`), secrets excepted.
@@ -156,7 +172,10 @@ public struct GatewaySettings: Sendable {
             launchJoinSeconds: config.double(forKey: "gateway.launch-join-seconds", default: defaults.launchJoinSeconds),
             labSessionSeconds: config.double(forKey: "gateway.lab-session-ttl-seconds", default: defaults.labSessionSeconds),
             sandboxLatencyMilliseconds: config.int(forKey: "gateway.sandbox-latency-ms", default: defaults.sandboxLatencyMilliseconds),
-            outboundConnectionsPerHost: config.int(forKey: "gateway.outbound-connections", default: defaults.outboundConnectionsPerHost))
+            outboundConnectionsPerHost: config.int(forKey: "gateway.outbound-connections", default: defaults.outboundConnectionsPerHost),
+            skyPrepBaseURL: config.string(forKey: "skyprep.base-url"),
+            skyPrepCallsPerMinute: config.int(forKey: "skyprep.calls-per-minute", default: defaults.skyPrepCallsPerMinute),
+            skyPrepGroupSync: config.bool(forKey: "skyprep.group-sync", default: defaults.skyPrepGroupSync))
         invalidDeferredRule = config.string(forKey: "skillable.deferred-launch-rule").flatMap { DeferredLaunchRule(setting: $0) == nil ? $0 : nil }
     }
 
@@ -176,6 +195,8 @@ public struct GatewaySettings: Sendable {
         }
         var settings = GatewaySettings(config: ConfigReader(providers: providers))
         settings.skillableAPIKey = try secret("SKILLABLE_API_KEY", environment: environment)
+        settings.skyPrepAcctKey = try secret("SKYPREP_ACCT_KEY", environment: environment)
+        settings.skyPrepAPIKey = try secret("SKYPREP_API_KEY", environment: environment)
         try settings.validate()
         return settings
     }
@@ -222,6 +243,13 @@ public struct GatewaySettings: Sendable {
         if let invalidDeferredRule {
             throw SettingsError(message: "SKILLABLE_DEFERRED_LAUNCH_RULE must be url-with-non-success, field:NAME or off, not \(invalidDeferredRule)")
         }
+        if let skyPrepBaseURL {
+            guard URLAuthority(skyPrepBaseURL) != nil else { throw SettingsError(message: "SKYPREP_BASE_URL must be an absolute http(s) URL") }
+            guard skyPrepAcctKey?.isEmpty == false, skyPrepAPIKey?.isEmpty == false else {
+                throw SettingsError(message: "SKYPREP_ACCT_KEY and SKYPREP_API_KEY must be set when SKYPREP_BASE_URL is set")
+            }
+        }
+        guard (1...10_000).contains(skyPrepCallsPerMinute) else { throw SettingsError(message: "SKYPREP_CALLS_PER_MINUTE must be 1…10000") }
         guard (1...4096).contains(outboundConnectionsPerHost) else { throw SettingsError(message: "GATEWAY_OUTBOUND_CONNECTIONS must be 1…4096") }
         guard (0...10_000).contains(sandboxLatencyMilliseconds) else { throw SettingsError(message: "GATEWAY_SANDBOX_LATENCY_MS must be 0…10000") }
         guard (1...10).contains(launchAttempts) else { throw SettingsError(message: "SKILLABLE_LAUNCH_ATTEMPTS must be 1…10") }

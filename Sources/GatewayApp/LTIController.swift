@@ -11,6 +11,7 @@ struct LTIController: Sendable {
     let validator: LaunchValidator
     let launcher: LabLauncher
     let deepLinking: DeepLinkingController
+    let skyPrep: SkyPrepSSO
     let stateLifetime: TimeInterval
     let now: @Sendable () -> Date
 
@@ -49,7 +50,9 @@ struct LTIController: Sendable {
         context.logger[metadataKey: "lti.registration"] = .string(launch.registration.id)
         switch launch.messageType {
         case .resourceLinkRequest:
-            var response = try await launcher.launch(launch, context: context, now: now())
+            var response = SkyPrepSSO.isWanted(by: launch.token)
+                ? try await skyPrep.launch(launch, context: context, now: now())
+                : try await launcher.launch(launch, context: context, now: now())
             response.headers[values: .setCookie].append(Self.expiredStateCookie(for: state ?? ""))
             return response
         case .deepLinkingRequest:

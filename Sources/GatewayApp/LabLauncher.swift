@@ -25,11 +25,8 @@ struct LabLauncher: Sendable {
 
     func launch(_ launch: ValidatedLaunch, context: GatewayRequestContext, now: Date) async throws -> Response {
         let token = launch.token
-        let subject = token.subject ?? ""
-        let identity = try await store.upsertIdentity(LearnerIdentity(
-            id: Self.learnerID(issuer: launch.registration.issuer, subject: subject), issuer: launch.registration.issuer,
-            subject: subject, givenName: token.givenName, familyName: token.familyName, email: token.email,
-            firstSeen: now, lastSeen: now))
+        let identity = try await Self.upsertLearner(launch, store: store, now: now)
+        let subject = identity.subject
 
         // The lab comes from the custom claim `labid` (Skillable's own LTI convention).
         let rawLabID = token.custom?["labid"]?.trimmingCharacters(in: .whitespaces) ?? ""
@@ -176,6 +173,16 @@ struct LabLauncher: Sendable {
     static func labURLRefused() -> GatewayError {
         GatewayError(code: "lab_url_refused", status: .badGateway, title: "The lab could not be opened",
                      message: "The lab service answered with an address this gateway does not send learners to. An administrator has been told.")
+    }
+
+    /// The learner of `launch`, stored or updated (names and email as the LMS sends them now).
+    static func upsertLearner(_ launch: ValidatedLaunch, store: any GatewayStore, now: Date) async throws -> LearnerIdentity {
+        let token = launch.token
+        let subject = token.subject ?? ""
+        return try await store.upsertIdentity(LearnerIdentity(
+            id: learnerID(issuer: launch.registration.issuer, subject: subject), issuer: launch.registration.issuer,
+            subject: subject, givenName: token.givenName, familyName: token.familyName, email: token.email,
+            firstSeen: now, lastSeen: now))
     }
 
     /// A stable, opaque learner id: `lti-` and 32 hex digits of SHA-256(issuer NUL sub).

@@ -29,6 +29,7 @@ public final class SkyPrepSandbox: Sendable {
         var users: [User] = []
         var nextID = 5001
         var calls: [String: Int] = [:]
+        var lastForm: [String: [String: String]] = [:]
         var failures: [Failure] = []
     }
 
@@ -46,11 +47,19 @@ public final class SkyPrepSandbox: Sendable {
     /// Calls received, by method.
     public var calls: [String: Int] { state.withLock { $0.calls } }
     public var users: [User] { state.withLock { $0.users } }
+    /// The last form parameters received, by method.
+    public var lastForm: [String: [String: String]] { state.withLock { $0.lastForm } }
     public func scriptFailures(_ failures: [Failure]) { state.withLock { $0.failures += failures } }
 
     public func addRoutes<Context: RequestContext>(to router: Router<Context>) {
-        router.group(RouterPath(prefix)).post("admin/api/:method") { request, context in
+        let group = router.group(RouterPath(prefix))
+        group.post("admin/api/:method") { request, context in
             try await self.handle(request, context: context)
+        }
+        group.get("login/:key") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string:
+                "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>SkyPrep (sandbox)</title></head>" +
+                "<body><main><h1>Signed in to SkyPrep</h1><p>This page stands in for the learner's SkyPrep account.</p></main></body></html>")))
         }
     }
 
@@ -64,6 +73,7 @@ public final class SkyPrepSandbox: Sendable {
         }
         let failure: Failure? = state.withLock { s in
             s.calls[method, default: 0] += 1
+            s.lastForm[method] = form
             return s.failures.isEmpty ? nil : s.failures.removeFirst()
         }
         switch failure {

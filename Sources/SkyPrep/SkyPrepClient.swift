@@ -6,8 +6,9 @@ import NIOPosix
 
 /// Where and how to reach the SkyPrep admin API (vendor-apis.md, "SkyPrep admin API").
 public struct SkyPrepClientSettings: Sendable {
-    /// `https://api.skyprep.io/admin/api` (never the customer's login domain); methods are appended.
-    public var baseURL: String
+    /// `https://api.skyprep.io/admin/api` (never the customer's login domain); methods are appended. Read on
+    /// every call, so that a fake whose port is known only after start-up can be used.
+    public var baseURL: @Sendable () -> String
     /// - Important: Secret. The customer's SkyPrep domain key, sent only in `X-SkyPrep-Acct-Key`.
     public var acctKey: String
     /// - Important: Secret. Sent only in `X-SkyPrep-API-Key`.
@@ -19,7 +20,7 @@ public struct SkyPrepClientSettings: Sendable {
     public var baseRetryDelay: Duration
     public var timeout: TimeAmount
 
-    public init(baseURL: String, acctKey: String, apiKey: String, callsPerMinute: Int = 100, maxAttempts: Int = 3,
+    public init(baseURL: @escaping @Sendable () -> String, acctKey: String, apiKey: String, callsPerMinute: Int = 100, maxAttempts: Int = 3,
                 baseRetryDelay: Duration = .milliseconds(500), timeout: TimeAmount = .seconds(10)) {
         self.baseURL = baseURL
         self.acctKey = acctKey
@@ -118,7 +119,7 @@ public struct SkyPrepClient: Sendable {
     }
 
     private func send(_ method: String, _ parameters: [String: String]) async throws -> any Sendable {
-        var base = settings.baseURL
+        var base = settings.baseURL()
         while base.hasSuffix("/") { base.removeLast() }
         var request = HTTPClientRequest(url: base + "/" + method)
         request.method = .POST
@@ -158,7 +159,7 @@ public struct SkyPrepClient: Sendable {
     /// What SkyPrep support asks for: endpoint, time, status, body, and the request with values redacted.
     private func log(_ error: SkyPrepError, parameters: [String: String], attempt: Int) {
         logger.warning("skyprep call failed", metadata: [
-            "skyprep.endpoint": "\(settings.baseURL)/\(error.method)",
+            "skyprep.endpoint": "\(settings.baseURL())/\(error.method)",
             "skyprep.time": "\(ISO8601DateFormatter().string(from: Date()))",
             "skyprep.status": "\(error.httpStatus.map(String.init) ?? "-")",
             "skyprep.error": "\(error.code.rawValue)",

@@ -1,6 +1,8 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import GatewayApp
+import SkyPrep
 import GatewayStorage
 import LTICore
 import Hummingbird
@@ -13,7 +15,7 @@ struct LTIGatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lti-gateway",
         abstract: "An LTI 1.3 tool that launches learners from their LMS into Skillable labs.",
-        subcommands: [Serve.self, SandboxCommand.self, Platforms.self, Keys.self, ToolConfig.self])
+        subcommands: [Serve.self, SandboxCommand.self, Platforms.self, Keys.self, ToolConfig.self, SkyPrepCommand.self])
 }
 
 /// Settings and logging shared by the commands.
@@ -62,8 +64,8 @@ struct Serve: AsyncParsableCommand {
 struct SandboxCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sandbox",
-        abstract: "Run only the local Skillable fake (for a gateway elsewhere).",
-        discussion: "Serves the Lab API v3 fake at http://HOST:PORT/sandbox/skillable/api/v3; the api_key header must carry SKILLABLE_API_KEY (default: sandbox-key).")
+        abstract: "Run only the local Skillable and SkyPrep fakes (for a gateway elsewhere).",
+        discussion: "Serves the Lab API v3 fake at http://HOST:PORT/sandbox/skillable/api/v3 (api_key header: SKILLABLE_API_KEY, default sandbox-key) and the SkyPrep admin API fake at http://HOST:PORT/sandbox/skyprep/admin/api (SKYPREP_ACCT_KEY and SKYPREP_API_KEY, defaults sandbox.skyprepapp.com and sandbox-key).")
     @Option(help: "Listen address.") var host = "127.0.0.1"
     @Option(help: "Listen port.") var port = 8081
 
@@ -71,8 +73,12 @@ struct SandboxCommand: AsyncParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
         let key = ProcessInfo.processInfo.environment["SKILLABLE_API_KEY"] ?? "sandbox-key"
         let sandbox = SkillableSandbox(apiKey: key)
+        let environment = ProcessInfo.processInfo.environment
+        let skyPrep = SkyPrepSandbox(acctKey: environment["SKYPREP_ACCT_KEY"] ?? "sandbox.skyprepapp.com",
+                                     apiKey: environment["SKYPREP_API_KEY"] ?? "sandbox-key")
         let router = Router()
         sandbox.addRoutes(to: router)
+        skyPrep.addRoutes(to: router)
         let logger = Logger(label: "lti-gateway-sandbox")
         let app = Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "lti-gateway-sandbox"),
                               onServerRunning: { channel in
@@ -300,3 +306,33 @@ let quietLogger: Logger = {
     logger.logLevel = .warning
     return logger
 }()
+
+struct SkyPrepCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "skyprep", abstract: "SkyPrep admin API checks.", subcommands: [TestConnection.self])
+
+    struct TestConnection: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "test-connection", abstract: "Call SkyPrep's test_connection with the configured keys; print success or the exact failure.")
+        @OptionGroup var common: CommonOptions
+
+        func run() async throws {
+            let settings = try await common.settings()
+            guard let base = settings.skyPrepBaseURL, let acct = settings.skyPrepAcctKey, let key = settings.skyPrepAPIKey else {
+                throw CommandFailure("SKYPREP_BASE_URL, SKYPREP_ACCT_KEY and SKYPREP_API_KEY are not all set: the gateway uses its built-in SkyPrep fake")
+            }
+            let http = HTTPClient(eventLoopGroupProvider: .singleton)
+            let client = SkyPrepClient(http: http, settings: .init(baseURL: { base }, acctKey: acct, apiKey: key, maxAttempts: 1), logger: quietLogger)
+            let outcome: Result<Bool, any Error>
+            do { outcome = .success(try await client.testConnection()) } catch { outcome = .failure(error) }
+            try await http.shutdown()
+            switch outcome {
+            case .success(true): print("SkyPrep connection: success (\(base))")
+            case .success(false): throw CommandFailure("SkyPrep answered, but not with message=success")
+            case .failure(let error as SkyPrepError):
+                throw CommandFailure("SkyPrep \(error.code.rawValue)\(error.httpStatus.map { " (HTTP \($0))" } ?? ""): \(error.responseBody.prefix(200))")
+            case .failure(let error): throw error
+            }
+        }
+    }
+}

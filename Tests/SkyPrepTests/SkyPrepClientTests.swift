@@ -18,7 +18,7 @@ func withSkyPrep(acctKey: String = "acme.skyprepapp.com", apiKey: String = "SECR
     try await withHTTPClient { http in
         try await app.test(.live) { client in
             let port = try #require(client.port)
-            let settings = SkyPrepClientSettings(baseURL: "http://127.0.0.1:\(port)/sandbox/skyprep/admin/api", acctKey: acctKey,
+            let settings = SkyPrepClientSettings(baseURL: { "http://127.0.0.1:\(port)/sandbox/skyprep/admin/api" }, acctKey: acctKey,
                                                  apiKey: clientAPIKey ?? apiKey, callsPerMinute: callsPerMinute,
                                                  baseRetryDelay: .milliseconds(20), timeout: .seconds(5))
             try await body(SkyPrepClient(http: http, settings: settings, logger: recorder.logger()), fake)

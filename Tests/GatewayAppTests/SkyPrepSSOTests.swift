@@ -1,0 +1,50 @@
+import Foundation
+import GatewayApp
+import LTICore
+import LTITestSupport
+import Testing
+
+@Suite("End to end: SSO into SkyPrep")
+struct SkyPrepSSOTests {
+    @Test("destination=skyprep signs the learner in: get_login_key with autocreate and a one-time link, then 303")
+    func ssoRedirect() async throws {
+        try await withEndToEnd { e2e in
+            let fake = try #require(e2e.gateway.skyPrepSandbox)
+            let response = try await e2e.fullLaunch(labID: nil) { $0[LTIClaim.custom] = ["destination": "skyprep"] }
+            #expect(response.status == 303)
+            let url = try #require(response.location)
+            #expect(url.hasPrefix(e2e.baseURL + "/sandbox/skyprep/login/"))
+            #expect(try await e2e.request(.GET, url).body.contains("Signed in to SkyPrep"))
+            let sent = try #require(fake.lastForm["get_login_key"])
+            #expect(sent["user_email"] == "ada@example.edu" && sent["first_name"] == "Ada" && sent["last_name"] == "Lovelace")
+            #expect(sent["autocreate"] == "1" && sent["key_type"] == "otl" && sent["user_groups"] == nil)
+            #expect(fake.users.map(\.email) == ["ada@example.edu"])
+            #expect(await e2e.gateway.skillableSandbox?.state.totalCalls == 0)
+            #expect(try await e2e.gateway.store.recentLaunches(limit: 1).first?.outcome == "skyprep_sso")
+        }
+    }
+
+    @Test("with group sync the LMS course becomes the learner's SkyPrep group; skyprep_course_id also selects SkyPrep")
+    func groups() async throws {
+        try await withEndToEnd(configure: { $0.skyPrepGroupSync = true }) { e2e in
+            let response = try await e2e.fullLaunch(labID: nil) { $0[LTIClaim.custom] = ["skyprep_course_id": "77"] }
+            #expect(response.status == 303)
+            let sent = try #require(e2e.gateway.skyPrepSandbox?.lastForm["get_login_key"])
+            #expect(sent["user_groups"] == "Networking 101" && sent["autocreate_user_groups"] == "1")
+        }
+    }
+
+    @Test("no email from the LMS: a clear page; SkyPrep down: a clear page with the reference id")
+    func failures() async throws {
+        try await withEndToEnd { e2e in
+            let noEmail = try await e2e.fullLaunch(labID: nil) { $0[LTIClaim.custom] = ["destination": "skyprep"]; $0["email"] = nil }
+            #expect(noEmail.status == 400 && noEmail.body.contains("does not share your email"))
+            #expect(e2e.gateway.skyPrepSandbox?.calls["get_login_key"] == nil)
+            e2e.gateway.skyPrepSandbox?.scriptFailures([.serverError, .serverError, .serverError])
+            let down = try await e2e.fullLaunch(labID: nil) { $0[LTIClaim.custom] = ["destination": "skyprep"] }
+            #expect(down.status == 502 && down.body.contains("SkyPrep is not available"))
+            #expect(down.body.contains(try #require(down.reference)))
+            #expect(try await e2e.gateway.store.recentLaunches(limit: 1).first?.outcome == "skyprep_unavailable")
+        }
+    }
+}
