@@ -123,7 +123,7 @@ struct DeepLinkingController: Sendable {
                 scoreMaximum = value
             }
             let profiles = try await launchableProfiles()
-            for raw in Array(NSOrderedSet(array: chosen)) as? [String] ?? chosen {
+            for raw in chosen.uniqued() {
                 guard let id = Int(raw), let profile = profiles.first(where: { $0.id == id }) else {
                     throw GatewayError(code: "deep_link_lab_unknown", status: .badRequest, title: "Lab not available",
                                        message: "A chosen lab is not (or no longer) available. Go back and choose again.")

@@ -68,8 +68,3 @@ enum FormParameters {
     }
 }
 
-/// The form parser, for tests.
-public enum FormParametersProbe {
-    public static func parse(_ text: String) -> [String: String] { FormParameters.parse(Substring(text)) }
-    public static func pairs(_ text: String) -> [(String, String)] { FormParameters.pairs(Substring(text)) }
-}

@@ -83,8 +83,6 @@ struct LabSessionController: Sendable {
     private func read(_ request: Request, context: GatewayRequestContext) async throws -> (LabSession, String, [String: String]) {
         let form = FormParameters.parse(Substring(try await FormParameters.body(of: request, context: context)))
         let session = try tokens.verify(form["session"], now: now())
-        var context = context
-        context.logger[metadataKey: "lti.registration"] = .string(session.registrationID)
         return (session, form["session"] ?? "", form)
     }
 

@@ -20,7 +20,7 @@ public enum PlatformAdministration {
         }
         let registration = PlatformRegistration(
             id: "plt_" + SecureRandom.token(byteCount: 9), issuer: issuer, clientID: clientID, authURL: authURL,
-            tokenURL: tokenURL, jwksURL: jwksURL, deploymentIDs: Array(NSOrderedSet(array: deployments)) as? [String] ?? deployments,
+            tokenURL: tokenURL, jwksURL: jwksURL, deploymentIDs: deployments.uniqued(),
             createdAt: now)
         do {
             try await store.addRegistration(registration)
@@ -62,12 +62,18 @@ public enum PlatformAdministration {
     }
 
     /// One line of launch options, with Skillable's defaults named.
-    public static func describeOptions(_ o: PlatformLaunchOptions) -> String { describe(o) }
-
-    static func describe(_ o: PlatformLaunchOptions) -> String {
+    public static func describe(_ o: PlatformLaunchOptions) -> String {
         func value<T>(_ v: T?) -> String { v.map { "\($0)" } ?? "default" }
         return "maxActiveLabs=\(value(o.maxActiveLabs)) maxSavedLabs=\(value(o.maxSavedLabs)) durationMinutes=\(value(o.durationMinutes)) " +
             "regionId=\(value(o.regionID)) lang=\(o.lang ?? "from locale") tag=\(o.sendTag ? "on" : "off") " +
             "contextVariables=\(o.sendContextVariables ? "on" : "off")"
+    }
+}
+
+extension Array where Element: Hashable {
+    /// The elements in order, each once.
+    func uniqued() -> [Element] {
+        var seen = Set<Element>()
+        return filter { seen.insert($0).inserted }
     }
 }

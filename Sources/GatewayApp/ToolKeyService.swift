@@ -81,7 +81,7 @@ public final class ToolKeyService: Sendable {
     }
 
     private static func makeSnapshot(_ ring: ToolKeyRing, revision: Int, now: Date) throws -> Snapshot {
-        guard let active = ring.active else { throw KeyRingError.noNextKey }
+        guard let active = ring.active else { throw KeyRingError.noActiveKey }
         return Snapshot(ring: ring, revision: revision, jwks: ByteBuffer(bytes: try ring.jwksDocument(now: now)),
                         signer: ToolTokenSigner(activeKey: active),
                         nextExpiry: ring.retiring.compactMap(\.retiresAt).filter { $0 > now }.min())

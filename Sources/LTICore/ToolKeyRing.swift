@@ -73,6 +73,7 @@ public enum KeyRingError: Error, Sendable, Equatable, CustomStringConvertible {
     case cannotRetireNext(String)
     case nextTooYoung(kid: String, publishedSeconds: Int, requiredSeconds: Int)
     case noNextKey
+    case noActiveKey
     case invalidKeySize(Int)
 
     public var description: String {
@@ -86,6 +87,7 @@ public enum KeyRingError: Error, Sendable, Equatable, CustomStringConvertible {
             "the next key \(kid) has been published for \(published) s only; platforms may not have fetched it yet " +
             "(wait until it is \(required) s old, or use --force in an emergency)"
         case .noNextKey: "the key ring has no next key to promote"
+        case .noActiveKey: "the stored key ring has no active key (keyring.json was edited by hand?)"
         case .invalidKeySize(let bits): "RSA key size \(bits) is not supported (2048, 3072, 4096, … up to 8192)"
         }
     }

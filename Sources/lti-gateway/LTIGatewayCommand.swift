@@ -122,7 +122,7 @@ struct Platforms: AsyncParsableCommand {
             try await withStore(settings) { store in
                 try await PlatformAdministration.setLaunchOptions(store: store, registrationID: id, options: launch.options)
             }
-            print("Launch options of \(id): \(PlatformAdministration.describeOptions(launch.options))")
+            print("Launch options of \(id): \(PlatformAdministration.describe(launch.options))")
         }
     }
 

@@ -1,5 +1,5 @@
 import Foundation
-import GatewayApp
+@testable import GatewayApp
 import Testing
 
 @Suite("Settings: environment over config file over defaults; secrets from the environment only")
@@ -60,9 +60,18 @@ struct GatewaySettingsTests {
 struct FormParametersTests {
     @Test("plus, percent escapes, UTF-8, repeated names; malformed escapes are dropped")
     func parsing() {
-        let parsed = FormParametersProbe.parse("a=1+2&b=%C3%A9t%C3%A9&c=&a=ignored&d=%ZZ&e=%2B%26%3D")
+        let parsed = FormParameters.parse(Substring("a=1+2&b=%C3%A9t%C3%A9&c=&a=ignored&d=%ZZ&e=%2B%26%3D"))
         #expect(parsed["a"] == "1 2" && parsed["b"] == "été" && parsed["c"] == "" && parsed["d"] == nil && parsed["e"] == "+&=")
-        #expect(FormParametersProbe.pairs("lab=1&lab=2&x=y").filter { $0.0 == "lab" }.map(\.1) == ["1", "2"])
-        #expect(FormParametersProbe.parse("bad=%C3")["bad"] == nil)
+        #expect(FormParameters.pairs(Substring("lab=1&lab=2&x=y")).filter { $0.0 == "lab" }.map(\.1) == ["1", "2"])
+        #expect(FormParameters.parse(Substring("bad=%C3"))["bad"] == nil)
+    }
+}
+
+@Suite("Small helpers")
+struct HelperTests {
+    @Test("uniqued keeps the first of each, in order (chosen labs, deployment ids)")
+    func uniqued() {
+        #expect(["1003", "1001", "1003", "1002", "1001"].uniqued() == ["1003", "1001", "1002"])
+        #expect([String]().uniqued().isEmpty)
     }
 }
