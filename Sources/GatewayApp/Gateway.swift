@@ -75,9 +75,10 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
     let toolKeys: ToolKeyService
     do {
         toolKeys = try await ToolKeyService.start(store: FileSigningKeyStore(folder: settings.keysDirectory), policy: settings.keyPolicy, now: now())
-    } catch let error as StorageError {
-        try? await store.close()
-        throw SettingsError(message: error.message)
+    } catch {
+        try? await store.close() // nothing opened is left unclosed when the start fails
+        if let error = error as? StorageError { throw SettingsError(message: error.message) }
+        throw error
     }
     let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(
         redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5), read: .seconds(30)),
@@ -118,8 +119,11 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
             acctKey: fake.acctKey, apiKey: fake.apiKey, callsPerMinute: settings.skyPrepCallsPerMinute)
     }
     let skyPrep = SkyPrepClient(http: http, settings: skyPrepSettings, logger: logger)
+    // The key cache runs on the gateway's clock (monotonic, shifted as `now` is), so tests can move time.
+    let (startInstant, startDate) = (ContinuousClock.now, now())
     let platformKeys = PlatformKeySetCache(
-        http: http, settings: .init(minRefetchInterval: .milliseconds(Int64(settings.jwksRefetchSeconds * 1000))), logger: logger)
+        http: http, settings: .init(minRefetchInterval: .milliseconds(Int64(settings.jwksRefetchSeconds * 1000))), logger: logger,
+        now: { startInstant + .milliseconds(Int64(now().timeIntervalSince(startDate) * 1000)) })
 
     let publicAuthority = URLAuthority(settings.baseURL) ?? "127.0.0.1:8080"
     let policy = LaunchPolicy(clockLeeway: settings.clockSkewSeconds, maxTokenBytes: settings.maxTokenBytes,

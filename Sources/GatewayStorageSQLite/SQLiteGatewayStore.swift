@@ -30,10 +30,11 @@ public final class SQLiteGatewayStore: GatewayStore {
         } catch {
             throw StorageError(.invalidLocation, "cannot create the database folder \(folder)", underlying: error)
         }
-        func connect() async throws -> SQLiteConnection {
+        /// `busyTimeout`: how long a statement waits for another process's write lock.
+        func connect(busyTimeout milliseconds: Int) async throws -> SQLiteConnection {
             do {
                 let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
-                for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA busy_timeout = 5000", "PRAGMA foreign_keys = ON",
+                for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA busy_timeout = \(milliseconds)", "PRAGMA foreign_keys = ON",
                                "PRAGMA synchronous = NORMAL"] {
                     _ = try await connection.query(pragma, [])
                 }
@@ -42,7 +43,17 @@ public final class SQLiteGatewayStore: GatewayStore {
                 throw StorageError(.unavailable, "cannot open the SQLite database at \(path)", underlying: error)
             }
         }
-        return SQLiteGatewayStore(connection: try await connect(), transactionConnection: try await connect(), logger: logger)
+        // Launches wait at most 5 s for a lock; migrations and registrations (rare, possibly racing another
+        // instance starting at the same moment on a busy machine) wait up to 30 s.
+        let connection = try await connect(busyTimeout: 5000)
+        let transactionConnection: SQLiteConnection
+        do {
+            transactionConnection = try await connect(busyTimeout: 30_000)
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        return SQLiteGatewayStore(connection: connection, transactionConnection: transactionConnection, logger: logger)
     }
 
     public func close() async throws {

@@ -57,19 +57,23 @@ public actor PlatformKeySetCache: PlatformKeyProvider {
     private let http: HTTPClient
     private let settings: PlatformKeySetCacheSettings
     private let logger: Logger
+    private let now: @Sendable () -> ContinuousClock.Instant
     private var entries: [String: Entry] = [:]
     private var inFlight: [String: Task<Entry, any Error>] = [:]
     /// Number of HTTP fetches made, for tests and metrics.
     public private(set) var fetchCount = 0
 
-    public init(http: HTTPClient, settings: PlatformKeySetCacheSettings = .init(), logger: Logger) {
+    /// - Parameter now: the clock (a parameter, so that tests can move time instead of sleeping).
+    public init(http: HTTPClient, settings: PlatformKeySetCacheSettings = .init(), logger: Logger,
+                now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }) {
         self.http = http
         self.settings = settings
         self.logger = logger
+        self.now = now
     }
 
     public func key(kid: String, jwksURL: String) async throws -> PlatformPublicKey? {
-        let now = ContinuousClock.now
+        let now = self.now()
         if let entry = entries[jwksURL] {
             if now < entry.expiresAt {
                 if let key = entry.keys[kid] { return key }
@@ -127,7 +131,7 @@ public actor PlatformKeySetCache: PlatformKeyProvider {
         let keys = try Self.parse(Data(body.readableBytesView), url: url, logger: logger)
         let maxAge = Self.maxAge(response.headers.first(name: "Cache-Control")).map { Duration.seconds($0) } ?? settings.defaultMaxAge
         let lifetime = min(max(maxAge, settings.minMaxAge), settings.maxMaxAge)
-        let now = ContinuousClock.now
+        let now = self.now()
         logger.info("fetched platform JWKS", metadata: ["lti.jwks_url": "\(url)", "lti.jwks_keys": "\(keys.count)"])
         return Entry(keys: keys, fetchedAt: now, expiresAt: now + lifetime)
     }

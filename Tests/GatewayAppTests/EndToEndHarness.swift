@@ -152,16 +152,31 @@ final class EndToEnd: Sendable {
         guard let (gateway, settings, gatewayGroup, gatewayTask) = started else { throw LoginFailed(status: 0, body: "gateway did not start") }
 
         let lms = "http://127.0.0.1:\(platformPort)"
+        let registrations: (PlatformRegistration, PlatformRegistration)
+        do {
+            registrations = try await register(gateway: gateway, lms: lms, platformA, platformB)
+        } catch {
+            for group in [platformGroup, gatewayGroup] { await group.triggerGracefulShutdown() }
+            for task in [platformTask, gatewayTask] { _ = try? await task.value }
+            throw error
+        }
+        let (registrationA, registrationB) = registrations
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
+        return EndToEnd(gateway: gateway, baseURL: settings.baseURL, platformA: platformA, platformB: platformB,
+                        platformServer: platformServer, platformPort: platformPort, clock: clock, logs: logs, http: http,
+                        folder: folder, tasks: [platformTask, gatewayTask], groups: [platformGroup, gatewayGroup], registrationA: registrationA, registrationB: registrationB)
+    }
+
+    /// Registers the two simulated platforms with the gateway.
+    private static func register(gateway: Gateway, lms: String, _ platformA: TestPlatform, _ platformB: TestPlatform) async throws
+        -> (PlatformRegistration, PlatformRegistration) {
         let registrationA = try await PlatformAdministration.add(
             store: gateway.store, issuer: platformA.issuer, clientID: platformA.clientID, authURL: lms + "/auth-a",
             tokenURL: lms + "/token-a", jwksURL: lms + "/jwks-a", deployments: [platformA.deploymentID])
         let registrationB = try await PlatformAdministration.add(
             store: gateway.store, issuer: platformB.issuer, clientID: platformB.clientID, authURL: lms + "/auth-b",
             tokenURL: lms + "/token-b", jwksURL: lms + "/jwks-b", deployments: [platformB.deploymentID])
-        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
-        return EndToEnd(gateway: gateway, baseURL: settings.baseURL, platformA: platformA, platformB: platformB,
-                        platformServer: platformServer, platformPort: platformPort, clock: clock, logs: logs, http: http,
-                        folder: folder, tasks: [platformTask, gatewayTask], groups: [platformGroup, gatewayGroup], registrationA: registrationA, registrationB: registrationB)
+        return (registrationA, registrationB)
     }
 
     func stop() async {

@@ -145,9 +145,11 @@ struct LaunchOutcomeTests {
 
     @Test("a timeout after the request was sent does not start a second lab: the running lab is found and used")
     func timeoutAfterSend() async throws {
-        try await withEndToEnd(configure: { $0.skillableTimeoutSeconds = 0.5 }) { e2e in
+        // The client gives up at 1.5 s while the fake holds its answer 3 s: wide enough margins that the fake has
+        // started the lab before the gateway looks, also on a saturated machine.
+        try await withEndToEnd(configure: { $0.skillableTimeoutSeconds = 1.5 }) { e2e in
             let sandbox = try Self.sandbox(e2e)
-            await sandbox.setHangDuration(.seconds(2))
+            await sandbox.setHangDuration(.seconds(3))
             await sandbox.scriptFailures([.performThenHang], command: "launch")
             let response = try await e2e.fullLaunch { $0["sub"] = "ambiguous" }
             #expect(response.status == 303)

@@ -39,60 +39,67 @@ struct SQLiteStoreTests {
         FileManager.default.temporaryDirectory.appendingPathComponent("gw-sqlite-\(UUID().uuidString)/gateway.sqlite").path
     }
 
+    /// Opens `count` stores on one file, runs `body`, and closes every store whatever happens.
+    func withStores(_ count: Int, path: String, logger: Logger = Logger(label: "t"),
+                    _ body: ([SQLiteGatewayStore]) async throws -> Void) async throws {
+        var stores: [SQLiteGatewayStore] = []
+        do {
+            for _ in 0..<count { stores.append(try await SQLiteGatewayStore.open(path: path, logger: logger)) }
+            try await body(stores)
+        } catch {
+            for store in stores { try? await store.close() }
+            throw error
+        }
+        for store in stores { try await store.close() }
+    }
+
     @Test("migrations apply once, also when run again and by a second store on the same file")
     func migrationsIdempotent() async throws {
-        let path = temporaryPath()
         let recorder = LogRecorder()
-        let first = try await SQLiteGatewayStore.open(path: path, logger: recorder.logger())
-        let second = try await SQLiteGatewayStore.open(path: path, logger: recorder.logger())
-        async let a: Void = first.migrate()
-        async let b: Void = second.migrate()
-        _ = try await (a, b)
-        try await first.migrate()
+        try await withStores(2, path: temporaryPath(), logger: recorder.logger()) { stores in
+            async let a: Void = stores[0].migrate()
+            async let b: Void = stores[1].migrate()
+            _ = try await (a, b)
+            try await stores[0].migrate()
+        }
         let applied = recorder.lines(containing: "applied database migration")
         #expect(applied.filter { $0.contains("db.migration=1 ") }.count == 1)
         #expect(applied.filter { $0.contains("db.migration=2 ") }.count == 1)
         #expect(applied.filter { $0.contains("db.migration=3 ") }.count == 1)
         #expect(applied.count == 3)
-        try await first.close()
-        try await second.close()
     }
 
     @Test("what was stored survives closing and reopening the file")
     func durable() async throws {
         let path = temporaryPath()
-        let store = try await SQLiteGatewayStore.open(path: path, logger: Logger(label: "t"))
-        try await store.migrate()
-        try await GatewayStoreConformance.checks[0].run(store)
-        try await store.close()
-        let reopened = try await SQLiteGatewayStore.open(path: path, logger: Logger(label: "t"))
-        try await reopened.migrate()
-        #expect(try await reopened.registration(id: "r1")?.deploymentIDs == ["dep-1", "dep-2"])
-        try await reopened.close()
+        try await withStores(1, path: path) { stores in
+            try await stores[0].migrate()
+            try await GatewayStoreConformance.checks[0].run(stores[0])
+        }
+        try await withStores(1, path: path) { stores in
+            try await stores[0].migrate()
+            #expect(try await stores[0].registration(id: "r1")?.deploymentIDs == ["dep-1", "dep-2"])
+        }
     }
 
     @Test("racing state consumers across two connections to one file: exactly one wins")
     func raceAcrossConnections() async throws {
-        let path = temporaryPath()
-        let a = try await SQLiteGatewayStore.open(path: path, logger: Logger(label: "t"))
-        try await a.migrate()
-        let b = try await SQLiteGatewayStore.open(path: path, logger: Logger(label: "t"))
-        let now = Date(timeIntervalSince1970: 1_800_000_000)
-        let stores: [SQLiteGatewayStore] = [a, b]
-        for round in 0..<10 {
-            let state = "race-\(round)"
-            try await a.saveLoginState(.init(state: state, nonce: "n", registrationID: "r", targetLinkURI: "t",
-                                             createdAt: now, expiresAt: now.addingTimeInterval(60)))
-            let wins = try await withThrowingTaskGroup(of: Bool.self) { group in
-                for i in 0..<8 { group.addTask { try await stores[i % 2].consumeLoginState(state, now: now) != nil } }
-                var count = 0
-                for try await won in group where won { count += 1 }
-                return count
+        try await withStores(2, path: temporaryPath()) { stores in
+            try await stores[0].migrate()
+            let now = Date(timeIntervalSince1970: 1_800_000_000)
+            for round in 0..<10 {
+                let state = "race-\(round)"
+                try await stores[0].saveLoginState(.init(state: state, nonce: "n", registrationID: "r", targetLinkURI: "t",
+                                                         createdAt: now, expiresAt: now.addingTimeInterval(60)))
+                let wins = try await withThrowingTaskGroup(of: Bool.self) { group in
+                    for i in 0..<8 { group.addTask { try await stores[i % 2].consumeLoginState(state, now: now) != nil } }
+                    var count = 0
+                    for try await won in group where won { count += 1 }
+                    return count
+                }
+                #expect(wins == 1, "round \(round)")
             }
-            #expect(wins == 1, "round \(round)")
         }
-        try await a.close()
-        try await b.close()
     }
 }
 

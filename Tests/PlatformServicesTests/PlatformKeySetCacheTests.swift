@@ -9,6 +9,14 @@ import PlatformServices
 import Synchronization
 import Testing
 
+/// A clock the test moves by hand.
+final class ManualClock: Sendable {
+    private let offset = Mutex<Duration>(.zero)
+    private let start = ContinuousClock.now
+    var now: ContinuousClock.Instant { start + offset.withLock { $0 } }
+    func advance(_ by: Duration) { offset.withLock { $0 += by } }
+}
+
 /// A platform JWKS endpoint whose answer tests control.
 final class JWKSEndpoint: Sendable {
     struct Answer: Sendable { var body: String; var cacheControl: String?; var delay: Duration = .zero; var status: HTTPResponse.Status = .ok }
@@ -17,7 +25,7 @@ final class JWKSEndpoint: Sendable {
     init(_ answer: Answer) { self.answer = Mutex(answer) }
 
     func run(_ body: @escaping @Sendable (String, PlatformKeySetCache) async throws -> Void,
-             settings: PlatformKeySetCacheSettings = .init()) async throws {
+             settings: PlatformKeySetCacheSettings = .init(), clock: ManualClock? = nil) async throws {
         let router = Router()
         router.get("/jwks") { _, _ -> Response in
             self.hits.withLock { $0 += 1 }
@@ -31,7 +39,10 @@ final class JWKSEndpoint: Sendable {
         try await withHTTPClient { http in
             try await app.test(.live) { client in
                 let url = "http://127.0.0.1:\(try #require(client.port))/jwks"
-                try await body(url, PlatformKeySetCache(http: http, settings: settings, logger: Logger(label: "t")))
+                let cache = clock.map { clock in
+                    PlatformKeySetCache(http: http, settings: settings, logger: Logger(label: "t"), now: { clock.now })
+                } ?? PlatformKeySetCache(http: http, settings: settings, logger: Logger(label: "t"))
+                try await body(url, cache)
             }
         }
     }
@@ -72,30 +83,36 @@ struct PlatformKeySetCacheTests {
 
     @Test("an unknown kid re-fetches once, then is rate-limited")
     func unknownKid() async throws {
+        let clock = ManualClock()
         let endpoint = JWKSEndpoint(.init(body: platform.jwksJSON, cacheControl: "max-age=600"))
         try await endpoint.run({ url, cache in
-            #expect(try await cache.key(kid: "platform-key-1", jwksURL: url) != nil)
-            #expect(try await cache.key(kid: "nope", jwksURL: url) == nil)
+            let known = try await cache.key(kid: "platform-key-1", jwksURL: url)
+            #expect(known != nil)
+            let first = try await cache.key(kid: "nope", jwksURL: url)
+            #expect(first == nil)
             #expect(endpoint.hits.withLock { $0 } == 1) // within the interval: no fetch
-            try await Task.sleep(for: .milliseconds(1100))
-            #expect(try await cache.key(kid: "nope", jwksURL: url) == nil)
+            clock.advance(.milliseconds(1100))
+            let second = try await cache.key(kid: "nope", jwksURL: url)
+            #expect(second == nil)
             #expect(endpoint.hits.withLock { $0 } == 2)
-            #expect(try await cache.key(kid: "nope", jwksURL: url) == nil)
+            let third = try await cache.key(kid: "nope", jwksURL: url)
+            #expect(third == nil)
             #expect(endpoint.hits.withLock { $0 } == 2)
-        }, settings: .init(minRefetchInterval: .seconds(1)))
+        }, settings: .init(minRefetchInterval: .seconds(1)), clock: clock)
     }
 
     @Test("max-age is honoured: an expired set is fetched again")
     func maxAgeHonoured() async throws {
+        let clock = ManualClock()
         let endpoint = JWKSEndpoint(.init(body: platform.jwksJSON, cacheControl: "max-age=1"))
         try await endpoint.run({ url, cache in
             _ = try await cache.key(kid: "platform-key-1", jwksURL: url)
             _ = try await cache.key(kid: "platform-key-1", jwksURL: url)
             #expect(endpoint.hits.withLock { $0 } == 1)
-            try await Task.sleep(for: .milliseconds(1100))
+            clock.advance(.milliseconds(1100))
             _ = try await cache.key(kid: "platform-key-1", jwksURL: url)
             #expect(endpoint.hits.withLock { $0 } == 2)
-        }, settings: .init(minMaxAge: .seconds(1)))
+        }, settings: .init(minMaxAge: .seconds(1)), clock: clock)
     }
 
     @Test("an oversized document, a slow platform and an error status fail the fetch")
