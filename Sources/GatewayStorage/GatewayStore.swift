@@ -40,7 +40,8 @@ public protocol DeepLinkSessionStore: Sendable {
 }
 
 /// Everything the gateway keeps. A backend implements all of it and passes `GatewayStoreConformance`.
-public protocol GatewayStore: RegistrationStore, LoginStateStore, NonceStore, IdentityStore, LaunchStore, DeepLinkSessionStore {
+public protocol GatewayStore: RegistrationStore, LoginStateStore, NonceStore, IdentityStore, LaunchStore, DeepLinkSessionStore,
+    SkyPrepAccountStore, JobQueueStore {
     /// Applies pending schema migrations.
     func migrate() async throws
     /// Throws when the database cannot be reached (readiness).
@@ -49,4 +50,37 @@ public protocol GatewayStore: RegistrationStore, LoginStateStore, NonceStore, Id
     func deleteExpired(now: Date) async throws -> Int
     /// Releases connections.
     func close() async throws
+}
+
+/// SkyPrep users of learners, and per-registration SkyPrep settings.
+public protocol SkyPrepAccountStore: Sendable {
+    func skyPrepAccount(learnerID: String) async throws -> SkyPrepAccount?
+    /// The learners linked to SkyPrep user `userID` (more than one only where an operator enabled linking by email).
+    func skyPrepAccounts(userID: Int) async throws -> [SkyPrepAccount]
+    /// Inserts or replaces the learner's SkyPrep account.
+    func saveSkyPrepAccount(_ account: SkyPrepAccount) async throws
+    /// The registration's SkyPrep options (defaults when none were set).
+    func skyPrepOptions(registrationID: String) async throws -> PlatformSkyPrepOptions
+    /// Replaces the registration's SkyPrep options; `false` when there is no such registration.
+    func setSkyPrepOptions(_ options: PlatformSkyPrepOptions, registrationID: String) async throws -> Bool
+}
+
+/// A durable job queue: what is accepted survives restarts; each job runs on one worker at a time.
+public protocol JobQueueStore: Sendable {
+    /// Adds the job, or — when (kind, key) is queued — replaces its payload, makes it due by `runAt` at the
+    /// latest, releases a hold and bumps its revision.
+    func enqueueJob(kind: String, key: String, payload: String, runAt: Date) async throws
+    /// Leases up to `limit` due jobs of `kind` (optionally only `key`) that are neither held nor leased, to
+    /// `worker` until `leaseUntil`, counting an attempt.
+    ///
+    /// - Important: Atomic: of racing claimers (in any process), each job goes to one.
+    func claimJobs(kind: String, key: String?, now: Date, leaseUntil: Date, worker: String, limit: Int) async throws -> [QueuedJob]
+    /// Removes the job if it still has the claimed revision; otherwise (enqueued again meanwhile) releases it to run again.
+    func completeJob(_ job: QueuedJob, worker: String) async throws
+    /// Releases the job with `error`: due again at `retryAt`, or held for an operator when `retryAt` is nil.
+    func failJob(_ job: QueuedJob, worker: String, error: String, retryAt: Date?) async throws
+    /// Queued jobs, oldest first (operators).
+    func queuedJobs(limit: Int) async throws -> [QueuedJob]
+    /// Makes a job (held or waiting) due at `now`; `false` when there is no such job.
+    func releaseJob(kind: String, key: String, now: Date) async throws -> Bool
 }

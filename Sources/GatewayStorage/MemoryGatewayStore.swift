@@ -10,6 +10,9 @@ public actor MemoryGatewayStore: GatewayStore {
     private var launches: [LaunchRecord] = []
     private var deepLinkSessions: [String: DeepLinkSession] = [:]
     private var options: [String: PlatformLaunchOptions] = [:]
+    private var skyPrepOptionsByRegistration: [String: PlatformSkyPrepOptions] = [:]
+    private var skyPrepAccounts: [String: SkyPrepAccount] = [:]
+    private var jobs: [String: (job: QueuedJob, worker: String?, leaseUntil: Date?)] = [:]
 
     public init() {}
 
@@ -32,6 +35,7 @@ public actor MemoryGatewayStore: GatewayStore {
 
     public func removeRegistration(id: String) async throws -> Bool {
         options[id] = nil
+        skyPrepOptionsByRegistration[id] = nil
         return registrationsByID.removeValue(forKey: id) != nil
     }
 
@@ -110,5 +114,88 @@ public actor MemoryGatewayStore: GatewayStore {
         usedNonces = usedNonces.filter { $0.value > now }
         deepLinkSessions = deepLinkSessions.filter { $0.value.expiresAt > now }
         return before - loginStates.count - usedNonces.count - deepLinkSessions.count
+    }
+
+    // MARK: SkyPrep
+
+    public func skyPrepAccount(learnerID: String) async throws -> SkyPrepAccount? { skyPrepAccounts[learnerID] }
+
+    public func skyPrepAccounts(userID: Int) async throws -> [SkyPrepAccount] {
+        skyPrepAccounts.values.filter { $0.userID == userID }.sorted { $0.learnerID < $1.learnerID }
+    }
+
+    public func saveSkyPrepAccount(_ account: SkyPrepAccount) async throws { skyPrepAccounts[account.learnerID] = account }
+
+    public func skyPrepOptions(registrationID: String) async throws -> PlatformSkyPrepOptions {
+        skyPrepOptionsByRegistration[registrationID] ?? PlatformSkyPrepOptions()
+    }
+
+    public func setSkyPrepOptions(_ options: PlatformSkyPrepOptions, registrationID: String) async throws -> Bool {
+        guard registrationsByID[registrationID] != nil else { return false }
+        skyPrepOptionsByRegistration[registrationID] = options
+        return true
+    }
+
+    // MARK: jobs
+
+    public func enqueueJob(kind: String, key: String, payload: String, runAt: Date) async throws {
+        let id = kind + "\u{0}" + key
+        if var entry = jobs[id] {
+            entry.job.payload = payload
+            entry.job.revision += 1
+            entry.job.nextRunAt = min(entry.job.nextRunAt, runAt)
+            entry.job.held = false
+            jobs[id] = entry
+        } else {
+            jobs[id] = (QueuedJob(kind: kind, key: key, payload: payload, revision: 1, attempts: 0, nextRunAt: runAt,
+                                  lastError: nil, held: false, createdAt: runAt), nil, nil)
+        }
+    }
+
+    public func claimJobs(kind: String, key: String?, now: Date, leaseUntil: Date, worker: String, limit: Int) async throws -> [QueuedJob] {
+        let due = jobs.filter { _, entry in
+            entry.job.kind == kind && (key == nil || entry.job.key == key) && !entry.job.held && entry.job.nextRunAt <= now
+                && (entry.leaseUntil.map { $0 <= now } ?? true)
+        }.sorted { $0.value.job.nextRunAt < $1.value.job.nextRunAt }.prefix(limit)
+        return due.map { id, entry in
+            var job = entry.job
+            job.attempts += 1
+            jobs[id] = (job, worker, leaseUntil)
+            return job
+        }
+    }
+
+    public func completeJob(_ job: QueuedJob, worker: String) async throws {
+        let id = job.kind + "\u{0}" + job.key
+        guard let entry = jobs[id], entry.worker == worker else { return }
+        if entry.job.revision == job.revision {
+            jobs[id] = nil
+        } else {
+            jobs[id] = (entry.job, nil, nil)
+        }
+    }
+
+    public func failJob(_ job: QueuedJob, worker: String, error: String, retryAt: Date?) async throws {
+        let id = job.kind + "\u{0}" + job.key
+        guard var entry = jobs[id], entry.worker == worker else { return }
+        entry.job.lastError = error
+        // Enqueued again meanwhile: the new input runs now, whatever the old one did.
+        if entry.job.revision == job.revision {
+            if let retryAt { entry.job.nextRunAt = retryAt } else { entry.job.held = true }
+        }
+        jobs[id] = (entry.job, nil, nil)
+    }
+
+    public func queuedJobs(limit: Int) async throws -> [QueuedJob] {
+        Array(jobs.values.map(\.job).sorted { ($0.createdAt, $0.kind, $0.key) < ($1.createdAt, $1.kind, $1.key) }.prefix(limit))
+    }
+
+    public func releaseJob(kind: String, key: String, now: Date) async throws -> Bool {
+        let id = kind + "\u{0}" + key
+        guard var entry = jobs[id] else { return false }
+        entry.job.held = false
+        entry.job.nextRunAt = now
+        jobs[id] = entry
+        return true
     }
 }

@@ -147,19 +147,24 @@ public final class SQLiteGatewayStore: GatewayStore {
     public func launchOptions(registrationID: String) async throws -> PlatformLaunchOptions {
         let rows = try await query("SELECT launch_options FROM platform_registrations WHERE id = ?", [.text(registrationID)])
         guard let text = rows.first?.column("launch_options")?.string else { return PlatformLaunchOptions() }
-        do {
-            return try JSONDecoder().decode(PlatformLaunchOptions.self, from: Data(text.utf8))
-        } catch {
-            throw StorageError(.corrupt, "launch options of \(registrationID) are unreadable", underlying: error)
-        }
+        return try StoredJSON.decode(PlatformLaunchOptions.self, from: text, what: "launch options of \(registrationID)")
     }
 
     public func setLaunchOptions(_ options: PlatformLaunchOptions, registrationID: String) async throws -> Bool {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        let text = String(decoding: try encoder.encode(options), as: UTF8.self)
         let rows = try await query("UPDATE platform_registrations SET launch_options = ? WHERE id = ? RETURNING id",
-                                   [.text(text), .text(registrationID)])
+                                   [.text(try StoredJSON.encode(options)), .text(registrationID)])
+        return !rows.isEmpty
+    }
+
+    public func skyPrepOptions(registrationID: String) async throws -> PlatformSkyPrepOptions {
+        let rows = try await query("SELECT skyprep_options FROM platform_registrations WHERE id = ?", [.text(registrationID)])
+        guard let text = rows.first?.column("skyprep_options")?.string else { return PlatformSkyPrepOptions() }
+        return try StoredJSON.decode(PlatformSkyPrepOptions.self, from: text, what: "SkyPrep options of \(registrationID)")
+    }
+
+    public func setSkyPrepOptions(_ options: PlatformSkyPrepOptions, registrationID: String) async throws -> Bool {
+        let rows = try await query("UPDATE platform_registrations SET skyprep_options = ? WHERE id = ? RETURNING id",
+                                   [.text(try StoredJSON.encode(options)), .text(registrationID)])
         return !rows.isEmpty
     }
 
@@ -306,6 +311,108 @@ public final class SQLiteGatewayStore: GatewayStore {
         }
     }
 
+    // MARK: SkyPrep accounts
+
+    public func skyPrepAccount(learnerID: String) async throws -> SkyPrepAccount? {
+        try await skyPrepAccounts(where: "learner_id = ?", [.text(learnerID)]).first
+    }
+
+    public func skyPrepAccounts(userID: Int) async throws -> [SkyPrepAccount] {
+        try await skyPrepAccounts(where: "user_id = ?", [.integer(userID)])
+    }
+
+    private func skyPrepAccounts(where condition: String, _ binds: [SQLiteData]) async throws -> [SkyPrepAccount] {
+        let rows = try await query(
+            "SELECT learner_id, user_id, email, first_name, last_name, role, updated_at FROM skyprep_accounts WHERE \(condition) ORDER BY learner_id",
+            binds)
+        return try rows.map { row in
+            guard let userID = row.column("user_id")?.integer else { throw StorageError(.corrupt, "column user_id is missing") }
+            return SkyPrepAccount(learnerID: try row.text("learner_id"), userID: userID, email: try row.text("email"),
+                                  firstName: try row.text("first_name"), lastName: try row.text("last_name"), role: try row.text("role"),
+                                  updatedAt: try row.date("updated_at"))
+        }
+    }
+
+    public func saveSkyPrepAccount(_ account: SkyPrepAccount) async throws {
+        try await query(
+            """
+            INSERT INTO skyprep_accounts (learner_id, user_id, email, first_name, last_name, role, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (learner_id) DO UPDATE SET user_id = excluded.user_id, email = excluded.email, first_name = excluded.first_name,
+              last_name = excluded.last_name, role = excluded.role, updated_at = excluded.updated_at
+            """,
+            [.text(account.learnerID), .integer(account.userID), .text(account.email), .text(account.firstName),
+             .text(account.lastName), .text(account.role), .float(account.updatedAt.timeIntervalSince1970)])
+    }
+
+    // MARK: jobs
+
+    public func enqueueJob(kind: String, key: String, payload: String, runAt: Date) async throws {
+        let t = SQLiteData.float(runAt.timeIntervalSince1970)
+        try await query(
+            """
+            INSERT INTO jobs (kind, key, payload, revision, attempts, next_run_at, held, created_at) VALUES (?, ?, ?, 1, 0, ?, 0, ?)
+            ON CONFLICT (kind, key) DO UPDATE SET payload = excluded.payload, revision = jobs.revision + 1,
+              next_run_at = MIN(jobs.next_run_at, excluded.next_run_at), held = 0
+            """, [.text(kind), .text(key), .text(payload), t, t])
+    }
+
+    public func claimJobs(kind: String, key: String?, now: Date, leaseUntil: Date, worker: String, limit: Int) async throws -> [QueuedJob] {
+        let t = SQLiteData.float(now.timeIntervalSince1970)
+        // One statement: SQLite runs it under its write lock, so each job goes to one claimer, in any process.
+        let rows = try await query(
+            """
+            UPDATE jobs SET locked_by = ?, locked_until = ?, attempts = attempts + 1
+            WHERE rowid IN (SELECT rowid FROM jobs WHERE kind = ? AND (? IS NULL OR key = ?) AND held = 0 AND next_run_at <= ?
+                            AND (locked_until IS NULL OR locked_until <= ?) ORDER BY next_run_at LIMIT ?)
+            RETURNING \(Self.jobColumns)
+            """,
+            [.text(worker), .float(leaseUntil.timeIntervalSince1970), .text(kind), .optionalText(key), .optionalText(key), t, t, .integer(limit)])
+        return try rows.map(Self.job).sorted { $0.nextRunAt < $1.nextRunAt }
+    }
+
+    public func completeJob(_ job: QueuedJob, worker: String) async throws {
+        let removed = try await query("DELETE FROM jobs WHERE kind = ? AND key = ? AND revision = ? AND locked_by = ? RETURNING 1",
+                                      [.text(job.kind), .text(job.key), .integer(job.revision), .text(worker)])
+        guard removed.isEmpty else { return }
+        try await query("UPDATE jobs SET locked_by = NULL, locked_until = NULL WHERE kind = ? AND key = ? AND locked_by = ?",
+                        [.text(job.kind), .text(job.key), .text(worker)])
+    }
+
+    public func failJob(_ job: QueuedJob, worker: String, error: String, retryAt: Date?) async throws {
+        // A newer revision (enqueued meanwhile) keeps its own due time and runs again.
+        try await query(
+            """
+            UPDATE jobs SET locked_by = NULL, locked_until = NULL, last_error = ?,
+              next_run_at = CASE WHEN revision = ? AND ? IS NOT NULL THEN ? ELSE next_run_at END,
+              held = CASE WHEN revision = ? AND ? IS NULL THEN 1 ELSE held END
+            WHERE kind = ? AND key = ? AND locked_by = ?
+            """,
+            [.text(error), .integer(job.revision), retryAt.map { .float($0.timeIntervalSince1970) } ?? .null,
+             retryAt.map { .float($0.timeIntervalSince1970) } ?? .null, .integer(job.revision),
+             retryAt.map { .float($0.timeIntervalSince1970) } ?? .null, .text(job.kind), .text(job.key), .text(worker)])
+    }
+
+    public func queuedJobs(limit: Int) async throws -> [QueuedJob] {
+        try await query("SELECT \(Self.jobColumns) FROM jobs ORDER BY created_at, kind, key LIMIT ?", [.integer(limit)]).map(Self.job)
+    }
+
+    public func releaseJob(kind: String, key: String, now: Date) async throws -> Bool {
+        let rows = try await query("UPDATE jobs SET held = 0, next_run_at = ? WHERE kind = ? AND key = ? RETURNING 1",
+                                   [.float(now.timeIntervalSince1970), .text(kind), .text(key)])
+        return !rows.isEmpty
+    }
+
+    static let jobColumns = "kind, key, payload, revision, attempts, next_run_at, held, last_error, created_at"
+
+    private static func job(_ row: SQLiteRow) throws -> QueuedJob {
+        guard let revision = row.column("revision")?.integer, let attempts = row.column("attempts")?.integer else {
+            throw StorageError(.corrupt, "job counters are missing")
+        }
+        return QueuedJob(kind: try row.text("kind"), key: try row.text("key"), payload: try row.text("payload"), revision: revision,
+                         attempts: attempts, nextRunAt: try row.date("next_run_at"), lastError: row.column("last_error")?.string,
+                         held: row.column("held")?.integer == 1, createdAt: try row.date("created_at"))
+    }
+
     // MARK: plumbing
 
     /// Runs one statement, mapping driver errors to ``StorageError`` (unique violation → `.duplicate`).
@@ -344,6 +451,23 @@ public final class SQLiteGatewayStore: GatewayStore {
         } catch {
             _ = try? await run("ROLLBACK", [])
             throw error
+        }
+    }
+}
+
+/// JSON columns: sorted keys on the way in, a ``StorageError`` `.corrupt` when unreadable on the way out.
+enum StoredJSON {
+    static func encode<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, from text: String, what: String) throws -> T {
+        do {
+            return try JSONDecoder().decode(type, from: Data(text.utf8))
+        } catch {
+            throw StorageError(.corrupt, "\(what) are unreadable", underlying: error)
         }
     }
 }

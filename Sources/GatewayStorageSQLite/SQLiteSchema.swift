@@ -54,5 +54,22 @@ enum SQLiteSchema {
         [
             "ALTER TABLE platform_registrations ADD COLUMN launch_options TEXT",
         ],
+        // 4: SkyPrep options and accounts; the durable job queue.
+        [
+            "ALTER TABLE platform_registrations ADD COLUMN skyprep_options TEXT",
+            """
+            CREATE TABLE skyprep_accounts (
+              learner_id TEXT PRIMARY KEY, user_id INTEGER NOT NULL, email TEXT NOT NULL, first_name TEXT NOT NULL,
+              last_name TEXT NOT NULL, role TEXT NOT NULL, updated_at REAL NOT NULL)
+            """,
+            "CREATE INDEX skyprep_accounts_user ON skyprep_accounts (user_id)",
+            """
+            CREATE TABLE jobs (
+              kind TEXT NOT NULL, key TEXT NOT NULL, payload TEXT NOT NULL, revision INTEGER NOT NULL, attempts INTEGER NOT NULL,
+              next_run_at REAL NOT NULL, held INTEGER NOT NULL, last_error TEXT, locked_by TEXT, locked_until REAL,
+              created_at REAL NOT NULL, PRIMARY KEY (kind, key))
+            """,
+            "CREATE INDEX jobs_due ON jobs (kind, next_run_at)",
+        ],
     ]
 }

@@ -180,5 +180,98 @@ public enum GatewayStoreConformance {
             let first = try await store.launch(id: "l0")
             try expect(first?.contextID == nil && first?.labInstanceID == "990" && first?.vendorResultCode == 1, "read back \(String(describing: first))")
         },
+        Check(name: "SkyPrep options: defaults until set, stored per registration, refused for an unknown one") { store in
+            try await store.addRegistration(registration("r1"))
+            try expect(try await store.skyPrepOptions(registrationID: "r1") == PlatformSkyPrepOptions(), "defaults")
+            let options = PlatformSkyPrepOptions(provisioning: false, account: "acme.skyprepapp.com", apiKeyVariable: "SKYPREP_API_KEY_ACME",
+                                                 groupSync: true, linkByEmail: true, syntheticEmailDomain: "learners.example.edu",
+                                                 roleMap: ["Instructor": "manager"], enrolOnSSO: false)
+            try expect(try await store.setSkyPrepOptions(options, registrationID: "r1"), "set refused")
+            try expect(try await store.skyPrepOptions(registrationID: "r1") == options, "read back")
+            try expect(try await store.launchOptions(registrationID: "r1") == PlatformLaunchOptions(), "launch options touched")
+            try expect(try await store.setSkyPrepOptions(options, registrationID: "nope") == false, "unknown registration accepted")
+        },
+        Check(name: "SkyPrep accounts are saved, replaced and found by learner and by user") { store in
+            var account = SkyPrepAccount(learnerID: "lti-1", userID: 5001, email: "ada@example.edu", firstName: "Ada", lastName: "L",
+                                         role: "learner", updatedAt: epoch)
+            try await store.saveSkyPrepAccount(account)
+            account.firstName = "Augusta"
+            account.role = "manager"
+            try await store.saveSkyPrepAccount(account)
+            try expect(try await store.skyPrepAccount(learnerID: "lti-1") == account, "read back")
+            try expect(try await store.skyPrepAccount(learnerID: "lti-2") == nil, "unknown found")
+            var other = account
+            other.learnerID = "lti-0"
+            try await store.saveSkyPrepAccount(other)
+            try expect(try await store.skyPrepAccounts(userID: 5001).map(\.learnerID) == ["lti-0", "lti-1"], "by user")
+        },
+        Check(name: "a job is claimed when due, by one worker until its lease ends, and completed once") { store in
+            try await store.enqueueJob(kind: "k", key: "a", payload: "{}", runAt: epoch.addingTimeInterval(10))
+            let early = try await store.claimJobs(kind: "k", key: nil, now: epoch, leaseUntil: epoch.addingTimeInterval(60), worker: "w1", limit: 10)
+            try expect(early.isEmpty, "claimed before due")
+            let claimed = try await store.claimJobs(kind: "k", key: nil, now: epoch.addingTimeInterval(10),
+                                                    leaseUntil: epoch.addingTimeInterval(70), worker: "w1", limit: 10)
+            try expect(claimed.map(\.key) == ["a"] && claimed.first?.attempts == 1, "claimed \(claimed)")
+            let leased = try await store.claimJobs(kind: "k", key: nil, now: epoch.addingTimeInterval(20),
+                                                   leaseUntil: epoch.addingTimeInterval(80), worker: "w2", limit: 10)
+            try expect(leased.isEmpty, "a leased job was claimed again")
+            // The first worker vanished: after the lease, another worker takes the job over.
+            let takenOver = try await store.claimJobs(kind: "k", key: "a", now: epoch.addingTimeInterval(71),
+                                                      leaseUntil: epoch.addingTimeInterval(130), worker: "w2", limit: 10)
+            try expect(takenOver.first?.attempts == 2, "not taken over after the lease: \(takenOver)")
+            try await store.completeJob(claimed[0], worker: "w1")
+            try expect(try await store.queuedJobs(limit: 10).count == 1, "completed by a worker that lost the lease")
+            try await store.completeJob(takenOver[0], worker: "w2")
+            try expect(try await store.queuedJobs(limit: 10).isEmpty, "not completed")
+        },
+        Check(name: "of many racing claimers each job goes to exactly one") { store in
+            for i in 0..<5 { try await store.enqueueJob(kind: "k", key: "j\(i)", payload: "{}", runAt: epoch) }
+            try await store.enqueueJob(kind: "other", key: "x", payload: "{}", runAt: epoch)
+            let claims = try await withThrowingTaskGroup(of: [String].self) { group in
+                for w in 0..<8 {
+                    group.addTask {
+                        try await store.claimJobs(kind: "k", key: nil, now: epoch, leaseUntil: epoch.addingTimeInterval(60),
+                                                  worker: "w\(w)", limit: 2).map(\.key)
+                    }
+                }
+                var all: [String] = []
+                for try await keys in group { all += keys }
+                return all
+            }
+            try expect(claims.sorted() == ["j0", "j1", "j2", "j3", "j4"], "claims \(claims.sorted())")
+        },
+        Check(name: "a job enqueued again while running keeps its new input and runs again") { store in
+            try await store.enqueueJob(kind: "k", key: "a", payload: "old", runAt: epoch)
+            let first = try await store.claimJobs(kind: "k", key: nil, now: epoch, leaseUntil: epoch.addingTimeInterval(60), worker: "w", limit: 1)
+            try await store.enqueueJob(kind: "k", key: "a", payload: "new", runAt: epoch.addingTimeInterval(5))
+            try await store.completeJob(first[0], worker: "w")
+            let again = try await store.claimJobs(kind: "k", key: nil, now: epoch.addingTimeInterval(1),
+                                                  leaseUntil: epoch.addingTimeInterval(60), worker: "w", limit: 1)
+            try expect(again.map(\.payload) == ["new"] && again[0].revision == first[0].revision + 1, "again \(again)")
+        },
+        Check(name: "a failed job waits for its retry time or, held, for an operator") { store in
+            try await store.enqueueJob(kind: "k", key: "a", payload: "{}", runAt: epoch)
+            try await store.enqueueJob(kind: "k", key: "b", payload: "{}", runAt: epoch)
+            let jobs = try await store.claimJobs(kind: "k", key: nil, now: epoch, leaseUntil: epoch.addingTimeInterval(60), worker: "w", limit: 2)
+            guard let a = jobs.first(where: { $0.key == "a" }), let b = jobs.first(where: { $0.key == "b" }) else {
+                throw Failure(description: "claimed \(jobs.map(\.key))")
+            }
+            try await store.failJob(a, worker: "w", error: "skyprep server_error http 500", retryAt: epoch.addingTimeInterval(30))
+            try await store.failJob(b, worker: "w", error: "email_in_use", retryAt: nil)
+            let soon = try await store.claimJobs(kind: "k", key: nil, now: epoch.addingTimeInterval(29), leaseUntil: epoch.addingTimeInterval(90),
+                                                 worker: "w", limit: 5)
+            try expect(soon.isEmpty, "claimed before its retry time: \(soon.map(\.key))")
+            let listed = try await store.queuedJobs(limit: 10)
+            try expect(listed.first { $0.key == "b" }?.held == true && listed.first { $0.key == "a" }?.lastError == "skyprep server_error http 500",
+                       "listed \(listed)")
+            let later = try await store.claimJobs(kind: "k", key: nil, now: epoch.addingTimeInterval(31), leaseUntil: epoch.addingTimeInterval(90),
+                                                  worker: "w", limit: 5)
+            try expect(later.map(\.key) == ["a"], "later \(later.map(\.key))")
+            try expect(try await store.releaseJob(kind: "k", key: "b", now: epoch.addingTimeInterval(40)), "release refused")
+            try expect(try await store.releaseJob(kind: "k", key: "none", now: epoch) == false, "unknown job released")
+            let released = try await store.claimJobs(kind: "k", key: "b", now: epoch.addingTimeInterval(40), leaseUntil: epoch.addingTimeInterval(90),
+                                                     worker: "w", limit: 5)
+            try expect(released.map(\.key) == ["b"], "released job not claimable")
+        },
     ]
 }

@@ -63,10 +63,10 @@ struct SQLiteStoreTests {
             try await stores[0].migrate()
         }
         let applied = recorder.lines(containing: "applied database migration")
-        #expect(applied.filter { $0.contains("db.migration=1 ") }.count == 1)
-        #expect(applied.filter { $0.contains("db.migration=2 ") }.count == 1)
-        #expect(applied.filter { $0.contains("db.migration=3 ") }.count == 1)
-        #expect(applied.count == 3)
+        for version in 1...4 {
+            #expect(applied.filter { $0.contains("db.migration=\(version) ") }.count == 1, "migration \(version)")
+        }
+        #expect(applied.count == 4)
     }
 
     @Test("what was stored survives closing and reopening the file")

@@ -1,0 +1,123 @@
+import Foundation
+
+/// The SkyPrep user a learner identity was provisioned as, remembered so that later launches make no lookup.
+public struct SkyPrepAccount: Sendable, Equatable {
+    /// The gateway's opaque learner id (``LearnerIdentity/id``).
+    public var learnerID: String
+    /// SkyPrep's user id.
+    public var userID: Int
+    public var email: String
+    public var firstName: String
+    public var lastName: String
+    /// learner, admin, manager or content_manager.
+    public var role: String
+    public var updatedAt: Date
+
+    public init(learnerID: String, userID: Int, email: String, firstName: String, lastName: String, role: String, updatedAt: Date) {
+        self.learnerID = learnerID
+        self.userID = userID
+        self.email = email
+        self.firstName = firstName
+        self.lastName = lastName
+        self.role = role
+        self.updatedAt = updatedAt
+    }
+}
+
+/// How the learners of one platform registration are provisioned in SkyPrep (SPEC "Launch" step 4, "SSO
+/// into SkyPrep"). Every field has a safe default, so a registration without settings is provisioned
+/// with the gateway-wide SkyPrep account, as learners, never linked by a shared email.
+public struct PlatformSkyPrepOptions: Sendable, Equatable, Codable {
+    /// The SkyPrep roles `create_user` and `update_user` accept.
+    public static let roles: Set<String> = ["learner", "admin", "manager", "content_manager"]
+
+    /// Create and update these learners' SkyPrep users on launches.
+    public var provisioning: Bool
+    /// The SkyPrep account (`acct_key`, the customer's SkyPrep domain); nil → SKYPREP_ACCT_KEY.
+    public var account: String?
+    /// The name of the environment variable that holds this account's API key (never the key itself);
+    /// nil → SKYPREP_API_KEY.
+    public var apiKeyVariable: String?
+    /// Put learners in a SkyPrep group named after the LMS course; nil → SKYPREP_GROUP_SYNC.
+    public var groupSync: Bool?
+    /// Link a new identity to an existing SkyPrep user with the same email. Off by default: two LMS
+    /// identities that share an email are never merged unless an operator says so.
+    public var linkByEmail: Bool
+    /// For learners whose LMS shares no email: provision them as `<learner id>@<domain>`; nil → skip
+    /// provisioning (their labs still launch).
+    public var syntheticEmailDomain: String?
+    /// LTI role (full URI or its short name, e.g. `Instructor`) → SkyPrep role; unmapped → learner.
+    public var roleMap: [String: String]
+    /// Enrol the learner in the SkyPrep course of an SSO launch (`skyprep_course_id`).
+    public var enrolOnSSO: Bool
+
+    public init(provisioning: Bool = true, account: String? = nil, apiKeyVariable: String? = nil, groupSync: Bool? = nil,
+                linkByEmail: Bool = false, syntheticEmailDomain: String? = nil, roleMap: [String: String] = [:], enrolOnSSO: Bool = true) {
+        self.provisioning = provisioning
+        self.account = account
+        self.apiKeyVariable = apiKeyVariable
+        self.groupSync = groupSync
+        self.linkByEmail = linkByEmail
+        self.syntheticEmailDomain = syntheticEmailDomain
+        self.roleMap = roleMap
+        self.enrolOnSSO = enrolOnSSO
+    }
+
+    /// The reason these options cannot be used, naming the option; nil when they are valid.
+    public var problem: String? {
+        if let domain = syntheticEmailDomain,
+           domain.range(of: "^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$", options: .regularExpression) == nil {
+            return "syntheticEmailDomain must be a domain name such as learners.example.edu"
+        }
+        if let variable = apiKeyVariable, variable.range(of: "^[A-Z_][A-Z0-9_]*$", options: .regularExpression) == nil {
+            return "apiKeyVariable must be an environment variable name such as SKYPREP_API_KEY_ACME"
+        }
+        if let account, account.isEmpty || account.count > 253 { return "account must be the SkyPrep domain, e.g. acme.skyprepapp.com" }
+        if let bad = roleMap.values.first(where: { !Self.roles.contains($0) }) {
+            return "role \(bad) is not a SkyPrep role (learner, admin, manager, content_manager)"
+        }
+        return nil
+    }
+
+    /// The SkyPrep role for a launch with these LTI `roles`: the first mapped one, else learner.
+    public func skyPrepRole(for roles: [String]) -> String {
+        for role in roles {
+            if let mapped = roleMap[role] { return mapped }
+            let short = role.split(whereSeparator: { $0 == "#" || $0 == "/" }).last.map(String.init) ?? role
+            if let mapped = roleMap[short] { return mapped }
+        }
+        return "learner"
+    }
+}
+
+/// A durable background job (e.g. a SkyPrep provisioning retry), unique by (kind, key).
+public struct QueuedJob: Sendable, Equatable {
+    public var kind: String
+    /// What the job is about, unique within its kind (e.g. a learner id); never a secret.
+    public var key: String
+    /// The job's input (JSON); never a secret.
+    public var payload: String
+    /// Bumped by every enqueue of the same (kind, key): a worker that ran an older revision does not delete the job.
+    public var revision: Int
+    /// Runs so far.
+    public var attempts: Int
+    public var nextRunAt: Date
+    /// The last failure, for operators.
+    public var lastError: String?
+    /// Held: waits for an operator (a failure that retrying cannot fix).
+    public var held: Bool
+    public var createdAt: Date
+
+    public init(kind: String, key: String, payload: String, revision: Int, attempts: Int, nextRunAt: Date,
+                lastError: String?, held: Bool, createdAt: Date) {
+        self.kind = kind
+        self.key = key
+        self.payload = payload
+        self.revision = revision
+        self.attempts = attempts
+        self.nextRunAt = nextRunAt
+        self.lastError = lastError
+        self.held = held
+        self.createdAt = createdAt
+    }
+}
