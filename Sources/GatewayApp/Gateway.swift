@@ -119,6 +119,12 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
             acctKey: fake.acctKey, apiKey: fake.apiKey, callsPerMinute: settings.skyPrepCallsPerMinute)
     }
     let skyPrep = SkyPrepClient(http: http, settings: skyPrepSettings, logger: logger)
+    let environment = ProcessInfo.processInfo.environment
+    let skyPrepClients = SkyPrepAccountClients(defaultClient: skyPrep, defaultAcctKey: skyPrepSettings.acctKey,
+                                               secret: { try GatewaySettings.secret($0, environment: environment) })
+    let provisioning = SkyPrepProvisioningQueue(
+        store: store, provisioner: SkyPrepProvisioner(store: store, clients: skyPrepClients, now: now), logger: logger,
+        baseRetryDelay: settings.skyPrepRetrySeconds)
     // The key cache runs on the gateway's clock (monotonic, shifted as `now` is), so tests can move time.
     let (startInstant, startDate) = (ContinuousClock.now, now())
     let platformKeys = PlatformKeySetCache(
@@ -148,7 +154,7 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
         policy: LaunchRetryPolicy(maxAttempts: settings.launchAttempts, deadline: .milliseconds(Int64(settings.launchDeadlineSeconds * 1000))),
         deferredRule: settings.deferredLaunchRule, joinWindow: .milliseconds(Int64(settings.launchJoinSeconds * 1000)), logger: logger)
     let launcher = LabLauncher(store: store, skillable: skillable, coordinator: coordinator, redirectPolicy: redirectPolicy,
-                               sessionTokens: sessionTokens, pages: pages, baseURL: settings.baseURL)
+                               sessionTokens: sessionTokens, pages: pages, baseURL: settings.baseURL, provisioning: provisioning)
     let labSessions = LabSessionController(skillable: skillable, tokens: sessionTokens, launcher: launcher, pages: pages,
                                            redirectPolicy: redirectPolicy, baseURL: settings.baseURL, now: now)
     let deepLinking = DeepLinkingController(
@@ -160,7 +166,8 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
         validator: LaunchValidator(registrations: store, states: store, nonces: store, keys: platformKeys, policy: policy),
         launcher: launcher,
         deepLinking: deepLinking,
-        skyPrep: SkyPrepSSO(store: store, client: skyPrep, redirectPolicy: skyPrepRedirects, groupSync: settings.skyPrepGroupSync),
+        skyPrep: SkyPrepSSO(store: store, clients: skyPrepClients, provisioning: provisioning, redirectPolicy: skyPrepRedirects,
+                            defaultGroupSync: settings.skyPrepGroupSync),
         stateLifetime: settings.stateLifetimeSeconds, now: now)
 
     let router = Router(context: GatewayRequestContext.self)
@@ -184,6 +191,7 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
             ClosingService(name: "store") { try await store.close() },
             ClosingService(name: "http-client") { try await http.shutdown() },
             ExpiredStateCleaner(store: store, now: now, logger: logger).service(every: .seconds(settings.cleanupIntervalSeconds)),
+            JobWorkerService(poll: .milliseconds(Int64(settings.jobPollSeconds * 1000))) { poll in await provisioning.work(poll: poll) },
             KeyRingReloader(keys: toolKeys, now: now, logger: logger).service(every: .milliseconds(Int64(settings.keyReloadSeconds * 1000))),
         ],
         onServerRunning: { channel in

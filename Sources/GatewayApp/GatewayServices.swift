@@ -35,6 +35,16 @@ struct PeriodicService: Service {
     }
 }
 
+/// Runs a queue's worker loop until graceful shutdown.
+struct JobWorkerService: Service {
+    let poll: Duration
+    let work: @Sendable (Duration) async -> Void
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await work(poll) }
+    }
+}
+
 /// Deletes expired login states, used nonces and picker sessions.
 struct ExpiredStateCleaner: Sendable {
     let store: any GatewayStore

@@ -76,6 +76,10 @@ public struct GatewaySettings: Sendable {
     public var skyPrepCallsPerMinute: Int
     /// Send the LMS course title as the learner's SkyPrep group on SSO (`SKYPREP_GROUP_SYNC`).
     public var skyPrepGroupSync: Bool
+    /// First delay before a failed SkyPrep provisioning runs again; doubles per attempt up to an hour (`SKYPREP_RETRY_SECONDS`).
+    public var skyPrepRetrySeconds: Double
+    /// How often background workers look for due jobs queued by any instance (`GATEWAY_JOB_POLL_SECONDS`).
+    public var jobPollSeconds: Double
     /// Connections kept per vendor or platform host (`GATEWAY_OUTBOUND_CONNECTIONS`); too few makes launches
     /// queue behind each other when the vendor is slow.
     public var outboundConnectionsPerHost: Int
@@ -99,7 +103,8 @@ public struct GatewaySettings: Sendable {
                 launchDeadlineSeconds: Double = 20, launchAttempts: Int = 3, deferredLaunchRule: DeferredLaunchRule = .urlWithNonSuccess,
                 launchJoinSeconds: Double = 10, labSessionSeconds: Double = 900, sandboxLatencyMilliseconds: Int = 0,
                 outboundConnectionsPerHost: Int = 256, skyPrepBaseURL: String? = nil, skyPrepAcctKey: String? = nil,
-                skyPrepAPIKey: String? = nil, skyPrepCallsPerMinute: Int = 100, skyPrepGroupSync: Bool = false) {
+                skyPrepAPIKey: String? = nil, skyPrepCallsPerMinute: Int = 100, skyPrepGroupSync: Bool = false,
+                skyPrepRetrySeconds: Double = 30, jobPollSeconds: Double = 5) {
         self.publicURL = publicURL
         self.host = host
         self.port = port
@@ -135,6 +140,8 @@ public struct GatewaySettings: Sendable {
         self.skyPrepAPIKey = skyPrepAPIKey
         self.skyPrepCallsPerMinute = skyPrepCallsPerMinute
         self.skyPrepGroupSync = skyPrepGroupSync
+        self.skyPrepRetrySeconds = skyPrepRetrySeconds
+        self.jobPollSeconds = jobPollSeconds
     }
 
     /// Reads the settings from `config` (keys like `gateway.public-url` ↔ `GATEWAY_PUBLIC_URL`), secrets excepted.
@@ -175,7 +182,9 @@ public struct GatewaySettings: Sendable {
             outboundConnectionsPerHost: config.int(forKey: "gateway.outbound-connections", default: defaults.outboundConnectionsPerHost),
             skyPrepBaseURL: config.string(forKey: "skyprep.base-url"),
             skyPrepCallsPerMinute: config.int(forKey: "skyprep.calls-per-minute", default: defaults.skyPrepCallsPerMinute),
-            skyPrepGroupSync: config.bool(forKey: "skyprep.group-sync", default: defaults.skyPrepGroupSync))
+            skyPrepGroupSync: config.bool(forKey: "skyprep.group-sync", default: defaults.skyPrepGroupSync),
+            skyPrepRetrySeconds: config.double(forKey: "skyprep.retry-seconds", default: defaults.skyPrepRetrySeconds),
+            jobPollSeconds: config.double(forKey: "gateway.job-poll-seconds", default: defaults.jobPollSeconds))
         invalidDeferredRule = config.string(forKey: "skillable.deferred-launch-rule").flatMap { DeferredLaunchRule(setting: $0) == nil ? $0 : nil }
     }
 
@@ -268,6 +277,8 @@ public struct GatewaySettings: Sendable {
         guard keyReloadSeconds >= 0.1, keyReloadSeconds <= 60 else { throw SettingsError(message: "GATEWAY_KEY_RELOAD_SECONDS must be 0.1…60") }
         guard jwksRefetchSeconds >= 0.1 else { throw SettingsError(message: "GATEWAY_JWKS_REFETCH_SECONDS must be at least 0.1") }
         guard maxTokenBytes >= 4096 else { throw SettingsError(message: "GATEWAY_MAX_TOKEN_BYTES must be at least 4096") }
+        guard skyPrepRetrySeconds >= 0.1, skyPrepRetrySeconds <= 3600 else { throw SettingsError(message: "SKYPREP_RETRY_SECONDS must be 0.1…3600") }
+        guard jobPollSeconds >= 0.05, jobPollSeconds <= 600 else { throw SettingsError(message: "GATEWAY_JOB_POLL_SECONDS must be 0.05…600") }
     }
 
     /// The key management policy these settings describe.

@@ -22,11 +22,14 @@ struct LabLauncher: Sendable {
     let sessionTokens: LabSessionTokens
     let pages: PageRenderer
     let baseURL: String
+    /// Queues the learner's SkyPrep provisioning; the lab never waits for SkyPrep.
+    let provisioning: SkyPrepProvisioningQueue?
 
     func launch(_ launch: ValidatedLaunch, context: GatewayRequestContext, now: Date) async throws -> Response {
         let token = launch.token
         let identity = try await Self.upsertLearner(launch, store: store, now: now)
         let subject = identity.subject
+        await provisioning?.launched(identity, registrationID: launch.registration.id, roles: token.roles ?? [], logger: context.logger)
 
         // The lab comes from the custom claim `labid` (Skillable's own LTI convention).
         let rawLabID = token.custom?["labid"]?.trimmingCharacters(in: .whitespaces) ?? ""

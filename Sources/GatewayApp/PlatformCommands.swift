@@ -49,16 +49,46 @@ public enum PlatformAdministration {
         }
     }
 
-    /// A table of registrations and their launch options for `platforms list`.
-    public static func table(_ registrations: [(PlatformRegistration, PlatformLaunchOptions)]) -> String {
+    /// Validates and stores a registration's SkyPrep options.
+    public static func setSkyPrepOptions(store: any GatewayStore, registrationID: String, options: PlatformSkyPrepOptions) async throws {
+        if let problem = options.problem { throw SettingsError(message: problem) }
+        guard try await store.setSkyPrepOptions(options, registrationID: registrationID) else {
+            throw SettingsError(message: "no platform with id \(registrationID) (see platforms list)")
+        }
+    }
+
+    /// A table of registrations with their launch and SkyPrep options for `platforms list`.
+    public static func table(_ registrations: [(PlatformRegistration, PlatformLaunchOptions, PlatformSkyPrepOptions)]) -> String {
         guard !registrations.isEmpty else { return "No platforms registered. Add one with: lti-gateway platforms add --help\n" }
         var out = ""
-        for (r, o) in registrations {
+        for (r, o, s) in registrations {
             out += "\(r.id)\n  issuer:      \(r.issuer)\n  client id:   \(r.clientID)\n  auth url:    \(r.authURL)\n"
             out += "  token url:   \(r.tokenURL)\n  jwks url:    \(r.jwksURL)\n  deployments: \(r.deploymentIDs.joined(separator: ", "))\n"
             out += "  launch:      \(describe(o))\n"
+            out += "  skyprep:     \(describe(s))\n"
         }
         return out
+    }
+
+    /// One line of SkyPrep options, with the gateway-wide defaults named.
+    public static func describe(_ s: PlatformSkyPrepOptions) -> String {
+        func onOff(_ v: Bool) -> String { v ? "on" : "off" }
+        let roles = s.roleMap.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        return "provisioning=\(onOff(s.provisioning)) account=\(s.account ?? "default") apiKeyVariable=\(s.apiKeyVariable ?? "SKYPREP_API_KEY") " +
+            "groupSync=\(s.groupSync.map(onOff) ?? "default") linkByEmail=\(onOff(s.linkByEmail)) " +
+            "noEmail=\(s.syntheticEmailDomain.map { "<learner id>@\($0)" } ?? "skip") roles=\(roles.isEmpty ? "all learner" : roles) " +
+            "enrolOnSSO=\(onOff(s.enrolOnSSO))"
+    }
+
+    /// Queued background jobs for `jobs list`.
+    public static func jobsTable(_ jobs: [QueuedJob]) -> String {
+        guard !jobs.isEmpty else { return "No queued jobs.\n" }
+        let time = ISO8601DateFormatter()
+        return jobs.map { job in
+            "\(job.kind) \(job.key)\n  state:    \(job.held ? "held (run `lti-gateway jobs retry \(job.key)` after fixing the cause)" : "waiting")\n" +
+                "  attempts: \(job.attempts)\n  next run: \(job.held ? "-" : time.string(from: job.nextRunAt))\n" +
+                "  queued:   \(time.string(from: job.createdAt))\n  last error: \(job.lastError ?? "-")\n"
+        }.joined()
     }
 
     /// One line of launch options, with Skillable's defaults named.

@@ -39,6 +39,7 @@ public struct SkyPrepError: Error, Sendable, CustomStringConvertible {
         case notAuthenticated = "not_authenticated" // 401
         case refused                                // 403: permissions or IP allow-list
         case notFound = "not_found"                 // 404
+        case rateLimited = "rate_limited"           // 429 (undocumented; answered by SkyPrep's rate limit)
         case serverError = "server_error"           // 5xx
         case notJSON = "not_json"                   // any answer that is not JSON (e.g. the website's HTML)
         case timeout
@@ -51,8 +52,16 @@ public struct SkyPrepError: Error, Sendable, CustomStringConvertible {
     /// The start of the answer's body, for support; never contains our keys (they are only in headers).
     public var responseBody: String
 
-    /// Worth retrying: 5xx, timeouts and transport failures. A 4xx or a non-JSON 200 is not.
-    public var isTransient: Bool { code == .serverError || code == .timeout || code == .transport }
+    /// Worth retrying later: 5xx, timeouts, transport failures and SkyPrep's rate limit. Any other 4xx or a
+    /// non-JSON 200 is not.
+    public var isTransient: Bool { [.serverError, .timeout, .transport, .rateLimited].contains(code) }
+
+    public init(code: Code, method: String, httpStatus: Int?, responseBody: String) {
+        self.code = code
+        self.method = method
+        self.httpStatus = httpStatus
+        self.responseBody = responseBody
+    }
 
     public var description: String { "skyprep \(method) \(code.rawValue)\(httpStatus.map { " http \($0)" } ?? "")" }
 }
@@ -67,11 +76,20 @@ public struct SkyPrepClient: Sendable {
     let limiter: RateLimiter
     let logger: Logger
 
-    public init(http: HTTPClient, settings: SkyPrepClientSettings, logger: Logger) {
+    /// - Parameter limiter: share one between clients of several SkyPrep accounts: SkyPrep limits calls per IP.
+    public init(http: HTTPClient, settings: SkyPrepClientSettings, logger: Logger, limiter: RateLimiter? = nil) {
         self.http = http
         self.settings = settings
-        self.limiter = RateLimiter(limit: settings.callsPerMinute, per: .seconds(60))
+        self.limiter = limiter ?? RateLimiter(limit: settings.callsPerMinute, per: .seconds(60))
         self.logger = logger
+    }
+
+    /// This client for another SkyPrep account (same rate limiter, same retry policy).
+    public func forAccount(acctKey: String, apiKey: String) -> SkyPrepClient {
+        var other = settings
+        other.acctKey = acctKey
+        other.apiKey = apiKey
+        return SkyPrepClient(http: http, settings: other, logger: logger, limiter: limiter)
     }
 
     /// `test_connection`: true when SkyPrep answers `message` = `success`.
@@ -80,15 +98,66 @@ public struct SkyPrepClient: Sendable {
         return (answer["message"] as? String)?.lowercased() == "success"
     }
 
-    /// `get_users`: every user's id and email (SkyPrep answers a JSON array).
-    public func users() async throws -> [(id: Int, email: String)] {
+    /// `get_users`: every user (SkyPrep answers a JSON array of users with `id` and `email`).
+    public func users() async throws -> [SkyPrepUserSummary] {
         let answer = try await request("get_users", [:])
         guard let list = answer as? [any Sendable] else {
             throw SkyPrepError(code: .notJSON, method: "get_users", httpStatus: 200, responseBody: "not a JSON array")
         }
         return list.compactMap { item in
-            guard let user = item as? [String: any Sendable], let id = user["id"] as? Int, let email = user["email"] as? String else { return nil }
-            return (id, email)
+            guard let user = item as? [String: any Sendable], let id = Self.integer(user["id"]), let email = user["email"] as? String else { return nil }
+            return SkyPrepUserSummary(id: id, email: email, userIdentifier: user["user_identifier"] as? String)
+        }
+    }
+
+    /// `create_user`; the new user's id.
+    public func createUser(_ user: SkyPrepNewUser) async throws -> Int {
+        var parameters = [SkyPrepParameterNames.createUserEmail: user.email, "first_name": user.firstName, "last_name": user.lastName,
+                          "user_identifier": user.userIdentifier, "role": user.role]
+        parameters = parameters.filter { !$0.value.isEmpty || $0.key == "first_name" || $0.key == "last_name" }
+        return try Self.userID(in: try await call("create_user", parameters), method: "create_user")
+    }
+
+    /// `update_user`: names and role.
+    public func updateUser(id: Int, firstName: String, lastName: String, role: String) async throws {
+        _ = try await call("update_user", ["user_id": String(id), "first_name": firstName, "last_name": lastName, "role": role])
+    }
+
+    /// `enroll_user_in_courses` for the user with `email`.
+    public func enrolUser(email: String, courseIDs: [String]) async throws {
+        _ = try await call("enroll_user_in_courses", [SkyPrepParameterNames.enrolEmail: email,
+                                                      SkyPrepParameterNames.enrolCourses: courseIDs.joined(separator: ";")])
+    }
+
+    /// `get_login_key` with `autocreate=1`: the one-time (`otl`) sign-in URL for the user with `email`, created if absent.
+    public func loginURL(email: String, firstName: String, lastName: String, groups: [String]) async throws -> String {
+        var parameters = ["user_email": email, "first_name": firstName, "last_name": lastName, "autocreate": "1", "key_type": "otl"]
+        if !groups.isEmpty {
+            // `;` separates groups, so none may hold one.
+            parameters["user_groups"] = groups.map { $0.replacingOccurrences(of: ";", with: ",") }.joined(separator: ";")
+            parameters["autocreate_user_groups"] = "1"
+        }
+        let answer = try await call("get_login_key", parameters)
+        guard let url = answer["url"] as? String, !url.isEmpty else {
+            throw SkyPrepError(code: .notJSON, method: "get_login_key", httpStatus: 200, responseBody: "no url in the answer")
+        }
+        return url
+    }
+
+    /// The user id in an answer: `id`, `user_id` or `user.id` (the answer shape is not documented).
+    static func userID(in answer: [String: any Sendable], method: String) throws -> Int {
+        if let id = integer(answer["id"]) ?? integer(answer["user_id"]) ?? integer((answer["user"] as? [String: any Sendable])?["id"]) {
+            return id
+        }
+        throw SkyPrepError(code: .notJSON, method: method, httpStatus: 200, responseBody: "no user id in the answer")
+    }
+
+    static func integer(_ value: (any Sendable)?) -> Int? {
+        switch value {
+        case let v as Int: v
+        case let v as String: Int(v)
+        case let v as Double where v == v.rounded(): Int(v)
+        default: nil
         }
     }
 
@@ -146,6 +215,7 @@ public struct SkyPrepClient: Sendable {
         case 401: throw SkyPrepError(code: .notAuthenticated, method: method, httpStatus: status, responseBody: excerpt)
         case 403: throw SkyPrepError(code: .refused, method: method, httpStatus: status, responseBody: excerpt)
         case 404: throw SkyPrepError(code: .notFound, method: method, httpStatus: status, responseBody: excerpt)
+        case 429: throw SkyPrepError(code: .rateLimited, method: method, httpStatus: status, responseBody: excerpt)
         case 500..<600: throw SkyPrepError(code: .serverError, method: method, httpStatus: status, responseBody: excerpt)
         default: throw SkyPrepError(code: .badParameters, method: method, httpStatus: status, responseBody: excerpt)
         }
@@ -184,6 +254,48 @@ public struct SkyPrepClient: Sendable {
     static func escape(_ value: String) -> String {
         value.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? ""
     }
+}
+
+/// A user as `get_users` lists them.
+public struct SkyPrepUserSummary: Sendable, Equatable {
+    public var id: Int
+    public var email: String
+    /// Present only if SkyPrep includes it in the list (undocumented).
+    public var userIdentifier: String?
+
+    public init(id: Int, email: String, userIdentifier: String?) {
+        self.id = id
+        self.email = email
+        self.userIdentifier = userIdentifier
+    }
+}
+
+/// What `create_user` needs.
+public struct SkyPrepNewUser: Sendable, Equatable {
+    public var email: String
+    public var firstName: String
+    public var lastName: String
+    /// Our stable learner id, so that SkyPrep's user can be traced back to the LMS identity.
+    public var userIdentifier: String
+    /// learner, admin, manager or content_manager.
+    public var role: String
+
+    public init(email: String, firstName: String, lastName: String, userIdentifier: String, role: String) {
+        self.email = email
+        self.firstName = firstName
+        self.lastName = lastName
+        self.userIdentifier = userIdentifier
+        self.role = role
+    }
+}
+
+/// Parameter names that vendor-apis.md marks unconfirmed, kept in one place.
+public enum SkyPrepParameterNames {
+    /// `create_user`'s email: some clients send `user_email`; the documentation and the fake use `email`.
+    public static let createUserEmail = "email"
+    /// `enroll_user_in_courses`: the user by email, courses `;`-separated (unconfirmed).
+    public static let enrolEmail = "user_email"
+    public static let enrolCourses = "course_ids"
 }
 
 /// At most `limit` acquisitions per sliding `window`; callers wait for a free slot (SkyPrep's guidance:

@@ -15,7 +15,7 @@ struct LTIGatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lti-gateway",
         abstract: "An LTI 1.3 tool that launches learners from their LMS into Skillable labs.",
-        subcommands: [Serve.self, SandboxCommand.self, Platforms.self, Keys.self, ToolConfig.self, SkyPrepCommand.self])
+        subcommands: [Serve.self, SandboxCommand.self, Platforms.self, Keys.self, ToolConfig.self, SkyPrepCommand.self, Jobs.self])
 }
 
 /// Settings and logging shared by the commands.
@@ -91,7 +91,7 @@ struct SandboxCommand: AsyncParsableCommand {
 struct Platforms: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Register, list and remove LMS platforms, and set how their learners' labs launch.",
-        subcommands: [Add.self, List.self, Remove.self, SetOptions.self])
+        subcommands: [Add.self, List.self, Remove.self, SetOptions.self, SetSkyPrep.self])
 
     /// Launch options shared by `add` and `set-options`.
     struct LaunchOptionFlags: ParsableArguments {
@@ -123,6 +123,43 @@ struct Platforms: AsyncParsableCommand {
                 try await PlatformAdministration.setLaunchOptions(store: store, registrationID: id, options: launch.options)
             }
             print("Launch options of \(id): \(PlatformAdministration.describe(launch.options))")
+        }
+    }
+
+    struct SetSkyPrep: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-skyprep", abstract: "Set how a platform's learners are provisioned in SkyPrep (replaces earlier SkyPrep options).")
+        @OptionGroup var common: CommonOptions
+        @Argument(help: "The platform id (see platforms list).") var id: String
+        @Flag(inversion: .prefixedNo, help: "Create and update these learners' SkyPrep users on launches.") var provisioning = true
+        @Option(help: "SkyPrep account (acct_key, e.g. acme.skyprepapp.com); default SKYPREP_ACCT_KEY.") var account: String?
+        @Option(name: .customLong("api-key-variable"), help: "Environment variable holding that account's API key; default SKYPREP_API_KEY.")
+        var apiKeyVariable: String?
+        @Flag(inversion: .prefixedNo, help: "Send the LMS course title as a SkyPrep group on sign-in (default: SKYPREP_GROUP_SYNC).")
+        var groupSync: Bool?
+        @Flag(name: .customLong("link-by-email"), help: "Link a learner to an existing SkyPrep user with the same email (off: never merge by email).")
+        var linkByEmail = false
+        @Option(name: .customLong("synthetic-email-domain"), help: "Provision learners without an email as <learner id>@DOMAIN (default: skip them).")
+        var syntheticEmailDomain: String?
+        @Option(name: .customLong("role"), help: "Map an LTI role to a SkyPrep role, e.g. Instructor=manager (repeat for several).")
+        var roles: [String] = []
+        @Flag(inversion: .prefixedNo, help: "Enrol the learner in the launch's skyprep_course_id on sign-in.") var enrol = true
+
+        func run() async throws {
+            var roleMap: [String: String] = [:]
+            for pair in roles {
+                let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2, !parts[0].isEmpty else { throw CommandFailure("--role takes LTI_ROLE=SKYPREP_ROLE, got \(pair)") }
+                roleMap[parts[0]] = parts[1]
+            }
+            let options = PlatformSkyPrepOptions(
+                provisioning: provisioning, account: account, apiKeyVariable: apiKeyVariable, groupSync: groupSync, linkByEmail: linkByEmail,
+                syntheticEmailDomain: syntheticEmailDomain, roleMap: roleMap, enrolOnSSO: enrol)
+            let settings = try await common.settings()
+            try await withStore(settings) { store in
+                try await PlatformAdministration.setSkyPrepOptions(store: store, registrationID: id, options: options)
+            }
+            print("SkyPrep options of \(id): \(PlatformAdministration.describe(options))")
         }
     }
 
@@ -159,9 +196,10 @@ struct Platforms: AsyncParsableCommand {
         func run() async throws {
             let settings = try await common.settings()
             let rows = try await withStore(settings) { store in
-                var rows: [(PlatformRegistration, PlatformLaunchOptions)] = []
+                var rows: [(PlatformRegistration, PlatformLaunchOptions, PlatformSkyPrepOptions)] = []
                 for registration in try await store.allRegistrations() {
-                    rows.append((registration, try await store.launchOptions(registrationID: registration.id)))
+                    rows.append((registration, try await store.launchOptions(registrationID: registration.id),
+                                 try await store.skyPrepOptions(registrationID: registration.id)))
                 }
                 return rows
             }
@@ -333,6 +371,37 @@ struct SkyPrepCommand: AsyncParsableCommand {
                 throw CommandFailure("SkyPrep \(error.code.rawValue)\(error.httpStatus.map { " (HTTP \($0))" } ?? ""): \(error.responseBody.prefix(200))")
             case .failure(let error): throw error
             }
+        }
+    }
+}
+
+struct Jobs: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Background jobs (SkyPrep provisioning retries) queued in the database.", subcommands: [List.self, Retry.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List queued jobs: waiting for a retry, or held for an operator.")
+        @OptionGroup var common: CommonOptions
+        @Option(help: "Show at most this many.") var limit = 100
+
+        func run() async throws {
+            let settings = try await common.settings()
+            let jobs = try await withStore(settings) { try await $0.queuedJobs(limit: limit) }
+            print(PlatformAdministration.jobsTable(jobs), terminator: "")
+        }
+    }
+
+    struct Retry: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run a queued job (e.g. a held one, after fixing its cause) at the next poll.")
+        @OptionGroup var common: CommonOptions
+        @Argument(help: "The job's key (for SkyPrep provisioning: the learner id).") var key: String
+        @Option(help: "The job's kind.") var kind = "skyprep.provision"
+
+        func run() async throws {
+            let settings = try await common.settings()
+            let released = try await withStore(settings) { try await $0.releaseJob(kind: kind, key: key, now: Date()) }
+            guard released else { throw CommandFailure("no queued \(kind) job with key \(key) (see jobs list)") }
+            print("Job \(kind) \(key) will run at the next poll of a running gateway.")
         }
     }
 }

@@ -1,0 +1,283 @@
+import Foundation
+import GatewayStorage
+import LTICore
+import Logging
+import Metrics
+import SkyPrep
+
+/// What provisioning one learner in SkyPrep needs: the durable job's payload.
+struct SkyPrepProvisioningRequest: Codable, Sendable, Equatable {
+    var learnerID: String
+    var registrationID: String
+    var email: String?
+    var firstName: String
+    var lastName: String
+    var roles: [String]
+
+    init(identity: LearnerIdentity, registrationID: String, roles: [String]) {
+        learnerID = identity.id
+        self.registrationID = registrationID
+        email = identity.email.flatMap { $0.contains("@") ? $0 : nil }
+        firstName = identity.givenName ?? ""
+        lastName = identity.familyName ?? ""
+        self.roles = roles
+    }
+
+    /// The address SkyPrep knows this learner by: the LMS's, else the platform's synthetic rule, else none.
+    func email(options: PlatformSkyPrepOptions) -> String? {
+        email ?? options.syntheticEmailDomain.map { "\(learnerID)@\($0)" }
+    }
+}
+
+/// The SkyPrep client for a registration's account: the gateway-wide one, or another account whose API
+/// key is in the environment variable the registration names (never in the database).
+struct SkyPrepAccountClients: Sendable {
+    let defaultClient: SkyPrepClient
+    let defaultAcctKey: String
+    /// Reads a secret by variable name (the environment, or `NAME_FILE`).
+    let secret: @Sendable (String) throws -> String?
+
+    func client(for options: PlatformSkyPrepOptions) throws -> SkyPrepClient {
+        guard options.account != nil || options.apiKeyVariable != nil else { return defaultClient }
+        let variable = options.apiKeyVariable ?? "SKYPREP_API_KEY"
+        guard let key = try secret(variable) else {
+            throw SkyPrepProvisioningError.configuration("the environment variable \(variable) (SkyPrep API key) is not set")
+        }
+        return defaultClient.forAccount(acctKey: options.account ?? defaultAcctKey, apiKey: key)
+    }
+}
+
+/// Why provisioning stopped.
+enum SkyPrepProvisioningError: Error, CustomStringConvertible {
+    /// SkyPrep has a user with this email that is not this learner's, and linking by email is off.
+    case emailInUse
+    case configuration(String)
+    case vendor(SkyPrepError)
+
+    /// Retrying later may succeed (SkyPrep down, rate-limited); otherwise an operator must act.
+    var isTransient: Bool {
+        if case .vendor(let error) = self { return error.isTransient || error.code == .notAuthenticated || error.code == .refused }
+        return false
+    }
+
+    var description: String {
+        switch self {
+        case .emailInUse: "email_in_use: SkyPrep has another user with this email; enable linking by email for the platform to link them"
+        case .configuration(let message): "configuration: \(message)"
+        case .vendor(let error): "\(error)"
+        }
+    }
+}
+
+/// Finds, creates or updates one learner's SkyPrep user (SPEC "Launch" step 4) and remembers its id
+/// against the learner's (issuer, sub) identity, so that later launches make no SkyPrep call.
+///
+/// Email is SkyPrep's key, so a user found by email is linked only when it is provably this learner's
+/// (its `user_identifier` is our learner id) or the platform's operator enabled linking by email.
+struct SkyPrepProvisioner: Sendable {
+    enum Outcome: String, Sendable {
+        case created, updated, unchanged, linked
+        case skippedNoEmail = "skipped_no_email"
+    }
+
+    let store: any GatewayStore
+    let clients: SkyPrepAccountClients
+    let now: @Sendable () -> Date
+
+    /// Whether `request` needs SkyPrep at all: no account yet, or names or role changed.
+    static func needsWork(_ request: SkyPrepProvisioningRequest, account: SkyPrepAccount?, options: PlatformSkyPrepOptions) -> Bool {
+        guard let account else { return request.email(options: options) != nil }
+        return account.firstName != request.firstName || account.lastName != request.lastName
+            || account.role != options.skyPrepRole(for: request.roles)
+    }
+
+    func provision(_ request: SkyPrepProvisioningRequest) async throws -> (Outcome, SkyPrepAccount?) {
+        let options = try await store.skyPrepOptions(registrationID: request.registrationID)
+        let role = options.skyPrepRole(for: request.roles)
+        let client = try clients.client(for: options)
+        do {
+            if var account = try await store.skyPrepAccount(learnerID: request.learnerID) {
+                guard Self.needsWork(request, account: account, options: options) else { return (.unchanged, account) }
+                try await client.updateUser(id: account.userID, firstName: request.firstName, lastName: request.lastName, role: role)
+                account.firstName = request.firstName
+                account.lastName = request.lastName
+                account.role = role
+                account.updatedAt = now()
+                try await store.saveSkyPrepAccount(account)
+                return (.updated, account)
+            }
+            guard let email = request.email(options: options) else { return (.skippedNoEmail, nil) }
+            let newUser = SkyPrepNewUser(email: email, firstName: request.firstName, lastName: request.lastName,
+                                         userIdentifier: request.learnerID, role: role)
+            var account = SkyPrepAccount(learnerID: request.learnerID, userID: 0, email: email, firstName: request.firstName,
+                                         lastName: request.lastName, role: role, updatedAt: now())
+            let outcome: Outcome
+            do {
+                account.userID = try await client.createUser(newUser)
+                outcome = .created
+            } catch let error as SkyPrepError where error.code == .badParameters {
+                // Most likely the email is taken; anything else is a real refusal.
+                guard let existing = try await client.users().first(where: { $0.email.lowercased() == email.lowercased() }) else { throw error }
+                guard existing.userIdentifier == request.learnerID || options.linkByEmail else { throw SkyPrepProvisioningError.emailInUse }
+                account.userID = existing.id
+                try await client.updateUser(id: existing.id, firstName: request.firstName, lastName: request.lastName, role: role)
+                outcome = .linked
+            }
+            try await store.saveSkyPrepAccount(account)
+            return (outcome, account)
+        } catch let error as SkyPrepError {
+            throw SkyPrepProvisioningError.vendor(error)
+        }
+    }
+}
+
+/// The durable queue of SkyPrep provisioning: a launch enqueues (one row per learner, replaced by newer
+/// input) and never waits; workers in any instance claim due jobs, so each runs once at a time, and a
+/// failure is retried with backoff until it succeeds — or held for an operator when retrying cannot help
+/// (`lti-gateway jobs list`, `jobs retry`).
+final class SkyPrepProvisioningQueue: Sendable {
+    static let kind = "skyprep.provision"
+
+    let store: any GatewayStore
+    let provisioner: SkyPrepProvisioner
+    let workerID: String
+    let lease: TimeInterval
+    let baseRetryDelay: TimeInterval
+    let maxRetryDelay: TimeInterval
+    let logger: Logger
+    private let wakeUp: AsyncStream<Void>.Continuation
+    private let wakeUps: AsyncStream<Void>
+
+    init(store: any GatewayStore, provisioner: SkyPrepProvisioner, logger: Logger, lease: TimeInterval = 300,
+         baseRetryDelay: TimeInterval = 30, maxRetryDelay: TimeInterval = 3600) {
+        self.store = store
+        self.provisioner = provisioner
+        self.workerID = "worker-" + SecureRandom.token().prefix(12)
+        self.lease = lease
+        self.baseRetryDelay = baseRetryDelay
+        self.maxRetryDelay = maxRetryDelay
+        self.logger = logger
+        (wakeUps, wakeUp) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Called on every resource-link launch: queues provisioning when SkyPrep does not yet know this
+    /// learner as they are now. Never throws and never calls SkyPrep: the lab must not wait.
+    func launched(_ identity: LearnerIdentity, registrationID: String, roles: [String], logger: Logger) async {
+        let request = SkyPrepProvisioningRequest(identity: identity, registrationID: registrationID, roles: roles)
+        do {
+            let options = try await store.skyPrepOptions(registrationID: registrationID)
+            guard options.provisioning else { return }
+            let account = try await store.skyPrepAccount(learnerID: identity.id)
+            guard SkyPrepProvisioner.needsWork(request, account: account, options: options) else { return }
+            try await enqueue(request)
+        } catch {
+            logger.error("SkyPrep provisioning not queued", metadata: ["gw.learner": "\(identity.id)", "error": "\(error)"])
+        }
+    }
+
+    func enqueue(_ request: SkyPrepProvisioningRequest) async throws {
+        try await store.enqueueJob(kind: Self.kind, key: request.learnerID, payload: try StoredPayload.encode(request), runAt: provisioner.now())
+        wakeUp.yield()
+    }
+
+    /// Provisions `request` now (SSO, where the browser waits for the account): queued first, so a
+    /// failure is retried later; when another worker holds the job, waits for its result for a while.
+    func provisionNow(_ request: SkyPrepProvisioningRequest, wait: Duration = .seconds(5)) async throws -> SkyPrepAccount? {
+        try await enqueue(request)
+        let deadline = ContinuousClock.now + wait
+        while true {
+            if let job = try await claim(key: request.learnerID).first {
+                return try await run(job)
+            }
+            let account = try await store.skyPrepAccount(learnerID: request.learnerID)
+            let options = try await store.skyPrepOptions(registrationID: request.registrationID)
+            if !SkyPrepProvisioner.needsWork(request, account: account, options: options) { return account }
+            guard ContinuousClock.now < deadline else { throw SkyPrepProvisioningError.vendor(SkyPrepError(code: .timeout, method: "create_user", httpStatus: nil, responseBody: "")) }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    /// Runs the due jobs once; how many ran.
+    @discardableResult
+    func runDue(limit: Int = 20) async -> Int {
+        let jobs: [QueuedJob]
+        do {
+            jobs = try await claim(key: nil, limit: limit)
+        } catch {
+            logger.warning("job queue unavailable", metadata: ["error": "\(error)"])
+            return 0
+        }
+        for job in jobs { _ = try? await run(job) }
+        return jobs.count
+    }
+
+    /// Runs due jobs whenever woken (a launch queued one) and at least every `poll` (jobs queued by other
+    /// instances, retries), until cancelled.
+    func work(poll: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { [wakeUps] in
+                for await _ in wakeUps { await self.drain() }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: poll)
+                    self.wakeUp.yield()
+                }
+            }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func drain() async {
+        while !Task.isCancelled, await runDue() > 0 {}
+    }
+
+    private func claim(key: String?, limit: Int = 1) async throws -> [QueuedJob] {
+        let now = provisioner.now()
+        return try await store.claimJobs(kind: Self.kind, key: key, now: now, leaseUntil: now.addingTimeInterval(lease), worker: workerID, limit: limit)
+    }
+
+    /// Runs one claimed job and settles it (complete, retry later, or hold).
+    private func run(_ job: QueuedJob) async throws -> SkyPrepAccount? {
+        do {
+            let request = try StoredPayload.decode(SkyPrepProvisioningRequest.self, from: job.payload)
+            let (outcome, account) = try await provisioner.provision(request)
+            try await store.completeJob(job, worker: workerID)
+            Counter(label: "skyprep_provisioning_total", dimensions: [("outcome", outcome.rawValue)]).increment()
+            logger.info("SkyPrep provisioning", metadata: [
+                "gw.learner": "\(request.learnerID)", "skyprep.outcome": "\(outcome.rawValue)", "gw.job.attempt": "\(job.attempts)",
+                "skyprep.user": "\(account.map { String($0.userID) } ?? "-")",
+            ])
+            return account
+        } catch {
+            let transient = (error as? SkyPrepProvisioningError)?.isTransient ?? (error is StorageError)
+            let delay = min(maxRetryDelay, baseRetryDelay * pow(2, Double(max(0, job.attempts - 1)))) * Double.random(in: 0.8...1.2)
+            let retryAt = transient ? provisioner.now().addingTimeInterval(delay) : nil
+            Counter(label: "skyprep_provisioning_total", dimensions: [("outcome", transient ? "retry" : "held")]).increment()
+            logger.warning("SkyPrep provisioning failed", metadata: [
+                "gw.learner": "\(job.key)", "gw.job.attempt": "\(job.attempts)", "error": "\(error)",
+                "gw.job.next": "\(retryAt.map { ISO8601DateFormatter().string(from: $0) } ?? "held for an operator")",
+            ])
+            do {
+                try await store.failJob(job, worker: workerID, error: String(describing: error).prefix(500).description, retryAt: retryAt)
+            } catch {
+                logger.error("job not settled; it runs again after its lease", metadata: ["gw.learner": "\(job.key)", "error": "\(error)"])
+            }
+            throw error
+        }
+    }
+}
+
+/// Job payloads as JSON.
+enum StoredPayload {
+    static func encode<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, from text: String) throws -> T {
+        try JSONDecoder().decode(type, from: Data(text.utf8))
+    }
+}
