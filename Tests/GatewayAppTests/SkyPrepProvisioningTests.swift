@@ -1,0 +1,186 @@
+import Foundation
+import GatewayApp
+import GatewayStorage
+import LTICore
+import LTITestSupport
+import Sandbox
+import Testing
+
+/// Waits (bounded) until `condition` holds; false when it never did (a throw counts as not yet).
+func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if (try? await condition()) == true { return true }
+        try? await Task.sleep(for: .milliseconds(50))
+    }
+    return (try? await condition()) == true
+}
+
+@Suite("End to end: SkyPrep just-in-time provisioning")
+struct SkyPrepProvisioningTests {
+    /// Retries and polls fast enough for a test.
+    static func fastQueue(_ settings: inout GatewaySettings) {
+        settings.skyPrepRetrySeconds = 0.2
+        settings.jobPollSeconds = 0.1
+    }
+
+    func learnerID(_ e2e: EndToEnd, subject: String = "learner-42") async throws -> String {
+        try #require(try await e2e.gateway.store.identity(issuer: e2e.platformA.issuer, subject: subject)).id
+    }
+
+    @Test("a first launch creates the SkyPrep user once; the same names make no call; new names update it")
+    func createOnceThenUpdate() async throws {
+        try await withEndToEnd(configure: Self.fastQueue) { e2e in
+            let fake = try #require(e2e.gateway.skyPrepSandbox)
+            #expect(try await e2e.fullLaunch().status == 303)
+            let settled1 = await eventually { try await e2e.gateway.store.queuedJobs(limit: 5).isEmpty && fake.users.count == 1 }
+            #expect(settled1)
+            let id = try await learnerID(e2e)
+            let user = try #require(fake.users.first)
+            #expect(user.email == "ada@example.edu" && user.firstName == "Ada" && user.lastName == "Lovelace")
+            #expect(user.userIdentifier == id && user.role == "learner")
+            let account = try await e2e.gateway.store.skyPrepAccount(learnerID: id)
+            #expect(account?.userID == user.id)
+
+            #expect(try await e2e.fullLaunch().status == 303)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(fake.calls["create_user"] == 1 && fake.calls["update_user"] == nil && fake.calls["get_users"] == nil)
+
+            #expect(try await e2e.fullLaunch { $0["given_name"] = "Augusta" }.status == 303)
+            let settled2 = await eventually { fake.users.first?.firstName == "Augusta" }
+            #expect(settled2)
+            #expect(fake.calls["create_user"] == 1 && fake.calls["update_user"] == 1)
+            let remembered = await eventually { try await e2e.gateway.store.skyPrepAccount(learnerID: id)?.firstName == "Augusta" }
+            #expect(remembered)
+        }
+    }
+
+    @Test("two first launches of one learner at once make one create_user")
+    func concurrentFirstLaunches() async throws {
+        try await withEndToEnd(configure: Self.fastQueue) { e2e in
+            let fake = try #require(e2e.gateway.skyPrepSandbox)
+            let (a, b) = try await (e2e.login(e2e.platformA), e2e.login(e2e.platformA))
+            async let first = e2e.launch(idToken: e2e.platformA.sign(e2e.claims(e2e.platformA, a)), state: a.state, cookie: a.cookie)
+            async let second = e2e.launch(idToken: e2e.platformA.sign(e2e.claims(e2e.platformA, b)), state: b.state, cookie: b.cookie)
+            let statuses = try await [first.status, second.status]
+            #expect(statuses == [303, 303])
+            let settled3 = await eventually { try await e2e.gateway.store.queuedJobs(limit: 5).isEmpty && fake.users.count == 1 }
+            #expect(settled3)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(fake.calls["create_user"] == 1 && fake.calls["update_user"] == nil)
+            #expect(fake.users.count == 1)
+        }
+    }
+
+    @Test("SkyPrep down during a lab launch: the lab launches, the provisioning waits in the queue and completes later")
+    func outageDoesNotBlockTheLab() async throws {
+        try await withEndToEnd(configure: Self.fastQueue) { e2e in
+            let fake = try #require(e2e.gateway.skyPrepSandbox)
+            fake.setOutage(.serverError)
+            let response = try await e2e.fullLaunch()
+            #expect(response.status == 303)
+            #expect(response.location?.contains("/sandbox/skillable/lab/") == true)
+            let id = try await learnerID(e2e)
+            let settled4 = await eventually { (try await e2e.gateway.store.queuedJobs(limit: 5).first?.lastError?.contains("server_error")) == true }
+            #expect(settled4)
+            let queued = try #require(try await e2e.gateway.store.queuedJobs(limit: 5).first)
+            #expect(queued.key == id && !queued.held)
+            #expect(fake.users.isEmpty)
+            fake.setOutage(nil)
+            let settled5 = await eventually { try await e2e.gateway.store.queuedJobs(limit: 5).isEmpty && fake.users.count == 1 }
+            #expect(settled5)
+            #expect(try await e2e.gateway.store.skyPrepAccount(learnerID: id) != nil)
+            #expect(e2e.logs.lines(containing: "SkyPrep provisioning failed").isEmpty == false)
+        }
+    }
+
+    @Test("no email: skipped by default (the lab launches); with a synthetic-address rule, provisioned as <learner id>@domain")
+    func noEmailRules() async throws {
+        try await withEndToEnd(configure: Self.fastQueue) { e2e in
+            let fake = try #require(e2e.gateway.skyPrepSandbox)
+            #expect(try await e2e.fullLaunch { $0["email"] = nil }.status == 303)
+            try await Task.sleep(for: .milliseconds(300))
+            let nothingQueued = try await e2e.gateway.store.queuedJobs(limit: 5).isEmpty
+            #expect(fake.calls["create_user"] == nil && nothingQueued)
+
+            let options = PlatformSkyPrepOptions(syntheticEmailDomain: "learners.example.edu")
+            #expect(try await e2e.gateway.store.setSkyPrepOptions(options, registrationID: e2e.registrationA.id))
+            #expect(try await e2e.fullLaunch { $0["email"] = nil }.status == 303)
+            let id = try await learnerID(e2e)
+            let settled6 = await eventually { fake.users.first?.email == "\(id)@learners.example.edu" }
+            #expect(settled6)
+        }
+    }
+
+    @Test("two LMS identities sharing an email are never linked unless the platform allows it")
+    func sharedEmail() async throws {
+        try await withEndToEnd(configure: Self.fastQueue) { e2e in
+            let fake = try #require(e2e.gateway.skyPrepSandbox)
+            let store = e2e.gateway.store
+            #expect(try await e2e.fullLaunch().status == 303)
+            let settled7 = await eventually { fake.users.count == 1 }
+            #expect(settled7)
+            // A second learner of the same LMS whose email is the same (a shared or reused address).
+            #expect(try await e2e.fullLaunch { $0["sub"] = "learner-43" }.status == 303)
+            let settled8 = await eventually { (try await store.queuedJobs(limit: 5).first?.held) == true }
+            #expect(settled8)
+            let held = try #require(try await store.queuedJobs(limit: 5).first)
+            #expect(held.lastError?.contains("email_in_use") == true)
+            let other = try await learnerID(e2e, subject: "learner-43")
+            #expect(try await store.skyPrepAccount(learnerID: other) == nil)
+            #expect(fake.users.count == 1)
+
+            // The operator allows linking by email and retries the held job.
+            #expect(try await store.setSkyPrepOptions(PlatformSkyPrepOptions(linkByEmail: true), registrationID: e2e.registrationA.id))
+            #expect(try await store.releaseJob(kind: "skyprep.provision", key: other, now: e2e.clock.now))
+            let settled9 = await eventually { (try await store.skyPrepAccount(learnerID: other)) != nil }
+            #expect(settled9)
+            #expect(try await store.skyPrepAccount(learnerID: other)?.userID == fake.users.first?.id)
+            #expect(fake.users.count == 1)
+        }
+    }
+
+    @Test("an existing SkyPrep user made by hand is linked only with linking by email; a mapped LTI role sets the SkyPrep role")
+    func existingUserAndRoles() async throws {
+        try await withEndToEnd(configure: Self.fastQueue) { e2e in
+            let fake = try #require(e2e.gateway.skyPrepSandbox)
+            let store = e2e.gateway.store
+            let existing = fake.addUser(email: "ada@example.edu", firstName: "A", lastName: "L")
+            #expect(try await store.setSkyPrepOptions(PlatformSkyPrepOptions(linkByEmail: true, roleMap: ["Instructor": "manager"]),
+                                                      registrationID: e2e.registrationA.id))
+            #expect(try await e2e.fullLaunch { $0[LTIClaim.roles] = ["http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"] }.status == 303)
+            let id = try await learnerID(e2e)
+            let settled10 = await eventually { (try await store.skyPrepAccount(learnerID: id))?.userID == existing }
+            #expect(settled10)
+            #expect(fake.users.count == 1 && fake.users.first?.role == "manager" && fake.users.first?.firstName == "Ada")
+        }
+    }
+
+    @Test("SSO provisions first: the user carries our learner id; enrolled in the course; an email owned by another identity is refused")
+    func ssoProvisionsAndEnrols() async throws {
+        try await withEndToEnd(configure: Self.fastQueue) { e2e in
+            let fake = try #require(e2e.gateway.skyPrepSandbox)
+            let response = try await e2e.fullLaunch(labID: nil) { $0[LTIClaim.custom] = ["skyprep_course_id": "77"] }
+            #expect(response.status == 303)
+            let id = try await learnerID(e2e)
+            #expect(fake.users.first?.userIdentifier == id && fake.users.first?.courseIDs == ["77"])
+            #expect(fake.calls["create_user"] == 1)
+
+            // Another identity with the same email must not be signed into this account.
+            let other = try await e2e.fullLaunch(labID: nil) { $0[LTIClaim.custom] = ["destination": "skyprep"]; $0["sub"] = "learner-43" }
+            #expect(other.status == 409 && other.body.contains("another SkyPrep account"))
+            #expect(fake.calls["get_login_key"] == 1)
+        }
+    }
+
+    @Test("provisioning off for a platform: no SkyPrep call on launches")
+    func provisioningOff() async throws {
+        try await withEndToEnd(configure: Self.fastQueue) { e2e in
+            let fake = try #require(e2e.gateway.skyPrepSandbox)
+            #expect(try await e2e.gateway.store.setSkyPrepOptions(PlatformSkyPrepOptions(provisioning: false), registrationID: e2e.registrationA.id))
+            #expect(try await e2e.fullLaunch().status == 303)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(fake.calls.isEmpty)
+        }
+    }
+}
