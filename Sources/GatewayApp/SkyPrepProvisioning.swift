@@ -54,9 +54,10 @@ enum SkyPrepProvisioningError: Error, CustomStringConvertible {
     case configuration(String)
     case vendor(SkyPrepError)
 
-    /// Retrying later may succeed (SkyPrep down, rate-limited); otherwise an operator must act.
+    /// Retrying later may succeed: SkyPrep down or rate-limited, or refusing our keys (an operator fixes
+    /// them and the queue resumes by itself). A refused request or a shared email needs an operator.
     var isTransient: Bool {
-        if case .vendor(let error) = self { return error.isTransient || error.code == .notAuthenticated || error.code == .refused }
+        if case .vendor(let error) = self { return ![.badParameters, .notFound].contains(error.code) }
         return false
     }
 
@@ -251,8 +252,10 @@ final class SkyPrepProvisioningQueue: Sendable {
             ])
             return account
         } catch {
-            let transient = (error as? SkyPrepProvisioningError)?.isTransient ?? (error is StorageError)
-            let delay = min(maxRetryDelay, baseRetryDelay * pow(2, Double(max(0, job.attempts - 1)))) * Double.random(in: 0.8...1.2)
+            // Held for an operator only when retrying cannot help; a run cut short by shutdown is due again at once.
+            let transient = (error as? SkyPrepProvisioningError)?.isTransient ?? !(error is DecodingError)
+            let delay = Task.isCancelled || error is CancellationError
+                ? 0 : min(maxRetryDelay, baseRetryDelay * pow(2, Double(max(0, job.attempts - 1)))) * Double.random(in: 0.8...1.2)
             let retryAt = transient ? provisioner.now().addingTimeInterval(delay) : nil
             Counter(label: "skyprep_provisioning_total", dimensions: [("outcome", transient ? "retry" : "held")]).increment()
             logger.warning("SkyPrep provisioning failed", metadata: [

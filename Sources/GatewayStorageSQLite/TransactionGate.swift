@@ -1,4 +1,4 @@
-/// Lets one multi-statement transaction run at a time on a shared connection, in arrival order.
+/// Lets one write (a statement or a multi-statement transaction) of a store run at a time, in arrival order.
 actor TransactionGate {
     private var busy = false
     private var waiters: [CheckedContinuation<Void, Never>] = []

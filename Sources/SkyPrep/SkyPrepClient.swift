@@ -176,7 +176,7 @@ public struct SkyPrepClient: Sendable {
         var attempt = 0
         while true {
             attempt += 1
-            await limiter.acquire()
+            try await limiter.acquire()
             do {
                 return try await send(method, parameters)
             } catch let error as SkyPrepError {
@@ -310,7 +310,8 @@ public actor RateLimiter {
         self.window = window
     }
 
-    public func acquire() async {
+    /// Waits for a free slot; throws `CancellationError` when the waiting task is cancelled (shutdown).
+    public func acquire() async throws {
         while true {
             let now = ContinuousClock.now
             recent.removeAll { now - $0 >= window }
@@ -319,7 +320,7 @@ public actor RateLimiter {
                 return
             }
             let wait = window - (now - recent[0])
-            try? await Task.sleep(for: wait)
+            try await Task.sleep(for: wait)
         }
     }
 }

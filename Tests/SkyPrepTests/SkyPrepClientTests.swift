@@ -111,18 +111,30 @@ struct SkyPrepClientTests {
     }
 
     @Test("the rate limiter holds the configured rate under a burst")
-    func rateLimiter() async {
+    func rateLimiter() async throws {
         let limiter = RateLimiter(limit: 5, per: .milliseconds(500))
         let started = ContinuousClock.now
         await withTaskGroup(of: Void.self) { group in
-            for _ in 0..<12 { group.addTask { await limiter.acquire() } }
+            for _ in 0..<12 { group.addTask { try? await limiter.acquire() } }
         }
         let elapsed = ContinuousClock.now - started
         // 5 at once, 5 after one window, 2 after two windows.
         #expect(elapsed >= .milliseconds(950), "12 calls at 5 per 500 ms took \(elapsed)")
         let quick = RateLimiter(limit: 5, per: .seconds(10))
         let t0 = ContinuousClock.now
-        for _ in 0..<5 { await quick.acquire() }
+        for _ in 0..<5 { try await quick.acquire() }
         #expect(ContinuousClock.now - t0 < .milliseconds(500))
+    }
+
+    @Test("a caller waiting for the rate limiter stops at once when cancelled (shutdown does not wait a minute)")
+    func rateLimiterCancellation() async throws {
+        let limiter = RateLimiter(limit: 1, per: .seconds(60))
+        try await limiter.acquire()
+        let waiting = Task { try await limiter.acquire() }
+        try await Task.sleep(for: .milliseconds(50))
+        let cancelled = ContinuousClock.now
+        waiting.cancel()
+        await #expect(throws: CancellationError.self) { try await waiting.value }
+        #expect(ContinuousClock.now - cancelled < .seconds(2))
     }
 }
