@@ -72,7 +72,7 @@ public struct SkyPrepError: Error, Sendable, CustomStringConvertible {
 /// time, status, response body, a redacted request) — never the keys.
 public struct SkyPrepClient: Sendable {
     let http: HTTPClient
-    let settings: SkyPrepClientSettings
+    public let settings: SkyPrepClientSettings
     let limiter: RateLimiter
     let logger: Logger
 
@@ -181,7 +181,8 @@ public struct SkyPrepClient: Sendable {
                 return try await send(method, parameters)
             } catch let error as SkyPrepError {
                 log(error, parameters: parameters, attempt: attempt)
-                guard error.isTransient, attempt < settings.maxAttempts else { throw error }
+                // SkyPrep's rate limit is not retried here: the caller's queue tries again much later.
+                guard error.isTransient, error.code != .rateLimited, attempt < settings.maxAttempts else { throw error }
                 try await Task.sleep(for: settings.baseRetryDelay * (1 << (attempt - 1)))
             }
         }

@@ -9,9 +9,9 @@ import Testing
 
 /// Runs the SkyPrep fake on 127.0.0.1 and hands a client bound to it to `body`.
 func withSkyPrep(acctKey: String = "acme.skyprepapp.com", apiKey: String = "SECRET-skyprep-api-key",
-                 clientAPIKey: String? = nil, callsPerMinute: Int = 100, recorder: LogRecorder = LogRecorder(),
+                 clientAPIKey: String? = nil, callsPerMinute: Int = 100, fakeCallsPerMinute: Int = 100, recorder: LogRecorder = LogRecorder(),
                  _ body: @escaping @Sendable (SkyPrepClient, SkyPrepSandbox) async throws -> Void) async throws {
-    let fake = SkyPrepSandbox(acctKey: acctKey, apiKey: apiKey)
+    let fake = SkyPrepSandbox(acctKey: acctKey, apiKey: apiKey, callsPerMinute: fakeCallsPerMinute)
     let router = Router()
     fake.addRoutes(to: router)
     let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
@@ -47,6 +47,47 @@ struct SkyPrepClientTests {
                 #expect(error.code == .notAuthenticated && error.httpStatus == 401)
             }
             #expect(fake.calls["test_connection"] == 1)
+        }
+    }
+
+    @Test("SkyPrep's rate limit answers 429, which the client reports as rate_limited without retrying")
+    func rateLimitAnswer() async throws {
+        try await withSkyPrep(fakeCallsPerMinute: 2) { client, fake in
+            _ = try await client.testConnection()
+            _ = try await client.testConnection()
+            await #expect(throws: SkyPrepError.self) { _ = try await client.testConnection() }
+            do {
+                _ = try await client.testConnection()
+            } catch let error as SkyPrepError {
+                #expect(error.code == .rateLimited && error.httpStatus == 429 && error.isTransient)
+            }
+            #expect(fake.calls["test_connection"] == 4)
+        }
+    }
+
+    @Test("the fake takes the keys as parameters too, and a user's names and role change with update_user")
+    func parameterCredentialsAndUpdates() async throws {
+        try await withSkyPrep { client, fake in
+            let id = try await client.createUser(SkyPrepNewUser(email: "kat@example.edu", firstName: "Kat", lastName: "J",
+                                                                userIdentifier: "lti-1", role: "learner"))
+            try await client.updateUser(id: id, firstName: "Katherine", lastName: "Johnson", role: "manager")
+            let user = try #require(fake.users.first)
+            #expect(fake.users.count == 1 && user.id == id && user.email == "kat@example.edu" && user.userIdentifier == "lti-1")
+            #expect(user.firstName == "Katherine" && user.lastName == "Johnson" && user.role == "manager")
+            #expect(fake.lastForm["create_user"]?["email"] == "kat@example.edu")
+            try await client.enrolUser(email: "kat@example.edu", courseIDs: ["7", "8"])
+            #expect(fake.users.first?.courseIDs == ["7", "8"])
+            let url = try #require(URL(string: client.settings.baseURL() + "/test_connection"))
+            try await withHTTPClient { http in
+                var request = HTTPClientRequest(url: url.absoluteString)
+                request.method = .POST
+                request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+                request.body = .bytes(ByteBuffer(string: "acct_key=acme.skyprepapp.com&api_key=SECRET-skyprep-api-key"))
+                let response = try await http.execute(request, timeout: .seconds(5))
+                #expect(response.status == .ok)
+                request.body = .bytes(ByteBuffer(string: "acct_key=acme.skyprepapp.com&api_key=wrong"))
+                #expect(try await http.execute(request, timeout: .seconds(5)).status == .unauthorized)
+            }
         }
     }
 

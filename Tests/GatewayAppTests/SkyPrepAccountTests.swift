@@ -1,0 +1,42 @@
+import AsyncHTTPClient
+import Foundation
+@testable import GatewayApp
+import GatewayStorage
+import Logging
+import SkyPrep
+import Testing
+
+@Suite("SkyPrep options per platform")
+struct SkyPrepAccountTests {
+    func clients(_ http: HTTPClient, secrets: [String: String]) -> SkyPrepAccountClients {
+        let base = SkyPrepClient(http: http, settings: .init(baseURL: { "https://api.skyprep.io/admin/api" }, acctKey: "main.skyprepapp.com",
+                                                            apiKey: "MAIN-KEY"), logger: Logger(label: "t"))
+        return SkyPrepAccountClients(defaultClient: base, defaultAcctKey: "main.skyprepapp.com", secret: { secrets[$0] })
+    }
+
+    @Test("a platform's own account reads its API key from the variable it names; a missing variable is a configuration error")
+    func accountKeys() async throws {
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        let clients = clients(http, secrets: ["SKYPREP_API_KEY_ACME": "ACME-KEY"])
+        let main = try clients.client(for: PlatformSkyPrepOptions())
+        #expect(main.settings.acctKey == "main.skyprepapp.com" && main.settings.apiKey == "MAIN-KEY")
+        let acme = try clients.client(for: PlatformSkyPrepOptions(account: "acme.skyprepapp.com", apiKeyVariable: "SKYPREP_API_KEY_ACME"))
+        #expect(acme.settings.acctKey == "acme.skyprepapp.com" && acme.settings.apiKey == "ACME-KEY")
+        #expect(throws: SkyPrepProvisioningError.self) {
+            _ = try clients.client(for: PlatformSkyPrepOptions(account: "x.skyprepapp.com", apiKeyVariable: "SKYPREP_API_KEY_X"))
+        }
+        try await http.shutdown()
+    }
+
+    @Test("options are validated: roles, synthetic domain, key variable name")
+    func validation() {
+        #expect(PlatformSkyPrepOptions().problem == nil)
+        #expect(PlatformSkyPrepOptions(roleMap: ["Instructor": "teacher"]).problem?.contains("teacher") == true)
+        #expect(PlatformSkyPrepOptions(syntheticEmailDomain: "not a domain").problem != nil)
+        #expect(PlatformSkyPrepOptions(apiKeyVariable: "lower-case").problem != nil)
+        let mapped = PlatformSkyPrepOptions(roleMap: ["Instructor": "manager", "http://purl.imsglobal.org/vocab/lis/v2/system/person#Administrator": "admin"])
+        #expect(mapped.skyPrepRole(for: ["http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"]) == "manager")
+        #expect(mapped.skyPrepRole(for: ["http://purl.imsglobal.org/vocab/lis/v2/system/person#Administrator"]) == "admin")
+        #expect(mapped.skyPrepRole(for: ["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"]) == "learner")
+    }
+}
