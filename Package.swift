@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0"),
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
@@ -46,7 +47,7 @@ let package = Package(
         ),
         .target(
             name: "GatewayStorageTesting",
-            dependencies: ["GatewayStorage", "LTICore"],
+            dependencies: ["GatewayStorage", "GatewayStoragePostgres", "LTICore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -54,6 +55,16 @@ let package = Package(
             dependencies: [
                 "GatewayStorage", "LTICore",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "GatewayStoragePostgres",
+            dependencies: [
+                "GatewayStorage", "LTICore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -99,7 +110,7 @@ let package = Package(
         .target(
             name: "GatewayApp",
             dependencies: [
-                "LTICore", "GatewayStorage", "GatewayStorageSQLite", "Skillable", "SkyPrep", "PlatformServices", "Sandbox",
+                "LTICore", "GatewayStorage", "GatewayStorageSQLite", "GatewayStoragePostgres", "Skillable", "SkyPrep", "PlatformServices", "Sandbox",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -157,7 +168,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GatewayStorageTests",
-            dependencies: ["GatewayStorage", "GatewayStorageTesting", "GatewayStorageSQLite", "LTICore", "LTITestSupport"],
+            dependencies: ["GatewayStorage", "GatewayStorageTesting", "GatewayStorageSQLite", "GatewayStoragePostgres", "LTICore", "LTITestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

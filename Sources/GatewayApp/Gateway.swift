@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import GatewayStorage
 import GatewayStorageSQLite
+import GatewayStoragePostgres
 import Hummingbird
 import LTICore
 import Logging
@@ -57,11 +58,33 @@ public enum GatewayMetrics {
     }()
 }
 
-/// Opens the store named by `settings.databaseURL` and applies migrations.
-public func openStore(settings: GatewaySettings, logger: Logger) async throws -> any GatewayStore {
-    let store = try await SQLiteGatewayStore.open(path: settings.sqlitePath, logger: logger)
-    try await store.migrate()
+/// Opens the store named by `settings.databaseURL` (SQLite or PostgreSQL), applying migrations unless
+/// `migrate` is false.
+public func openStore(settings: GatewaySettings, logger: Logger, migrate: Bool = true) async throws -> any GatewayStore {
+    let store: any GatewayStore
+    if let postgres = try settings.postgres {
+        store = PostgresGatewayStore.open(settings: postgres, logger: logger)
+        logger.info("database", metadata: ["db.url": "\(postgres.redactedURL)"])
+    } else {
+        store = try await SQLiteGatewayStore.open(path: settings.sqlitePath, logger: logger)
+    }
+    guard migrate else { return store }
+    do {
+        try await store.migrate()
+    } catch {
+        try? await store.close()
+        throw error
+    }
     return store
+}
+
+/// Where the signing keys live: sealed in the shared PostgreSQL database, or as files in `GATEWAY_KEYS_DIR`.
+public func signingKeyStore(settings: GatewaySettings, store: any GatewayStore) throws -> any SigningKeyStore {
+    guard let postgres = store as? PostgresGatewayStore else { return FileSigningKeyStore(folder: settings.keysDirectory) }
+    guard let kek = settings.keyEncryptionKey.flatMap(KeyEncryptionKey.init(base64:)) else {
+        throw SettingsError(message: "GATEWAY_KEY_ENCRYPTION_KEY must be set to 32 random bytes in base64 with a PostgreSQL database")
+    }
+    return PostgresSigningKeyStore(store: postgres, encryption: kek)
 }
 
 /// The composition root: builds every part of the gateway from its settings.
@@ -71,10 +94,10 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
     try settings.validate()
     let metrics = GatewayMetrics.registry
     let pages = try PageRenderer()
-    let store = try await openStore(settings: settings, logger: logger)
+    let store = try await openStore(settings: settings, logger: logger, migrate: settings.migrateOnStart)
     let toolKeys: ToolKeyService
     do {
-        toolKeys = try await ToolKeyService.start(store: FileSigningKeyStore(folder: settings.keysDirectory), policy: settings.keyPolicy, now: now())
+        toolKeys = try await ToolKeyService.start(store: signingKeyStore(settings: settings, store: store), policy: settings.keyPolicy, now: now())
     } catch {
         try? await store.close() // nothing opened is left unclosed when the start fails
         if let error = error as? StorageError { throw SettingsError(message: error.message) }

@@ -1,5 +1,6 @@
 import Configuration
 import Foundation
+import GatewayStoragePostgres
 import LTICore
 import Skillable
 
@@ -15,8 +16,16 @@ public struct GatewaySettings: Sendable {
     /// Listen address (`GATEWAY_HOST`, `GATEWAY_PORT`); port 0 picks a free port.
     public var host: String
     public var port: Int
-    /// `sqlite:PATH` (`GATEWAY_DATABASE_URL`).
+    /// `sqlite:PATH`, or `postgres://user@host:port/database?sslmode=…&pool=…&connect_timeout=…` for
+    /// several instances on one database (`GATEWAY_DATABASE_URL`).
     public var databaseURL: String
+    /// - Important: Secret (`GATEWAY_DATABASE_PASSWORD`): the PostgreSQL password, when not in the URL.
+    public var databasePassword: String?
+    /// - Important: Secret (`GATEWAY_KEY_ENCRYPTION_KEY`): 32 bytes, base64, sealing signing keys in PostgreSQL.
+    public var keyEncryptionKey: String?
+    /// Apply database migrations when the server starts (`GATEWAY_MIGRATE_ON_START`); off for deployments
+    /// that run `lti-gateway migrate` separately.
+    public var migrateOnStart: Bool
     /// Signing keys folder (`GATEWAY_KEYS_DIR`).
     public var keysDirectory: String
     /// Lab on Demand API base (`SKILLABLE_BASE_URL`); nil → the built-in sandbox.
@@ -93,7 +102,8 @@ public struct GatewaySettings: Sendable {
     public var usesSkillableSandbox: Bool { skillableBaseURL == nil }
 
     public init(publicURL: String = "http://127.0.0.1:8080", host: String = "127.0.0.1", port: Int = 8080,
-                databaseURL: String = "sqlite:data/gateway.sqlite", keysDirectory: String = "keys",
+                databaseURL: String = "sqlite:data/gateway.sqlite", databasePassword: String? = nil, keyEncryptionKey: String? = nil,
+                migrateOnStart: Bool = true, keysDirectory: String = "keys",
                 skillableBaseURL: String? = nil, skillableAPIKey: String? = nil, skillableTimeoutSeconds: Double = 10,
                 skillableLabHosts: [String] = [".labondemand.com"], clockSkewSeconds: Double = 30,
                 stateLifetimeSeconds: Double = 600, maxTokenBytes: Int = 64 * 1024, cleanupIntervalSeconds: Double = 60,
@@ -109,6 +119,9 @@ public struct GatewaySettings: Sendable {
         self.host = host
         self.port = port
         self.databaseURL = databaseURL
+        self.databasePassword = databasePassword
+        self.keyEncryptionKey = keyEncryptionKey
+        self.migrateOnStart = migrateOnStart
         self.keysDirectory = keysDirectory
         self.skillableBaseURL = skillableBaseURL
         self.skillableAPIKey = skillableAPIKey
@@ -152,6 +165,7 @@ public struct GatewaySettings: Sendable {
             host: config.string(forKey: "gateway.host", default: defaults.host),
             port: config.int(forKey: "gateway.port", default: defaults.port),
             databaseURL: config.string(forKey: "gateway.database-url", default: defaults.databaseURL),
+            migrateOnStart: config.bool(forKey: "gateway.migrate-on-start", default: defaults.migrateOnStart),
             keysDirectory: config.string(forKey: "gateway.keys-dir", default: defaults.keysDirectory),
             skillableBaseURL: config.string(forKey: "skillable.base-url"),
             skillableAPIKey: nil,
@@ -206,12 +220,15 @@ public struct GatewaySettings: Sendable {
         settings.skillableAPIKey = try secret("SKILLABLE_API_KEY", environment: environment)
         settings.skyPrepAcctKey = try secret("SKYPREP_ACCT_KEY", environment: environment)
         settings.skyPrepAPIKey = try secret("SKYPREP_API_KEY", environment: environment)
+        settings.databasePassword = try secret("GATEWAY_DATABASE_PASSWORD", environment: environment)
+        settings.keyEncryptionKey = try secret("GATEWAY_KEY_ENCRYPTION_KEY", environment: environment)
         try settings.validate()
         return settings
     }
 
     /// The environment variables that hold secrets.
-    static let secretNames = ["SKILLABLE_API_KEY", "SKYPREP_API_KEY", "SKYPREP_ACCT_KEY", "GATEWAY_WEBHOOK_SECRET"]
+    static let secretNames = ["SKILLABLE_API_KEY", "SKYPREP_API_KEY", "SKYPREP_ACCT_KEY", "GATEWAY_WEBHOOK_SECRET",
+                              "GATEWAY_DATABASE_PASSWORD", "GATEWAY_KEY_ENCRYPTION_KEY"]
 
     /// A secret from `NAME`, or from the file named by `NAME_FILE` (surrounding whitespace trimmed).
     static func secret(_ name: String, environment: [String: String]) throws -> String? {
@@ -233,8 +250,13 @@ public struct GatewaySettings: Sendable {
             throw SettingsError(message: "GATEWAY_PUBLIC_URL must be an absolute http(s) URL without a path, e.g. https://lti.example.edu")
         }
         guard (0...65535).contains(port) else { throw SettingsError(message: "GATEWAY_PORT must be 0…65535") }
-        guard databaseURL.hasPrefix("sqlite:") else {
-            throw SettingsError(message: "GATEWAY_DATABASE_URL must be sqlite:PATH (PostgreSQL is not available in this version)")
+        if databaseURL.hasPrefix("postgres") {
+            _ = try postgres
+            guard let kek = keyEncryptionKey, KeyEncryptionKey(base64: kek) != nil else {
+                throw SettingsError(message: "GATEWAY_KEY_ENCRYPTION_KEY must be set to 32 random bytes in base64 (openssl rand -base64 32) with a PostgreSQL database: it seals the signing keys stored there")
+            }
+        } else if !databaseURL.hasPrefix("sqlite:") || sqlitePath.isEmpty {
+            throw SettingsError(message: "GATEWAY_DATABASE_URL must be sqlite:PATH or postgres://user@host:5432/database")
         }
         if let skillableBaseURL {
             guard URLAuthority(skillableBaseURL) != nil else { throw SettingsError(message: "SKILLABLE_BASE_URL must be an absolute http(s) URL") }
@@ -289,6 +311,20 @@ public struct GatewaySettings: Sendable {
     /// The normalised public base URL (no trailing slash).
     public var baseURL: String {
         publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL
+    }
+
+    /// The PostgreSQL connection of ``databaseURL`` (password from GATEWAY_DATABASE_PASSWORD when set); nil for SQLite.
+    public var postgres: PostgresSettings? {
+        get throws(SettingsError) {
+            guard databaseURL.hasPrefix("postgres") else { return nil }
+            do {
+                var settings = try PostgresSettings(url: databaseURL)
+                if let databasePassword { settings.password = databasePassword }
+                return settings
+            } catch {
+                throw SettingsError(message: error.description)
+            }
+        }
     }
 
     /// The SQLite file path of ``databaseURL``.

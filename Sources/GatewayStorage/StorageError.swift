@@ -1,3 +1,5 @@
+import Foundation
+
 /// A storage failure with a stable code, safe as a log field and metric label.
 public struct StorageError: Error, Sendable, CustomStringConvertible {
     public enum Code: String, Sendable {
@@ -27,5 +29,23 @@ public struct StorageError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         if let underlying { return "\(code.rawValue): \(message) (\(underlying))" }
         return "\(code.rawValue): \(message)"
+    }
+}
+
+/// JSON columns: sorted keys on the way in, a ``StorageError`` `.corrupt` when unreadable on the way out.
+public enum StoredJSON {
+    public static func encode<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    /// - Parameter what: names the value in the error, e.g. "launch options of plt_1".
+    public static func decode<T: Decodable>(_ type: T.Type, from text: String, what: String) throws -> T {
+        do {
+            return try JSONDecoder().decode(type, from: Data(text.utf8))
+        } catch {
+            throw StorageError(.corrupt, "\(what) are unreadable", underlying: error)
+        }
     }
 }

@@ -461,22 +461,6 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 }
 
-/// JSON columns: sorted keys on the way in, a ``StorageError`` `.corrupt` when unreadable on the way out.
-enum StoredJSON {
-    static func encode<T: Encodable>(_ value: T) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
-    }
-
-    static func decode<T: Decodable>(_ type: T.Type, from text: String, what: String) throws -> T {
-        do {
-            return try JSONDecoder().decode(type, from: Data(text.utf8))
-        } catch {
-            throw StorageError(.corrupt, "\(what) are unreadable", underlying: error)
-        }
-    }
-}
 
 extension SQLiteData {
     static func optionalText(_ value: String?) -> SQLiteData { value.map { .text($0) } ?? .null }

@@ -15,7 +15,7 @@ struct LTIGatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lti-gateway",
         abstract: "An LTI 1.3 tool that launches learners from their LMS into Skillable labs.",
-        subcommands: [Serve.self, SandboxCommand.self, Platforms.self, Keys.self, ToolConfig.self, SkyPrepCommand.self, Jobs.self])
+        subcommands: [Serve.self, Migrate.self, SandboxCommand.self, Platforms.self, Keys.self, ToolConfig.self, SkyPrepCommand.self, Jobs.self])
 }
 
 /// Settings and logging shared by the commands.
@@ -58,6 +58,27 @@ struct Serve: AsyncParsableCommand {
             throw CommandFailure(error.message)
         }
         try await gateway.application.runService()
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Apply pending database migrations and exit (for deployments that set GATEWAY_MIGRATE_ON_START=false).")
+    @OptionGroup var common: CommonOptions
+
+    func run() async throws {
+        let settings = try await common.settings()
+        var logger = quietLogger
+        logger.logLevel = .info
+        let store = try await openStore(settings: settings, logger: logger, migrate: false)
+        do {
+            try await store.migrate()
+        } catch {
+            try? await store.close()
+            throw CommandFailure("migration failed: \(error)")
+        }
+        try await store.close()
+        print("Database is up to date.")
     }
 }
 
@@ -233,7 +254,7 @@ struct Keys: AsyncParsableCommand {
 
         func run() async throws {
             let settings = try await common.settings()
-            let ring = try await keyOperation { try await FileSigningKeyStore(folder: settings.keysDirectory).loadKeyRing() }
+            let ring = try await withKeyStore(settings) { try await $0.loadKeyRing() }
             guard !ring.keys.isEmpty else {
                 print("No signing keys yet; they are created when the gateway first starts (or by keys rotate).")
                 return
@@ -251,10 +272,7 @@ struct Keys: AsyncParsableCommand {
 
         func run() async throws {
             let settings = try await common.settings()
-            let ring = try await keyOperation {
-                try await KeyAdministration.rotate(store: FileSigningKeyStore(folder: settings.keysDirectory),
-                                                   policy: settings.keyPolicy, force: force)
-            }
+            let ring = try await withKeyStore(settings) { try await KeyAdministration.rotate(store: $0, policy: settings.keyPolicy, force: force) }
             print(KeyAdministration.table(ring), terminator: "")
             print("Rotated: \(ring.active?.kid ?? "-") now signs.")
         }
@@ -268,7 +286,7 @@ struct Keys: AsyncParsableCommand {
 
         func run() async throws {
             let settings = try await common.settings()
-            let ring = try await keyOperation { try await KeyAdministration.retire(store: FileSigningKeyStore(folder: settings.keysDirectory), kid: kid) }
+            let ring = try await withKeyStore(settings) { try await KeyAdministration.retire(store: $0, kid: kid) }
             print(KeyAdministration.table(ring), terminator: "")
             print("Retired \(kid): it is no longer published.")
         }
@@ -294,13 +312,17 @@ func withStore<T>(_ settings: GatewaySettings, _ body: (any GatewayStore) async 
 }
 
 /// Runs a key operation, turning refusals into a one-line reason and a non-zero exit.
-func keyOperation<T>(_ body: () async throws -> T) async throws -> T {
-    do {
-        return try await body()
-    } catch let error as KeyRingError {
-        throw CommandFailure(error.description)
-    } catch let error as StorageError {
-        throw CommandFailure(error.message)
+/// Runs `body` with the configured signing-key store (files, or the shared database); key and storage
+/// refusals become a one-line reason.
+func withKeyStore<T>(_ settings: GatewaySettings, _ body: (any SigningKeyStore) async throws -> T) async throws -> T {
+    try await withStore(settings) { store in
+        do {
+            return try await body(try signingKeyStore(settings: settings, store: store))
+        } catch let error as KeyRingError {
+            throw CommandFailure(error.description)
+        } catch let error as StorageError {
+            throw CommandFailure(error.message)
+        }
     }
 }
 
@@ -314,9 +336,7 @@ struct ToolConfig: AsyncParsableCommand {
 
     func run() async throws {
         let settings = try await common.settings()
-        let keys = try await keyOperation {
-            try await ToolKeyService.start(store: FileSigningKeyStore(folder: settings.keysDirectory), policy: settings.keyPolicy, now: Date())
-        }
+        let keys = try await withKeyStore(settings) { try await ToolKeyService.start(store: $0, policy: settings.keyPolicy, now: Date()) }
         var registration: PlatformRegistration?
         if let platform {
             registration = try await withStore(settings) { try await $0.registration(id: platform) }

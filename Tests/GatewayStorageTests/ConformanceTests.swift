@@ -1,5 +1,6 @@
 import Foundation
 import GatewayStorage
+import GatewayStoragePostgres
 import GatewayStorageSQLite
 import GatewayStorageTesting
 import LTICore
@@ -30,6 +31,84 @@ struct ConformanceTests {
             throw error
         }
         try await store.close()
+    }
+}
+
+/// The same checks against a real PostgreSQL server, each on a fresh database (scripts/with-postgres.sh).
+@Suite("Store conformance: PostgreSQL", .enabled(if: TemporaryPostgresDatabase.isAvailable, "GATEWAY_TEST_POSTGRES_URL is not set"))
+struct PostgresConformanceTests {
+    /// Opens a migrated store on a fresh database, runs `body`, and closes it on every path.
+    static func withStore(_ body: (PostgresGatewayStore) async throws -> Void) async throws {
+        try await TemporaryPostgresDatabase.with { url in
+            let store = PostgresGatewayStore.open(settings: try PostgresSettings(url: url), logger: Logger(label: "test"))
+            do {
+                try await store.migrate()
+                try await body(store)
+            } catch {
+                try? await store.close()
+                throw error
+            }
+            try await store.close()
+        }
+    }
+
+    @Test("PostgreSQL store", arguments: GatewayStoreConformance.checks)
+    func postgres(check: GatewayStoreConformance.Check) async throws {
+        try await Self.withStore { try await check.run($0) }
+    }
+
+    @Test("signing keys in PostgreSQL", arguments: SigningKeyStoreConformance.checks)
+    func signingKeys(check: SigningKeyStoreConformance.Check) async throws {
+        let kek = try #require(KeyEncryptionKey(base64: Data(repeating: 7, count: 32).base64EncodedString()))
+        try await TemporaryPostgresDatabase.with { url in
+            let settings = try PostgresSettings(url: url)
+            let (a, b) = (PostgresGatewayStore.open(settings: settings, logger: Logger(label: "a")),
+                          PostgresGatewayStore.open(settings: settings, logger: Logger(label: "b")))
+            do {
+                try await a.migrate()
+                try await b.migrate()
+                try await check.run(PostgresSigningKeyStore(store: a, encryption: kek), PostgresSigningKeyStore(store: b, encryption: kek))
+            } catch {
+                try? await a.close()
+                try? await b.close()
+                throw error
+            }
+            try await a.close()
+            try await b.close()
+        }
+    }
+
+    @Test("private keys are sealed at rest: the stored text is not the PEM, and another encryption key cannot open it")
+    func sealedAtRest() async throws {
+        let kek = try #require(KeyEncryptionKey(base64: Data(repeating: 7, count: 32).base64EncodedString()))
+        let wrong = try #require(KeyEncryptionKey(base64: Data(repeating: 8, count: 32).base64EncodedString()))
+        try await Self.withStore { store in
+            let keys = PostgresSigningKeyStore(store: store, encryption: kek)
+            let ring = try await keys.updateKeyRing { try $0.readied(now: Date(), generate: { try ToolKey.generate(now: Date()) }) }
+            let active = try #require(ring.active)
+            let sealed = try await store.sealedPrivateKeys()
+            #expect(sealed.count == ring.keys.count)
+            #expect(sealed.allSatisfy { $0.hasPrefix("v1.") && !$0.contains("PRIVATE KEY") })
+            let marker = active.privateKeyPEM.split(separator: "\n")[1]
+            #expect(!sealed.contains { $0.contains(marker) })
+            await #expect(throws: StorageError.self) { _ = try await PostgresSigningKeyStore(store: store, encryption: wrong).loadKeyRing() }
+            #expect(try await keys.loadKeyRing().active?.kid == active.kid)
+        }
+    }
+
+    @Test("instances migrating at the same moment apply each migration once")
+    func concurrentMigrations() async throws {
+        try await TemporaryPostgresDatabase.with { url in
+            let recorder = LogRecorder()
+            let settings = try PostgresSettings(url: url)
+            let stores = (0..<3).map { _ in PostgresGatewayStore.open(settings: settings, logger: recorder.logger()) }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for store in stores { group.addTask { try await store.migrate() } }
+                try await group.waitForAll()
+            }
+            for store in stores { try await store.close() }
+            #expect(recorder.lines(containing: "applied database migration").count == 1)
+        }
     }
 }
 

@@ -1,0 +1,75 @@
+/// The PostgreSQL schema as an ordered list of migrations; a migration is never edited once released.
+/// Times are seconds since 1970 (`double precision`), as in the SQLite schema.
+enum PostgresSchema {
+    /// The advisory lock that instances starting together take before migrating.
+    static let migrationLock: Int64 = 0x4C54_4947_4D49 // "LTIGMI"
+
+    static let migrations: [[String]] = [
+        // 1: everything up to SkyPrep provisioning and signing keys.
+        [
+            """
+            CREATE TABLE platform_registrations (
+              id TEXT PRIMARY KEY, issuer TEXT NOT NULL, client_id TEXT NOT NULL,
+              auth_url TEXT NOT NULL, token_url TEXT NOT NULL, jwks_url TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+              launch_options TEXT, skyprep_options TEXT, UNIQUE (issuer, client_id))
+            """,
+            """
+            CREATE TABLE platform_deployments (
+              registration_id TEXT NOT NULL REFERENCES platform_registrations(id) ON DELETE CASCADE,
+              deployment_id TEXT NOT NULL, position INTEGER NOT NULL, PRIMARY KEY (registration_id, deployment_id))
+            """,
+            """
+            CREATE TABLE login_states (
+              state TEXT PRIMARY KEY, nonce TEXT NOT NULL, registration_id TEXT NOT NULL, target_link_uri TEXT NOT NULL,
+              created_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL)
+            """,
+            "CREATE INDEX login_states_expiry ON login_states (expires_at)",
+            """
+            CREATE TABLE used_nonces (
+              issuer TEXT NOT NULL, nonce TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (issuer, nonce))
+            """,
+            "CREATE INDEX used_nonces_expiry ON used_nonces (expires_at)",
+            """
+            CREATE TABLE learner_identities (
+              id TEXT PRIMARY KEY, issuer TEXT NOT NULL, subject TEXT NOT NULL, given_name TEXT, family_name TEXT,
+              email TEXT, first_seen DOUBLE PRECISION NOT NULL, last_seen DOUBLE PRECISION NOT NULL, UNIQUE (issuer, subject))
+            """,
+            """
+            CREATE TABLE launches (
+              id TEXT PRIMARY KEY, registration_id TEXT NOT NULL, deployment_id TEXT NOT NULL, learner_id TEXT NOT NULL,
+              subject TEXT NOT NULL, message_type TEXT NOT NULL, resource_link_id TEXT, context_id TEXT, lab_id TEXT,
+              outcome TEXT NOT NULL, vendor_result_code BIGINT, lab_instance_id TEXT, ags_lineitem TEXT,
+              created_at DOUBLE PRECISION NOT NULL)
+            """,
+            "CREATE INDEX launches_created ON launches (created_at)",
+            "CREATE INDEX launches_lab_instance ON launches (lab_instance_id)",
+            """
+            CREATE TABLE deep_link_sessions (
+              id TEXT PRIMARY KEY, registration_id TEXT NOT NULL, deployment_id TEXT NOT NULL, return_url TEXT NOT NULL,
+              data TEXT, accept_multiple BOOLEAN NOT NULL, accept_lineitem BOOLEAN NOT NULL,
+              created_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL)
+            """,
+            "CREATE INDEX deep_link_sessions_expiry ON deep_link_sessions (expires_at)",
+            """
+            CREATE TABLE skyprep_accounts (
+              learner_id TEXT PRIMARY KEY, user_id BIGINT NOT NULL, email TEXT NOT NULL, first_name TEXT NOT NULL,
+              last_name TEXT NOT NULL, role TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL)
+            """,
+            "CREATE INDEX skyprep_accounts_user ON skyprep_accounts (user_id)",
+            """
+            CREATE TABLE jobs (
+              kind TEXT NOT NULL, key TEXT NOT NULL, payload TEXT NOT NULL, revision BIGINT NOT NULL, attempts BIGINT NOT NULL,
+              next_run_at DOUBLE PRECISION NOT NULL, held BOOLEAN NOT NULL, last_error TEXT, locked_by TEXT,
+              locked_until DOUBLE PRECISION, created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (kind, key))
+            """,
+            "CREATE INDEX jobs_due ON jobs (kind, next_run_at)",
+            """
+            CREATE TABLE tool_keys (
+              kid TEXT PRIMARY KEY, state TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+              activated_at DOUBLE PRECISION, retires_at DOUBLE PRECISION, sealed_private_key TEXT NOT NULL)
+            """,
+            "CREATE TABLE tool_key_ring (id INTEGER PRIMARY KEY CHECK (id = 1), revision BIGINT NOT NULL)",
+            "INSERT INTO tool_key_ring (id, revision) VALUES (1, 0)",
+        ],
+    ]
+}
