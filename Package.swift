@@ -206,7 +206,8 @@ let package = Package(
         .testTarget(
             name: "GatewayAppTests",
             dependencies: [
-                "GatewayApp", "LTICore", "GatewayStorage", "Sandbox", "Skillable", "SkyPrep", "LTITestSupport", "PlatformServices",
+                "GatewayApp", "LTICore", "GatewayStorage", "GatewayStorageTesting", "GatewayStoragePostgres", "Sandbox", "Skillable", "SkyPrep", "LTITestSupport",
+                "PlatformServices",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

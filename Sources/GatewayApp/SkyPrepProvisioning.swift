@@ -176,24 +176,33 @@ final class SkyPrepProvisioningQueue: Sendable {
         }
     }
 
-    func enqueue(_ request: SkyPrepProvisioningRequest) async throws {
+    /// Queues `request`; `wake` starts this instance's worker on it at once.
+    func enqueue(_ request: SkyPrepProvisioningRequest, wake: Bool = true) async throws {
         try await store.enqueueJob(kind: Self.kind, key: request.learnerID, payload: try StoredPayload.encode(request), runAt: provisioner.now())
-        wakeUp.yield()
+        if wake { wakeUp.yield() }
     }
 
     /// Provisions `request` now (SSO, where the browser waits for the account): queued first, so a
-    /// failure is retried later; when another worker holds the job, waits for its result for a while.
+    /// failure is retried later; when another worker holds the job, waits for its outcome for a while.
     func provisionNow(_ request: SkyPrepProvisioningRequest, wait: Duration = .seconds(5)) async throws -> SkyPrepAccount? {
-        try await enqueue(request)
+        try await enqueue(request, wake: false)
         let deadline = ContinuousClock.now + wait
         while true {
             if let job = try await claim(key: request.learnerID).first {
                 return try await run(job)
             }
-            let account = try await store.skyPrepAccount(learnerID: request.learnerID)
-            let options = try await store.skyPrepOptions(registrationID: request.registrationID)
-            if !SkyPrepProvisioner.needsWork(request, account: account, options: options) { return account }
-            guard ContinuousClock.now < deadline else { throw SkyPrepProvisioningError.vendor(SkyPrepError(code: .timeout, method: "create_user", httpStatus: nil, responseBody: "")) }
+            if let job = try await store.queuedJob(kind: Self.kind, key: request.learnerID) {
+                // Held by another worker's run: the same cause holds here.
+                if job.held {
+                    throw job.lastError?.hasPrefix("email_in_use") == true
+                        ? SkyPrepProvisioningError.emailInUse : SkyPrepProvisioningError.configuration(job.lastError ?? "held")
+                }
+            } else {
+                return try await store.skyPrepAccount(learnerID: request.learnerID)
+            }
+            guard ContinuousClock.now < deadline else {
+                throw SkyPrepProvisioningError.vendor(SkyPrepError(code: .timeout, method: "create_user", httpStatus: nil, responseBody: ""))
+            }
             try await Task.sleep(for: .milliseconds(100))
         }
     }

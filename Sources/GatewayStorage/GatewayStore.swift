@@ -79,6 +79,8 @@ public protocol JobQueueStore: Sendable {
     func completeJob(_ job: QueuedJob, worker: String) async throws
     /// Releases the job with `error`: due again at `retryAt`, or held for an operator when `retryAt` is nil.
     func failJob(_ job: QueuedJob, worker: String, error: String, retryAt: Date?) async throws
+    /// The queued job (kind, key), if any.
+    func queuedJob(kind: String, key: String) async throws -> QueuedJob?
     /// Queued jobs, oldest first (operators).
     func queuedJobs(limit: Int) async throws -> [QueuedJob]
     /// Makes a job (held or waiting) due at `now`; `false` when there is no such job.

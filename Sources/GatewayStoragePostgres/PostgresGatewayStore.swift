@@ -357,6 +357,10 @@ public final class PostgresGatewayStore: GatewayStore {
             """)
     }
 
+    public func queuedJob(kind: String, key: String) async throws -> QueuedJob? {
+        try await run("SELECT \(unescaped: Self.jobColumns) FROM jobs WHERE kind = \(kind) AND key = \(key)").first.map(Self.job)
+    }
+
     public func queuedJobs(limit: Int) async throws -> [QueuedJob] {
         try await run("SELECT \(unescaped: Self.jobColumns) FROM jobs ORDER BY created_at, kind, key LIMIT \(limit)").map(Self.job)
     }

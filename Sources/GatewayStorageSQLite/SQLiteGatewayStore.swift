@@ -392,6 +392,10 @@ public final class SQLiteGatewayStore: GatewayStore {
              retryAt.map { .float($0.timeIntervalSince1970) } ?? .null, .text(job.kind), .text(job.key), .text(worker)])
     }
 
+    public func queuedJob(kind: String, key: String) async throws -> QueuedJob? {
+        try await query("SELECT \(Self.jobColumns) FROM jobs WHERE kind = ? AND key = ?", [.text(kind), .text(key)]).first.map(Self.job)
+    }
+
     public func queuedJobs(limit: Int) async throws -> [QueuedJob] {
         try await query("SELECT \(Self.jobColumns) FROM jobs ORDER BY created_at, kind, key LIMIT ?", [.integer(limit)]).map(Self.job)
     }

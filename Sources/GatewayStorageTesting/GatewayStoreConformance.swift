@@ -261,6 +261,9 @@ public enum GatewayStoreConformance {
             let soon = try await store.claimJobs(kind: "k", key: nil, now: epoch.addingTimeInterval(29), leaseUntil: epoch.addingTimeInterval(90),
                                                  worker: "w", limit: 5)
             try expect(soon.isEmpty, "claimed before its retry time: \(soon.map(\.key))")
+            let heldJob = try await store.queuedJob(kind: "k", key: "b")
+            try expect(heldJob?.held == true && heldJob?.lastError == "email_in_use", "held job \(String(describing: heldJob))")
+            try expect(try await store.queuedJob(kind: "k", key: "none") == nil, "unknown job found")
             let listed = try await store.queuedJobs(limit: 10)
             try expect(listed.first { $0.key == "b" }?.held == true && listed.first { $0.key == "a" }?.lastError == "skyprep server_error http 500",
                        "listed \(listed)")

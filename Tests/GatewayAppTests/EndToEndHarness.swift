@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import GatewayStorageTesting
 import GatewayApp
 import GatewayStorage
 import HTTPTypes
@@ -88,11 +89,21 @@ final class EndToEnd: Sendable {
     let groups: [ServiceGroup]
     let registrationA: PlatformRegistration
     let registrationB: PlatformRegistration
+    let settings: GatewaySettings
 
-    private init(gateway: Gateway, baseURL: String, platformA: TestPlatform, platformB: TestPlatform, platformServer: PlatformServer,
+    /// A second handle on the gateway's signing keys, as `lti-gateway keys …` opens it (files or the database).
+    var keyStore: any SigningKeyStore {
+        get throws { try signingKeyStore(settings: settings, store: gateway.store) }
+    }
+
+    /// Whether this run uses PostgreSQL (else SQLite and key files).
+    var onPostgreSQL: Bool { settings.databaseURL.hasPrefix("postgres") }
+
+    private init(gateway: Gateway, settings: GatewaySettings, baseURL: String, platformA: TestPlatform, platformB: TestPlatform, platformServer: PlatformServer,
                  platformPort: Int, clock: TestClock, logs: LogRecorder, http: HTTPClient, folder: URL,
                  tasks: [Task<Void, any Error>], groups: [ServiceGroup], registrationA: PlatformRegistration, registrationB: PlatformRegistration) {
         self.gateway = gateway
+        self.settings = settings
         self.baseURL = baseURL
         self.platformA = platformA
         self.platformB = platformB
@@ -109,7 +120,8 @@ final class EndToEnd: Sendable {
     }
 
     /// Starts everything; call ``stop()`` at the end.
-    static func start(configure: (inout GatewaySettings) -> Void = { _ in }) async throws -> EndToEnd {
+    /// - Parameter databaseURL: a PostgreSQL database for this gateway; nil → SQLite in a temporary folder.
+    static func start(configure: (inout GatewaySettings) -> Void = { _ in }, databaseURL: String? = nil) async throws -> EndToEnd {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gw-e2e-\(UUID().uuidString)")
         let logs = LogRecorder()
         let clock = TestClock()
@@ -137,6 +149,10 @@ final class EndToEnd: Sendable {
                 publicURL: "http://127.0.0.1:\(port)", host: "127.0.0.1", port: port,
                 databaseURL: "sqlite:" + folder.appendingPathComponent("data/gateway.sqlite").path,
                 keysDirectory: folder.appendingPathComponent("keys").path)
+            if let databaseURL {
+                settings.databaseURL = databaseURL
+                settings.keyEncryptionKey = EndToEnd.testKeyEncryptionKey
+            }
             configure(&settings)
             let gateway = try await buildGateway(settings: settings, logger: logs.logger(label: "lti-gateway", level: .debug),
                                                  now: { clock.now })
@@ -162,10 +178,13 @@ final class EndToEnd: Sendable {
         }
         let (registrationA, registrationB) = registrations
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
-        return EndToEnd(gateway: gateway, baseURL: settings.baseURL, platformA: platformA, platformB: platformB,
+        return EndToEnd(gateway: gateway, settings: settings, baseURL: settings.baseURL, platformA: platformA, platformB: platformB,
                         platformServer: platformServer, platformPort: platformPort, clock: clock, logs: logs, http: http,
                         folder: folder, tasks: [platformTask, gatewayTask], groups: [platformGroup, gatewayGroup], registrationA: registrationA, registrationB: registrationB)
     }
+
+    /// The key that seals signing keys in the tests' PostgreSQL databases.
+    static let testKeyEncryptionKey = Data(repeating: 42, count: 32).base64EncodedString()
 
     /// Registers the two simulated platforms with the gateway.
     private static func register(gateway: Gateway, lms: String, _ platformA: TestPlatform, _ platformB: TestPlatform) async throws
@@ -247,15 +266,33 @@ final class EndToEnd: Sendable {
     var sandboxCalls: Int { get async { await gateway.skillableSandbox?.state.totalCalls ?? 0 } }
 }
 
-/// Runs `body` against a fresh end-to-end set-up and always stops it.
+/// Runs `body` against a fresh end-to-end set-up on SQLite and — when a test server is configured
+/// (scripts/with-postgres.sh) — again on a fresh PostgreSQL database; always stops it.
 func withEndToEnd(configure: (inout GatewaySettings) -> Void = { _ in },
                   _ body: (EndToEnd) async throws -> Void) async throws {
-    let e2e = try await EndToEnd.start(configure: configure)
-    do {
-        try await body(e2e)
-    } catch {
-        await e2e.stop()
-        throw error
+    try await run(try await EndToEnd.start(configure: configure), body)
+    guard TemporaryPostgresDatabase.isAvailable else { return }
+    try await TemporaryPostgresDatabase.with { url in
+        do {
+            try await run(try await EndToEnd.start(configure: configure, databaseURL: url), body)
+        } catch {
+            throw OnPostgreSQL(underlying: error)
+        }
     }
-    await e2e.stop()
+
+    func run(_ e2e: EndToEnd, _ body: (EndToEnd) async throws -> Void) async throws {
+        do {
+            try await body(e2e)
+        } catch {
+            await e2e.stop()
+            throw error
+        }
+        await e2e.stop()
+    }
+}
+
+/// A failure of the PostgreSQL pass of an end-to-end test.
+struct OnPostgreSQL: Error, CustomStringConvertible {
+    let underlying: any Error
+    var description: String { "on PostgreSQL: \(underlying)" }
 }

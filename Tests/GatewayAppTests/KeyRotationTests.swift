@@ -1,4 +1,5 @@
 import Foundation
+import GatewayStoragePostgres
 import GatewayApp
 import GatewayStorage
 import JWTKit
@@ -60,7 +61,7 @@ struct KeyRotationTests {
     }
 
     static func rotate(_ e2e: EndToEnd, force: Bool = false) async throws -> ToolKeyRing {
-        let ring = try await KeyAdministration.rotate(store: FileSigningKeyStore(folder: e2e.folder.appendingPathComponent("keys").path),
+        let ring = try await KeyAdministration.rotate(store: e2e.keyStore,
                                                       policy: GatewaySettings().keyPolicy, force: force, now: e2e.clock.now)
         let active = try #require(ring.active?.kid)
         try await waitForJWKS(e2e) { _ in e2e.gateway.toolKeys.signer.key.kid == active }
@@ -74,10 +75,15 @@ struct KeyRotationTests {
             let ring = e2e.gateway.toolKeys.ring
             let active = try #require(ring.active), next = try #require(ring.next)
             kids = [active.kid, next.kid]
-            let folder = e2e.folder.appendingPathComponent("keys").path
-            for kid in kids {
-                let mode = try FileManager.default.attributesOfItem(atPath: "\(folder)/\(kid).pem")[.posixPermissions] as? NSNumber
-                #expect(mode?.intValue == 0o600)
+            if let database = e2e.gateway.store as? PostgresGatewayStore {
+                let sealed = try await database.sealedPrivateKeys()
+                #expect(sealed.count == 2 && sealed.allSatisfy { !$0.contains("PRIVATE KEY") })
+            } else {
+                let folder = e2e.folder.appendingPathComponent("keys").path
+                for kid in kids {
+                    let mode = try FileManager.default.attributesOfItem(atPath: "\(folder)/\(kid).pem")[.posixPermissions] as? NSNumber
+                    #expect(mode?.intValue == 0o600)
+                }
             }
             let jwks = try await e2e.request(.GET, "/.well-known/jwks.json")
             #expect(jwks.headers.first(name: "Cache-Control") == "public, max-age=3600")
@@ -128,7 +134,7 @@ struct KeyRotationTests {
             let fetchesSoFar = await platform.fetches
 
             // Compromise: retire the first key; its signatures stop verifying, the others still do.
-            _ = try await KeyAdministration.retire(store: FileSigningKeyStore(folder: e2e.folder.appendingPathComponent("keys").path), kid: firstKid)
+            _ = try await KeyAdministration.retire(store: e2e.keyStore, kid: firstKid)
             try await Self.waitForJWKS(e2e) { !$0.contains(firstKid) }
             e2e.clock.advance(3601) // the platform's cache expires
             await #expect(throws: (any Error).self) { _ = try await platform.verify(first) }
@@ -155,7 +161,7 @@ struct KeyRotationTests {
     @Test("after rotate new signatures carry the new kid, and the JWKS never lacks the active kid, while signing and rotating concurrently")
     func concurrentSigningAndRotation() async throws {
         try await withEndToEnd(configure: { $0.keyReloadSeconds = 0.1 }) { e2e in
-            let store = FileSigningKeyStore(folder: e2e.folder.appendingPathComponent("keys").path)
+            let store = try e2e.keyStore
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for _ in 0..<3 {
@@ -191,7 +197,7 @@ struct KeyRotationTests {
         try await withEndToEnd(configure: { $0.keyReloadSeconds = 0.2 }) { e2e in
             let before = e2e.gateway.toolKeys.signer.key.kid
             // A second handle on the key folder, as `lti-gateway keys rotate` opens it.
-            let ring = try await KeyAdministration.rotate(store: FileSigningKeyStore(folder: e2e.folder.appendingPathComponent("keys").path),
+            let ring = try await KeyAdministration.rotate(store: e2e.keyStore,
                                                           policy: GatewaySettings().keyPolicy, force: true, now: e2e.clock.now)
             let newKid = try #require(ring.active?.kid)
             #expect(newKid != before)
