@@ -333,6 +333,7 @@ public final class PostgresGatewayStore: GatewayStore {
               SELECT kind, key FROM jobs WHERE kind = \(kind) AND (\(key)::text IS NULL OR key = \(key)) AND NOT held
                 AND next_run_at <= \(t) AND (locked_until IS NULL OR locked_until <= \(t))
               ORDER BY next_run_at LIMIT \(limit) FOR UPDATE SKIP LOCKED)
+            AND (locked_until IS NULL OR locked_until <= \(t))
             RETURNING \(unescaped: Self.jobColumns)
             """)
         return try rows.map(Self.job).sorted { $0.nextRunAt < $1.nextRunAt }

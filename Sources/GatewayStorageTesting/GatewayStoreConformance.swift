@@ -240,6 +240,27 @@ public enum GatewayStoreConformance {
             }
             try expect(claims.sorted() == ["j0", "j1", "j2", "j3", "j4"], "claims \(claims.sorted())")
         },
+        Check(name: "many workers draining a queue together claim every job exactly once") { store in
+            let count = 60
+            for i in 0..<count { try await store.enqueueJob(kind: "k", key: "j\(i)", payload: "{}", runAt: epoch) }
+            let claims = try await withThrowingTaskGroup(of: [String].self) { group in
+                for w in 0..<16 {
+                    group.addTask {
+                        var mine: [String] = []
+                        while true {
+                            let jobs = try await store.claimJobs(kind: "k", key: nil, now: epoch, leaseUntil: epoch.addingTimeInterval(60),
+                                                                 worker: "w\(w)", limit: 2)
+                            if jobs.isEmpty { return mine }
+                            mine += jobs.map(\.key)
+                        }
+                    }
+                }
+                var all: [String] = []
+                for try await keys in group { all += keys }
+                return all
+            }
+            try expect(claims.count == count && Set(claims).count == count, "\(claims.count) claims of \(Set(claims).count) jobs")
+        },
         Check(name: "a job enqueued again while running keeps its new input and runs again") { store in
             try await store.enqueueJob(kind: "k", key: "a", payload: "old", runAt: epoch)
             let first = try await store.claimJobs(kind: "k", key: nil, now: epoch, leaseUntil: epoch.addingTimeInterval(60), worker: "w", limit: 1)
