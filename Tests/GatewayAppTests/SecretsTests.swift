@@ -13,6 +13,12 @@ struct SecretsTests {
             var bodies: [String] = []
             let sandboxKey = try #require(e2e.gateway.skillableSandbox?.apiKey)
             secrets.append(sandboxKey)
+            secrets.append(try #require(e2e.gateway.skyPrepSandbox?.apiKey))
+            if e2e.onPostgreSQL {
+                // The key-encryption key and the database password.
+                secrets.append(try #require(e2e.settings.keyEncryptionKey))
+                secrets.append(try #require(try e2e.settings.postgres?.password))
+            }
 
             // A successful launch, refusals of several kinds, a vendor failure and a vendor refusal.
             for scenario in 0..<6 {
