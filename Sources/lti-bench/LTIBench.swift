@@ -80,6 +80,8 @@ struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run one scenario against a tool and report throughput and latency.")
 
     @Option(help: "Base URL of the tool.") var target = "http://127.0.0.1:8080"
+    @Option(name: .customLong("public-url"), help: "The tool's public URL (target_link_uri), when requests go to one instance behind it; default --target.")
+    var publicURL: String?
     @Option(help: "launch, forged, jwks or static.") var scenario: Scenario = .launch
     @Option(help: "Number of flows or requests (per round with --duration).") var count = 1000
     @Option(help: "Repeat rounds of --count until this many seconds have passed (a soak run).") var duration: Double?
@@ -176,7 +178,7 @@ struct Run: AsyncParsableCommand {
                     "iss": issuer, "aud": clientID, "sub": "bench-learner-\(UUID().uuidString)", "nonce": login.nonce,
                     "iat": now, "exp": now + 600, "given_name": "Bench", "family_name": "Learner",
                     LTIClaim.version: "1.3.0", LTIClaim.messageType: "LtiResourceLinkRequest",
-                    LTIClaim.deploymentID: deployment, LTIClaim.targetLinkURI: target + launchPath,
+                    LTIClaim.deploymentID: deployment, LTIClaim.targetLinkURI: (publicURL ?? target) + launchPath,
                     LTIClaim.resourceLink: ["id": "bench-link"], LTIClaim.roles: ["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"],
                     LTIClaim.custom: ["labid": lab],
                 ]
@@ -206,7 +208,7 @@ struct Run: AsyncParsableCommand {
     }
 
     func login(client: HTTPClient) async throws -> BenchLogin {
-        let query = FormEncoding.encode([("iss", issuer), ("login_hint", "bench"), ("target_link_uri", target + launchPath),
+        let query = FormEncoding.encode([("iss", issuer), ("login_hint", "bench"), ("target_link_uri", (publicURL ?? target) + launchPath),
                                          ("client_id", clientID), ("lti_deployment_id", deployment)])
         let response = try await client.execute(HTTPClientRequest(url: target + loginPath + "?" + query), timeout: .seconds(30))
         _ = try await response.body.collect(upTo: 1 << 20)

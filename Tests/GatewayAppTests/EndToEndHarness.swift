@@ -207,16 +207,7 @@ final class EndToEnd: Sendable {
 
     /// A browser request; no redirect is followed.
     func request(_ method: HTTPMethod, _ pathOrURL: String, form: [(String, String)]? = nil, cookie: String? = nil) async throws -> BrowserResponse {
-        var request = HTTPClientRequest(url: pathOrURL.hasPrefix("http") ? pathOrURL : baseURL + pathOrURL)
-        request.method = method
-        if let cookie { request.headers.add(name: "Cookie", value: cookie) }
-        if let form {
-            request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
-            request.body = .bytes(ByteBuffer(string: FormEncoding.encode(form)))
-        }
-        let response = try await http.execute(request, timeout: .seconds(30))
-        let body = try await response.body.collect(upTo: 4 << 20)
-        return BrowserResponse(status: Int(response.status.code), headers: response.headers, body: String(buffer: body))
+        try await browserRequest(http, method, pathOrURL.hasPrefix("http") ? pathOrURL : baseURL + pathOrURL, form: form, cookie: cookie)
     }
 
     /// The LMS's third-party-initiated login, as a GET; returns what the platform receives.
@@ -224,17 +215,7 @@ final class EndToEnd: Sendable {
         var query: [(String, String)] = [("iss", platform.issuer), ("login_hint", "user-hint"),
                                          ("target_link_uri", baseURL + "/lti/launch"), ("client_id", clientID ?? platform.clientID)]
         if let messageHint { query.append(("lti_message_hint", messageHint)) }
-        let response = try await request(.GET, "/lti/login?" + FormEncoding.encode(query))
-        guard response.status == 302, let location = response.location,
-              let items = URLComponents(string: location)?.queryItems,
-              let state = items.first(where: { $0.name == "state" })?.value,
-              let nonce = items.first(where: { $0.name == "nonce" })?.value,
-              let setCookie = response.headers.first(name: "Set-Cookie")
-        else {
-            throw LoginFailed(status: response.status, body: response.body)
-        }
-        let cookie = String(setCookie.split(separator: ";")[0])
-        return LoginResult(state: state, nonce: nonce, cookie: cookie, setCookie: setCookie, redirect: location)
+        return try LoginResult(try await request(.GET, "/lti/login?" + FormEncoding.encode(query)))
     }
 
     struct LoginFailed: Error { var status: Int; var body: String }
@@ -264,6 +245,36 @@ final class EndToEnd: Sendable {
     }
 
     var sandboxCalls: Int { get async { await gateway.skillableSandbox?.state.totalCalls ?? 0 } }
+}
+
+/// A browser's request to `url`; no redirect is followed.
+func browserRequest(_ http: HTTPClient, _ method: HTTPMethod, _ url: String, form: [(String, String)]? = nil,
+                    cookie: String? = nil) async throws -> BrowserResponse {
+    var request = HTTPClientRequest(url: url)
+    request.method = method
+    if let cookie { request.headers.add(name: "Cookie", value: cookie) }
+    if let form {
+        request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+        request.body = .bytes(ByteBuffer(string: FormEncoding.encode(form)))
+    }
+    let response = try await http.execute(request, timeout: .seconds(30))
+    let body = try await response.body.collect(upTo: 4 << 20)
+    return BrowserResponse(status: Int(response.status.code), headers: response.headers, body: String(buffer: body))
+}
+
+extension LoginResult {
+    /// What the platform reads from the gateway's answer to a login: the redirect's state and nonce, and the cookie.
+    init(_ response: BrowserResponse) throws {
+        guard response.status == 302, let location = response.location,
+              let items = URLComponents(string: location)?.queryItems,
+              let state = items.first(where: { $0.name == "state" })?.value,
+              let nonce = items.first(where: { $0.name == "nonce" })?.value,
+              let setCookie = response.headers.first(name: "Set-Cookie")
+        else {
+            throw EndToEnd.LoginFailed(status: response.status, body: response.body)
+        }
+        self.init(state: state, nonce: nonce, cookie: String(setCookie.split(separator: ";")[0]), setCookie: setCookie, redirect: location)
+    }
 }
 
 /// Runs `body` against a fresh end-to-end set-up on SQLite and — when a test server is configured

@@ -83,28 +83,14 @@ struct TwoInstances: Sendable {
     func url(_ instance: GatewayProcess, _ path: String) -> String { "http://127.0.0.1:\(instance.port)\(path)" }
 
     func request(_ method: HTTPMethod, _ url: String, form: [(String, String)]? = nil, cookie: String? = nil) async throws -> BrowserResponse {
-        var request = HTTPClientRequest(url: url)
-        request.method = method
-        if let cookie { request.headers.add(name: "Cookie", value: cookie) }
-        if let form {
-            request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
-            request.body = .bytes(ByteBuffer(string: FormEncoding.encode(form)))
-        }
-        let response = try await http.execute(request, timeout: .seconds(30))
-        return BrowserResponse(status: Int(response.status.code), headers: response.headers,
-                               body: String(buffer: try await response.body.collect(upTo: 4 << 20)))
+        try await browserRequest(http, method, url, form: form, cookie: cookie)
     }
 
     /// The LMS's login at `instance`: state, nonce and the state cookie.
     func login(_ instance: GatewayProcess) async throws -> LoginResult {
         let query = [("iss", platform.issuer), ("login_hint", "hint"), ("target_link_uri", publicURL + "/lti/launch"),
                      ("client_id", platform.clientID)]
-        let response = try await request(.GET, url(instance, "/lti/login?" + FormEncoding.encode(query)))
-        guard response.status == 302, let location = response.location, let items = URLComponents(string: location)?.queryItems,
-              let state = items.first(where: { $0.name == "state" })?.value, let nonce = items.first(where: { $0.name == "nonce" })?.value,
-              let setCookie = response.headers.first(name: "Set-Cookie")
-        else { throw EndToEnd.LoginFailed(status: response.status, body: response.body) }
-        return LoginResult(state: state, nonce: nonce, cookie: String(setCookie.split(separator: ";")[0]), setCookie: setCookie, redirect: location)
+        return try LoginResult(try await request(.GET, url(instance, "/lti/login?" + FormEncoding.encode(query))))
     }
 
     func idToken(_ login: LoginResult, subject: String = "learner-42", email: String = "ada@example.edu") -> String {
