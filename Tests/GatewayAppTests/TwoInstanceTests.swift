@@ -32,7 +32,7 @@ final class GatewayProcess: Sendable {
     init(port: Int, environment: [String: String], folder: URL, name: String, arguments: [String] = ["serve"]) throws {
         self.port = port
         logPath = folder.appendingPathComponent("\(name).log").path
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process = Process()
         process.executableURL = URL(fileURLWithPath: Self.executable)
