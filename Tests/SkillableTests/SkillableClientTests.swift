@@ -122,8 +122,8 @@ struct SkillableClientTests {
 
     @Test("HTTP 500 with an HTML body is an http_status error; a hung call times out")
     func failures() async throws {
-        try await withSandbox(timeout: .milliseconds(500)) { client, state, _ in
-            await state.setHangDuration(.seconds(1))
+        try await withSandbox(timeout: .seconds(2)) { client, state, _ in
+            await state.setHangDuration(.seconds(4))
             await state.scriptFailures([.serverError, .hang])
             do {
                 _ = try await client.launch(SkillableLaunchRequest(labID: 1001, userID: "u"))
