@@ -142,11 +142,12 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
             acctKey: fake.acctKey, apiKey: fake.apiKey, callsPerMinute: settings.skyPrepCallsPerMinute)
     }
     let skyPrep = SkyPrepClient(http: http, settings: skyPrepSettings, logger: logger)
+    let registrations = RegistrationCache(store: store, ttl: .milliseconds(Int64(settings.registrationCacheSeconds * 1000)))
     let environment = ProcessInfo.processInfo.environment
     let skyPrepClients = SkyPrepAccountClients(defaultClient: skyPrep, defaultAcctKey: skyPrepSettings.acctKey,
                                                secret: { try GatewaySettings.secret($0, environment: environment) })
     let provisioning = SkyPrepProvisioningQueue(
-        store: store, provisioner: SkyPrepProvisioner(store: store, clients: skyPrepClients, now: now), logger: logger,
+        store: store, registrations: registrations, provisioner: SkyPrepProvisioner(store: store, clients: skyPrepClients, now: now), logger: logger,
         baseRetryDelay: settings.skyPrepRetrySeconds)
     // The key cache runs on the gateway's clock (monotonic, shifted as `now` is), so tests can move time.
     let (startInstant, startDate) = (ContinuousClock.now, now())
@@ -177,7 +178,8 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
         policy: LaunchRetryPolicy(maxAttempts: settings.launchAttempts, deadline: .milliseconds(Int64(settings.launchDeadlineSeconds * 1000))),
         deferredRule: settings.deferredLaunchRule, joinWindow: .milliseconds(Int64(settings.launchJoinSeconds * 1000)), logger: logger)
     let launcher = LabLauncher(store: store, skillable: skillable, coordinator: coordinator, redirectPolicy: redirectPolicy,
-                               sessionTokens: sessionTokens, pages: pages, baseURL: settings.baseURL, provisioning: provisioning)
+                               sessionTokens: sessionTokens, pages: pages, baseURL: settings.baseURL, provisioning: provisioning,
+                               registrations: registrations)
     let labSessions = LabSessionController(skillable: skillable, tokens: sessionTokens, launcher: launcher, pages: pages,
                                            redirectPolicy: redirectPolicy, baseURL: settings.baseURL, now: now)
     let deepLinking = DeepLinkingController(
@@ -185,11 +187,12 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
         toolKeys: toolKeys, pages: pages, baseURL: settings.baseURL, sessionLifetime: settings.pickerLifetimeSeconds,
         defaultScoreMaximum: settings.defaultScoreMaximum, now: now)
     let lti = LTIController(
-        loginHandler: OIDCLoginHandler(registrations: store, states: store, policy: policy),
-        validator: LaunchValidator(registrations: store, states: store, nonces: store, keys: platformKeys, policy: policy),
+        loginHandler: OIDCLoginHandler(registrations: registrations, states: store, policy: policy),
+        validator: LaunchValidator(registrations: registrations, states: store, nonces: store, keys: platformKeys, policy: policy),
         launcher: launcher,
         deepLinking: deepLinking,
-        skyPrep: SkyPrepSSO(store: store, clients: skyPrepClients, provisioning: provisioning, redirectPolicy: skyPrepRedirects,
+        skyPrep: SkyPrepSSO(store: store, registrations: registrations, clients: skyPrepClients, provisioning: provisioning,
+                            redirectPolicy: skyPrepRedirects,
                             defaultGroupSync: settings.skyPrepGroupSync),
         stateLifetime: settings.stateLifetimeSeconds, now: now)
 

@@ -87,6 +87,9 @@ public struct GatewaySettings: Sendable {
     public var skyPrepGroupSync: Bool
     /// First delay before a failed SkyPrep provisioning runs again; doubles per attempt up to an hour (`SKYPREP_RETRY_SECONDS`).
     public var skyPrepRetrySeconds: Double
+    /// How long a registration and its options are reused before the store is read again
+    /// (`GATEWAY_REGISTRATION_CACHE_SECONDS`; 0 reads every time). Changes by `platforms …` take effect within it.
+    public var registrationCacheSeconds: Double
     /// How often background workers look for due jobs queued by any instance (`GATEWAY_JOB_POLL_SECONDS`).
     public var jobPollSeconds: Double
     /// Connections kept per vendor or platform host (`GATEWAY_OUTBOUND_CONNECTIONS`); too few makes launches
@@ -114,7 +117,7 @@ public struct GatewaySettings: Sendable {
                 launchJoinSeconds: Double = 10, labSessionSeconds: Double = 900, sandboxLatencyMilliseconds: Int = 0,
                 outboundConnectionsPerHost: Int = 256, skyPrepBaseURL: String? = nil, skyPrepAcctKey: String? = nil,
                 skyPrepAPIKey: String? = nil, skyPrepCallsPerMinute: Int = 100, skyPrepGroupSync: Bool = false,
-                skyPrepRetrySeconds: Double = 30, jobPollSeconds: Double = 5) {
+                skyPrepRetrySeconds: Double = 30, jobPollSeconds: Double = 5, registrationCacheSeconds: Double = 5) {
         self.publicURL = publicURL
         self.host = host
         self.port = port
@@ -155,6 +158,7 @@ public struct GatewaySettings: Sendable {
         self.skyPrepGroupSync = skyPrepGroupSync
         self.skyPrepRetrySeconds = skyPrepRetrySeconds
         self.jobPollSeconds = jobPollSeconds
+        self.registrationCacheSeconds = registrationCacheSeconds
     }
 
     /// Reads the settings from `config` (keys like `gateway.public-url` ↔ `GATEWAY_PUBLIC_URL`), secrets excepted.
@@ -198,7 +202,8 @@ public struct GatewaySettings: Sendable {
             skyPrepCallsPerMinute: config.int(forKey: "skyprep.calls-per-minute", default: defaults.skyPrepCallsPerMinute),
             skyPrepGroupSync: config.bool(forKey: "skyprep.group-sync", default: defaults.skyPrepGroupSync),
             skyPrepRetrySeconds: config.double(forKey: "skyprep.retry-seconds", default: defaults.skyPrepRetrySeconds),
-            jobPollSeconds: config.double(forKey: "gateway.job-poll-seconds", default: defaults.jobPollSeconds))
+            jobPollSeconds: config.double(forKey: "gateway.job-poll-seconds", default: defaults.jobPollSeconds),
+            registrationCacheSeconds: config.double(forKey: "gateway.registration-cache-seconds", default: defaults.registrationCacheSeconds))
         invalidDeferredRule = config.string(forKey: "skillable.deferred-launch-rule").flatMap { DeferredLaunchRule(setting: $0) == nil ? $0 : nil }
     }
 
@@ -301,6 +306,9 @@ public struct GatewaySettings: Sendable {
         guard maxTokenBytes >= 4096 else { throw SettingsError(message: "GATEWAY_MAX_TOKEN_BYTES must be at least 4096") }
         guard skyPrepRetrySeconds >= 0.1, skyPrepRetrySeconds <= 3600 else { throw SettingsError(message: "SKYPREP_RETRY_SECONDS must be 0.1…3600") }
         guard jobPollSeconds >= 0.05, jobPollSeconds <= 600 else { throw SettingsError(message: "GATEWAY_JOB_POLL_SECONDS must be 0.05…600") }
+        guard registrationCacheSeconds >= 0, registrationCacheSeconds <= 300 else {
+            throw SettingsError(message: "GATEWAY_REGISTRATION_CACHE_SECONDS must be 0…300")
+        }
     }
 
     /// The key management policy these settings describe.

@@ -24,6 +24,8 @@ struct LabLauncher: Sendable {
     let baseURL: String
     /// Queues the learner's SkyPrep provisioning; the lab never waits for SkyPrep.
     let provisioning: SkyPrepProvisioningQueue?
+    /// Registrations' launch options, cached.
+    let registrations: RegistrationCache
 
     func launch(_ launch: ValidatedLaunch, context: GatewayRequestContext, now: Date) async throws -> Response {
         let token = launch.token
@@ -46,7 +48,7 @@ struct LabLauncher: Sendable {
             throw GatewayError(code: "labid_invalid", status: .badRequest, title: "This link names an invalid lab",
                                message: "The LMS link's labid is not a Skillable lab number. Ask your instructor to correct the link.")
         }
-        let options = try await store.launchOptions(registrationID: launch.registration.id)
+        let options = try await registrations.launchOptions(registrationID: launch.registration.id)
         let session = LabSession(
             learnerID: identity.id, subject: subject, registrationID: launch.registration.id, deploymentID: launch.deploymentID,
             resourceLinkID: token.resourceLink?.id, contextID: token.context?.id, agsLineItem: token.agsEndpoint?.lineItem,

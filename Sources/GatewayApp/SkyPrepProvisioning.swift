@@ -140,6 +140,8 @@ final class SkyPrepProvisioningQueue: Sendable {
     static let kind = "skyprep.provision"
 
     let store: any GatewayStore
+    /// Registrations' SkyPrep options, cached (read on every launch).
+    let registrations: RegistrationCache
     let provisioner: SkyPrepProvisioner
     let workerID: String
     let lease: TimeInterval
@@ -149,9 +151,10 @@ final class SkyPrepProvisioningQueue: Sendable {
     private let wakeUp: AsyncStream<Void>.Continuation
     private let wakeUps: AsyncStream<Void>
 
-    init(store: any GatewayStore, provisioner: SkyPrepProvisioner, logger: Logger, lease: TimeInterval = 300,
+    init(store: any GatewayStore, registrations: RegistrationCache, provisioner: SkyPrepProvisioner, logger: Logger, lease: TimeInterval = 300,
          baseRetryDelay: TimeInterval = 30, maxRetryDelay: TimeInterval = 3600) {
         self.store = store
+        self.registrations = registrations
         self.provisioner = provisioner
         self.workerID = "worker-" + SecureRandom.token().prefix(12)
         self.lease = lease
@@ -166,7 +169,7 @@ final class SkyPrepProvisioningQueue: Sendable {
     func launched(_ identity: LearnerIdentity, registrationID: String, roles: [String], logger: Logger) async {
         let request = SkyPrepProvisioningRequest(identity: identity, registrationID: registrationID, roles: roles)
         do {
-            let options = try await store.skyPrepOptions(registrationID: registrationID)
+            let options = try await registrations.skyPrepOptions(registrationID: registrationID)
             guard options.provisioning else { return }
             let account = try await store.skyPrepAccount(learnerID: identity.id)
             guard SkyPrepProvisioner.needsWork(request, account: account, options: options) else { return }

@@ -12,6 +12,7 @@ import SkyPrep
 /// `autocreate`, a one-time link and — with group sync — the LMS course as a group; `303` to SkyPrep's URL.
 struct SkyPrepSSO: Sendable {
     let store: any GatewayStore
+    let registrations: RegistrationCache
     let clients: SkyPrepAccountClients
     let provisioning: SkyPrepProvisioningQueue
     let redirectPolicy: LabRedirectPolicy
@@ -29,7 +30,7 @@ struct SkyPrepSSO: Sendable {
         var record = LabLauncher.record(context: context, registrationID: launch.registration.id, deploymentID: launch.deploymentID,
                                         learnerID: identity.id, subject: identity.subject, resourceLinkID: token.resourceLink?.id,
                                         contextID: token.context?.id, labID: nil, agsLineItem: token.agsEndpoint?.lineItem, now: now)
-        let options = try await store.skyPrepOptions(registrationID: launch.registration.id)
+        let options = try await registrations.skyPrepOptions(registrationID: launch.registration.id)
         let request = SkyPrepProvisioningRequest(identity: identity, registrationID: launch.registration.id, roles: token.roles ?? [])
         // SkyPrep keys accounts by email: without one (and no synthetic rule) there is no account to sign into.
         guard let email = request.email(options: options) else {

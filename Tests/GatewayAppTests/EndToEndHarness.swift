@@ -149,6 +149,8 @@ final class EndToEnd: Sendable {
                 publicURL: "http://127.0.0.1:\(port)", host: "127.0.0.1", port: port,
                 databaseURL: "sqlite:" + folder.appendingPathComponent("data/gateway.sqlite").path,
                 keysDirectory: folder.appendingPathComponent("keys").path)
+            // Tests change registrations' options in the store and launch at once (the cache has its own tests).
+            settings.registrationCacheSeconds = 0
             if let databaseURL {
                 settings.databaseURL = databaseURL
                 settings.keyEncryptionKey = EndToEnd.testKeyEncryptionKey
