@@ -24,6 +24,8 @@ enum FormParameters {
 
     /// `+` → space and `%XX` → byte; nil for a malformed escape or bytes that are not UTF-8.
     static func decode(_ text: Substring) -> String? {
+        // Most values (tokens, states, ids) have nothing to decode.
+        if !text.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) { return String(text) }
         var bytes = [UInt8]()
         bytes.reserveCapacity(text.utf8.count)
         var iterator = text.utf8.makeIterator()

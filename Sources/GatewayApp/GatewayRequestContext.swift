@@ -22,8 +22,15 @@ public struct GatewayRequestContext: RequestContext {
 enum ReferenceID {
     private static let alphabet = Array("ABCDEFGHJKLMNPQRSTUVWXYZ23456789")
 
+    /// 12 characters of a 32-letter alphabet: 60 random bits from one draw.
     static func make() -> String {
         var generator = SystemRandomNumberGenerator()
-        return String((0..<12).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &generator)] })
+        var bits: UInt64 = generator.next()
+        var id = ""
+        for _ in 0..<12 {
+            id.append(alphabet[Int(bits & 31)])
+            bits >>= 5
+        }
+        return id
     }
 }

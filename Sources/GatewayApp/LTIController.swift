@@ -78,6 +78,6 @@ public enum GatewayCookieNames {
     /// One cookie per login, named after a digest of its state, so several launches in one browser
     /// (several LMS frames) do not overwrite each other: `lti_gw_state_` and 12 hex digits of SHA-256(state).
     public static func stateCookieName(for state: String) -> String {
-        "lti_gw_state_" + SHA256.hash(data: Data(state.utf8)).prefix(6).map { String(format: "%02x", $0) }.joined()
+        "lti_gw_state_" + Hex.encode(SHA256.hash(data: Data(state.utf8)).prefix(6))
     }
 }

@@ -193,7 +193,7 @@ struct LabLauncher: Sendable {
     /// A stable, opaque learner id: `lti-` and 32 hex digits of SHA-256(issuer NUL sub).
     static func learnerID(issuer: String, subject: String) -> String {
         let digest = SHA256.hash(data: Data((issuer + "\u{0}" + subject).utf8))
-        return "lti-" + digest.prefix(16).map { String(format: "%02x", $0) }.joined()
+        return "lti-" + Hex.encode(digest.prefix(16))
     }
 
     /// The learner's page for a Skillable result other than success, by class of cause.

@@ -118,7 +118,7 @@ public actor SkillableSandboxState {
                 return v
             }
         }
-        return (try? JSONSerialization.data(withJSONObject: object.mapValues(plain), options: [.sortedKeys])) ?? Data("{}".utf8)
+        return (try? JSONSerialization.data(withJSONObject: object.mapValues(plain))) ?? Data("{}".utf8)
     }
 
     private func record(_ command: String, _ query: [String: String]) -> Failure? {
