@@ -8,8 +8,8 @@ import SQLiteNIO
 ///
 /// Single statements (`DELETE … RETURNING`, `INSERT … ON CONFLICT`) give the atomicity the one-time
 /// state and nonce rules need. Multi-statement writes run in `BEGIN IMMEDIATE` transactions on a
-/// second connection of their own (so that no unrelated statement joins them); every write of this
-/// store, single statement or transaction, takes its turn through ``TransactionGate``.
+/// second connection of their own (so that no unrelated statement joins them), never overlapping this
+/// store's single-statement writes (``TransactionGate``).
 public final class SQLiteGatewayStore: GatewayStore {
     let connection: SQLiteConnection
     let transactionConnection: SQLiteConnection
@@ -421,14 +421,14 @@ public final class SQLiteGatewayStore: GatewayStore {
 
     /// Runs one statement, mapping driver errors to ``StorageError`` (unique violation → `.duplicate`).
     ///
-    /// Writes take turns through ``gate`` with the transactions: SQLite has one writer at a time anyway,
-    /// and a statement left to wait for the lock inside SQLite would hold one of the few NIO thread-pool
-    /// threads that the lock holder needs to finish (a stall until the busy timeout). Reads never wait (WAL).
+    /// Writes never overlap this store's transactions (``TransactionGate``): a statement left to wait for
+    /// the lock inside SQLite would hold one of the few NIO thread-pool threads that the transaction
+    /// holding it needs to finish (a stall until the busy timeout). Reads never wait (WAL).
     @discardableResult
     func query(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
         if sql.hasPrefix("SELECT ") { return try await Self.query(sql, binds, on: connection) }
         let connection = self.connection
-        return try await gate.run { try await Self.query(sql, binds, on: connection) }
+        return try await gate.statement { try await Self.query(sql, binds, on: connection) }
     }
 
     @discardableResult
