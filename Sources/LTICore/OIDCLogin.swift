@@ -112,19 +112,25 @@ public struct OIDCLoginHandler: Sendable {
 
 /// `application/x-www-form-urlencoded` encoding with RFC 3986 unreserved characters left as they are.
 public enum FormEncoding {
-    private static let unreserved: Set<UInt8> = Set(Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~".utf8))
+    /// RFC 3986 unreserved bytes, by byte value.
+    private static let unreserved: [Bool] = (0...255).map { byte in
+        Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~".utf8).contains(UInt8(byte))
+    }
+    private static let hexDigits = Array("0123456789ABCDEF".utf8)
 
     public static func percentEncode(_ value: String) -> String {
-        var out = ""
-        out.reserveCapacity(value.utf8.count)
+        var out: [UInt8] = []
+        out.reserveCapacity(value.utf8.count + 16)
         for byte in value.utf8 {
-            if unreserved.contains(byte) {
-                out.unicodeScalars.append(UnicodeScalar(byte))
+            if unreserved[Int(byte)] {
+                out.append(byte)
             } else {
-                out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+                out.append(UInt8(ascii: "%"))
+                out.append(hexDigits[Int(byte >> 4)])
+                out.append(hexDigits[Int(byte & 0x0f)])
             }
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
     public static func encode(_ pairs: [(String, String)]) -> String {
@@ -132,8 +138,3 @@ public enum FormEncoding {
     }
 }
 
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
-    }
-}
