@@ -13,11 +13,12 @@ enum FormParameters {
 
     /// Every `name=value` pair in order, repeated names included (e.g. several checked boxes).
     static func pairs(_ text: Substring) -> [(String, String)] {
-        text.split(separator: "&", omittingEmptySubsequences: true).compactMap { pair in
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let name = decode(parts[0]), !name.isEmpty else { return nil }
+        // Split on bytes: splitting the characters would run grapheme breaking over every token.
+        text.utf8.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true).compactMap { pair in
+            let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
+            guard let name = decode(Substring(parts[0])), !name.isEmpty else { return nil }
             guard parts.count > 1 else { return (name, "") }
-            guard let value = decode(parts[1]) else { return nil } // a malformed value is dropped, not guessed
+            guard let value = decode(Substring(parts[1])) else { return nil } // a malformed value is dropped, not guessed
             return (name, value)
         }
     }
