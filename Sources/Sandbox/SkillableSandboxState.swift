@@ -34,6 +34,9 @@ public actor SkillableSandboxState {
 
     public private(set) var profiles: [SandboxLabProfile]
     public private(set) var instances: [Int64: Instance] = [:]
+    /// Instance ids by learner, and the oldest id that may still exist (ids only grow).
+    private var idsByUser: [String: [Int64]] = [:]
+    private var oldestID: Int64 = 40_000_001
     /// Calls received, by lower-cased command name.
     public private(set) var calls: [String: Int] = [:]
     /// The last query of each command (lower-cased parameter names).
@@ -71,11 +74,13 @@ public actor SkillableSandboxState {
     /// Every call waits this long before answering (e.g. 150 ms for a realistic vendor).
     public func setLatency(_ latency: Duration) { self.latency = latency }
     public func setHangDuration(_ duration: Duration) { hangDuration = duration }
+    public func setMaxInstances(_ count: Int) { maxInstances = max(1, count) }
     /// Total calls of all commands.
     public var totalCalls: Int { calls.values.reduce(0, +) }
 
     public func reset() {
         instances = [:]
+        idsByUser = [:]
         calls = [:]
         lastQuery = [:]
         scriptedResults = []
@@ -106,19 +111,62 @@ public actor SkillableSandboxState {
         return .success(Self.serialize(body))
     }
 
+    /// JSON of the sandbox's answers (strings, integers, booleans, null, arrays and objects of them).
     static func serialize(_ object: [String: Any?]) -> Data {
-        func plain(_ value: Any?) -> Any {
-            switch value {
-            case .none: return NSNull()
-            case let dict as [String: Any?]: return dict.mapValues(plain)
-            case let list as [[String: Any?]]: return list.map { $0.mapValues(plain) }
-            case let list as [Any?]: return list.map(plain)
-            case .some(let v):
-                if let inner = v as? [String: Any?] { return inner.mapValues(plain) }
-                return v
+        var out = ""
+        write(object, to: &out)
+        return Data(out.utf8)
+    }
+
+    private static func write(_ value: Any?, to out: inout String) {
+        switch value {
+        case .none: out += "null"
+        case let v as String: writeString(v, to: &out)
+        case let v as Bool: out += v ? "true" : "false"
+        case let v as Int: out += String(v)
+        case let v as Int64: out += String(v)
+        case let v as Double: out += String(v)
+        case let v as [String: Any?]:
+            out += "{"
+            for (index, key) in v.keys.sorted().enumerated() {
+                if index > 0 { out += "," }
+                writeString(key, to: &out)
+                out += ":"
+                write(v[key] ?? nil, to: &out)
+            }
+            out += "}"
+        case let v as [[String: Any?]]: writeArray(v, to: &out)
+        case let v as [Any?]: writeArray(v, to: &out)
+        case .some(let v):
+            // An optional inside `Any` (e.g. a name that may be missing): its value, or null.
+            let mirror = Mirror(reflecting: v)
+            if mirror.displayStyle == .optional { write(mirror.children.first?.value, to: &out) } else { writeString("\(v)", to: &out) }
+        }
+    }
+
+    private static func writeArray<T>(_ list: [T], to out: inout String) {
+        out += "["
+        for (index, item) in list.enumerated() {
+            if index > 0 { out += "," }
+            write(item, to: &out)
+        }
+        out += "]"
+    }
+
+    private static func writeString(_ text: String, to out: inout String) {
+        out += "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20: out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
+            default: out.unicodeScalars.append(scalar)
             }
         }
-        return (try? JSONSerialization.data(withJSONObject: object.mapValues(plain))) ?? Data("{}".utf8)
+        out += "\""
     }
 
     private func record(_ command: String, _ query: [String: String]) -> Failure? {
@@ -147,7 +195,7 @@ public actor SkillableSandboxState {
         guard profile.enabled, profile.developmentStatusID == 10 else {
             return launchAnswer(result: 0, error: "Lab profile \(labID) is not available for launch.")
         }
-        let mine = instances.values.filter { $0.userID == userID }
+        let mine = instances(of: userID)
         if mine.contains(where: { $0.labProfileID == labID && $0.state == .saved }) {
             return launchAnswer(result: 6, error: nil)
         }
@@ -161,12 +209,21 @@ public actor SkillableSandboxState {
         let minutes = q["durationminutes"].flatMap(Int64.init) ?? Int64(profile.durationMinutes)
         var variables: [String: String] = [:]
         for (name, value) in q where name.hasPrefix("variable-") { variables[String(name.dropFirst(9))] = value }
-        if instances.count >= maxInstances, let oldest = instances.keys.min() { instances[oldest] = nil }
+        while instances.count >= maxInstances, oldestID < id {
+            if let gone = instances.removeValue(forKey: oldestID) { idsByUser[gone.userID]?.removeAll { $0 == gone.id } }
+            oldestID += 1
+        }
+        idsByUser[userID, default: []].append(id)
         instances[id] = Instance(id: id, labProfileID: labID, userID: userID, firstName: q["firstname"], lastName: q["lastname"],
                                  email: q["email"], tag: q["tag"], variables: variables, state: .running,
                                  start: start, expires: start + minutes * 60)
         let url = scriptedLabURLs.isEmpty ? labURL(id) : scriptedLabURLs.removeFirst()
         return ["Result": 1, "Url": url, "LabInstanceId": id, "Expires": start + minutes * 60, "Status": 1, "Error": nil]
+    }
+
+    /// The learner's instances, oldest first.
+    private func instances(of userID: String) -> [Instance] {
+        (idsByUser[userID] ?? []).compactMap { instances[$0] }
     }
 
     private func launchAnswer(result: Int, error: String?) -> [String: Any?] {
@@ -183,7 +240,7 @@ public actor SkillableSandboxState {
             ["LabInstanceId": i.id, "LabProfileId": i.labProfileID,
              "LabProfileName": profiles.first { $0.id == i.labProfileID }?.name, "Start": i.start, "Expires": i.expires]
         }
-        let mine = instances.values.filter { $0.userID == userID }.sorted { $0.id < $1.id }
+        let mine = instances(of: userID)
         return ["RunningLabs": mine.filter { $0.state == .running }.map(entry),
                 "SavedLabs": mine.filter { $0.state == .saved }.map(entry), "Status": 1, "Error": nil]
     }
