@@ -210,7 +210,10 @@ public actor SkillableSandboxState {
         var variables: [String: String] = [:]
         for (name, value) in q where name.hasPrefix("variable-") { variables[String(name.dropFirst(9))] = value }
         while instances.count >= maxInstances, oldestID < id {
-            if let gone = instances.removeValue(forKey: oldestID) { idsByUser[gone.userID]?.removeAll { $0 == gone.id } }
+            if let gone = instances.removeValue(forKey: oldestID) {
+                idsByUser[gone.userID]?.removeAll { $0 == gone.id }
+                if idsByUser[gone.userID]?.isEmpty == true { idsByUser[gone.userID] = nil }
+            }
             oldestID += 1
         }
         idsByUser[userID, default: []].append(id)
@@ -220,6 +223,9 @@ public actor SkillableSandboxState {
         let url = scriptedLabURLs.isEmpty ? labURL(id) : scriptedLabURLs.removeFirst()
         return ["Result": 1, "Url": url, "LabInstanceId": id, "Expires": start + minutes * 60, "Status": 1, "Error": nil]
     }
+
+    /// How many learners have labs (bounded by the lab bound).
+    var learnersWithLabs: Int { idsByUser.count }
 
     /// The learner's instances, oldest first.
     private func instances(of userID: String) -> [Instance] {
