@@ -145,26 +145,31 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func launchOptions(registrationID: String) async throws -> PlatformLaunchOptions {
-        let rows = try await query("SELECT launch_options FROM platform_registrations WHERE id = ?", [.text(registrationID)])
-        guard let text = rows.first?.column("launch_options")?.string else { return PlatformLaunchOptions() }
-        return try StoredJSON.decode(PlatformLaunchOptions.self, from: text, what: "launch options of \(registrationID)")
+        try await optionsColumn("launch_options", of: registrationID) ?? PlatformLaunchOptions()
     }
 
     public func setLaunchOptions(_ options: PlatformLaunchOptions, registrationID: String) async throws -> Bool {
-        let rows = try await query("UPDATE platform_registrations SET launch_options = ? WHERE id = ? RETURNING id",
-                                   [.text(try StoredJSON.encode(options)), .text(registrationID)])
-        return !rows.isEmpty
+        try await setOptionsColumn("launch_options", to: options, of: registrationID)
     }
 
     public func skyPrepOptions(registrationID: String) async throws -> PlatformSkyPrepOptions {
-        let rows = try await query("SELECT skyprep_options FROM platform_registrations WHERE id = ?", [.text(registrationID)])
-        guard let text = rows.first?.column("skyprep_options")?.string else { return PlatformSkyPrepOptions() }
-        return try StoredJSON.decode(PlatformSkyPrepOptions.self, from: text, what: "SkyPrep options of \(registrationID)")
+        try await optionsColumn("skyprep_options", of: registrationID) ?? PlatformSkyPrepOptions()
     }
 
     public func setSkyPrepOptions(_ options: PlatformSkyPrepOptions, registrationID: String) async throws -> Bool {
-        let rows = try await query("UPDATE platform_registrations SET skyprep_options = ? WHERE id = ? RETURNING id",
-                                   [.text(try StoredJSON.encode(options)), .text(registrationID)])
+        try await setOptionsColumn("skyprep_options", to: options, of: registrationID)
+    }
+
+    /// A registration's JSON options column (`column` is one of ours, never input); nil when unset.
+    private func optionsColumn<T: Decodable>(_ column: String, of registrationID: String) async throws -> T? {
+        let rows = try await query("SELECT \(column) FROM platform_registrations WHERE id = ?", [.text(registrationID)])
+        guard let text = rows.first?.column(column)?.string else { return nil }
+        return try StoredJSON.decode(T.self, from: text, what: "\(column) of \(registrationID)")
+    }
+
+    private func setOptionsColumn<T: Encodable>(_ column: String, to value: T, of registrationID: String) async throws -> Bool {
+        let rows = try await query("UPDATE platform_registrations SET \(column) = ? WHERE id = ? RETURNING id",
+                                   [.text(try StoredJSON.encode(value)), .text(registrationID)])
         return !rows.isEmpty
     }
 
