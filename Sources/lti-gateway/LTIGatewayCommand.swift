@@ -33,11 +33,7 @@ struct CommonOptions: ParsableArguments {
 
     func logger(_ settings: GatewaySettings, label: String = "lti-gateway") -> Logger {
         let level = Logger.Level(rawValue: settings.logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LoggingSystem.bootstrap { label in GatewayLogHandler(label: label, level: level) }
         var logger = Logger(label: label)
         logger.logLevel = level
         return logger
@@ -360,7 +356,7 @@ struct CommandFailure: Error, CustomStringConvertible {
 
 /// Commands other than `serve` log only warnings and errors (stdout is for their answer).
 let quietLogger: Logger = {
-    var logger = Logger(label: "lti-gateway") { StreamLogHandler.standardError(label: $0) }
+    var logger = Logger(label: "lti-gateway") { GatewayLogHandler(label: $0, level: .warning) }
     logger.logLevel = .warning
     return logger
 }()

@@ -1,0 +1,44 @@
+import Foundation
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The gateway's log lines on standard error: `time level label: key=value … [source] message`, the
+/// same shape as swift-log's `StreamLogHandler`, but metadata is rendered when a line is written, not
+/// each time a request sets its reference id (which every request does, and few requests log).
+public struct GatewayLogHandler: LogHandler {
+    public var logLevel: Logger.Level
+    public var metadata: Logger.Metadata = [:]
+    public var metadataProvider: Logger.MetadataProvider?
+    let label: String
+    let write: @Sendable (String) -> Void
+
+    /// - Parameter write: where finished lines go (standard error by default).
+    public init(label: String, level: Logger.Level, write: @escaping @Sendable (String) -> Void = GatewayLogHandler.standardError) {
+        self.label = label
+        self.logLevel = level
+        self.write = write
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var fields = metadata
+        if let provided = metadataProvider?.get() { fields.merge(provided) { $1 } }
+        if let explicit = event.metadata { fields.merge(explicit) { $1 } }
+        if let error = event.error { fields["error"] = "\(error)" }
+        let rendered = fields.sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined()
+        let time = Date().formatted(.iso8601)
+        write("\(time) \(event.level) \(label):\(rendered) [\(event.source)] \(event.message)\n")
+    }
+
+    /// Writes a whole line with one `write(2)` to standard error, so lines of concurrent requests do not interleave.
+    public static let standardError: @Sendable (String) -> Void = { line in
+        var line = line
+        line.withUTF8 { bytes in _ = Glibc.write(2, bytes.baseAddress, bytes.count) }
+    }
+}
