@@ -128,6 +128,11 @@ struct LabLauncher: Sendable {
     }
 
     private func finish(_ record: inout LaunchRecord, outcome: String, context: GatewayRequestContext) async {
+        await Self.finish(&record, outcome: outcome, store: store, context: context)
+    }
+
+    /// Sets the launch's outcome, counts it, records it and logs it — for every launch, whatever its destination.
+    static func finish(_ record: inout LaunchRecord, outcome: String, store: any GatewayStore, context: GatewayRequestContext) async {
         record.outcome = outcome
         Counter(label: "lti_launches_total", dimensions: [("outcome", outcome.hasPrefix("skillable_result_") ? "skillable_refused" : outcome)]).increment()
         do {

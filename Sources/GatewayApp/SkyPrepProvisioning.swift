@@ -181,7 +181,7 @@ final class SkyPrepProvisioningQueue: Sendable {
 
     /// Queues `request`; `wake` starts this instance's worker on it at once.
     func enqueue(_ request: SkyPrepProvisioningRequest, wake: Bool = true) async throws {
-        try await store.enqueueJob(kind: Self.kind, key: request.learnerID, payload: try StoredPayload.encode(request), runAt: provisioner.now())
+        try await store.enqueueJob(kind: Self.kind, key: request.learnerID, payload: try StoredJSON.encode(request), runAt: provisioner.now())
         if wake { wakeUp.yield() }
     }
 
@@ -254,7 +254,7 @@ final class SkyPrepProvisioningQueue: Sendable {
     /// Runs one claimed job and settles it (complete, retry later, or hold).
     private func run(_ job: QueuedJob) async throws -> SkyPrepAccount? {
         do {
-            let request = try StoredPayload.decode(SkyPrepProvisioningRequest.self, from: job.payload)
+            let request = try StoredJSON.decode(SkyPrepProvisioningRequest.self, from: job.payload, what: "the payload of job \(job.kind) \(job.key)")
             let (outcome, account) = try await provisioner.provision(request)
             try await store.completeJob(job, worker: workerID)
             Counter(label: "skyprep_provisioning_total", dimensions: [("outcome", outcome.rawValue)]).increment()
@@ -265,7 +265,7 @@ final class SkyPrepProvisioningQueue: Sendable {
             return account
         } catch {
             // Held for an operator only when retrying cannot help; a run cut short by shutdown is due again at once.
-            let transient = (error as? SkyPrepProvisioningError)?.isTransient ?? !(error is DecodingError)
+            let transient = (error as? SkyPrepProvisioningError)?.isTransient ?? ((error as? StorageError)?.code != .corrupt)
             let delay = Task.isCancelled || error is CancellationError
                 ? 0 : min(maxRetryDelay, baseRetryDelay * pow(2, Double(max(0, job.attempts - 1)))) * Double.random(in: 0.8...1.2)
             let retryAt = transient ? provisioner.now().addingTimeInterval(delay) : nil
@@ -281,18 +281,5 @@ final class SkyPrepProvisioningQueue: Sendable {
             }
             throw error
         }
-    }
-}
-
-/// Job payloads as JSON.
-enum StoredPayload {
-    static func encode<T: Encodable>(_ value: T) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
-    }
-
-    static func decode<T: Decodable>(_ type: T.Type, from text: String) throws -> T {
-        try JSONDecoder().decode(type, from: Data(text.utf8))
     }
 }

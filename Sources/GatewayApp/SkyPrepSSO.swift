@@ -3,7 +3,6 @@ import GatewayStorage
 import Hummingbird
 import LTICore
 import Logging
-import Metrics
 import SkyPrep
 
 /// Signs a learner straight into SkyPrep (SPEC "SSO into SkyPrep"): the learner's SkyPrep user is
@@ -34,7 +33,7 @@ struct SkyPrepSSO: Sendable {
         let request = SkyPrepProvisioningRequest(identity: identity, registrationID: launch.registration.id, roles: token.roles ?? [])
         // SkyPrep keys accounts by email: without one (and no synthetic rule) there is no account to sign into.
         guard let email = request.email(options: options) else {
-            await finish(&record, outcome: "skyprep_email_missing", context: context)
+            await LabLauncher.finish(&record, outcome: "skyprep_email_missing", store: store, context: context)
             throw GatewayError(code: "skyprep_email_missing", status: .badRequest, title: "Your LMS does not share your email",
                                message: "SkyPrep accounts are identified by email address. Ask your LMS administrator to share learners' email with this tool.")
         }
@@ -57,32 +56,21 @@ struct SkyPrepSSO: Sendable {
             let groups = (options.groupSync ?? defaultGroupSync) ? [token.context?.title].compactMap { $0 }.filter { !$0.isEmpty } : []
             url = try await client.loginURL(email: signInEmail, firstName: request.firstName, lastName: request.lastName, groups: groups)
         } catch SkyPrepProvisioningError.emailInUse {
-            await finish(&record, outcome: "skyprep_email_in_use", context: context)
+            await LabLauncher.finish(&record, outcome: "skyprep_email_in_use", store: store, context: context)
             throw GatewayError(code: "skyprep_email_in_use", status: .conflict, title: "Your email belongs to another SkyPrep account",
                                message: "SkyPrep already has an account with your email address that is not linked to your LMS account. An administrator can link them.")
         } catch {
-            await finish(&record, outcome: "skyprep_unavailable", context: context)
+            await LabLauncher.finish(&record, outcome: "skyprep_unavailable", store: store, context: context)
             throw GatewayError(code: "skyprep_unavailable", status: .badGateway, title: "SkyPrep is not available",
                                message: "SkyPrep, the training platform, did not answer. Please try again in a few minutes.", underlying: error)
         }
         let accountHost = url.lowercased().hasPrefix("https://") && URLComponents(string: url)?.host?.lowercased() == options.account?.lowercased()
         guard redirectPolicy.allows(url) || accountHost else {
-            await finish(&record, outcome: "skyprep_url_refused", context: context)
+            await LabLauncher.finish(&record, outcome: "skyprep_url_refused", store: store, context: context)
             throw GatewayError(code: "skyprep_url_refused", status: .badGateway, title: "SkyPrep could not be opened",
                                message: "SkyPrep answered with an address this gateway does not send learners to. An administrator has been told.")
         }
-        await finish(&record, outcome: "skyprep_sso", context: context)
+        await LabLauncher.finish(&record, outcome: "skyprep_sso", store: store, context: context)
         return Response(status: .seeOther, headers: [.location: url, .cacheControl: "no-store"])
-    }
-
-    private func finish(_ record: inout LaunchRecord, outcome: String, context: GatewayRequestContext) async {
-        record.outcome = outcome
-        Counter(label: "lti_launches_total", dimensions: [("outcome", outcome)]).increment()
-        do {
-            try await store.recordLaunch(record)
-        } catch {
-            context.logger.error("launch record not stored", metadata: ["gw.launch.outcome": "\(outcome)", "error": "\(error)"])
-        }
-        context.logger.info("launch", metadata: ["gw.launch.outcome": "\(outcome)", "lti.registration": "\(record.registrationID)"])
     }
 }

@@ -37,18 +37,20 @@ public final class PostgresGatewayStore: GatewayStore {
 
     /// Creates database `name` (letters, digits, `_`) on this server; for throwaway test databases.
     public func createDatabase(named name: String) async throws {
-        guard name.range(of: "^[a-z][a-z0-9_]{0,62}$", options: .regularExpression) != nil else {
-            throw StorageError(.invalidLocation, "not a database name: \(name)")
-        }
-        try await run(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"))
+        try await run(PostgresQuery(unsafeSQL: "CREATE DATABASE \(try Self.databaseName(name))"))
     }
 
     /// Drops database `name`, closing its connections.
     public func dropDatabase(named name: String) async throws {
+        try await run(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(try Self.databaseName(name)) WITH (FORCE)"))
+    }
+
+    /// `name` when it is safe to write into SQL as an identifier (lower-case letters, digits, `_`).
+    private static func databaseName(_ name: String) throws -> String {
         guard name.range(of: "^[a-z][a-z0-9_]{0,62}$", options: .regularExpression) != nil else {
             throw StorageError(.invalidLocation, "not a database name: \(name)")
         }
-        try await run(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"))
+        return name
     }
 
     // MARK: migrations
