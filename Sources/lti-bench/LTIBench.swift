@@ -1,11 +1,11 @@
 import ArgumentParser
-import AsyncHTTPClient
 import Crypto
 import CryptoExtras
 import Foundation
 import LTICore
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import Synchronization
 
 /// The load generator: plays many LMS browsers against a running LTI tool over loopback.
@@ -97,19 +97,24 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Lab id sent in the custom claim labid.") var lab = "1001"
     @Option(help: "PID of the server, to report its peak RSS.") var pid: Int32?
     @Option(help: "A name for this run in the report.") var label: String?
+    @Option(help: "Event-loop threads of the load generator.") var threads = 1
     @Option(help: "Append the result as a JSON line to this file.") var json: String?
 
     func run() async throws {
-        guard count > 0, concurrency > 0, concurrency <= 1024 else { throw ValidationError("count > 0 and 1 ≤ concurrency ≤ 1024") }
+        guard count > 0, concurrency > 0, concurrency <= 1024, threads > 0 else {
+            throw ValidationError("count > 0, 1 ≤ concurrency ≤ 1024 and threads > 0")
+        }
+        guard let url = URLComponents(string: target), url.scheme == "http", let host = url.host, url.path.isEmpty || url.path == "/" else {
+            throw ValidationError("--target must be http://HOST[:PORT] (plain HTTP over loopback)")
+        }
+        let server = Server(host: host, port: url.port ?? 80)
         let platform = try BenchPlatform(keyPath: key)
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(
-            redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5), read: .seconds(30)),
-            connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: concurrency)))
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let rss = RSSSampler(pid: pid)
         let sampling = Task { await rss.run() }
         var result: BenchResult
         do {
-            result = try await execute(client: client, platform: platform)
+            result = try await execute(server: server, group: group, platform: platform)
             if let duration {
                 // Soak: further rounds until the time is up, bounded by the duration; memory is sampled throughout.
                 let deadline = ContinuousClock.now + .milliseconds(Int64(duration * 1000))
@@ -117,7 +122,7 @@ struct Run: AsyncParsableCommand {
                 var errors = result.errors
                 let firstRoundRSS = await rss.currentMiB
                 while ContinuousClock.now < deadline {
-                    let round = try await execute(client: client, platform: platform)
+                    let round = try await execute(server: server, group: group, platform: platform)
                     errors += round.errors
                     rounds += 1
                 }
@@ -127,11 +132,11 @@ struct Run: AsyncParsableCommand {
             }
         } catch {
             sampling.cancel()
-            try? await client.shutdown()
+            try? await group.shutdownGracefully()
             throw error
         }
         sampling.cancel()
-        try await client.shutdown()
+        try await group.shutdownGracefully()
         var final = result
         final.peakRSSMiB = await rss.peakMiB
         final.rssAtEndMiB = await rss.currentMiB
@@ -148,29 +153,41 @@ struct Run: AsyncParsableCommand {
         }
     }
 
-    func execute(client: HTTPClient, platform: BenchPlatform) async throws -> BenchResult {
+    /// The tool under test.
+    struct Server {
+        var host: String
+        var port: Int
+
+        func plan(count: Int, request: @escaping @Sendable (Int) -> BenchRequest,
+                  check: @escaping @Sendable (Int, BenchResponse) -> Bool) -> LoadPlan {
+            LoadPlan(host: host, port: port, count: count, request: request, check: check)
+        }
+    }
+
+    func execute(server: Server, group: any EventLoopGroup, platform: BenchPlatform) async throws -> BenchResult {
         let name = label ?? "\(scenario.rawValue) \(target)"
         switch scenario {
         case .jwks, .static:
-            let url = target + (scenario == .jwks ? jwksPath : staticPath)
-            let timing = await Load.run(count: count, concurrency: concurrency) { _ in
-                let response = try await client.execute(HTTPClientRequest(url: url), timeout: .seconds(30))
-                _ = try await response.body.collect(upTo: 1 << 20)
-                return response.status == .ok
-            }
+            let path = scenario == .jwks ? jwksPath : staticPath
+            let plan = server.plan(count: count, request: { _ in BenchRequest(uri: path) }, check: { _, response in response.status == 200 })
+            let timing = try await Load.run(plan, concurrency: concurrency, group: group, serverPID: pid)
             return BenchResult(label: name, scenario: scenario.rawValue, count: count, concurrency: concurrency, phase: timing)
         case .launch, .forged:
             // Phase 1: logins.
             let logins = LoginBox(count: count)
-            let loginTiming = await Load.run(count: count, concurrency: concurrency) { i in
-                let login = try await self.login(client: client)
+            let loginURI = loginPath + "?" + FormEncoding.encode([
+                ("iss", issuer), ("login_hint", "bench"), ("target_link_uri", (publicURL ?? target) + launchPath),
+                ("client_id", clientID), ("lti_deployment_id", deployment)])
+            let loginPlan = server.plan(count: count, request: { _ in BenchRequest(uri: loginURI) }, check: { i, response in
+                guard let login = BenchLogin(response) else { return false }
                 logins.set(i, login)
                 return true
-            }
+            })
+            let loginTiming = try await Load.run(loginPlan, concurrency: concurrency, group: group, serverPID: pid)
             // Phase 2: signing, not timed.
             let forger = scenario == .forged ? try _RSA.Signing.PrivateKey(keySize: .bits2048) : nil
             let now = Int(Date().timeIntervalSince1970)
-            var posts: [(String, BenchLogin)] = []
+            var posts: [BenchRequest] = []
             posts.reserveCapacity(count)
             for i in 0..<count {
                 guard let login = logins.get(i) else { continue }
@@ -182,42 +199,25 @@ struct Run: AsyncParsableCommand {
                     LTIClaim.resourceLink: ["id": "bench-link"], LTIClaim.roles: ["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"],
                     LTIClaim.custom: ["labid": lab],
                 ]
-                posts.append((try platform.sign(claims, with: forger), login))
+                let token = try platform.sign(claims, with: forger)
+                posts.append(BenchRequest(method: .POST, uri: launchPath,
+                                          headers: ["Content-Type": "application/x-www-form-urlencoded", "Cookie": login.cookies],
+                                          body: ByteBuffer(string: FormEncoding.encode([("id_token", token), ("state", login.state)]))))
             }
             let prepared = posts
             // Phase 3: launches, timed.
             let expectRefusal = scenario == .forged
-            let launchTiming = await Load.run(count: prepared.count, concurrency: concurrency) { i in
-                let (token, login) = prepared[i]
-                var request = HTTPClientRequest(url: self.target + self.launchPath)
-                request.method = .POST
-                request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
-                request.headers.add(name: "Cookie", value: login.cookies)
-                request.body = .bytes(ByteBuffer(string: FormEncoding.encode([("id_token", token), ("state", login.state)])))
-                let response = try await client.execute(request, timeout: .seconds(30))
-                _ = try await response.body.collect(upTo: 1 << 20)
-                let code = response.status.code
-                return expectRefusal ? (400..<500).contains(code) : (code == 302 || code == 303)
-            }
+            let launchPlan = server.plan(count: prepared.count, request: { prepared[$0] }, check: { _, response in
+                expectRefusal ? (400..<500).contains(response.status) : (response.status == 302 || response.status == 303)
+            })
+            let launchTiming = try await Load.run(launchPlan, concurrency: concurrency, group: group, serverPID: pid)
             var result = BenchResult(label: name, scenario: scenario.rawValue, count: count, concurrency: concurrency, phase: launchTiming)
             result.loginSeconds = loginTiming.seconds
             result.loginErrors = loginTiming.errors + (count - prepared.count)
             result.flowsPerSecond = Double(prepared.count - launchTiming.errors) / (loginTiming.seconds + launchTiming.seconds)
+            if !expectRefusal { result.addCPU(of: [loginTiming, launchTiming], per: count, unit: "flow") }
             return result
         }
-    }
-
-    func login(client: HTTPClient) async throws -> BenchLogin {
-        let query = FormEncoding.encode([("iss", issuer), ("login_hint", "bench"), ("target_link_uri", (publicURL ?? target) + launchPath),
-                                         ("client_id", clientID), ("lti_deployment_id", deployment)])
-        let response = try await client.execute(HTTPClientRequest(url: target + loginPath + "?" + query), timeout: .seconds(30))
-        _ = try await response.body.collect(upTo: 1 << 20)
-        guard (300..<400).contains(response.status.code), let location = response.headers.first(name: "Location"),
-              let items = URLComponents(string: location)?.queryItems,
-              let state = items.first(where: { $0.name == "state" })?.value, let nonce = items.first(where: { $0.name == "nonce" })?.value
-        else { throw BenchError(message: "login answered \(response.status.code)") }
-        let cookies = response.headers["Set-Cookie"].map { String($0.split(separator: ";")[0]) }.joined(separator: "; ")
-        return BenchLogin(state: state, nonce: nonce, cookies: cookies)
     }
 }
 
@@ -227,6 +227,17 @@ struct BenchLogin: Sendable {
     var state: String
     var nonce: String
     var cookies: String
+
+    /// Reads the login's redirect: state and nonce from its Location, the cookies it set.
+    init?(_ response: BenchResponse) {
+        guard (300..<400).contains(response.status), let location = response.headers.first(name: "Location"),
+              let items = URLComponents(string: location)?.queryItems,
+              let state = items.first(where: { $0.name == "state" })?.value, let nonce = items.first(where: { $0.name == "nonce" })?.value
+        else { return nil }
+        self.state = state
+        self.nonce = nonce
+        cookies = response.headers["Set-Cookie"].map { String($0.split(separator: ";")[0]) }.joined(separator: "; ")
+    }
 }
 
 /// Logins collected in phase 1, by flow index.

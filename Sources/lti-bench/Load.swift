@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import Synchronization
 
 /// How one timed phase went.
@@ -7,6 +8,10 @@ struct PhaseTiming: Sendable, Codable {
     var errors: Int
     /// Request latencies in milliseconds, sorted.
     var latencies: [Double]
+    /// CPU time the server under test spent during the phase (when its pid is known).
+    var serverCPUSeconds: Double?
+    /// CPU time the load generator itself spent during the phase.
+    var generatorCPUSeconds: Double?
 
     func percentile(_ p: Double) -> Double {
         guard !latencies.isEmpty else { return 0 }
@@ -14,38 +19,45 @@ struct PhaseTiming: Sendable, Codable {
     }
 }
 
-/// Runs `count` operations with `concurrency` workers, timing each; bounded by `count`.
+/// Runs a plan's requests with `concurrency` connections on the generator's event loops, timing each;
+/// bounded by the plan's count. With `pid`, also measures the CPU time the server spent meanwhile.
 enum Load {
-    static func run(count: Int, concurrency: Int, _ operation: @escaping @Sendable (Int) async throws -> Bool) async -> PhaseTiming {
-        let next = Cursor()
+    static func run(_ plan: LoadPlan, concurrency: Int, group: any EventLoopGroup, serverPID: Int32?) async throws -> PhaseTiming {
+        let address = try SocketAddress.makeAddressResolvingHost(plan.host, port: plan.port)
+        let cursor = Cursor()
+        let serverCPU0 = CPUTime.process(serverPID)
+        let ownCPU0 = CPUTime.process(nil)
         let started = ContinuousClock.now
-        let results = await withTaskGroup(of: ([Double], Int).self) { group in
-            for _ in 0..<min(concurrency, count) {
-                group.addTask {
-                    var latencies: [Double] = []
-                    var errors = 0
-                    while true {
-                        let i = next.take()
-                        guard i < count else { break }
-                        let t0 = ContinuousClock.now
-                        let ok = (try? await operation(i)) ?? false
-                        let elapsed = ContinuousClock.now - t0
-                        latencies.append(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)
-                        if !ok { errors += 1 }
-                    }
-                    return (latencies, errors)
-                }
-            }
-            var all: ([Double], Int) = ([], 0)
-            for await (latencies, errors) in group {
-                all.0 += latencies
-                all.1 += errors
-            }
-            return all
+        let drivers = (0..<min(concurrency, plan.count)).map { _ in
+            ConnectionDriver.start(plan: plan, cursor: cursor, address: address, on: group.next())
+        }
+        var latencies: [Double] = []
+        latencies.reserveCapacity(plan.count)
+        var errors = 0
+        for driver in drivers {
+            let (some, failed) = try await driver.get()
+            latencies += some
+            errors += failed
         }
         let elapsed = ContinuousClock.now - started
-        return PhaseTiming(seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
-                           errors: results.1, latencies: results.0.sorted())
+        var timing = PhaseTiming(seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+                                 errors: errors, latencies: latencies.sorted())
+        if let before = serverCPU0, let after = CPUTime.process(serverPID) { timing.serverCPUSeconds = after - before }
+        if let before = ownCPU0, let after = CPUTime.process(nil) { timing.generatorCPUSeconds = after - before }
+        return timing
+    }
+}
+
+/// A process's CPU time (user + system) from /proc, in seconds; the clock tick is 10 ms.
+enum CPUTime {
+    /// The CPU time of `pid`, or of this process when nil; nil when it cannot be read.
+    static func process(_ pid: Int32?) -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid.map(String.init) ?? "self")/stat", encoding: .utf8),
+              let afterName = stat.lastIndex(of: ")") else { return nil }
+        // Fields after the command name: state is field 3, utime 14, stime 15.
+        let fields = stat[stat.index(after: afterName)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 }
 
@@ -73,6 +85,12 @@ struct BenchResult: Sendable, Codable {
     var peakRSSMiB: Double?
     var rssAfterFirstRoundMiB: Double?
     var rssAtEndMiB: Double?
+    /// The server's CPU time per timed request (per login+launch flow for launches), in microseconds.
+    var serverCPUMicroseconds: Double?
+    /// The load generator's own CPU time per timed request (or flow), in microseconds.
+    var generatorCPUMicroseconds: Double?
+    /// What the CPU figures are divided by: "request" or "flow".
+    var cpuUnit: String?
     var date = ISO8601DateFormatter().string(from: Date())
 
     init(label: String, scenario: String, count: Int, concurrency: Int, phase: PhaseTiming) {
@@ -86,6 +104,16 @@ struct BenchResult: Sendable, Codable {
         p99 = phase.percentile(0.99)
         max = phase.latencies.last ?? 0
         errors = phase.errors
+        addCPU(of: [phase], per: phase.latencies.count)
+    }
+
+    /// Sets the CPU figures from the timed phases, divided over `units` requests or flows.
+    mutating func addCPU(of phases: [PhaseTiming], per units: Int, unit: String = "request") {
+        guard units > 0 else { return }
+        cpuUnit = unit
+        let server = phases.compactMap(\.serverCPUSeconds), own = phases.compactMap(\.generatorCPUSeconds)
+        serverCPUMicroseconds = server.count == phases.count ? server.reduce(0, +) * 1e6 / Double(units) : nil
+        generatorCPUMicroseconds = own.count == phases.count ? own.reduce(0, +) * 1e6 / Double(units) : nil
     }
 
     var table: String {
@@ -94,6 +122,8 @@ struct BenchResult: Sendable, Codable {
         if let flowsPerSecond { line += " (full login+launch flows: \(f(flowsPerSecond))/s)" }
         line += " · latency ms p50 \(f(p50)) p90 \(f(p90)) p99 \(f(p99)) max \(f(max)) · errors \(errors)"
         if let loginErrors, loginErrors > 0 { line += " · login errors \(loginErrors)" }
+        if let serverCPUMicroseconds { line += " · server CPU \(f(serverCPUMicroseconds)) µs/\(cpuUnit ?? "request")" }
+        if let generatorCPUMicroseconds { line += " · generator CPU \(f(generatorCPUMicroseconds)) µs" }
         if let peakRSSMiB { line += " · server peak RSS \(f(peakRSSMiB)) MiB" }
         if let first = rssAfterFirstRoundMiB, let end = rssAtEndMiB { line += " · RSS after round 1 \(f(first)) MiB, at end \(f(end)) MiB" }
         return line
