@@ -2,10 +2,12 @@ import HTTPTypes
 import Hummingbird
 import LTICore
 import Mustache
+import Synchronization
 
 /// Learner-facing HTML pages from Mustache templates (values HTML-escaped: claim values are untrusted).
 struct PageRenderer: Sendable {
     let library: MustacheLibrary
+    private let errorPages = ErrorPageCache()
 
     init() throws {
         var library = MustacheLibrary()
@@ -21,10 +23,23 @@ struct PageRenderer: Sendable {
     }
 
     /// The page for an error, with its reference id; never the underlying error.
+    ///
+    /// Refusals must stay cheap (forged launches arrive in bulk), so each error's page is rendered once
+    /// around a marker and later pages only put the escaped reference in its place (``ErrorPageCache``).
     func errorPage(_ error: GatewayError, reference: String) -> Response {
-        var values: [String: Any] = ["title": error.title, "message": error.message, "reference": reference]
-        if let rule = error.rule { values["rule"] = rule } // an empty string would still open the section
-        return render("error", status: error.status, values)
+        let key = ErrorPageCache.Key(title: error.title, message: error.message, rule: error.rule)
+        let page = errorPages.page(for: key) { marker in
+            var values: [String: Any] = ["title": error.title, "message": error.message, "reference": marker]
+            if let rule = error.rule { values["rule"] = rule } // an empty string would still open the section
+            return library.render(values, withTemplate: "error")
+        }
+        guard let page else { return render("error", status: error.status, ["title": error.title, "reference": reference]) }
+        var body = ByteBuffer()
+        body.reserveCapacity(page.head.utf8.count + page.tail.utf8.count + reference.utf8.count + 16)
+        body.writeString(page.head)
+        body.writeHTMLEscaped(reference)
+        body.writeString(page.tail)
+        return response(status: error.status, body: body)
     }
 
     /// A plain page with a title and a paragraph.
@@ -59,6 +74,10 @@ struct PageRenderer: Sendable {
 
     private func render(_ name: String, status: HTTPResponse.Status, _ values: [String: Any], scriptNonce: String? = nil) -> Response {
         let body = library.render(values, withTemplate: name) ?? "<!doctype html><title>Error</title><p>Error</p>"
+        return response(status: status, body: ByteBuffer(string: body), scriptNonce: scriptNonce)
+    }
+
+    private func response(status: HTTPResponse.Status, body: ByteBuffer, scriptNonce: String? = nil) -> Response {
         let scripts = scriptNonce.map { "; script-src 'nonce-\($0)'" } ?? ""
         return Response(status: status, headers: [
             .contentType: "text/html; charset=utf-8",
@@ -66,7 +85,38 @@ struct PageRenderer: Sendable {
             HTTPField.Name("Content-Security-Policy")!: "default-src 'none'; style-src 'unsafe-inline'\(scripts); frame-ancestors *",
             HTTPField.Name("X-Content-Type-Options")!: "nosniff",
             HTTPField.Name("Referrer-Policy")!: "no-referrer",
-        ], body: .init(byteBuffer: ByteBuffer(string: body)))
+        ], body: .init(byteBuffer: body))
+    }
+
+    /// Error pages rendered once per distinct error, split where the request's reference goes.
+    ///
+    /// Holds at most ``capacity`` pages; errors beyond that (their messages are fixed texts, so this is
+    /// not expected) are rendered each time rather than evicting, so that no input can grow it.
+    final class ErrorPageCache: Sendable {
+        struct Key: Hashable, Sendable {
+            var title: String
+            var message: String
+            var rule: String?
+        }
+
+        struct Page: Sendable {
+            var head: String
+            var tail: String
+        }
+
+        static let capacity = 256
+        /// Stands in for the reference while rendering; random, so no title or message can contain it.
+        private let marker = "reference-" + SecureRandom.token(byteCount: 16)
+        private let pages = Mutex<[Key: Page]>([:])
+
+        /// The page for `key`, rendering it with `render(marker)` the first time.
+        func page(for key: Key, render: (String) -> String?) -> Page? {
+            if let page = pages.withLock({ $0[key] }) { return page }
+            guard let html = render(marker), let range = html.range(of: marker) else { return nil }
+            let page = Page(head: String(html[..<range.lowerBound]), tail: String(html[range.upperBound...]))
+            pages.withLock { if $0.count < Self.capacity { $0[key] = page } }
+            return page
+        }
     }
 
     static let style = """
@@ -158,4 +208,20 @@ struct PageRenderer: Sendable {
     static let messageTemplate = """
         {{<layout}}{{$content}}<h1>{{title}}</h1><p>{{message}}</p>{{/content}}{{/layout}}
         """
+}
+
+extension ByteBuffer {
+    /// Writes `text` with `<`, `>`, `&`, `"` and `'` escaped as Mustache's `{{…}}` does.
+    mutating func writeHTMLEscaped(_ text: String) {
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "<"): writeStaticString("&lt;")
+            case UInt8(ascii: ">"): writeStaticString("&gt;")
+            case UInt8(ascii: "&"): writeStaticString("&amp;")
+            case UInt8(ascii: "\""): writeStaticString("&quot;")
+            case UInt8(ascii: "'"): writeStaticString("&#39;")
+            default: writeInteger(byte)
+            }
+        }
+    }
 }

@@ -56,20 +56,35 @@ public struct CompactJWS: Sendable {
 
 /// base64url without padding (RFC 7515 §2).
 public enum Base64URL {
+    /// Decodes unpadded base64url; nil for any byte outside the alphabet (padding and the `+`/`/` of
+    /// standard base64 included) or an impossible length.
     public static func decode(_ bytes: some Collection<UInt8>) -> Data? {
-        var s = [UInt8]()
-        s.reserveCapacity(bytes.count + 3)
-        for b in bytes {
-            switch b {
-            case UInt8(ascii: "-"): s.append(UInt8(ascii: "+"))
-            case UInt8(ascii: "_"): s.append(UInt8(ascii: "/"))
-            case UInt8(ascii: "+"), UInt8(ascii: "/"), UInt8(ascii: "="): return nil
-            default: s.append(b)
+        guard bytes.count % 4 != 1 else { return nil }
+        var out = Data(capacity: bytes.count * 3 / 4)
+        var accumulator: UInt32 = 0
+        var bits = 0
+        for byte in bytes {
+            let value = decodingTable[Int(byte)]
+            guard value != invalid else { return nil }
+            accumulator = accumulator << 6 | UInt32(value)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
             }
         }
-        while s.count % 4 != 0 { s.append(UInt8(ascii: "=")) }
-        return Data(base64Encoded: Data(s))
+        return out
     }
+
+    private static let invalid: UInt8 = 0xFF
+    /// Each byte's 6-bit value in the base64url alphabet (RFC 4648 §5), or ``invalid``.
+    private static let decodingTable: [UInt8] = {
+        var table = [UInt8](repeating: invalid, count: 256)
+        for (value, byte) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8.enumerated() {
+            table[Int(byte)] = UInt8(value)
+        }
+        return table
+    }()
 
     public static func decode(_ string: String) -> Data? { decode(Array(string.utf8)) }
 

@@ -13,6 +13,20 @@ struct CompactJWSTests {
         #expect(Base64URL.decode("+/8=") == nil)
     }
 
+    @Test("base64url decoding agrees with Foundation's base64 at every length and refuses bytes outside the alphabet")
+    func base64urlDecoding() {
+        for length in 0..<70 {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255) }
+            let standard = Data(bytes).base64EncodedString()
+            let url = standard.replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+                .replacingOccurrences(of: "=", with: "")
+            #expect(Base64URL.decode(url).map(Array.init) == bytes, "length \(length)")
+        }
+        for bad in ["A", "AAAAA", "AA AA", "AA.A", "AAé", "AA\u{0}A", "AB=="] {
+            #expect(Base64URL.decode(bad) == nil, "\(bad)")
+        }
+    }
+
     @Test("four segments, empty header and non-JSON header are malformed")
     func malformed() {
         for token in ["a.b.c.d", ".b.c", "a..c", Base64URL.encode(Array("not json".utf8)) + ".e30.", "onlyone"] {

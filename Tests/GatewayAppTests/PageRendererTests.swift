@@ -1,0 +1,40 @@
+@testable import GatewayApp
+import Hummingbird
+import LTICore
+import Mustache
+import Testing
+
+@Suite("Page renderer")
+struct PageRendererTests {
+    static func body(_ response: Response) async throws -> String {
+        let writer = CollectingWriter()
+        try await response.body.write(writer)
+        return String(buffer: writer.buffer)
+    }
+
+    @Test("an error page is the template's page with this request's reference, escaped, however often it is served")
+    func errorPageReuse() async throws {
+        let pages = try PageRenderer()
+        let error = GatewayError(code: "state_unknown", status: .unauthorized, title: "This launch was refused",
+                                 message: "Start the activity again from your course & try once more.", rule: "Launch 1")
+        for reference in ["ref-one", "ref-two", "<b>\"x\"&'y'</b>"] {
+            let response = pages.errorPage(error, reference: reference)
+            #expect(response.status == .unauthorized)
+            #expect(response.headers[.contentType] == "text/html; charset=utf-8")
+            let expected = pages.library.render(["title": error.title, "message": error.message, "reference": reference, "rule": "Launch 1"],
+                                                withTemplate: "error")
+            #expect(try await Self.body(response) == expected)
+        }
+        // A different error is not served another error's page.
+        let other = GatewayError(code: "labid_missing", status: .badRequest, title: "No lab", message: "This link names no lab.")
+        let page = try await Self.body(pages.errorPage(other, reference: "ref-three"))
+        #expect(page.contains("No lab") && page.contains("ref-three") && !page.contains("Launch 1") && !page.contains("refused"))
+    }
+}
+
+/// Collects a response body.
+final class CollectingWriter: ResponseBodyWriter {
+    var buffer = ByteBuffer()
+    func write(_ buffer: ByteBuffer) async throws { self.buffer.writeImmutableBuffer(buffer) }
+    func finish(_ trailingHeaders: HTTPFields?) async throws {}
+}
