@@ -59,21 +59,28 @@ public enum Base64URL {
     /// Decodes unpadded base64url; nil for any byte outside the alphabet (padding and the `+`/`/` of
     /// standard base64 included) or an impossible length.
     public static func decode(_ bytes: some Collection<UInt8>) -> Data? {
-        guard bytes.count % 4 != 1 else { return nil }
-        var out = Data(capacity: bytes.count * 3 / 4)
-        var accumulator: UInt32 = 0
-        var bits = 0
-        for byte in bytes {
-            let value = decodingTable[Int(byte)]
-            guard value != invalid else { return nil }
-            accumulator = accumulator << 6 | UInt32(value)
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                out.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
+        let input = Array(bytes)
+        guard input.count % 4 != 1 else { return nil }
+        let table = decodingTable
+        var valid = true
+        let output = [UInt8](unsafeUninitializedCapacity: input.count * 3 / 4) { out, written in
+            var accumulator: UInt32 = 0
+            var bits: UInt32 = 0
+            var count = 0
+            for byte in input {
+                let value = table[Int(byte)]
+                guard value != invalid else { valid = false; break }
+                accumulator = accumulator << 6 | UInt32(value)
+                bits += 6
+                if bits >= 8 {
+                    bits -= 8
+                    out[count] = UInt8(truncatingIfNeeded: accumulator >> bits)
+                    count += 1
+                }
             }
+            written = count
         }
-        return out
+        return valid ? Data(output) : nil
     }
 
     private static let invalid: UInt8 = 0xFF
