@@ -59,7 +59,11 @@ public enum Base64URL {
     /// Decodes unpadded base64url; nil for any byte outside the alphabet (padding and the `+`/`/` of
     /// standard base64 included) or an impossible length.
     public static func decode(_ bytes: some Collection<UInt8>) -> Data? {
-        let input = Array(bytes)
+        if let decoded = bytes.withContiguousStorageIfAvailable(decode(buffer:)) { return decoded }
+        return Array(bytes).withUnsafeBufferPointer(decode(buffer:))
+    }
+
+    private static func decode(buffer input: UnsafeBufferPointer<UInt8>) -> Data? {
         guard input.count % 4 != 1 else { return nil }
         let table = decodingTable
         var valid = true
