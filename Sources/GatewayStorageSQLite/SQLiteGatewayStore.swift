@@ -13,12 +13,14 @@ import SQLiteNIO
 public final class SQLiteGatewayStore: GatewayStore {
     let connection: SQLiteConnection
     let transactionConnection: SQLiteConnection
+    let checkpointer: WALCheckpointer
     let gate = TransactionGate()
     let logger: Logger
 
-    private init(connection: SQLiteConnection, transactionConnection: SQLiteConnection, logger: Logger) {
+    private init(connection: SQLiteConnection, transactionConnection: SQLiteConnection, checkpointer: WALCheckpointer, logger: Logger) {
         self.connection = connection
         self.transactionConnection = transactionConnection
+        self.checkpointer = checkpointer
         self.logger = logger
     }
 
@@ -35,7 +37,8 @@ public final class SQLiteGatewayStore: GatewayStore {
             do {
                 let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
                 for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA busy_timeout = \(milliseconds)", "PRAGMA foreign_keys = ON",
-                               "PRAGMA synchronous = NORMAL"] {
+                               "PRAGMA synchronous = NORMAL", "PRAGMA wal_autocheckpoint = \(WALCheckpointer.backstopPages)",
+                               "PRAGMA journal_size_limit = \(WALCheckpointer.logSizeLimitBytes)"] {
                     _ = try await connection.query(pragma, [])
                 }
                 return connection
@@ -47,16 +50,26 @@ public final class SQLiteGatewayStore: GatewayStore {
         // instance starting at the same moment on a busy machine) wait up to 30 s.
         let connection = try await connect(busyTimeout: 5000)
         let transactionConnection: SQLiteConnection
+        let checkpointer: WALCheckpointer
         do {
             transactionConnection = try await connect(busyTimeout: 30_000)
         } catch {
             try? await connection.close()
             throw error
         }
-        return SQLiteGatewayStore(connection: connection, transactionConnection: transactionConnection, logger: logger)
+        do {
+            checkpointer = try await WALCheckpointer.start(path: path, logger: logger)
+        } catch {
+            try? await connection.close()
+            try? await transactionConnection.close()
+            throw StorageError(.unavailable, "cannot open the SQLite database at \(path)", underlying: error)
+        }
+        return SQLiteGatewayStore(connection: connection, transactionConnection: transactionConnection, checkpointer: checkpointer,
+                                  logger: logger)
     }
 
     public func close() async throws {
+        await checkpointer.stop()
         try await connection.close()
         try await transactionConnection.close()
     }
@@ -433,6 +446,7 @@ public final class SQLiteGatewayStore: GatewayStore {
     func query(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
         if sql.hasPrefix("SELECT ") { return try await Self.query(sql, binds, on: connection) }
         let connection = self.connection
+        defer { checkpointer.noteWrite() }
         return try await gate.statement { try await Self.query(sql, binds, on: connection) }
     }
 
@@ -462,6 +476,7 @@ public final class SQLiteGatewayStore: GatewayStore {
         do {
             let result = try await body(run)
             _ = try await run("COMMIT", [])
+            checkpointer.noteWrite()
             return result
         } catch {
             _ = try? await run("ROLLBACK", [])
