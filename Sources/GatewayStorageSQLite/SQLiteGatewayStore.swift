@@ -2,6 +2,8 @@ import Foundation
 import GatewayStorage
 import LTICore
 import Logging
+import NIOCore
+import NIOPosix
 import SQLiteNIO
 
 /// The embedded ``GatewayStore``: one SQLite file in WAL mode.
@@ -9,19 +11,41 @@ import SQLiteNIO
 /// Single statements (`DELETE … RETURNING`, `INSERT … ON CONFLICT`) give the atomicity the one-time
 /// state and nonce rules need. Multi-statement writes run in `BEGIN IMMEDIATE` transactions on a
 /// second connection of their own (so that no unrelated statement joins them), never overlapping this
-/// store's single-statement writes (``TransactionGate``).
+/// store's single-statement writes (``TransactionGate``). Single-statement writes that arrive together
+/// are committed together (``WriteBatcher``), on a third connection; reads never wait (WAL). The
+/// write-ahead log is checkpointed in the background (``WALCheckpointer``).
 public final class SQLiteGatewayStore: GatewayStore {
     let connection: SQLiteConnection
     let transactionConnection: SQLiteConnection
+    /// Groups of single-statement writes, each in one transaction (``WriteBatcher``).
+    let groupConnection: SQLiteConnection
     let checkpointer: WALCheckpointer
+    /// The threads that run this store's SQLite calls: its own, so that a statement waiting in SQLite's
+    /// busy handler for another store's lock (another process, or another store in this one) never holds
+    /// a thread that the store holding the lock needs to finish.
+    let threadPool: NIOThreadPool
     let gate = TransactionGate()
+    let writes: WriteBatcher
     let logger: Logger
 
-    private init(connection: SQLiteConnection, transactionConnection: SQLiteConnection, checkpointer: WALCheckpointer, logger: Logger) {
+    private init(connection: SQLiteConnection, transactionConnection: SQLiteConnection, groupConnection: SQLiteConnection,
+                 checkpointer: WALCheckpointer, threadPool: NIOThreadPool, logger: Logger) {
+        self.threadPool = threadPool
         self.connection = connection
         self.transactionConnection = transactionConnection
+        self.groupConnection = groupConnection
         self.checkpointer = checkpointer
         self.logger = logger
+        let gate = gate
+        writes = WriteBatcher(
+            runOne: { sql, binds in
+                defer { checkpointer.noteWrite() }
+                return try await gate.statement { try await Self.query(sql, binds, on: connection) }
+            },
+            runGroup: { group in
+                await Self.commitGroup(group, on: groupConnection, gate: gate)
+                checkpointer.noteWrite()
+            })
     }
 
     /// Opens (creating if needed) the database file at `path` and its folder.
@@ -33,9 +57,12 @@ public final class SQLiteGatewayStore: GatewayStore {
             throw StorageError(.invalidLocation, "cannot create the database folder \(folder)", underlying: error)
         }
         /// `busyTimeout`: how long a statement waits for another process's write lock.
+        let threadPool = NIOThreadPool(numberOfThreads: max(2, System.coreCount))
+        threadPool.start()
         func connect(busyTimeout milliseconds: Int) async throws -> SQLiteConnection {
             do {
-                let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+                let connection = try await SQLiteConnection.open(storage: .file(path: path), threadPool: threadPool, logger: logger,
+                                                                 on: MultiThreadedEventLoopGroup.singleton.any())
                 for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA busy_timeout = \(milliseconds)", "PRAGMA foreign_keys = ON",
                                "PRAGMA synchronous = NORMAL", "PRAGMA wal_autocheckpoint = \(WALCheckpointer.backstopPages)",
                                "PRAGMA journal_size_limit = \(WALCheckpointer.logSizeLimitBytes)"] {
@@ -48,30 +75,35 @@ public final class SQLiteGatewayStore: GatewayStore {
         }
         // Launches wait at most 5 s for a lock; migrations and registrations (rare, possibly racing another
         // instance starting at the same moment on a busy machine) wait up to 30 s.
-        let connection = try await connect(busyTimeout: 5000)
-        let transactionConnection: SQLiteConnection
-        let checkpointer: WALCheckpointer
+        var opened: [SQLiteConnection] = []
         do {
-            transactionConnection = try await connect(busyTimeout: 30_000)
+            let connection = try await connect(busyTimeout: 5000)
+            opened.append(connection)
+            let transactionConnection = try await connect(busyTimeout: 30_000)
+            opened.append(transactionConnection)
+            let groupConnection = try await connect(busyTimeout: 5000)
+            opened.append(groupConnection)
+            let checkpointer: WALCheckpointer
+            do {
+                checkpointer = try await WALCheckpointer.start(path: path, logger: logger)
+            } catch {
+                throw StorageError(.unavailable, "cannot open the SQLite database at \(path)", underlying: error)
+            }
+            return SQLiteGatewayStore(connection: connection, transactionConnection: transactionConnection, groupConnection: groupConnection,
+                                      checkpointer: checkpointer, threadPool: threadPool, logger: logger)
         } catch {
-            try? await connection.close()
+            for connection in opened { try? await connection.close() }
+            try? await threadPool.shutdownGracefully()
             throw error
         }
-        do {
-            checkpointer = try await WALCheckpointer.start(path: path, logger: logger)
-        } catch {
-            try? await connection.close()
-            try? await transactionConnection.close()
-            throw StorageError(.unavailable, "cannot open the SQLite database at \(path)", underlying: error)
-        }
-        return SQLiteGatewayStore(connection: connection, transactionConnection: transactionConnection, checkpointer: checkpointer,
-                                  logger: logger)
     }
 
     public func close() async throws {
         await checkpointer.stop()
+        try await groupConnection.close()
         try await connection.close()
         try await transactionConnection.close()
+        try await threadPool.shutdownGracefully()
     }
 
     public func ping() async throws {
@@ -439,15 +471,46 @@ public final class SQLiteGatewayStore: GatewayStore {
 
     /// Runs one statement, mapping driver errors to ``StorageError`` (unique violation → `.duplicate`).
     ///
-    /// Writes never overlap this store's transactions (``TransactionGate``): a statement left to wait for
-    /// the lock inside SQLite would hold one of the few NIO thread-pool threads that the transaction
-    /// holding it needs to finish (a stall until the busy timeout). Reads never wait (WAL).
+    /// Writes go through ``writes`` (group commit) and never overlap this store's transactions
+    /// (``TransactionGate``): a statement left to wait for the lock inside SQLite would hold one of the few
+    /// NIO thread-pool threads that the transaction holding it needs to finish (a stall until the busy
+    /// timeout). Reads never wait (WAL).
     @discardableResult
     func query(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
         if sql.hasPrefix("SELECT ") { return try await Self.query(sql, binds, on: connection) }
-        let connection = self.connection
-        defer { checkpointer.noteWrite() }
-        return try await gate.statement { try await Self.query(sql, binds, on: connection) }
+        return try await writes.write(sql, binds)
+    }
+
+    /// Commits `group` in one transaction, alone on the database like any transaction of this store
+    /// (``TransactionGate``), and answers each write: its rows, its own constraint error, or — when the
+    /// group could not be committed — the group's error.
+    static func commitGroup(_ group: [WriteBatcher.Write], on connection: SQLiteConnection, gate: TransactionGate) async {
+        let results: [Result<[SQLiteRow], any Error>]
+        do {
+            results = try await gate.run {
+                _ = try await query("BEGIN IMMEDIATE", [], on: connection)
+                do {
+                    var results: [Result<[SQLiteRow], any Error>] = []
+                    results.reserveCapacity(group.count)
+                    for write in group {
+                        do {
+                            results.append(.success(try await query(write.sql, write.binds, on: connection)))
+                        } catch let error as StorageError where error.code == .duplicate {
+                            results.append(.failure(error)) // SQLite undid this statement only
+                        }
+                    }
+                    _ = try await query("COMMIT", [], on: connection)
+                    return results
+                } catch {
+                    _ = try? await query("ROLLBACK", [], on: connection)
+                    throw error
+                }
+            }
+        } catch {
+            for write in group { write.continuation.resume(throwing: error) }
+            return
+        }
+        for (write, result) in zip(group, results) { write.continuation.resume(with: result) }
     }
 
     @discardableResult

@@ -161,6 +161,34 @@ struct SQLiteStoreTests {
         }
     }
 
+    @Test("writes arriving together are committed together: a duplicate key fails alone, every other write lands")
+    func groupCommit() async throws {
+        try await withStores(1, path: temporaryPath()) { stores in
+            let store = stores[0]
+            try await store.migrate()
+            let now = Date(timeIntervalSince1970: 1_800_000_000)
+            // 30 saves of one state and 30 of distinct states, all at once.
+            let outcomes = await withTaskGroup(of: (String, Bool).self) { group in
+                for i in 0..<60 {
+                    let state = i % 2 == 0 ? "shared" : "own-\(i)"
+                    group.addTask {
+                        let saved = (try? await store.saveLoginState(LoginState(
+                            state: state, nonce: "n-\(i)", registrationID: "r", targetLinkURI: "https://tool.example/launch",
+                            createdAt: now, expiresAt: now.addingTimeInterval(600)))) != nil
+                        return (state, saved)
+                    }
+                }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(outcomes.filter { $0.0 == "shared" && $0.1 }.count == 1)
+            #expect(outcomes.filter { $0.0 != "shared" && !$0.1 }.isEmpty)
+            for i in stride(from: 1, to: 60, by: 2) {
+                #expect(try await store.consumeLoginState("own-\(i)", now: now)?.nonce == "n-\(i)")
+            }
+            #expect(try await store.consumeLoginState("shared", now: now) != nil)
+        }
+    }
+
     @Test("racing state consumers across two connections to one file: exactly one wins")
     func raceAcrossConnections() async throws {
         try await withStores(2, path: temporaryPath()) { stores in

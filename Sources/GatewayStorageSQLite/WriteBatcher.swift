@@ -1,0 +1,74 @@
+import SQLiteNIO
+import Synchronization
+
+/// Group commit: single-statement writes that arrive while a write is running are committed together.
+///
+/// Each commit of SQLite's write-ahead log writes every page the transaction touched; launches arriving
+/// together touch the same few pages (the state, nonce and launch tables' last leaves), so one commit for
+/// a group writes far less than one per statement. A statement that fails a constraint (a replayed
+/// nonce, a duplicate key) is undone on its own and its caller gets the error, while the group carries
+/// on; any other failure rolls the group back and every caller in it gets the error, so a caller is told
+/// "done" only for a write that is committed.
+final class WriteBatcher: Sendable {
+    /// One statement waiting for its group.
+    struct Write: Sendable {
+        var sql: String
+        var binds: [SQLiteData]
+        var continuation: CheckedContinuation<[SQLiteRow], any Error>
+    }
+
+    /// Largest group: bounds the time one commit keeps the write lock.
+    static let maximumGroup = 64
+
+    private struct Queue {
+        var waiting: [Write] = []
+        var draining = false
+    }
+
+    private let queue = Mutex(Queue())
+    /// Runs one statement on its own (the common case at low load).
+    private let runOne: @Sendable (String, [SQLiteData]) async throws -> [SQLiteRow]
+    /// Runs several statements in one transaction, answering each.
+    private let runGroup: @Sendable ([Write]) async -> Void
+
+    init(runOne: @escaping @Sendable (String, [SQLiteData]) async throws -> [SQLiteRow],
+         runGroup: @escaping @Sendable ([Write]) async -> Void) {
+        self.runOne = runOne
+        self.runGroup = runGroup
+    }
+
+    /// Runs `sql` in the next group and returns its rows once the group is committed.
+    func write(_ sql: String, _ binds: [SQLiteData]) async throws -> [SQLiteRow] {
+        try await withCheckedThrowingContinuation { continuation in
+            let startDraining = queue.withLock { queue in
+                queue.waiting.append(Write(sql: sql, binds: binds, continuation: continuation))
+                guard !queue.draining else { return false }
+                queue.draining = true
+                return true
+            }
+            if startDraining { Task { await self.drain() } }
+        }
+    }
+
+    /// Runs groups until nothing waits.
+    private func drain() async {
+        while true {
+            let group: [Write] = queue.withLock { queue in
+                let group = Array(queue.waiting.prefix(Self.maximumGroup))
+                queue.waiting.removeFirst(group.count)
+                if group.isEmpty { queue.draining = false }
+                return group
+            }
+            guard let first = group.first else { return }
+            if group.count == 1 {
+                do {
+                    first.continuation.resume(returning: try await runOne(first.sql, first.binds))
+                } catch {
+                    first.continuation.resume(throwing: error)
+                }
+            } else {
+                await runGroup(group)
+            }
+        }
+    }
+}
