@@ -63,9 +63,9 @@ bench() { "$BIN/lti-bench" run --key "$OUT/platform-key.pem" --json "$OUT/result
 
 echo "== side by side (count $COUNT, concurrency $CONCURRENCY)"
 bench --label "gateway launch" --target http://127.0.0.1:18080 --scenario launch --count "$COUNT" --concurrency "$CONCURRENCY" --pid "$GATEWAY_PID"
-bench --label "pylti1p3 launch" --target http://127.0.0.1:18090 --scenario launch --count "$COUNT" --concurrency "$CONCURRENCY"
+bench --label "pylti1p3 launch" --target http://127.0.0.1:18090 --scenario launch --count "$COUNT" --concurrency "$CONCURRENCY" --pid "$PYLTI_PID"
 bench --label "gateway forged" --target http://127.0.0.1:18080 --scenario forged --count "$COUNT" --concurrency "$CONCURRENCY" --pid "$GATEWAY_PID"
-bench --label "pylti1p3 forged" --target http://127.0.0.1:18090 --scenario forged --count "$COUNT" --concurrency "$CONCURRENCY"
+bench --label "pylti1p3 forged" --target http://127.0.0.1:18090 --scenario forged --count "$COUNT" --concurrency "$CONCURRENCY" --pid "$PYLTI_PID"
 for round in 1 2; do
   bench --label "gateway static #$round" --target http://127.0.0.1:18080 --scenario static --count $((COUNT * 10)) --concurrency "$CONCURRENCY"
   bench --label "gateway jwks #$round" --target http://127.0.0.1:18080 --scenario jwks --count $((COUNT * 10)) --concurrency "$CONCURRENCY"
@@ -90,6 +90,8 @@ g, p = rows["gateway launch"], rows["pylti1p3 launch"]
 gf, pf = rows["gateway forged"], rows["pylti1p3 forged"]
 print(f"full login+launch flows/s: gateway {g['flowsPerSecond']:.0f} vs pylti1p3 {p['flowsPerSecond']:.0f} = {g['flowsPerSecond']/p['flowsPerSecond']:.1f}x (target >= 5x)")
 print(f"forged launches refused/s: gateway {gf['requestsPerSecond']:.0f} vs pylti1p3 {pf['requestsPerSecond']:.0f} = {gf['requestsPerSecond']/pf['requestsPerSecond']:.1f}x (target >= 10x)")
+print(f"server CPU per flow: gateway {g['serverCPUMicroseconds']:.0f} µs vs pylti1p3 {p['serverCPUMicroseconds']:.0f} µs = {p['serverCPUMicroseconds']/g['serverCPUMicroseconds']:.1f}x less; "
+      f"per refused launch {gf['serverCPUMicroseconds']:.0f} µs vs {pf['serverCPUMicroseconds']:.0f} µs = {pf['serverCPUMicroseconds']/gf['serverCPUMicroseconds']:.1f}x less")
 print(f"gateway launch p99 at {g['concurrency']}: {g['p99']:.1f} ms (target <= 25 ms); errors {g['errors']}")
 c = rows["gateway launch c256"]; print(f"gateway at 256 concurrent: errors {c['errors']}, login errors {c.get('loginErrors', 0)}, p99 {c['p99']:.1f} ms")
 s = [rows[f"gateway static #{i}"]["requestsPerSecond"] for i in (1, 2)]; j = [rows[f"gateway jwks #{i}"]["requestsPerSecond"] for i in (1, 2)]

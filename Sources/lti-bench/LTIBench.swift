@@ -95,7 +95,7 @@ struct Run: AsyncParsableCommand {
     @Option(name: .customLong("jwks-path")) var jwksPath = "/.well-known/jwks.json"
     @Option(name: .customLong("static-path")) var staticPath = "/healthz"
     @Option(help: "Lab id sent in the custom claim labid.") var lab = "1001"
-    @Option(help: "PID of the server, to report its peak RSS.") var pid: Int32?
+    @Option(help: "PID of the server, to report the CPU time and peak RSS of it and its child processes (e.g. gunicorn workers).") var pid: Int32?
     @Option(help: "A name for this run in the report.") var label: String?
     @Option(help: "Event-loop threads of the load generator.") var threads = 1
     @Option(help: "Append the result as a JSON line to this file.") var json: String?

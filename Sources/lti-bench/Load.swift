@@ -25,8 +25,8 @@ enum Load {
     static func run(_ plan: LoadPlan, concurrency: Int, group: any EventLoopGroup, serverPID: Int32?) async throws -> PhaseTiming {
         let address = try SocketAddress.makeAddressResolvingHost(plan.host, port: plan.port)
         let cursor = Cursor()
-        let serverCPU0 = CPUTime.process(serverPID)
-        let ownCPU0 = CPUTime.process(nil)
+        let serverCPU0 = serverPID.flatMap(CPUTime.tree)
+        let ownCPU0 = CPUTime.own()
         let started = ContinuousClock.now
         let drivers = (0..<min(concurrency, plan.count)).map { _ in
             ConnectionDriver.start(plan: plan, cursor: cursor, address: address, on: group.next())
@@ -42,22 +42,47 @@ enum Load {
         let elapsed = ContinuousClock.now - started
         var timing = PhaseTiming(seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
                                  errors: errors, latencies: latencies.sorted())
-        if let before = serverCPU0, let after = CPUTime.process(serverPID) { timing.serverCPUSeconds = after - before }
-        if let before = ownCPU0, let after = CPUTime.process(nil) { timing.generatorCPUSeconds = after - before }
+        if let before = serverCPU0, let after = serverPID.flatMap(CPUTime.tree) { timing.serverCPUSeconds = after - before }
+        if let before = ownCPU0, let after = CPUTime.own() { timing.generatorCPUSeconds = after - before }
         return timing
     }
 }
 
-/// A process's CPU time (user + system) from /proc, in seconds; the clock tick is 10 ms.
+/// CPU time (user + system) from /proc, in seconds; the clock tick is 10 ms.
 enum CPUTime {
-    /// The CPU time of `pid`, or of this process when nil; nil when it cannot be read.
-    static func process(_ pid: Int32?) -> Double? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid.map(String.init) ?? "self")/stat", encoding: .utf8),
+    /// This process's CPU time.
+    static func own() -> Double? { read("/proc/self/stat") }
+
+    /// The CPU time of `pid` and its descendants (a pre-forking server's workers), or nil when unreadable.
+    static func tree(_ pid: Int32) -> Double? {
+        let times = ProcessTree.members(of: pid).compactMap { read("/proc/\($0)/stat") }
+        return times.isEmpty ? nil : times.reduce(0, +)
+    }
+
+    private static func read(_ path: String) -> Double? {
+        guard let stat = try? String(contentsOfFile: path, encoding: .utf8),
               let afterName = stat.lastIndex(of: ")") else { return nil }
         // Fields after the command name: state is field 3, utime 14, stime 15.
         let fields = stat[stat.index(after: afterName)...].split(separator: " ")
         guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
         return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+}
+
+/// A process and its descendants, from /proc/PID/task/TID/children.
+enum ProcessTree {
+    static func members(of pid: Int32) -> [Int32] {
+        var members: [Int32] = []
+        var pending = [pid]
+        while let next = pending.popLast(), members.count < 256 {
+            members.append(next)
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(next)/task")) ?? []
+            for task in tasks {
+                guard let children = try? String(contentsOfFile: "/proc/\(next)/task/\(task)/children", encoding: .utf8) else { continue }
+                pending += children.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            }
+        }
+        return members
     }
 }
 
@@ -130,8 +155,14 @@ struct BenchResult: Sendable, Codable {
     }
 }
 
-/// Samples a process's resident memory from /proc every 100 ms.
+/// Samples the resident memory of a process and its descendants (summed) from /proc every 100 ms.
 actor RSSSampler {
+    private static func residentKiB(_ pid: Int32) -> Double? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return nil }
+        return line.split(separator: " ").compactMap({ Double($0) }).first
+    }
+
     let pid: Int32?
     private(set) var peakMiB: Double?
     private(set) var currentMiB: Double?
@@ -140,10 +171,13 @@ actor RSSSampler {
 
     func run() async {
         guard let pid else { return }
+        var members = ProcessTree.members(of: pid)
+        var round = 0
         while !Task.isCancelled {
-            if let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-               let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-               let kib = line.split(separator: " ").compactMap({ Double($0) }).first {
+            if round % 50 == 0 { members = ProcessTree.members(of: pid) } // workers may be replaced
+            round += 1
+            let kib = members.compactMap(Self.residentKiB).reduce(0, +)
+            if kib > 0 {
                 peakMiB = Swift.max(peakMiB ?? 0, kib / 1024)
                 currentMiB = kib / 1024
             }
