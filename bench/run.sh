@@ -96,7 +96,8 @@ print(f"gateway launch p99 at {g['concurrency']}: {g['p99']:.1f} ms (target <= 2
 c = rows["gateway launch c256"]; print(f"gateway at 256 concurrent: errors {c['errors']}, login errors {c.get('loginErrors', 0)}, p99 {c['p99']:.1f} ms")
 s = [rows[f"gateway static #{i}"]["requestsPerSecond"] for i in (1, 2)]; j = [rows[f"gateway jwks #{i}"]["requestsPerSecond"] for i in (1, 2)]
 print(f"JWKS {sum(j)/2:.0f} req/s vs static {sum(s)/2:.0f} req/s = {sum(j)/sum(s)*100:.0f}% (target >= 90%)")
-print(f"gateway peak RSS: {max(r.get('peakRSSMiB') or 0 for r in rows.values()):.0f} MiB (target <= 150)")
+print(f"gateway peak RSS: {max(r.get('peakRSSMiB') or 0 for label, r in rows.items() if label.startswith('gateway')):.0f} MiB (target <= 150); "
+      f"pylti1p3 (master and workers summed): {max(p.get('peakRSSMiB') or 0, pf.get('peakRSSMiB') or 0):.0f} MiB")
 if "gateway soak" in " ".join(rows):
     k = next(r for label, r in rows.items() if label.startswith("gateway soak"))
     print(f"soak: {k['label']}: RSS after round 1 {k['rssAfterFirstRoundMiB']:.0f} MiB, at end {k['rssAtEndMiB']:.0f} MiB, peak {k['peakRSSMiB']:.0f} MiB, errors {k['errors']}")
