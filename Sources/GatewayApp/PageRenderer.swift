@@ -27,13 +27,14 @@ struct PageRenderer: Sendable {
     /// Refusals must stay cheap (forged launches arrive in bulk), so each error's page is rendered once
     /// around a marker and later pages only put the escaped reference in its place (``ErrorPageCache``).
     func errorPage(_ error: GatewayError, reference: String) -> Response {
-        let key = ErrorPageCache.Key(title: error.title, message: error.message, rule: error.rule)
-        let page = errorPages.page(for: key) { marker in
-            var values: [String: Any] = ["title": error.title, "message": error.message, "reference": marker]
+        func values(reference: String) -> [String: Any] {
+            var values: [String: Any] = ["title": error.title, "message": error.message, "reference": reference]
             if let rule = error.rule { values["rule"] = rule } // an empty string would still open the section
-            return library.render(values, withTemplate: "error")
+            return values
         }
-        guard let page else { return render("error", status: error.status, ["title": error.title, "reference": reference]) }
+        let key = ErrorPageCache.Key(title: error.title, message: error.message, rule: error.rule)
+        let page = errorPages.page(for: key) { marker in library.render(values(reference: marker), withTemplate: "error") }
+        guard let page else { return render("error", status: error.status, values(reference: reference)) }
         var body = ByteBuffer()
         body.reserveCapacity(page.head.utf8.count + page.tail.utf8.count + reference.utf8.count + 16)
         body.writeString(page.head)

@@ -7,9 +7,9 @@ import Synchronization
 ///
 /// SQLite's automatic checkpoint runs inside whichever commit crosses the threshold and, with
 /// `synchronous = NORMAL`, syncs both files there: under load every few dozen launches waited for two
-/// `fsync`s on the connection all statements share. This checkpointer does the same work every
-/// ``interval`` on a connection and a thread of its own, in `PASSIVE` mode (it never blocks a writer or a
-/// reader). The request connections keep automatic checkpoints only as a backstop at ``backstopPages``,
+/// `fsync`s on the connection all statements share. This checkpointer does the same work on a connection
+/// and a thread of its own, in `PASSIVE` mode (it never blocks a writer or a reader), within ``interval``
+/// of the store's writes (``noteWrite()``) and not at all while it writes nothing. The request connections keep automatic checkpoints only as a backstop at ``backstopPages``,
 /// should this one fall behind.
 final class WALCheckpointer: Sendable {
     /// How soon after a write the log is checkpointed (small checkpoints keep each one short).

@@ -97,7 +97,7 @@ public enum Base64URL {
         return table
     }()
 
-    public static func decode(_ string: String) -> Data? { decode(Array(string.utf8)) }
+    public static func decode(_ string: String) -> Data? { decode(string.utf8) }
 
     public static func encode(_ data: some Sequence<UInt8>) -> String {
         let standard = Data(data).base64EncodedData()

@@ -221,8 +221,6 @@ struct Run: AsyncParsableCommand {
     }
 }
 
-struct BenchError: Error { var message: String }
-
 struct BenchLogin: Sendable {
     var state: String
     var nonce: String
