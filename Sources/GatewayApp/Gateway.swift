@@ -189,12 +189,13 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
     let lti = LTIController(
         loginHandler: OIDCLoginHandler(registrations: registrations, states: store, policy: policy),
         validator: LaunchValidator(registrations: registrations, states: store, nonces: store, keys: platformKeys, policy: policy),
+        bindings: LaunchBindingResolver(states: store), registrations: registrations,
         launcher: launcher,
         deepLinking: deepLinking,
         skyPrep: SkyPrepSSO(store: store, registrations: registrations, clients: skyPrepClients, provisioning: provisioning,
                             redirectPolicy: skyPrepRedirects,
                             defaultGroupSync: settings.skyPrepGroupSync),
-        stateLifetime: settings.stateLifetimeSeconds, now: now)
+        pages: pages, baseURL: settings.baseURL, stateLifetime: settings.stateLifetimeSeconds, now: now)
 
     let router = Router(context: GatewayRequestContext.self)
     router.add(middleware: MetricsMiddleware())

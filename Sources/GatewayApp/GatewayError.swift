@@ -16,6 +16,8 @@ public struct GatewayError: Error, Sendable {
     /// The checklist rule, when the error is an LTI refusal.
     public var rule: String?
     public var underlying: (any Error)?
+    /// Set when the page should offer to start the learner's login again in a new window.
+    var newWindow: NewWindowRestart?
 
     public init(code: String, status: HTTPResponse.Status, title: String, message: String, rule: String? = nil,
                 underlying: (any Error)? = nil) {
@@ -31,7 +33,8 @@ public struct GatewayError: Error, Sendable {
     init(_ refusal: LaunchRefusal) {
         let forged: Set<LaunchRefusal.Code> = [.signatureInvalid, .algorithmNotAllowed, .keyIDUnknown, .issuerMismatch,
                                                .audienceMismatch, .authorizedPartyMismatch, .authorizedPartyMissing,
-                                               .nonceMismatch, .nonceReplayed, .stateNotThisBrowser, .stateUnknown]
+                                               .nonceMismatch, .nonceReplayed, .stateNotThisBrowser, .stateUnknown,
+                                               .storageSecretMismatch, .storageNotOffered]
         let unavailable = refusal.code == .platformKeysUnavailable
         self.init(code: refusal.code.rawValue,
                   status: unavailable ? .badGateway : forged.contains(refusal.code) ? .unauthorized : .badRequest,
@@ -40,7 +43,26 @@ public struct GatewayError: Error, Sendable {
                   rule: refusal.rule)
     }
 
+    /// A launch that nothing ties to this browser (checklist "Launch" rule 1) although its login is known:
+    /// refused, with a way on in a new window.
+    static func notThisBrowser(restart: NewWindowRestart) -> GatewayError {
+        var error = GatewayError(
+            code: LaunchRefusal.Code.stateNotThisBrowser.rawValue, status: .unauthorized, title: "Open this activity in a new window",
+            message: "This launch could not be tied to your browser inside the course page (its cookies are blocked there and the LMS keeps nothing for the activity).",
+            rule: "Launch 1")
+        error.newWindow = restart
+        return error
+    }
+
     static func notFound() -> GatewayError {
         GatewayError(code: "not_found", status: .notFound, title: "Page not found", message: "There is nothing at this address.")
     }
+}
+
+/// Where the "open in a new window" form goes, and the login it starts again.
+struct NewWindowRestart: Sendable {
+    /// `…/lti/login/restart`.
+    var url: String
+    /// The login's ``LoginState/restartKey``.
+    var restartKey: String
 }

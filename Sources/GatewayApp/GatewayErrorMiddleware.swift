@@ -20,9 +20,13 @@ struct GatewayErrorMiddleware: RouterMiddleware {
         } catch {
             let gatewayError = Self.gatewayError(for: error)
             log(gatewayError, request: request, context: context)
-            response = request.uri.path.hasPrefix("/api/")
-                ? Self.json(gatewayError, reference: context.referenceID)
-                : pages.errorPage(gatewayError, reference: context.referenceID)
+            if request.uri.path.hasPrefix("/api/") {
+                response = Self.json(gatewayError, reference: context.referenceID)
+            } else if let restart = gatewayError.newWindow {
+                response = pages.newWindowPage(gatewayError, reference: context.referenceID, restartURL: restart.url, restartKey: restart.restartKey)
+            } else {
+                response = pages.errorPage(gatewayError, reference: context.referenceID)
+            }
         }
         response.headers[HTTPField.Name("X-Request-Id")!] = context.referenceID
         return response

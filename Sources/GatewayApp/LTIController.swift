@@ -4,72 +4,168 @@ import HTTPTypes
 import Hummingbird
 import LTICore
 import Logging
+import Metrics
+import NIOCore
 
-/// `GET|POST /lti/login`, `POST /lti/launch`, `POST /lti/deep-link`.
+/// `GET|POST /lti/login`, `POST /lti/login/check`, `POST /lti/login/restart`, `POST /lti/launch`, `POST /lti/deep-link`.
 struct LTIController: Sendable {
     let loginHandler: OIDCLoginHandler
     let validator: LaunchValidator
+    let bindings: LaunchBindingResolver
+    let registrations: RegistrationCache
     let launcher: LabLauncher
     let deepLinking: DeepLinkingController
     let skyPrep: SkyPrepSSO
+    let pages: PageRenderer
+    let baseURL: String
     let stateLifetime: TimeInterval
     let now: @Sendable () -> Date
 
     func addRoutes(to router: Router<GatewayRequestContext>) {
         router.get("/lti/login") { request, context in try await self.login(request, context: context) }
         router.post("/lti/login") { request, context in try await self.login(request, context: context) }
+        router.post("/lti/login/check") { request, context in try await self.checkCookie(request, context: context) }
+        router.post("/lti/login/restart") { request, context in try await self.restart(request, context: context) }
         router.post("/lti/launch") { request, context in try await self.launch(request, context: context) }
         router.post("/lti/deep-link") { request, context in try await self.launch(request, context: context) }
     }
 
-    /// OIDC third-party-initiated login: a fresh state bound to this browser by a cookie, then the platform.
+    /// OIDC third-party-initiated login: a fresh state bound to this browser by its cookies, then the platform.
+    ///
+    /// When the platform offers LTI Platform Storage (`lti_storage_target`, or its options) and the login is
+    /// not in a top-level window, the answer is a page that also keeps a per-login secret in the platform's
+    /// storage before going on; the cookies are set either way, because some platforms announce storage
+    /// they cannot serve (`reference/lti-advantage.md` §1).
     func login(_ request: Request, context: GatewayRequestContext) async throws -> Response {
         let parameters = try await FormParameters.of(request, context: context)
         let loginRequest = try OIDCLoginRequest(parameters: parameters)
-        let redirect = try await loginHandler.login(loginRequest, now: now())
+        let registration = try await loginHandler.registration(for: loginRequest)
+        let options = try await registrations.launchOptions(registrationID: registration.id)
+        let frame = PlatformStorageDecision.frame(storageTarget: loginRequest.ltiStorageTarget, options: options,
+                                                  fetchDestination: request.headers[HTTPField.Name("Sec-Fetch-Dest")!])
+        let redirect = try await loginHandler.login(loginRequest, registration: registration, platformStorageFrame: frame, now: now())
         context.logger.info("login", metadata: [
-            "lti.iss": "\(loginRequest.issuer)", "lti.client_id": "\(redirect.registration.clientID)",
-            "lti.registration": "\(redirect.registration.id)",
+            "lti.iss": "\(loginRequest.issuer)", "lti.client_id": "\(registration.clientID)",
+            "lti.registration": "\(registration.id)", "lti.platform_storage": "\(frame == nil ? "no" : "offered")",
         ])
-        // Cookie-less launches (LTI Platform Storage, `lti_storage_target`) will add a second channel here;
-        // the cookie is always set because some platforms announce storage they cannot serve.
-        return Response(status: .found, headers: [
-            .location: redirect.authorizationURL,
-            .setCookie: Self.stateCookie(for: redirect.state, maxAge: Int(stateLifetime)),
-            .cacheControl: "no-store",
-        ])
+        var response: Response
+        if let frame, let secret = redirect.storageSecret, let origin = PlatformStorageTarget.origin(of: registration.authURL) {
+            let target = PlatformStorageTarget(key: PlatformStorageSecret.key(forState: redirect.state), origin: origin,
+                                               anyOrigin: options.storageAnyOrigin == true, frame: frame)
+            response = pages.storageLoginPage(authorizationURL: redirect.authorizationURL, state: redirect.state, secret: secret,
+                                              target: target, base: baseURL, restartKey: redirect.restartKey)
+        } else {
+            response = Response(status: .found, headers: [.location: redirect.authorizationURL, .cacheControl: "no-store"])
+        }
+        response.headers[values: .setCookie].append(contentsOf: StateCookies.set(for: redirect.state, maxAge: Int(stateLifetime)))
+        return response
     }
 
-    /// The id_token launch: every checklist rule, then dispatch by message type.
+    /// `POST /lti/login/check` (form `state`): whether this request carries the state cookie of `state`, so that
+    /// the login page in an LMS frame knows whether it needs the platform's storage. Reads nothing else.
+    func checkCookie(_ request: Request, context: GatewayRequestContext) async throws -> Response {
+        let parameters = try await FormParameters.of(request, context: context)
+        let state = parameters["state"] ?? ""
+        let cookie = !state.isEmpty && StateCookies.value(for: state, in: request.cookies).map { constantTimeEquals($0.value, state) } == true
+        return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                        body: .init(byteBuffer: ByteBuffer(string: cookie ? #"{"cookie":true}"# : #"{"cookie":false}"#)))
+    }
+
+    /// `POST /lti/login/restart` (form `login`): starts a login that could not be tied to its LMS frame again,
+    /// for a new top-level window (first-party cookies), with the parameters kept for it server-side.
+    func restart(_ request: Request, context: GatewayRequestContext) async throws -> Response {
+        let parameters = try await FormParameters.of(request, context: context)
+        let redirect = try await loginHandler.restart(restartKey: parameters["login"] ?? "", now: now())
+        context.logger.info("login started again in a new window", metadata: [
+            "lti.client_id": "\(redirect.registration.clientID)", "lti.registration": "\(redirect.registration.id)",
+        ])
+        var response = Response(status: .seeOther, headers: [.location: redirect.authorizationURL, .cacheControl: "no-store"])
+        response.headers[values: .setCookie].append(contentsOf: StateCookies.set(for: redirect.state, maxAge: Int(stateLifetime)))
+        return response
+    }
+
+    /// The id_token launch: tie it to the browser (cookie, or platform storage), every checklist rule, then
+    /// dispatch by message type.
     func launch(_ request: Request, context: GatewayRequestContext) async throws -> Response {
         let parameters = try await FormParameters.of(request, context: context)
         let state = parameters["state"]
-        let browserState = state.flatMap { request.cookies[Self.stateCookieName(for: $0)]?.value }
-        let launch = try await validator.validate(idToken: parameters["id_token"], state: state, browserState: browserState, now: now())
+        let evidence = LaunchBindingEvidence(
+            cookie: state.flatMap { StateCookies.value(for: $0, in: request.cookies) },
+            storageSecret: parameters["lti_storage_secret"], storageFailed: parameters["lti_storage_error"] != nil)
+        let binding: BrowserBinding
+        switch try await bindings.step(state: state, evidence: evidence, now: now()) {
+        case .validate(let found):
+            binding = found
+        case .readPlatformStorage(let key, let frame, let registrationID):
+            guard let registration = try await registrations.registration(id: registrationID) else {
+                throw LaunchRefusal(.registrationUnknown, "The platform registration for this launch no longer exists.", rule: "Launch 1")
+            }
+            let origin = PlatformStorageTarget.origin(of: registration.authURL) ?? ""
+            let options = try await registrations.launchOptions(registrationID: registration.id)
+            context.logger.info("launch without its state cookie; reading the platform's storage")
+            return pages.storageLaunchPage(
+                action: baseURL + request.uri.path, idToken: parameters["id_token"] ?? "", state: state ?? "",
+                target: PlatformStorageTarget(key: key, origin: origin, anyOrigin: options.storageAnyOrigin == true, frame: frame))
+        case .offerNewWindow(let restartKey):
+            if let reason = parameters["lti_storage_error"] {
+                context.logger.notice("platform storage gave no secret", metadata: ["lti.storage_error": "\(StorageFailure(reason))"])
+            }
+            throw GatewayError.notThisBrowser(restart: NewWindowRestart(url: baseURL + "/lti/login/restart", restartKey: restartKey))
+        }
+        let launch = try await validator.validate(idToken: parameters["id_token"], state: state, binding: binding, now: now())
+        Counter(label: "lti_launch_binding_total", dimensions: [("channel", launch.channel.rawValue)]).increment()
         var context = context
         context.logger[metadataKey: "lti.registration"] = .string(launch.registration.id)
+        context.logger[metadataKey: "lti.binding"] = .string(launch.channel.rawValue)
+        var response: Response
         switch launch.messageType {
         case .resourceLinkRequest:
-            var response = SkyPrepSSO.isWanted(by: launch.token)
+            response = SkyPrepSSO.isWanted(by: launch.token)
                 ? try await skyPrep.launch(launch, context: context, now: now())
                 : try await launcher.launch(launch, context: context, now: now())
-            response.headers[values: .setCookie].append(Self.expiredStateCookie(for: state ?? ""))
-            return response
         case .deepLinkingRequest:
-            var response = try await deepLinking.startPicker(launch, context: context)
-            response.headers[values: .setCookie].append(Self.expiredStateCookie(for: state ?? ""))
-            return response
+            response = try await deepLinking.startPicker(launch, context: context)
         }
+        response.headers[values: .setCookie].append(contentsOf: StateCookies.expire(for: state ?? ""))
+        return response
     }
 
-    static func stateCookieName(for state: String) -> String { GatewayCookieNames.stateCookieName(for: state) }
+}
 
-    static func stateCookie(for state: String, maxAge: Int) -> String {
-        "\(stateCookieName(for: state))=\(state); Path=/lti; Max-Age=\(maxAge); HttpOnly; Secure; SameSite=None"
+/// Why the storage page could not read the secret, as logged: one of a fixed set, never the posted text.
+enum StorageFailure: String, CustomStringConvertible {
+    case timeout, refused, unreachable, unsupported, empty, noCapabilities = "no_capabilities", topLevel = "top_level", noscript, other
+
+    init(_ posted: String) { self = StorageFailure(rawValue: posted) ?? .other }
+    var description: String { rawValue }
+}
+
+/// The two state cookies of a login: the same value as a plain `SameSite=None` cookie and as a `Partitioned`
+/// (CHIPS) one, which Chromium-family browsers keep inside an LMS frame when they block third-party cookies.
+/// They have different names, so a browser that keeps both (cookies allowed, or no CHIPS support) sends
+/// both, and neither replaces the other.
+enum StateCookies {
+    /// `Set-Cookie` values binding `state` to this browser.
+    static func set(for state: String, maxAge: Int) -> [String] {
+        let names = GatewayCookieNames.stateCookieNames(for: state)
+        let attributes = "Path=/lti; Max-Age=\(maxAge); HttpOnly; Secure; SameSite=None"
+        return ["\(names.plain)=\(state); \(attributes)", "\(names.partitioned)=\(state); \(attributes); Partitioned"]
     }
 
-    static func expiredStateCookie(for state: String) -> String {
-        "\(stateCookieName(for: state))=; Path=/lti; Max-Age=0; HttpOnly; Secure; SameSite=None"
+    /// `Set-Cookie` values removing both cookies of `state`.
+    static func expire(for state: String) -> [String] {
+        let names = GatewayCookieNames.stateCookieNames(for: state)
+        return ["\(names.plain)=; Path=/lti; Max-Age=0; HttpOnly; Secure; SameSite=None",
+                "\(names.partitioned)=; Path=/lti; Max-Age=0; HttpOnly; Secure; SameSite=None; Partitioned"]
+    }
+
+    /// The value of the state cookie of `state` this request carries (the plain one first), and whether it
+    /// was the partitioned one.
+    static func value(for state: String, in cookies: Cookies) -> (value: String, partitioned: Bool)? {
+        let names = GatewayCookieNames.stateCookieNames(for: state)
+        if let plain = cookies[names.plain]?.value { return (plain, false) }
+        if let partitioned = cookies[names.partitioned]?.value { return (partitioned, true) }
+        return nil
     }
 }
 
@@ -78,6 +174,12 @@ public enum GatewayCookieNames {
     /// One cookie per login, named after a digest of its state, so several launches in one browser
     /// (several LMS frames) do not overwrite each other: `lti_gw_state_` and 12 hex digits of SHA-256(state).
     public static func stateCookieName(for state: String) -> String {
-        "lti_gw_state_" + Hex.encode(SHA256.hash(data: Data(state.utf8)).prefix(6))
+        stateCookieNames(for: state).plain
+    }
+
+    /// The login's two state cookies: `lti_gw_state_…` and the partitioned `lti_gw_pstate_…`, with the same digest.
+    public static func stateCookieNames(for state: String) -> (plain: String, partitioned: String) {
+        let digest = Hex.encode(SHA256.hash(data: Data(state.utf8)).prefix(6))
+        return ("lti_gw_state_" + digest, "lti_gw_pstate_" + digest)
     }
 }

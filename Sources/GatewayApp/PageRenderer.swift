@@ -19,6 +19,10 @@ struct PageRenderer: Sendable {
         try library.register(Self.labActionsTemplate, named: "lab-actions")
         try library.register(Self.labsTemplate, named: "labs")
         try library.register(Self.confirmEndTemplate, named: "confirm-end")
+        try library.register(Self.newWindowPartial, named: "new-window")
+        try library.register(Self.newWindowTemplate, named: "new-window-page")
+        try library.register(Self.storageLoginTemplate, named: "storage-login")
+        try library.register(Self.storageLaunchTemplate, named: "storage-launch")
         self.library = library
     }
 
@@ -73,17 +77,21 @@ struct PageRenderer: Sendable {
                                                  "summary": summary, "nonce": nonce], scriptNonce: nonce)
     }
 
-    private func render(_ name: String, status: HTTPResponse.Status, _ values: [String: Any], scriptNonce: String? = nil) -> Response {
+    /// Renders template `name`; `scriptNonce` allows the page's scripts carrying it, `connectSelf` their
+    /// requests to this gateway.
+    func render(_ name: String, status: HTTPResponse.Status, _ values: [String: Any], scriptNonce: String? = nil,
+                connectSelf: Bool = false) -> Response {
         let body = library.render(values, withTemplate: name) ?? "<!doctype html><title>Error</title><p>Error</p>"
-        return response(status: status, body: ByteBuffer(string: body), scriptNonce: scriptNonce)
+        return response(status: status, body: ByteBuffer(string: body), scriptNonce: scriptNonce, connectSelf: connectSelf)
     }
 
-    private func response(status: HTTPResponse.Status, body: ByteBuffer, scriptNonce: String? = nil) -> Response {
+    private func response(status: HTTPResponse.Status, body: ByteBuffer, scriptNonce: String? = nil, connectSelf: Bool = false) -> Response {
         let scripts = scriptNonce.map { "; script-src 'nonce-\($0)'" } ?? ""
+        let connect = connectSelf ? "; connect-src 'self'" : ""
         return Response(status: status, headers: [
             .contentType: "text/html; charset=utf-8",
             .cacheControl: "no-store",
-            HTTPField.Name("Content-Security-Policy")!: "default-src 'none'; style-src 'unsafe-inline'\(scripts); frame-ancestors *",
+            HTTPField.Name("Content-Security-Policy")!: "default-src 'none'; style-src 'unsafe-inline'\(scripts)\(connect); frame-ancestors *",
             HTTPField.Name("X-Content-Type-Options")!: "nosniff",
             HTTPField.Name("Referrer-Policy")!: "no-referrer",
         ], body: .init(byteBuffer: body))

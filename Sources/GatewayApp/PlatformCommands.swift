@@ -96,7 +96,8 @@ public enum PlatformAdministration {
         func value<T>(_ v: T?) -> String { v.map { "\($0)" } ?? "default" }
         return "maxActiveLabs=\(value(o.maxActiveLabs)) maxSavedLabs=\(value(o.maxSavedLabs)) durationMinutes=\(value(o.durationMinutes)) " +
             "regionId=\(value(o.regionID)) lang=\(o.lang ?? "from locale") tag=\(o.sendTag ? "on" : "off") " +
-            "contextVariables=\(o.sendContextVariables ? "on" : "off")"
+            "contextVariables=\(o.sendContextVariables ? "on" : "off") platformStorage=\((o.platformStorage ?? .auto).rawValue) " +
+            "storageFrame=\(o.storageFrame ?? "-") storageAnyOrigin=\(o.storageAnyOrigin == true ? "on" : "off")"
     }
 }
 

@@ -65,6 +65,14 @@ public actor MemoryGatewayStore: GatewayStore {
         return found
     }
 
+    public func loginState(_ state: String, now: Date) async throws -> LoginState? {
+        loginStates[state].flatMap { $0.expiresAt > now ? $0 : nil }
+    }
+
+    public func loginState(restartKey: String, now: Date) async throws -> LoginState? {
+        loginStates.values.first { $0.restartKey == restartKey && $0.expiresAt > now }
+    }
+
     public func markNonceUsed(issuer: String, nonce: String, expiresAt: Date) async throws -> Bool {
         let key = issuer + "\u{0}" + nonce
         guard usedNonces[key] == nil else { return false }

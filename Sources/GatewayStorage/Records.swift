@@ -107,9 +107,18 @@ public struct PlatformLaunchOptions: Sendable, Equatable, Codable {
     public var sendTag: Bool
     /// Fill `variable-LtiContextId`, `variable-LtiContextTitle`, `variable-LtiRoles` from the launch.
     public var sendContextVariables: Bool
+    /// Whether logins offer LTI Platform Storage (cookie-less launches in the LMS frame); nil = ``PlatformStorageMode/auto``.
+    public var platformStorage: PlatformStorageMode?
+    /// The frame storage messages go to when the login names none in `lti_storage_target` (Blackboard: `lti_storage_frame`).
+    /// With ``PlatformStorageMode/auto``, setting it makes every login offer storage.
+    public var storageFrame: String?
+    /// Send storage messages with target origin `*` and accept answers from any origin (older Canvas versions
+    /// answered from an origin other than their authorization endpoint's); nil = off.
+    public var storageAnyOrigin: Bool?
 
     public init(maxActiveLabs: Int? = nil, maxSavedLabs: Int? = nil, durationMinutes: Int? = nil, regionID: Int? = nil,
-                lang: String? = nil, sendTag: Bool = true, sendContextVariables: Bool = false) {
+                lang: String? = nil, sendTag: Bool = true, sendContextVariables: Bool = false,
+                platformStorage: PlatformStorageMode? = nil, storageFrame: String? = nil, storageAnyOrigin: Bool? = nil) {
         self.maxActiveLabs = maxActiveLabs
         self.maxSavedLabs = maxSavedLabs
         self.durationMinutes = durationMinutes
@@ -117,6 +126,9 @@ public struct PlatformLaunchOptions: Sendable, Equatable, Codable {
         self.lang = lang
         self.sendTag = sendTag
         self.sendContextVariables = sendContextVariables
+        self.platformStorage = platformStorage
+        self.storageFrame = storageFrame
+        self.storageAnyOrigin = storageAnyOrigin
     }
 
     /// The reason these options cannot be used, naming the option; nil when they are valid.
@@ -128,6 +140,19 @@ public struct PlatformLaunchOptions: Sendable, Equatable, Codable {
         if let v = lang, v.range(of: "^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{1,8})*$", options: .regularExpression) == nil {
             return "lang must be a language tag such as en or pt-BR"
         }
+        if let v = storageFrame, v.range(of: "^[A-Za-z0-9_-]{1,64}$", options: .regularExpression) == nil {
+            return "storageFrame must be a frame name of 1…64 letters, digits, '_' or '-'"
+        }
         return nil
     }
+}
+
+/// Whether a platform's logins offer LTI Platform Storage.
+public enum PlatformStorageMode: String, Sendable, Codable, CaseIterable {
+    /// When the login carries `lti_storage_target`, or the platform has a storage frame configured.
+    case auto
+    /// On every login (to `lti_storage_target`, else the configured frame, else the parent window).
+    case on
+    /// Never: the state cookies only.
+    case off
 }

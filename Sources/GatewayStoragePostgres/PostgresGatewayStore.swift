@@ -55,6 +55,9 @@ public final class PostgresGatewayStore: GatewayStore {
 
     // MARK: migrations
 
+    /// How many migrations the schema history has.
+    public static var migrationCount: Int { PostgresSchema.migrations.count }
+
     public func migrate() async throws {
         try await transaction { connection in
             // Instances starting together wait here for each other; the lock ends with the transaction.
@@ -159,22 +162,49 @@ public final class PostgresGatewayStore: GatewayStore {
 
     public func saveLoginState(_ s: LoginState) async throws {
         try await run("""
-            INSERT INTO login_states (state, nonce, registration_id, target_link_uri, created_at, expires_at)
-            VALUES (\(s.state), \(s.nonce), \(s.registrationID), \(s.targetLinkURI), \(s.createdAt.timeIntervalSince1970), \(s.expiresAt.timeIntervalSince1970))
+            INSERT INTO login_states (state, nonce, registration_id, target_link_uri, created_at, expires_at,
+              login_hint, message_hint, deployment_hint, restart_key, storage_digest, storage_frame, new_window)
+            VALUES (\(s.state), \(s.nonce), \(s.registrationID), \(s.targetLinkURI), \(s.createdAt.timeIntervalSince1970), \(s.expiresAt.timeIntervalSince1970),
+              \(s.loginHint), \(s.ltiMessageHint), \(s.deploymentHint), \(s.restartKey), \(s.storageSecretDigest), \(s.storageFrame), \(s.startedInNewWindow))
             """)
+    }
+
+    /// The columns of a login state, in the order ``loginState(from:)`` reads them.
+    private static let loginStateColumns = """
+        state, nonce, registration_id, target_link_uri, created_at, expires_at, login_hint, message_hint, deployment_hint,
+        restart_key, storage_digest, storage_frame, new_window
+        """
+
+    private static func loginState(from row: PostgresRow) throws -> LoginState {
+        let (state, nonce, registration, target, created, expires, loginHint, messageHint, deploymentHint, restartKey, digest, frame, newWindow) =
+            try row.decode((String, String, String, String, Double, Double, String?, String?, String?, String?, String?, String?, Bool).self)
+        return LoginState(state: state, nonce: nonce, registrationID: registration, targetLinkURI: target,
+                          createdAt: Date(timeIntervalSince1970: created), expiresAt: Date(timeIntervalSince1970: expires),
+                          loginHint: loginHint ?? "", ltiMessageHint: messageHint, deploymentHint: deploymentHint,
+                          restartKey: restartKey ?? "", storageSecretDigest: digest, storageFrame: frame, startedInNewWindow: newWindow)
     }
 
     public func consumeLoginState(_ state: String, now: Date) async throws -> LoginState? {
         // One statement: of racing consumers in any instances, exactly one gets the row.
-        let rows = try await run("""
-            DELETE FROM login_states WHERE state = \(state)
-            RETURNING state, nonce, registration_id, target_link_uri, created_at, expires_at
-            """)
+        let rows = try await run("DELETE FROM login_states WHERE state = \(state) RETURNING \(unescaped: Self.loginStateColumns)")
         guard let row = rows.first else { return nil }
-        let (s, nonce, registration, target, created, expires) = try row.decode((String, String, String, String, Double, Double).self)
-        let found = LoginState(state: s, nonce: nonce, registrationID: registration, targetLinkURI: target,
-                               createdAt: Date(timeIntervalSince1970: created), expiresAt: Date(timeIntervalSince1970: expires))
+        let found = try Self.loginState(from: row)
         return found.expiresAt > now ? found : nil
+    }
+
+    public func loginState(_ state: String, now: Date) async throws -> LoginState? {
+        let rows = try await run("""
+            SELECT \(unescaped: Self.loginStateColumns) FROM login_states WHERE state = \(state) AND expires_at > \(now.timeIntervalSince1970)
+            """)
+        return try rows.first.map(Self.loginState(from:))
+    }
+
+    public func loginState(restartKey: String, now: Date) async throws -> LoginState? {
+        let rows = try await run("""
+            SELECT \(unescaped: Self.loginStateColumns) FROM login_states
+            WHERE restart_key = \(restartKey) AND expires_at > \(now.timeIntervalSince1970)
+            """)
+        return try rows.first.map(Self.loginState(from:))
     }
 
     public func markNonceUsed(issuer: String, nonce: String, expiresAt: Date) async throws -> Bool {

@@ -71,5 +71,13 @@ enum PostgresSchema {
             "CREATE TABLE tool_key_ring (id INTEGER PRIMARY KEY CHECK (id = 1), revision BIGINT NOT NULL)",
             "INSERT INTO tool_key_ring (id, revision) VALUES (1, 0)",
         ],
+        // 2: what a login was started with (to start it again in a new window) and its platform-storage binding.
+        [
+            """
+            ALTER TABLE login_states ADD COLUMN login_hint TEXT, ADD COLUMN message_hint TEXT, ADD COLUMN deployment_hint TEXT,
+              ADD COLUMN restart_key TEXT, ADD COLUMN storage_digest TEXT, ADD COLUMN storage_frame TEXT, ADD COLUMN new_window BOOLEAN NOT NULL DEFAULT FALSE
+            """,
+            "CREATE INDEX login_states_restart ON login_states (restart_key)",
+        ],
     ]
 }

@@ -112,6 +112,9 @@ public final class SQLiteGatewayStore: GatewayStore {
 
     // MARK: migrations
 
+    /// How many migrations the schema history has.
+    public static var migrationCount: Int { SQLiteSchema.migrations.count }
+
     public func migrate() async throws {
         try await gate.run {
             try await self.inTransaction { run in
@@ -223,23 +226,51 @@ public final class SQLiteGatewayStore: GatewayStore {
     public func saveLoginState(_ state: LoginState) async throws {
         _ = try await query(
             """
-            INSERT INTO login_states (state, nonce, registration_id, target_link_uri, created_at, expires_at)
-            VALUES (?, ?, ?, ?, ?, ?)
+            INSERT INTO login_states (state, nonce, registration_id, target_link_uri, created_at, expires_at,
+              login_hint, message_hint, deployment_hint, restart_key, storage_digest, storage_frame, new_window)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [.text(state.state), .text(state.nonce), .text(state.registrationID), .text(state.targetLinkURI),
-             .float(state.createdAt.timeIntervalSince1970), .float(state.expiresAt.timeIntervalSince1970)])
+             .float(state.createdAt.timeIntervalSince1970), .float(state.expiresAt.timeIntervalSince1970),
+             .text(state.loginHint), state.ltiMessageHint.map(SQLiteData.text) ?? .null, state.deploymentHint.map(SQLiteData.text) ?? .null,
+             .text(state.restartKey), state.storageSecretDigest.map(SQLiteData.text) ?? .null,
+             state.storageFrame.map(SQLiteData.text) ?? .null, .integer(state.startedInNewWindow ? 1 : 0)])
+    }
+
+    /// The columns of a login state, in the order ``loginState(from:)`` reads them.
+    private static let loginStateColumns = """
+        state, nonce, registration_id, target_link_uri, created_at, expires_at, login_hint, message_hint, deployment_hint,
+        restart_key, storage_digest, storage_frame, new_window
+        """
+
+    private static func loginState(from row: SQLiteRow) throws -> LoginState {
+        LoginState(
+            state: try row.text("state"), nonce: try row.text("nonce"), registrationID: try row.text("registration_id"),
+            targetLinkURI: try row.text("target_link_uri"), createdAt: try row.date("created_at"), expiresAt: try row.date("expires_at"),
+            loginHint: row.column("login_hint")?.string ?? "", ltiMessageHint: row.column("message_hint")?.string,
+            deploymentHint: row.column("deployment_hint")?.string, restartKey: row.column("restart_key")?.string ?? "",
+            storageSecretDigest: row.column("storage_digest")?.string, storageFrame: row.column("storage_frame")?.string,
+            startedInNewWindow: row.column("new_window")?.integer == 1)
     }
 
     public func consumeLoginState(_ state: String, now: Date) async throws -> LoginState? {
         // One statement: of two racing consumers, exactly one gets the row.
-        let rows = try await query(
-            "DELETE FROM login_states WHERE state = ? RETURNING state, nonce, registration_id, target_link_uri, created_at, expires_at",
-            [.text(state)])
+        let rows = try await query("DELETE FROM login_states WHERE state = ? RETURNING \(Self.loginStateColumns)", [.text(state)])
         guard let row = rows.first else { return nil }
-        let found = LoginState(
-            state: try row.text("state"), nonce: try row.text("nonce"), registrationID: try row.text("registration_id"),
-            targetLinkURI: try row.text("target_link_uri"), createdAt: try row.date("created_at"), expiresAt: try row.date("expires_at"))
+        let found = try Self.loginState(from: row)
         return found.expiresAt > now ? found : nil
+    }
+
+    public func loginState(_ state: String, now: Date) async throws -> LoginState? {
+        let rows = try await query("SELECT \(Self.loginStateColumns) FROM login_states WHERE state = ? AND expires_at > ?",
+                                   [.text(state), .float(now.timeIntervalSince1970)])
+        return try rows.first.map(Self.loginState(from:))
+    }
+
+    public func loginState(restartKey: String, now: Date) async throws -> LoginState? {
+        let rows = try await query("SELECT \(Self.loginStateColumns) FROM login_states WHERE restart_key = ? AND expires_at > ?",
+                                   [.text(restartKey), .float(now.timeIntervalSince1970)])
+        return try rows.first.map(Self.loginState(from:))
     }
 
     public func markNonceUsed(issuer: String, nonce: String, expiresAt: Date) async throws -> Bool {

@@ -71,5 +71,16 @@ enum SQLiteSchema {
             """,
             "CREATE INDEX jobs_due ON jobs (kind, next_run_at)",
         ],
+        // 5: what a login was started with (to start it again in a new window) and its platform-storage binding.
+        [
+            "ALTER TABLE login_states ADD COLUMN login_hint TEXT",
+            "ALTER TABLE login_states ADD COLUMN message_hint TEXT",
+            "ALTER TABLE login_states ADD COLUMN deployment_hint TEXT",
+            "ALTER TABLE login_states ADD COLUMN restart_key TEXT",
+            "ALTER TABLE login_states ADD COLUMN storage_digest TEXT",
+            "ALTER TABLE login_states ADD COLUMN storage_frame TEXT",
+            "ALTER TABLE login_states ADD COLUMN new_window INTEGER NOT NULL DEFAULT 0",
+            "CREATE INDEX login_states_restart ON login_states (restart_key)",
+        ],
     ]
 }

@@ -33,9 +33,12 @@ public enum GatewayStoreConformance {
                              jwksURL: "https://lms.example.edu/jwks", deploymentIDs: deployments, createdAt: epoch)
     }
 
-    static func loginState(_ state: String, expiresIn: TimeInterval = 600) -> LoginState {
+    static func loginState(_ state: String, expiresIn: TimeInterval = 600, storage: Bool = false) -> LoginState {
         LoginState(state: state, nonce: "nonce-\(state)", registrationID: "reg", targetLinkURI: "https://tool/lti/launch",
-                   createdAt: epoch, expiresAt: epoch.addingTimeInterval(expiresIn))
+                   createdAt: epoch, expiresAt: epoch.addingTimeInterval(expiresIn), loginHint: "hint-\(state)",
+                   ltiMessageHint: storage ? "message-\(state)" : nil, deploymentHint: storage ? "dep-\(state)" : nil,
+                   restartKey: "restart-\(state)", storageSecretDigest: storage ? "digest-\(state)" : nil,
+                   storageFrame: storage ? "post_message_forwarding" : nil, startedInNewWindow: !storage)
     }
 
     public static let checks: [Check] = [
@@ -85,6 +88,22 @@ public enum GatewayStoreConformance {
             try expect(first == loginState("s1"), "first consume \(String(describing: first))")
             try expect(try await store.consumeLoginState("s1", now: epoch) == nil, "second consume succeeded")
             try expect(try await store.consumeLoginState("never", now: epoch) == nil, "unknown consumed")
+        },
+        Check(name: "a login state is read without being consumed, by state and by restart key") { store in
+            try await store.saveLoginState(loginState("plain"))
+            try await store.saveLoginState(loginState("stored", storage: true))
+            for state in ["plain", "stored"] {
+                let expected = loginState(state, storage: state == "stored")
+                try expect(try await store.loginState(state, now: epoch) == expected, "read \(state)")
+                try expect(try await store.loginState(restartKey: "restart-\(state)", now: epoch) == expected, "read \(state) by restart key")
+            }
+            try expect(try await store.loginState("stored", now: epoch.addingTimeInterval(601)) == nil, "expired state read")
+            try expect(try await store.loginState(restartKey: "restart-stored", now: epoch.addingTimeInterval(601)) == nil,
+                       "expired state read by restart key")
+            try expect(try await store.loginState("restart-stored", now: epoch) == nil, "a restart key read as a state")
+            try expect(try await store.loginState(restartKey: "stored", now: epoch) == nil, "a state read as a restart key")
+            try expect(try await store.consumeLoginState("stored", now: epoch) == loginState("stored", storage: true), "reading consumed it")
+            try expect(try await store.loginState("stored", now: epoch) == nil, "read after consumption")
         },
         Check(name: "an expired login state cannot be consumed") { store in
             try await store.saveLoginState(loginState("s1", expiresIn: 10))

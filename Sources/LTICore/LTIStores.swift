@@ -15,6 +15,10 @@ public protocol LoginStateStore: Sendable {
     ///
     /// - Important: Atomic: of two racing calls with the same state, at most one gets a value.
     func consumeLoginState(_ state: String, now: Date) async throws -> LoginState?
+    /// The state if it exists and has not expired at `now`, left in place (reading changes nothing).
+    func loginState(_ state: String, now: Date) async throws -> LoginState?
+    /// The unexpired login whose ``LoginState/restartKey`` is `restartKey`, left in place.
+    func loginState(restartKey: String, now: Date) async throws -> LoginState?
 }
 
 /// Remembers nonces that have been used, until they could no longer be accepted anyway.

@@ -11,10 +11,13 @@ public struct LaunchRefusal: Error, Sendable, Equatable, CustomStringConvertible
         case registrationUnknown = "registration_unknown"
         case registrationAmbiguous = "registration_ambiguous"
         case targetLinkURIForeign = "target_link_uri_foreign"
+        case loginRestartUnknown = "login_restart_unknown"
         // Launch rule 1
         case stateMissing = "state_missing"
         case stateUnknown = "state_unknown"
         case stateNotThisBrowser = "state_not_this_browser"
+        case storageSecretMismatch = "storage_secret_mismatch"
+        case storageNotOffered = "storage_not_offered"
         // Launch rule 2
         case tokenMissing = "token_missing"
         case tokenTooLarge = "token_too_large"

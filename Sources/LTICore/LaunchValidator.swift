@@ -9,6 +9,8 @@ public struct ValidatedLaunch: Sendable {
     public var deploymentID: String
     /// The raw JSON payload, for claims read later (e.g. deep-linking `data`, echoed byte for byte).
     public var payload: Data
+    /// How the launch was tied to the browser that started its login.
+    public var channel: BrowserBindingChannel
 }
 
 /// Validates an id_token launch, every rule of checklist "Launch", in the checklist's order.
@@ -32,20 +34,34 @@ public struct LaunchValidator: Sendable {
         self.policy = policy
     }
 
+    /// Validates the posted `id_token` and `state`, with the state cookie's value as the browser's binding.
+    public func validate(idToken: String?, state: String?, browserState: String?, now: Date) async throws -> ValidatedLaunch {
+        try await validate(idToken: idToken, state: state, binding: browserState.map { .cookie($0, partitioned: false) } ?? .none, now: now)
+    }
+
     /// Validates the posted `id_token` and `state`.
     ///
     /// - Parameters:
-    ///   - browserState: the state this browser carries (its binding cookie, or what platform storage gave back).
+    ///   - binding: what ties this request to the browser that started the login (its state cookie, or the
+    ///     secret platform storage gave back).
     ///   - now: the time to validate at (never read inside).
-    public func validate(idToken: String?, state: String?, browserState: String?, now: Date) async throws -> ValidatedLaunch {
+    public func validate(idToken: String?, state: String?, binding: BrowserBinding, now: Date) async throws -> ValidatedLaunch {
         // Rule 1: a state we issued, unused, unexpired, belonging to this browser; consumed.
         guard let state, !state.isEmpty else {
             throw LaunchRefusal(.stateMissing, "The launch carries no state.", rule: "Launch 1")
         }
-        guard let browserState, constantTimeEquals(browserState, state) else {
-            throw LaunchRefusal(.stateNotThisBrowser,
-                                "This launch was not started in this browser (its login cookie is missing or different).",
-                                rule: "Launch 1")
+        var channel = BrowserBindingChannel.cookie
+        switch binding {
+        case .cookie(let value, let partitioned):
+            guard constantTimeEquals(value, state) else { throw Self.notThisBrowser }
+            channel = partitioned ? .partitionedCookie : .cookie
+        case .platformStorage(let secret):
+            guard !secret.isEmpty, secret.utf8.count <= PlatformStorageSecret.maxLength else {
+                throw LaunchRefusal(.storageSecretMismatch, "This launch's browser secret is not the one kept at login.", rule: "Launch 1")
+            }
+            channel = .platformStorage
+        case .none:
+            throw Self.notThisBrowser
         }
         // Rule 2 (size) before any store work, so that oversized posts change nothing.
         guard let idToken, !idToken.isEmpty else {
@@ -54,9 +70,22 @@ public struct LaunchValidator: Sendable {
         guard idToken.utf8.count <= policy.maxTokenBytes else {
             throw LaunchRefusal(.tokenTooLarge, "The launch token is larger than \(policy.maxTokenBytes) bytes.", rule: "Launch 2")
         }
+        if case .platformStorage(let secret) = binding {
+            // The secret is checked before the state is consumed, so a wrong secret changes nothing.
+            guard let pending = try await states.loginState(state, now: now) else {
+                throw LaunchRefusal(.stateUnknown, "The launch state is unknown, already used or expired.", rule: "Launch 1")
+            }
+            guard let digest = pending.storageSecretDigest else {
+                throw LaunchRefusal(.storageNotOffered, "This launch answers through platform storage, but its login did not use it.", rule: "Launch 1")
+            }
+            guard constantTimeEquals(PlatformStorageSecret.digest(secret), digest) else {
+                throw LaunchRefusal(.storageSecretMismatch, "This launch's browser secret is not the one kept at login.", rule: "Launch 1")
+            }
+        }
         guard let loginState = try await states.consumeLoginState(state, now: now) else {
             throw LaunchRefusal(.stateUnknown, "The launch state is unknown, already used or expired.", rule: "Launch 1")
         }
+        if loginState.startedInNewWindow { channel = .newWindow }
         guard let registration = try await registrations.registration(id: loginState.registrationID) else {
             throw LaunchRefusal(.registrationUnknown, "The platform registration for this launch no longer exists.", rule: "Launch 1")
         }
@@ -169,8 +198,11 @@ public struct LaunchValidator: Sendable {
             }
         }
         return ValidatedLaunch(registration: registration, token: token, messageType: messageType,
-                               deploymentID: deploymentID, payload: jws.payload)
+                               deploymentID: deploymentID, payload: jws.payload, channel: channel)
     }
+
+    static let notThisBrowser = LaunchRefusal(
+        .stateNotThisBrowser, "This launch was not started in this browser (its login cookie is missing or different).", rule: "Launch 1")
 
     /// Rule 6: `aud` contains our client id; several audiences need `azp`; `azp` equals our client id;
     /// no audience we do not trust.

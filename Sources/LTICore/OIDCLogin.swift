@@ -42,6 +42,12 @@ public struct OIDCLoginRedirect: Sendable {
     public var state: String
     public var registration: PlatformRegistration
     public var stateExpiresAt: Date
+    /// The per-login secret for the platform's storage, when the login offers LTI Platform Storage.
+    ///
+    /// - Important: Secret; goes only into the login page that hands it to the platform's storage.
+    public var storageSecret: String?
+    /// The login's handle on the "open in a new window" page.
+    public var restartKey: String
 }
 
 /// Handles the OIDC third-party-initiated login (checklist "Login" rules 1–4).
@@ -58,15 +64,49 @@ public struct OIDCLoginHandler: Sendable {
 
     /// Finds the registration, stores a fresh state bound to a fresh nonce, and builds the redirect.
     public func login(_ request: OIDCLoginRequest, now: Date) async throws -> OIDCLoginRedirect {
-        let registration = try await findRegistration(request)
+        try await login(request, registration: registration(for: request), platformStorageFrame: nil, now: now)
+    }
+
+    /// Stores a fresh state bound to a fresh nonce for `registration` (found with ``registration(for:)``)
+    /// and builds the redirect; with a `platformStorageFrame` (the frame the login page will send storage
+    /// messages to), also a per-login secret for the platform's storage.
+    public func login(_ request: OIDCLoginRequest, registration: PlatformRegistration, platformStorageFrame: String?,
+                      now: Date) async throws -> OIDCLoginRedirect {
         // Checklist "Launch" rule 12: the launch may only target the gateway itself.
         guard policy.isToolURL(request.targetLinkURI) else {
             throw LaunchRefusal(.targetLinkURIForeign, "The login names a target_link_uri outside this gateway.", rule: "Login 1 / Launch 12")
         }
+        return try await begin(registration: registration, targetLinkURI: request.targetLinkURI, loginHint: request.loginHint,
+                               ltiMessageHint: request.ltiMessageHint, deploymentHint: request.deploymentID,
+                               storageFrame: platformStorageFrame, startedInNewWindow: false, now: now)
+    }
+
+    /// Starts the login with `restartKey` again, for a new top-level window: same platform, hints and
+    /// target, a fresh state and nonce. The earlier state stays until it is used or expires.
+    public func restart(restartKey: String, now: Date) async throws -> OIDCLoginRedirect {
+        guard restartKey.utf8.count <= OIDCLoginRequest.maxParameterLength,
+              let earlier = try await states.loginState(restartKey: restartKey, now: now) else {
+            throw LaunchRefusal(.loginRestartUnknown, "This link to open the activity has expired.", rule: "Login 3")
+        }
+        guard let registration = try await registrations.registration(id: earlier.registrationID) else {
+            throw LaunchRefusal(.registrationUnknown, "The platform registration for this launch no longer exists.", rule: "Login 2")
+        }
+        return try await begin(registration: registration, targetLinkURI: earlier.targetLinkURI, loginHint: earlier.loginHint,
+                               ltiMessageHint: earlier.ltiMessageHint, deploymentHint: earlier.deploymentHint,
+                               storageFrame: nil, startedInNewWindow: true, now: now)
+    }
+
+    private func begin(registration: PlatformRegistration, targetLinkURI: String, loginHint: String, ltiMessageHint: String?,
+                       deploymentHint: String?, storageFrame: String?, startedInNewWindow: Bool,
+                       now: Date) async throws -> OIDCLoginRedirect {
+        let storageSecret = storageFrame.map { _ in PlatformStorageSecret.make() }
         // Checklist "Login" rule 3: ≥128 bits from a CSPRNG each, one-time, short-lived, nonce bound to state.
         let loginState = LoginState(
             state: SecureRandom.token(), nonce: SecureRandom.token(), registrationID: registration.id,
-            targetLinkURI: request.targetLinkURI, createdAt: now, expiresAt: now.addingTimeInterval(policy.stateLifetime))
+            targetLinkURI: targetLinkURI, createdAt: now, expiresAt: now.addingTimeInterval(policy.stateLifetime),
+            loginHint: loginHint, ltiMessageHint: ltiMessageHint, deploymentHint: deploymentHint,
+            storageSecretDigest: storageSecret.map(PlatformStorageSecret.digest), storageFrame: storageFrame,
+            startedInNewWindow: startedInNewWindow)
         try await states.saveLoginState(loginState)
 
         // Checklist "Login" rule 4.
@@ -77,19 +117,19 @@ public struct OIDCLoginHandler: Sendable {
             ("prompt", "none"),
             ("client_id", registration.clientID),
             ("redirect_uri", policy.redirectURI),
-            ("login_hint", request.loginHint),
+            ("login_hint", loginHint),
             ("state", loginState.state),
             ("nonce", loginState.nonce),
         ]
-        if let hint = request.ltiMessageHint { query.append(("lti_message_hint", hint)) }
+        if let hint = ltiMessageHint { query.append(("lti_message_hint", hint)) }
         let separator = registration.authURL.contains("?") ? "&" : "?"
         let url = registration.authURL + separator + FormEncoding.encode(query)
-        return OIDCLoginRedirect(authorizationURL: url, state: loginState.state,
-                                 registration: registration, stateExpiresAt: loginState.expiresAt)
+        return OIDCLoginRedirect(authorizationURL: url, state: loginState.state, registration: registration,
+                                 stateExpiresAt: loginState.expiresAt, storageSecret: storageSecret, restartKey: loginState.restartKey)
     }
 
     /// Checklist "Login" rule 2: by issuer and client id; an issuer alone only when it is unambiguous.
-    private func findRegistration(_ request: OIDCLoginRequest) async throws -> PlatformRegistration {
+    public func registration(for request: OIDCLoginRequest) async throws -> PlatformRegistration {
         let candidates = try await registrations.registrations(issuer: request.issuer)
         if let clientID = request.clientID {
             guard let match = candidates.first(where: { $0.clientID == clientID }) else {

@@ -33,7 +33,12 @@ public struct PlatformRegistration: Sendable, Equatable, Codable {
 
 /// The one-time login state created by the OIDC login and consumed by the launch.
 ///
-/// - Important: `state` and `nonce` are secrets: never log them or render them.
+/// Besides the state and nonce it keeps what the login was started with, so that the same login can be
+/// started again in a new window when the LMS frame cannot be tied to the browser (no cookie, no storage).
+///
+/// - Important: `state`, `nonce` and the storage secret behind `storageSecretDigest` are secrets: never log
+///   them or render them. `restartKey` is unguessable but binds nothing: it only starts a new login, which
+///   the platform answers for whoever is signed in to it.
 public struct LoginState: Sendable, Equatable {
     public var state: String
     public var nonce: String
@@ -41,14 +46,39 @@ public struct LoginState: Sendable, Equatable {
     public var targetLinkURI: String
     public var createdAt: Date
     public var expiresAt: Date
+    /// The login's `login_hint` (echoed to the platform when the login is started again).
+    public var loginHint: String
+    /// The login's `lti_message_hint`, if any.
+    public var ltiMessageHint: String?
+    /// The login's `lti_deployment_id`, if any.
+    public var deploymentHint: String?
+    /// The handle of this login on the "open in a new window" page.
+    public var restartKey: String
+    /// SHA-256 (hex) of the browser secret the login page keeps in the platform's storage (LTI Platform
+    /// Storage); nil when the login did not offer storage.
+    public var storageSecretDigest: String?
+    /// The frame the login page sent storage messages to (`lti_storage_target` or the platform's configured
+    /// frame); nil when the login did not offer storage.
+    public var storageFrame: String?
+    /// True for a login started again in a top-level window because the frame could not be bound.
+    public var startedInNewWindow: Bool
 
     public init(state: String, nonce: String, registrationID: String, targetLinkURI: String,
-                createdAt: Date, expiresAt: Date) {
+                createdAt: Date, expiresAt: Date, loginHint: String = "", ltiMessageHint: String? = nil,
+                deploymentHint: String? = nil, restartKey: String = SecureRandom.token(byteCount: 16),
+                storageSecretDigest: String? = nil, storageFrame: String? = nil, startedInNewWindow: Bool = false) {
         self.state = state
         self.nonce = nonce
         self.registrationID = registrationID
         self.targetLinkURI = targetLinkURI
         self.createdAt = createdAt
         self.expiresAt = expiresAt
+        self.loginHint = loginHint
+        self.ltiMessageHint = ltiMessageHint
+        self.deploymentHint = deploymentHint
+        self.restartKey = restartKey
+        self.storageSecretDigest = storageSecretDigest
+        self.storageFrame = storageFrame
+        self.startedInNewWindow = startedInNewWindow
     }
 }

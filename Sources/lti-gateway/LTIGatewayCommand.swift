@@ -120,10 +120,18 @@ struct Platforms: AsyncParsableCommand {
         @Flag(name: .customLong("no-tag"), help: "Do not tag labs with the platform and course.") var noTag = false
         @Flag(name: .customLong("context-variables"), help: "Fill lab variables LtiContextId, LtiContextTitle, LtiRoles.")
         var contextVariables = false
+        @Option(name: .customLong("platform-storage"),
+                help: "LTI Platform Storage for launches in the LMS frame: auto (when the login asks for it), on, off.")
+        var platformStorage: PlatformStorageMode?
+        @Option(name: .customLong("storage-frame"), help: "Frame for storage messages when the login names none (Blackboard: lti_storage_frame).")
+        var storageFrame: String?
+        @Flag(name: .customLong("storage-any-origin"), help: "Send storage messages to any origin (*), for older Canvas versions.")
+        var storageAnyOrigin = false
 
         var options: PlatformLaunchOptions {
             PlatformLaunchOptions(maxActiveLabs: maxActiveLabs, maxSavedLabs: maxSavedLabs, durationMinutes: durationMinutes,
-                                  regionID: regionID, lang: lang, sendTag: !noTag, sendContextVariables: contextVariables)
+                                  regionID: regionID, lang: lang, sendTag: !noTag, sendContextVariables: contextVariables,
+                                  platformStorage: platformStorage, storageFrame: storageFrame, storageAnyOrigin: storageAnyOrigin ? true : nil)
         }
     }
 
@@ -421,3 +429,5 @@ struct Jobs: AsyncParsableCommand {
         }
     }
 }
+
+extension PlatformStorageMode: ExpressibleByArgument {}

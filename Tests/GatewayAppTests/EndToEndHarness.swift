@@ -208,8 +208,10 @@ final class EndToEnd: Sendable {
     }
 
     /// A browser request; no redirect is followed.
-    func request(_ method: HTTPMethod, _ pathOrURL: String, form: [(String, String)]? = nil, cookie: String? = nil) async throws -> BrowserResponse {
-        try await browserRequest(http, method, pathOrURL.hasPrefix("http") ? pathOrURL : baseURL + pathOrURL, form: form, cookie: cookie)
+    func request(_ method: HTTPMethod, _ pathOrURL: String, form: [(String, String)]? = nil, cookie: String? = nil,
+                 headers: [(String, String)] = []) async throws -> BrowserResponse {
+        try await browserRequest(http, method, pathOrURL.hasPrefix("http") ? pathOrURL : baseURL + pathOrURL, form: form, cookie: cookie,
+                                 headers: headers)
     }
 
     /// The LMS's third-party-initiated login, as a GET; returns what the platform receives.
@@ -251,9 +253,10 @@ final class EndToEnd: Sendable {
 
 /// A browser's request to `url`; no redirect is followed.
 func browserRequest(_ http: HTTPClient, _ method: HTTPMethod, _ url: String, form: [(String, String)]? = nil,
-                    cookie: String? = nil) async throws -> BrowserResponse {
+                    cookie: String? = nil, headers: [(String, String)] = []) async throws -> BrowserResponse {
     var request = HTTPClientRequest(url: url)
     request.method = method
+    for (name, value) in headers { request.headers.add(name: name, value: value) }
     if let cookie { request.headers.add(name: "Cookie", value: cookie) }
     if let form {
         request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
