@@ -177,11 +177,13 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
         skillable: skillable,
         policy: LaunchRetryPolicy(maxAttempts: settings.launchAttempts, deadline: .milliseconds(Int64(settings.launchDeadlineSeconds * 1000))),
         deferredRule: settings.deferredLaunchRule, joinWindow: .milliseconds(Int64(settings.launchJoinSeconds * 1000)), logger: logger)
-    let launcher = LabLauncher(store: store, skillable: skillable, coordinator: coordinator, redirectPolicy: redirectPolicy,
-                               sessionTokens: sessionTokens, pages: pages, baseURL: settings.baseURL, provisioning: provisioning,
-                               registrations: registrations)
-    let labSessions = LabSessionController(skillable: skillable, tokens: sessionTokens, launcher: launcher, pages: pages,
-                                           redirectPolicy: redirectPolicy, baseURL: settings.baseURL, now: now)
+    let recorder = LaunchRecorder(store: store)
+    let labChoices = LabChoices(skillable: skillable, tokens: sessionTokens, redirectPolicy: redirectPolicy)
+    let launcher = LabLauncher(identities: store, skillable: skillable, coordinator: coordinator, redirectPolicy: redirectPolicy,
+                               choices: labChoices, recorder: recorder, provisioning: provisioning,
+                               launchOptions: { try await registrations.launchOptions(registrationID: $0) })
+    let responder = LaunchResponder(pages: pages, baseURL: settings.baseURL)
+    let labSessions = LabSessionController(choices: labChoices, launcher: launcher, responder: responder, now: now)
     let deepLinking = DeepLinkingController(
         store: store, catalog: LabCatalog(skillable: skillable, ttl: .seconds(settings.catalogTTLSeconds), logger: logger),
         toolKeys: toolKeys, pages: pages, baseURL: settings.baseURL, sessionLifetime: settings.pickerLifetimeSeconds,
@@ -192,9 +194,9 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
         bindings: LaunchBindingResolver(states: store), registrations: registrations,
         launcher: launcher,
         deepLinking: deepLinking,
-        skyPrep: SkyPrepSSO(store: store, registrations: registrations, clients: skyPrepClients, provisioning: provisioning,
-                            redirectPolicy: skyPrepRedirects,
-                            defaultGroupSync: settings.skyPrepGroupSync),
+        skyPrep: SkyPrepSSO(identities: store, recorder: recorder, registrations: registrations, clients: skyPrepClients,
+                            provisioning: provisioning, redirectPolicy: skyPrepRedirects, defaultGroupSync: settings.skyPrepGroupSync),
+        responder: responder,
         pages: pages, baseURL: settings.baseURL, stateLifetime: settings.stateLifetimeSeconds, now: now)
 
     let router = Router(context: GatewayRequestContext.self)

@@ -16,6 +16,7 @@ struct LTIController: Sendable {
     let launcher: LabLauncher
     let deepLinking: DeepLinkingController
     let skyPrep: SkyPrepSSO
+    let responder: LaunchResponder
     let pages: PageRenderer
     let baseURL: String
     let stateLifetime: TimeInterval
@@ -120,9 +121,11 @@ struct LTIController: Sendable {
         var response: Response
         switch launch.messageType {
         case .resourceLinkRequest:
-            response = SkyPrepSSO.isWanted(by: launch.token)
-                ? try await skyPrep.launch(launch, context: context, now: now())
-                : try await launcher.launch(launch, context: context, now: now())
+            let trace = LaunchTrace(referenceID: context.referenceID, logger: context.logger)
+            let outcome = SkyPrepSSO.isWanted(by: launch.token)
+                ? try await skyPrep.launch(launch, trace: trace, now: now())
+                : try await launcher.launch(launch, trace: trace, now: now())
+            response = try responder.response(outcome, reference: context.referenceID)
         case .deepLinkingRequest:
             response = try await deepLinking.startPicker(launch, context: context)
         }

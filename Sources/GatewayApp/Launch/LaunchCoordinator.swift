@@ -48,7 +48,7 @@ actor LaunchCoordinator {
         }
     }
 
-    private let skillable: SkillableClient
+    private let skillable: any SkillableLabService
     private let policy: LaunchRetryPolicy
     private let deferredRule: DeferredLaunchRule
     /// How long a finished start is shared with later clicks of the same learner and lab.
@@ -57,7 +57,7 @@ actor LaunchCoordinator {
     private var flights: [String: Flight] = [:]
     private var lastSweep = ContinuousClock.now
 
-    init(skillable: SkillableClient, policy: LaunchRetryPolicy, deferredRule: DeferredLaunchRule, joinWindow: Duration, logger: Logger) {
+    init(skillable: any SkillableLabService, policy: LaunchRetryPolicy, deferredRule: DeferredLaunchRule, joinWindow: Duration, logger: Logger) {
         self.skillable = skillable
         self.policy = policy
         self.deferredRule = deferredRule

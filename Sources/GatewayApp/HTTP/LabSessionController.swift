@@ -1,0 +1,51 @@
+import Foundation
+import Hummingbird
+import Logging
+
+/// The deferred-launch page's routes: `POST /lti/labs` (list), `/lti/labs/resume`, `/lti/labs/end` (with
+/// confirmation), `/lti/labs/launch`. Each reads the form, asks ``LabChoices`` or ``LabLauncher`` and maps
+/// the outcome.
+struct LabSessionController: Sendable {
+    let choices: LabChoices
+    let launcher: LabLauncher
+    let responder: LaunchResponder
+    let now: @Sendable () -> Date
+
+    func addRoutes(to router: Router<GatewayRequestContext>) {
+        router.post("/lti/labs") { request, context in
+            try await self.act(request, context) { session, form, _ in
+                await self.choices.choices(session, token: form["session"], message: nil, now: self.now())
+            }
+        }
+        router.post("/lti/labs/resume") { request, context in
+            try await self.act(request, context) { session, form, trace in
+                await self.choices.resume(session, instance: form["instance"], trace: trace)
+            }
+        }
+        router.post("/lti/labs/end") { request, context in
+            try await self.act(request, context) { session, form, trace in
+                await self.choices.end(session, token: form["session"] ?? "", instance: form["instance"],
+                                       confirmed: form["confirm"] == "yes", trace: trace, now: self.now())
+            }
+        }
+        router.post("/lti/labs/launch") { request, context in
+            try await self.act(request, context) { session, _, trace in
+                await self.launcher.start(session, trace: trace, now: self.now())
+            }
+        }
+    }
+
+    /// Reads the form and its lab-session token, runs `action` for that learner, answers its outcome.
+    private func act(_ request: Request, _ context: GatewayRequestContext,
+                     _ action: (LabSession, [String: String], LaunchTrace) async throws -> LaunchOutcome) async throws -> Response {
+        let form = FormParameters.parse(Substring(try await FormParameters.body(of: request, context: context)))
+        let session: LabSession
+        do {
+            session = try choices.session(token: form["session"], now: now())
+        } catch let failure as LaunchFailure {
+            throw GatewayError(failure)
+        }
+        let outcome = try await action(session, form, LaunchTrace(referenceID: context.referenceID, logger: context.logger))
+        return try responder.response(outcome, reference: context.referenceID)
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Skillable
+
+/// Maps a ``LaunchOutcome`` to what the browser gets: a `303`, the deferred-launch page, the confirmation
+/// page, or — for a refusal — a ``GatewayError`` that the error middleware renders and logs.
+struct LaunchResponder: Sendable {
+    let pages: PageRenderer
+    let baseURL: String
+
+    func response(_ outcome: LaunchOutcome, reference: String) throws -> Response {
+        switch outcome {
+        case .redirect(let url):
+            return Response(status: .seeOther, headers: [.location: url, .cacheControl: "no-store"])
+        case .labChoice(let choice):
+            func rows(_ list: [SkillableUserLab]) -> [[String: Any]] {
+                list.map { lab in
+                    ["id": String(lab.labInstanceID), "name": lab.labProfileName ?? "Lab \(lab.labProfileID.map(String.init) ?? "")",
+                     "start": Self.format(lab.start), "expires": Self.format(lab.expires), "base": baseURL, "session": choice.token]
+                }
+            }
+            return pages.labsPage([
+                "title": "You have too many labs running", "base": baseURL, "session": choice.token, "message": choice.message ?? "",
+                "running": rows(choice.running), "saved": rows(choice.saved),
+                "hasRunning": !choice.running.isEmpty, "hasSaved": !choice.saved.isEmpty, "reference": reference,
+            ])
+        case .confirmEnd(let confirmation):
+            let name = confirmation.lab.labProfileName ?? "this lab"
+            return pages.confirmEndPage(["title": "End \(name)?", "name": name, "base": baseURL, "session": confirmation.token,
+                                         "id": String(confirmation.lab.labInstanceID)])
+        case .refused(let failure):
+            throw GatewayError(failure)
+        }
+    }
+
+    /// A lab's start or end time for the page, e.g. `4 Dec 2026, 14:05 UTC`.
+    static func format(_ unixSeconds: Int64?) -> String {
+        guard let unixSeconds else { return "—" }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "d MMM yyyy, HH:mm 'UTC'"
+        return formatter.string(from: Date(timeIntervalSince1970: Double(unixSeconds)))
+    }
+}
+
+extension GatewayError {
+    /// The learner's page for a launch that opened nothing: plain words by cause, the failure's stable code.
+    init(_ failure: LaunchFailure) {
+        let code = failure.code.identifier
+        func page(_ status: HTTPResponse.Status, _ title: String, _ message: String) -> GatewayError {
+            GatewayError(code: code, status: status, title: title, message: message, underlying: failure.underlying)
+        }
+        switch failure.code {
+        case .labIDMissing:
+            self = page(.badRequest, "This link does not name a lab",
+                        "The LMS link has no custom parameter labid. Ask your instructor or LMS administrator to set labid=<Skillable lab id> on this link.")
+        case .labIDInvalid:
+            self = page(.badRequest, "This link names an invalid lab",
+                        "The LMS link's labid is not a Skillable lab number. Ask your instructor to correct the link.")
+        case .skillableUnavailable:
+            self = page(.badGateway, "The lab service is not answering",
+                        "Skillable, which runs the labs, did not answer. No lab was started. Please try again in a few minutes.")
+        case .labURLRefused:
+            self = page(.badGateway, "The lab could not be opened",
+                        "The lab service answered with an address this gateway does not send learners to. An administrator has been told.")
+        case .skillableResult(let result):
+            switch result.cause {
+            case .capacity:
+                self = page(.serviceUnavailable, "No lab capacity right now",
+                            "The lab service has no room to start this lab at the moment. Please try again in a few minutes.")
+            case .limits:
+                self = page(.conflict, "Too many labs running",
+                            "A limit on running labs has been reached. Close a lab you no longer need, or try again later.")
+            case .savedLab:
+                self = page(.conflict, "You have a saved copy of this lab",
+                            "You saved this lab earlier. Resume it from the lab service, or ask your instructor for help.")
+            case .notAvailable:
+                self = page(.serviceUnavailable, "This lab is not available",
+                            "This lab cannot be started through the LMS right now. Please tell your instructor.")
+            case .invalidRequest:
+                self = page(.badGateway, "The lab could not be started",
+                            "The lab service refused the request for this lab. Please tell your instructor; the lab link may be wrong.")
+            case .needsInformation:
+                self = page(.conflict, "More information needed",
+                            "The lab service needs more information about you before this lab can start. Please contact your instructor.")
+            case .failed, .launched:
+                self = page(.badGateway, "The lab could not be started",
+                            "The lab service could not start this lab. Please try again; if it keeps happening, tell your instructor.")
+            }
+        case .skyPrepEmailMissing:
+            self = page(.badRequest, "Your LMS does not share your email",
+                        "SkyPrep accounts are identified by email address. Ask your LMS administrator to share learners' email with this tool.")
+        case .skyPrepEmailInUse:
+            self = page(.conflict, "Your email belongs to another SkyPrep account",
+                        "SkyPrep already has an account with your email address that is not linked to your LMS account. An administrator can link them.")
+        case .skyPrepUnavailable:
+            self = page(.badGateway, "SkyPrep is not available", "SkyPrep, the training platform, did not answer. Please try again in a few minutes.")
+        case .skyPrepURLRefused:
+            self = page(.badGateway, "SkyPrep could not be opened",
+                        "SkyPrep answered with an address this gateway does not send learners to. An administrator has been told.")
+        case .labSessionInvalid:
+            self = page(.badRequest, "Please open the lab again", "This page is not valid. Go back to your course and open the lab again.")
+        case .labSessionExpired:
+            self = page(.badRequest, "Please open the lab again", "This page has expired. Go back to your course and open the lab again.")
+        case .labInstanceMissing:
+            self = page(.badRequest, "No lab was chosen", "Go back and choose a lab.")
+        case .labInstanceNotYours:
+            self = page(.forbidden, "This lab is not available",
+                        "This lab is not one of your running or saved labs (it may have ended). Go back to your course and open the lab again.")
+        }
+    }
+}

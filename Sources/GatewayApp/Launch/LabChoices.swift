@@ -1,0 +1,81 @@
+import Foundation
+import Logging
+import Skillable
+
+/// The deferred-launch page (Result 2: too many active labs) and its actions: list the learner's running
+/// and saved labs, resume one, end one (after a confirmation). Each action is checked against Skillable's
+/// own list of that learner's labs, so nobody can see or act on another learner's labs.
+struct LabChoices: Sendable {
+    let skillable: any SkillableLabService
+    let tokens: LabSessionTokens
+    let redirectPolicy: LabRedirectPolicy
+
+    /// The session a page's form carries; throws ``LaunchFailure`` when the token is not valid.
+    func session(token: String?, now: Date) throws -> LabSession {
+        try tokens.verify(token, now: now)
+    }
+
+    /// The learner's labs to choose from, with a token for the page's actions (`token`, or a new one).
+    func choices(_ session: LabSession, token: String?, message: String?, now: Date) async -> LaunchOutcome {
+        guard let labs = try? await skillable.userRunningAndSavedLabs(userID: session.learnerID) else {
+            return .refused(LaunchFailure(.skillableResult(.userTooManyActiveLabs)))
+        }
+        do {
+            let token = try token ?? tokens.issue(session, now: now)
+            return .labChoice(LabChoice(token: token, running: labs.runningLabs, saved: labs.savedLabs, message: message))
+        } catch {
+            return .refused(LaunchFailure(.skillableResult(.userTooManyActiveLabs), underlying: error))
+        }
+    }
+
+    /// Resume: a fresh single-use access URL for a running lab, `Resume` for a saved one.
+    func resume(_ session: LabSession, instance: String?, trace: LaunchTrace) async -> LaunchOutcome {
+        let owned: (lab: SkillableUserLab, saved: Bool)
+        switch await ownedLab(instance, session: session) {
+        case .success(let found): owned = found
+        case .failure(let failure): return .refused(failure)
+        }
+        let url: String?
+        do {
+            url = owned.saved ? try await skillable.resume(labInstanceID: owned.lab.labInstanceID).url
+                              : try await skillable.labAccessURL(labInstanceID: owned.lab.labInstanceID).url
+        } catch {
+            return .refused(LaunchFailure(.skillableUnavailable, underlying: error))
+        }
+        guard let url, redirectPolicy.allows(url) else { return .refused(LaunchFailure(.labURLRefused)) }
+        trace.logger.info("lab resumed from the deferred-launch page",
+                          metadata: ["lab.instance": "\(owned.lab.labInstanceID)", "lab.saved": "\(owned.saved)"])
+        return .redirect(url)
+    }
+
+    /// End: asks for confirmation (unless `confirmed`), then cancels the lab and lists the labs again.
+    func end(_ session: LabSession, token: String, instance: String?, confirmed: Bool, trace: LaunchTrace, now: Date) async -> LaunchOutcome {
+        let lab: SkillableUserLab
+        switch await ownedLab(instance, session: session) {
+        case .success(let found): lab = found.lab
+        case .failure(let failure): return .refused(failure)
+        }
+        guard confirmed else { return .confirmEnd(LabEndConfirmation(token: token, lab: lab)) }
+        do {
+            try await skillable.cancel(labInstanceID: lab.labInstanceID, note: "Ended by the learner from the LTI gateway")
+        } catch {
+            return .refused(LaunchFailure(.skillableUnavailable, underlying: error))
+        }
+        trace.logger.info("lab ended from the deferred-launch page", metadata: ["lab.instance": "\(lab.labInstanceID)"])
+        return await choices(session, token: token, message: "\(lab.labProfileName ?? "this lab") has ended.", now: now)
+    }
+
+    /// The instance `instance` names, if it is one of this learner's labs (never another learner's).
+    private func ownedLab(_ instance: String?, session: LabSession) async -> Result<(lab: SkillableUserLab, saved: Bool), LaunchFailure> {
+        guard let id = instance.flatMap(Int64.init) else { return .failure(LaunchFailure(.labInstanceMissing)) }
+        let labs: SkillableUserLabs
+        do {
+            labs = try await skillable.userRunningAndSavedLabs(userID: session.learnerID)
+        } catch {
+            return .failure(LaunchFailure(.skillableUnavailable, underlying: error))
+        }
+        if let lab = labs.runningLabs.first(where: { $0.labInstanceID == id }) { return .success((lab, false)) }
+        if let lab = labs.savedLabs.first(where: { $0.labInstanceID == id }) { return .success((lab, true)) }
+        return .failure(LaunchFailure(.labInstanceNotYours))
+    }
+}

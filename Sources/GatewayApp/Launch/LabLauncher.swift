@@ -1,0 +1,127 @@
+import Foundation
+import GatewayStorage
+import LTICore
+import Logging
+import Skillable
+
+/// Turns a validated resource-link launch into a Skillable lab launch and a ``LaunchOutcome``: a redirect
+/// into the lab, the learner's labs to choose from (Result 2), a resumed saved lab (Result 6), a
+/// deferred-launch URL, or a refusal by cause; outages are retried by ``LaunchCoordinator``.
+///
+/// The learner's Skillable `userid` is an opaque id derived from (issuer, sub), never the email
+/// (SPEC "Launch" step 3). Every launch is recorded with its outcome, whatever the outcome.
+struct LabLauncher: Sendable {
+    let identities: any IdentityStore
+    let skillable: any SkillableLabService
+    let coordinator: LaunchCoordinator
+    let redirectPolicy: LabRedirectPolicy
+    let choices: LabChoices
+    let recorder: LaunchRecorder
+    /// Queues the learner's SkyPrep provisioning; the lab never waits for SkyPrep.
+    let provisioning: SkyPrepProvisioningQueue?
+    /// A registration's launch options (cached in production).
+    let launchOptions: @Sendable (_ registrationID: String) async throws -> PlatformLaunchOptions
+
+    func launch(_ launch: ValidatedLaunch, trace: LaunchTrace, now: Date) async throws -> LaunchOutcome {
+        let token = launch.token
+        let identity = try await Learners.upsert(launch, store: identities, now: now)
+        await provisioning?.launched(identity, registrationID: launch.registration.id, roles: token.roles ?? [], logger: trace.logger)
+
+        // The lab comes from the custom claim `labid` (Skillable's own LTI convention).
+        let rawLabID = token.custom?["labid"]?.trimmingCharacters(in: .whitespaces) ?? ""
+        guard let labID = Int(rawLabID), labID > 0, rawLabID.count <= 10 else {
+            var record = recorder.begin(trace, registrationID: launch.registration.id, deploymentID: launch.deploymentID,
+                                        learnerID: identity.id, subject: identity.subject, resourceLinkID: token.resourceLink?.id,
+                                        contextID: token.context?.id, labID: token.custom?["labid"], agsLineItem: token.agsEndpoint?.lineItem,
+                                        now: now)
+            return await recorder.refuse(&record, LaunchFailure(rawLabID.isEmpty ? .labIDMissing : .labIDInvalid), trace: trace)
+        }
+        let options = try await launchOptions(launch.registration.id)
+        let session = LabSession(
+            learnerID: identity.id, subject: identity.subject, registrationID: launch.registration.id, deploymentID: launch.deploymentID,
+            resourceLinkID: token.resourceLink?.id, contextID: token.context?.id, agsLineItem: token.agsEndpoint?.lineItem,
+            request: Self.request(labID: labID, learnerID: identity.id, token: token, registrationID: launch.registration.id, options: options))
+        return await start(session, trace: trace, now: now)
+    }
+
+    /// Starts (or joins) the lab of `session`; used by launches and by "Launch the new lab" on the
+    /// deferred-launch page.
+    func start(_ session: LabSession, trace: LaunchTrace, now: Date) async -> LaunchOutcome {
+        var record = recorder.begin(trace, registrationID: session.registrationID, deploymentID: session.deploymentID,
+                                    learnerID: session.learnerID, subject: session.subject, resourceLinkID: session.resourceLinkID,
+                                    contextID: session.contextID, labID: String(session.request.labID), agsLineItem: session.agsLineItem, now: now)
+        var (start, joined) = await coordinator.start(session.request)
+        var target: String?
+        if case .started(_, let instanceID?) = start, joined {
+            // A click that joined another's start gets its own fresh access URL (lab URLs may be single-use);
+            // when that lab no longer runs (ended or saved meanwhile), this click launches anew.
+            target = try? await skillable.labAccessURL(labInstanceID: instanceID).url
+            if target == nil {
+                await coordinator.forget(session.request)
+                (start, joined) = await coordinator.start(session.request)
+            }
+        }
+        switch start {
+        case .started(let url, let instanceID):
+            record.vendorResultCode = 1
+            record.labInstanceID = instanceID.map(String.init)
+            return await redirect(to: joined ? (target ?? url) : url, outcome: joined ? "joined_launch" : "launched", record: &record, trace: trace)
+        case .existing(let instanceID):
+            record.labInstanceID = String(instanceID)
+            guard let url = try? await skillable.labAccessURL(labInstanceID: instanceID).url else {
+                return await recorder.refuse(&record, LaunchFailure(.skillableUnavailable), trace: trace)
+            }
+            return await redirect(to: url, outcome: "recovered_running", record: &record, trace: trace)
+        case .deferred(let url):
+            return await redirect(to: url, outcome: "deferred_redirect", record: &record, trace: trace)
+        case .refused(let response):
+            record.vendorResultCode = response.result.code
+            record.labInstanceID = response.labInstanceID.map(String.init)
+            trace.logger.notice("skillable refused the launch", metadata: [
+                "skillable.result": "\(response.result.code)", "skillable.error": "\(response.error ?? "-")", "lab.id": "\(session.request.labID)",
+            ])
+            switch response.result {
+            case .userTooManyActiveLabs:
+                await recorder.finish(&record, outcome: LaunchFailure.Code.skillableResult(response.result).identifier, trace: trace)
+                return await choices.choices(session, token: nil, message: nil, now: now)
+            case .userHasSavedInstance:
+                if let saved = try? await skillable.userRunningAndSavedLabs(userID: session.learnerID).savedLabs
+                    .last(where: { $0.labProfileID == session.request.labID }),
+                   let url = try? await skillable.resume(labInstanceID: saved.labInstanceID).url {
+                    record.labInstanceID = String(saved.labInstanceID)
+                    return await redirect(to: url, outcome: "resumed_saved", record: &record, trace: trace)
+                }
+                return await recorder.refuse(&record, LaunchFailure(.skillableResult(response.result)), trace: trace)
+            default:
+                return await recorder.refuse(&record, LaunchFailure(.skillableResult(response.result)), trace: trace)
+            }
+        case .unavailable(let error):
+            return await recorder.refuse(&record, LaunchFailure(.skillableUnavailable, underlying: error), trace: trace)
+        }
+    }
+
+    /// The redirect to `url` when the policy allows it (checklist "Launch" rule 12), recorded with `outcome`.
+    private func redirect(to url: String, outcome: String, record: inout LaunchRecord, trace: LaunchTrace) async -> LaunchOutcome {
+        guard redirectPolicy.allows(url) else { return await recorder.refuse(&record, LaunchFailure(.labURLRefused), trace: trace) }
+        await recorder.finish(&record, outcome: outcome, trace: trace)
+        return .redirect(url)
+    }
+
+    /// The Skillable `Launch` for this learner, lab and registration's options.
+    static func request(labID: Int, learnerID: String, token: LTIIDToken, registrationID: String,
+                        options: PlatformLaunchOptions) -> SkillableLaunchRequest {
+        var variables: [String: String] = [:]
+        if options.sendContextVariables {
+            if let id = token.context?.id { variables["LtiContextId"] = id }
+            if let title = token.context?.title { variables["LtiContextTitle"] = title }
+            if let roles = token.roles, !roles.isEmpty { variables["LtiRoles"] = roles.joined(separator: ",") }
+        }
+        // `lang` from the registration, else the primary subtag of the launch's locale (Skillable's format is unconfirmed).
+        let lang = options.lang ?? token.locale.flatMap { $0.split(whereSeparator: { $0 == "-" || $0 == "_" }).first.map { $0.lowercased() } }
+        return SkillableLaunchRequest(
+            labID: labID, userID: learnerID, firstName: token.givenName, lastName: token.familyName, email: token.email,
+            tag: options.sendTag ? "lti:\(registrationID):\(token.context?.id ?? "-")" : nil, regionID: options.regionID, lang: lang,
+            maxActiveLabs: options.maxActiveLabs, maxSavedLabs: options.maxSavedLabs, durationMinutes: options.durationMinutes,
+            variables: variables)
+    }
+}

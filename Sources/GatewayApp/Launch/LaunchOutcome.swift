@@ -1,0 +1,91 @@
+import Foundation
+import Skillable
+
+/// What a launch, or an action of the deferred-launch page, came to. Controllers only map it to a response.
+enum LaunchOutcome: Sendable {
+    /// Send the browser to this URL (allowed by the redirect policy).
+    case redirect(String)
+    /// Too many labs running (Skillable Result 2): the learner's running and saved labs, to resume or end one.
+    case labChoice(LabChoice)
+    /// The learner asked to end a lab: ask to confirm first.
+    case confirmEnd(LabEndConfirmation)
+    /// Nothing to open: why, for the learner's page.
+    case refused(LaunchFailure)
+}
+
+/// The deferred-launch page's content: the learner's labs and the token its actions carry.
+struct LabChoice: Sendable {
+    /// The lab-session token of the page's forms (signed; see ``LabSessionTokens``).
+    var token: String
+    var running: [SkillableUserLab]
+    var saved: [SkillableUserLab]
+    /// What just happened, e.g. "… has ended."
+    var message: String?
+}
+
+/// A lab the learner is about to end.
+struct LabEndConfirmation: Sendable {
+    var token: String
+    var lab: SkillableUserLab
+}
+
+/// Why a launch or a lab action opened nothing. Its code is stable (a log field, a metric label, the
+/// launch record's outcome); the words for the learner live with the pages.
+struct LaunchFailure: Error, Sendable {
+    enum Code: Sendable, Equatable {
+        /// The link carries no `labid`.
+        case labIDMissing
+        /// The link's `labid` is not a lab number.
+        case labIDInvalid
+        /// Skillable answered with a result other than success (and none the gateway handles itself).
+        case skillableResult(SkillableLaunchResult)
+        /// Skillable did not answer in time.
+        case skillableUnavailable
+        /// A vendor answered with a URL the gateway does not send learners to.
+        case labURLRefused
+        /// The LMS shares no email, which SkyPrep needs.
+        case skyPrepEmailMissing
+        /// SkyPrep has the learner's email on an account that is not theirs.
+        case skyPrepEmailInUse
+        /// SkyPrep did not answer.
+        case skyPrepUnavailable
+        /// SkyPrep answered with a URL the gateway does not send learners to.
+        case skyPrepURLRefused
+        /// The deferred-launch page's token is not one of ours.
+        case labSessionInvalid
+        /// The deferred-launch page's token has expired.
+        case labSessionExpired
+        /// An action names no lab.
+        case labInstanceMissing
+        /// An action names a lab that is not among this learner's running or saved labs.
+        case labInstanceNotYours
+
+        /// The stable identifier, e.g. `labid_missing`, `skillable_result_3`.
+        var identifier: String {
+            switch self {
+            case .labIDMissing: "labid_missing"
+            case .labIDInvalid: "labid_invalid"
+            case .skillableResult(let result): "skillable_result_\(result.code)"
+            case .skillableUnavailable: "skillable_unavailable"
+            case .labURLRefused: "lab_url_refused"
+            case .skyPrepEmailMissing: "skyprep_email_missing"
+            case .skyPrepEmailInUse: "skyprep_email_in_use"
+            case .skyPrepUnavailable: "skyprep_unavailable"
+            case .skyPrepURLRefused: "skyprep_url_refused"
+            case .labSessionInvalid: "lab_session_invalid"
+            case .labSessionExpired: "lab_session_expired"
+            case .labInstanceMissing: "lab_instance_missing"
+            case .labInstanceNotYours: "lab_instance_not_yours"
+            }
+        }
+    }
+
+    var code: Code
+    /// For the log only.
+    var underlying: (any Error)?
+
+    init(_ code: Code, underlying: (any Error)? = nil) {
+        self.code = code
+        self.underlying = underlying
+    }
+}
