@@ -11,6 +11,17 @@ public struct ValidatedLaunch: Sendable {
     public var payload: Data
     /// How the launch was tied to the browser that started its login.
     public var channel: BrowserBindingChannel
+
+    /// A launch as ``LaunchValidator`` hands it on (also for tests of what follows validation).
+    public init(registration: PlatformRegistration, token: LTIIDToken, messageType: LTIMessageType, deploymentID: String,
+                payload: Data, channel: BrowserBindingChannel) {
+        self.registration = registration
+        self.token = token
+        self.messageType = messageType
+        self.deploymentID = deploymentID
+        self.payload = payload
+        self.channel = channel
+    }
 }
 
 /// Validates an id_token launch, every rule of checklist "Launch", in the checklist's order.
