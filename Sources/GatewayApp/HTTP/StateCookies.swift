@@ -1,0 +1,56 @@
+import Crypto
+import Foundation
+import Hummingbird
+import LTICore
+
+/// Why the storage page could not read the secret, as logged: one of a fixed set, never the posted text.
+enum StorageFailure: String, CustomStringConvertible {
+    case timeout, refused, unreachable, unsupported, empty, noCapabilities = "no_capabilities", topLevel = "top_level", noscript, other
+
+    init(_ posted: String) { self = StorageFailure(rawValue: posted) ?? .other }
+    var description: String { rawValue }
+}
+
+/// The two state cookies of a login: the same value as a plain `SameSite=None` cookie and as a `Partitioned`
+/// (CHIPS) one, which Chromium-family browsers keep inside an LMS frame when they block third-party cookies.
+/// They have different names, so a browser that keeps both (cookies allowed, or no CHIPS support) sends
+/// both, and neither replaces the other.
+enum StateCookies {
+    /// `Set-Cookie` values binding `state` to this browser.
+    static func set(for state: String, maxAge: Int) -> [String] {
+        let names = GatewayCookieNames.stateCookieNames(for: state)
+        let attributes = "Path=/lti; Max-Age=\(maxAge); HttpOnly; Secure; SameSite=None"
+        return ["\(names.plain)=\(state); \(attributes)", "\(names.partitioned)=\(state); \(attributes); Partitioned"]
+    }
+
+    /// `Set-Cookie` values removing both cookies of `state`.
+    static func expire(for state: String) -> [String] {
+        let names = GatewayCookieNames.stateCookieNames(for: state)
+        return ["\(names.plain)=; Path=/lti; Max-Age=0; HttpOnly; Secure; SameSite=None",
+                "\(names.partitioned)=; Path=/lti; Max-Age=0; HttpOnly; Secure; SameSite=None; Partitioned"]
+    }
+
+    /// The value of the state cookie of `state` this request carries (the plain one first), and whether it
+    /// was the partitioned one.
+    static func value(for state: String, in cookies: Cookies) -> (value: String, partitioned: Bool)? {
+        let names = GatewayCookieNames.stateCookieNames(for: state)
+        if let plain = cookies[names.plain]?.value { return (plain, false) }
+        if let partitioned = cookies[names.partitioned]?.value { return (partitioned, true) }
+        return nil
+    }
+}
+
+/// Names of the cookies the gateway sets.
+public enum GatewayCookieNames {
+    /// One cookie per login, named after a digest of its state, so several launches in one browser
+    /// (several LMS frames) do not overwrite each other: `lti_gw_state_` and 12 hex digits of SHA-256(state).
+    public static func stateCookieName(for state: String) -> String {
+        stateCookieNames(for: state).plain
+    }
+
+    /// The login's two state cookies: `lti_gw_state_…` and the partitioned `lti_gw_pstate_…`, with the same digest.
+    public static func stateCookieNames(for state: String) -> (plain: String, partitioned: String) {
+        let digest = Hex.encode(SHA256.hash(data: Data(state.utf8)).prefix(6))
+        return ("lti_gw_state_" + digest, "lti_gw_pstate_" + digest)
+    }
+}
