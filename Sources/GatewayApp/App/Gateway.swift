@@ -158,9 +158,10 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
     let responder = LaunchResponder(pages: pages, baseURL: settings.baseURL)
     let labSessions = LabSessionController(choices: labChoices, launcher: launcher, responder: responder, now: now)
     let deepLinking = DeepLinkingController(
-        store: store, catalog: LabCatalog(skillable: skillable, ttl: .seconds(settings.catalogTTLSeconds), logger: logger),
-        toolKeys: toolKeys, pages: pages, baseURL: settings.baseURL, sessionLifetime: settings.pickerLifetimeSeconds,
-        defaultScoreMaximum: settings.defaultScoreMaximum, now: now)
+        picker: LabPicker(sessions: store, registrations: store, catalog: LabCatalog(skillable: skillable, ttl: .seconds(settings.catalogTTLSeconds), logger: logger),
+                          toolKeys: toolKeys, baseURL: settings.baseURL, sessionLifetime: settings.pickerLifetimeSeconds,
+                          defaultScoreMaximum: settings.defaultScoreMaximum),
+        pages: pages, baseURL: settings.baseURL, now: now)
     let lti = LTIController(
         loginHandler: OIDCLoginHandler(registrations: registrations, states: store, policy: policy),
         validator: LaunchValidator(registrations: registrations, states: store, nonces: store, keys: platformKeys, policy: policy),
