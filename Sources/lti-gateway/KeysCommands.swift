@@ -1,0 +1,88 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import GatewayApp
+import SkyPrep
+import GatewayStorage
+import LTICore
+import Hummingbird
+import Logging
+import Sandbox
+import ServiceLifecycle
+
+struct Keys: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The tool's signing keys: list, rotate, retire.",
+        discussion: "Keys go next → active → retiring → removed. A running gateway picks up a change within GATEWAY_KEY_RELOAD_SECONDS (default 15 s). See the key-rotation runbook in the README.",
+        subcommands: [List.self, Rotate.self, Retire.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the keys with their state and dates.")
+        @OptionGroup var common: CommonOptions
+
+        func run() async throws {
+            let settings = try await common.settings()
+            let ring = try await withKeyStore(settings) { try await $0.loadKeyRing() }
+            guard !ring.keys.isEmpty else {
+                print("No signing keys yet; they are created when the gateway first starts (or by keys rotate).")
+                return
+            }
+            print(KeyAdministration.table(ring), terminator: "")
+        }
+    }
+
+    struct Rotate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make the next key active, the active key retiring, and create a new next key.")
+        @OptionGroup var common: CommonOptions
+        @Flag(help: "Promote the next key even if platforms may not have fetched it yet (emergency rotation).")
+        var force = false
+
+        func run() async throws {
+            let settings = try await common.settings()
+            let ring = try await withKeyStore(settings) { try await KeyAdministration.rotate(store: $0, policy: settings.keyPolicy, force: force) }
+            print(KeyAdministration.table(ring), terminator: "")
+            print("Rotated: \(ring.active?.kid ?? "-") now signs.")
+        }
+    }
+
+    struct Retire: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove a retiring key from the key set at once (for a compromised key).")
+        @OptionGroup var common: CommonOptions
+        @Argument(help: "The kid of a retiring key (see keys list).") var kid: String
+
+        func run() async throws {
+            let settings = try await common.settings()
+            let ring = try await withKeyStore(settings) { try await KeyAdministration.retire(store: $0, kid: kid) }
+            print(KeyAdministration.table(ring), terminator: "")
+            print("Retired \(kid): it is no longer published.")
+        }
+    }
+}
+
+struct ToolConfig: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tool-config",
+        abstract: "Print what an LMS administrator enters to install the gateway (URLs, public key, Canvas JSON, Moodle form).")
+    @OptionGroup var common: CommonOptions
+    @Option(help: "Include this registered platform's issuer, client id and deployments.") var platform: String?
+    @Flag(help: "Print JSON (the same document as GET /lti/config).") var json = false
+
+    func run() async throws {
+        let settings = try await common.settings()
+        let keys = try await withKeyStore(settings) { try await ToolKeyService.start(store: $0, policy: settings.keyPolicy, now: Date()) }
+        var registration: PlatformRegistration?
+        if let platform {
+            registration = try await withStore(settings) { try await $0.registration(id: platform) }
+            guard registration != nil else { throw CommandFailure("no platform with id \(platform) (see platforms list)") }
+        }
+        guard let active = keys.ring.active else { throw CommandFailure("no active signing key") }
+        let configuration = ToolConfiguration(baseURL: settings.baseURL, activeKey: active, registration: registration)
+        if json {
+            print(String(data: try configuration.json(), encoding: .utf8) ?? "{}")
+        } else {
+            print(configuration.text(), terminator: "")
+        }
+    }
+}

@@ -1,0 +1,154 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import GatewayApp
+import SkyPrep
+import GatewayStorage
+import LTICore
+import Hummingbird
+import Logging
+import Sandbox
+import ServiceLifecycle
+
+struct Platforms: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Register, list and remove LMS platforms, and set how their learners' labs launch.",
+        subcommands: [Add.self, List.self, Remove.self, SetOptions.self, SetSkyPrep.self])
+
+    /// Launch options shared by `add` and `set-options`.
+    struct LaunchOptionFlags: ParsableArguments {
+        @Option(name: .customLong("max-active-labs"), help: "Skillable maxActiveLabs for these learners.") var maxActiveLabs: Int?
+        @Option(name: .customLong("max-saved-labs"), help: "Skillable maxSavedLabs.") var maxSavedLabs: Int?
+        @Option(name: .customLong("duration-minutes"), help: "Lab duration in minutes.") var durationMinutes: Int?
+        @Option(name: .customLong("region-id"), help: "Skillable delivery region id.") var regionID: Int?
+        @Option(help: "Lab language (default: the launch's locale).") var lang: String?
+        @Flag(name: .customLong("no-tag"), help: "Do not tag labs with the platform and course.") var noTag = false
+        @Flag(name: .customLong("context-variables"), help: "Fill lab variables LtiContextId, LtiContextTitle, LtiRoles.")
+        var contextVariables = false
+        @Option(name: .customLong("platform-storage"),
+                help: "LTI Platform Storage for launches in the LMS frame: auto (when the login asks for it), on, off.")
+        var platformStorage: PlatformStorageMode?
+        @Option(name: .customLong("storage-frame"), help: "Frame for storage messages when the login names none (Blackboard: lti_storage_frame).")
+        var storageFrame: String?
+        @Flag(name: .customLong("storage-any-origin"), help: "Send storage messages to any origin (*), for older Canvas versions.")
+        var storageAnyOrigin = false
+
+        var options: PlatformLaunchOptions {
+            PlatformLaunchOptions(maxActiveLabs: maxActiveLabs, maxSavedLabs: maxSavedLabs, durationMinutes: durationMinutes,
+                                  regionID: regionID, lang: lang, sendTag: !noTag, sendContextVariables: contextVariables,
+                                  platformStorage: platformStorage, storageFrame: storageFrame, storageAnyOrigin: storageAnyOrigin ? true : nil)
+        }
+    }
+
+    struct SetOptions: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-options", abstract: "Set how labs launch for a platform's learners (replaces earlier options).")
+        @OptionGroup var common: CommonOptions
+        @Argument(help: "The platform id (see platforms list).") var id: String
+        @OptionGroup var launch: LaunchOptionFlags
+
+        func run() async throws {
+            let settings = try await common.settings()
+            try await withStore(settings) { store in
+                try await PlatformAdministration.setLaunchOptions(store: store, registrationID: id, options: launch.options)
+            }
+            print("Launch options of \(id): \(PlatformAdministration.describe(launch.options))")
+        }
+    }
+
+    struct SetSkyPrep: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-skyprep", abstract: "Set how a platform's learners are provisioned in SkyPrep (replaces earlier SkyPrep options).")
+        @OptionGroup var common: CommonOptions
+        @Argument(help: "The platform id (see platforms list).") var id: String
+        @Flag(inversion: .prefixedNo, help: "Create and update these learners' SkyPrep users on launches.") var provisioning = true
+        @Option(help: "SkyPrep account (acct_key, e.g. acme.skyprepapp.com); default SKYPREP_ACCT_KEY.") var account: String?
+        @Option(name: .customLong("api-key-variable"), help: "Environment variable holding that account's API key; default SKYPREP_API_KEY.")
+        var apiKeyVariable: String?
+        @Flag(inversion: .prefixedNo, help: "Send the LMS course title as a SkyPrep group on sign-in (default: SKYPREP_GROUP_SYNC).")
+        var groupSync: Bool?
+        @Flag(name: .customLong("link-by-email"), help: "Link a learner to an existing SkyPrep user with the same email (off: never merge by email).")
+        var linkByEmail = false
+        @Option(name: .customLong("synthetic-email-domain"), help: "Provision learners without an email as <learner id>@DOMAIN (default: skip them).")
+        var syntheticEmailDomain: String?
+        @Option(name: .customLong("role"), help: "Map an LTI role to a SkyPrep role, e.g. Instructor=manager (repeat for several).")
+        var roles: [String] = []
+        @Flag(inversion: .prefixedNo, help: "Enrol the learner in the launch's skyprep_course_id on sign-in.") var enrol = true
+
+        func run() async throws {
+            var roleMap: [String: String] = [:]
+            for pair in roles {
+                let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2, !parts[0].isEmpty else { throw CommandFailure("--role takes LTI_ROLE=SKYPREP_ROLE, got \(pair)") }
+                roleMap[parts[0]] = parts[1]
+            }
+            let options = PlatformSkyPrepOptions(
+                provisioning: provisioning, account: account, apiKeyVariable: apiKeyVariable, groupSync: groupSync, linkByEmail: linkByEmail,
+                syntheticEmailDomain: syntheticEmailDomain, roleMap: roleMap, enrolOnSSO: enrol)
+            let settings = try await common.settings()
+            try await withStore(settings) { store in
+                try await PlatformAdministration.setSkyPrepOptions(store: store, registrationID: id, options: options)
+            }
+            print("SkyPrep options of \(id): \(PlatformAdministration.describe(options))")
+        }
+    }
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Register an LMS platform (one issuer and client id).")
+        @OptionGroup var common: CommonOptions
+        @Option(help: "The platform's issuer (iss), e.g. https://canvas.instructure.com.") var issuer: String
+        @Option(name: .customLong("client-id"), help: "The client id the LMS gave this tool.") var clientID: String
+        @Option(name: .customLong("auth-url"), help: "The platform's OIDC authorization endpoint.") var authURL: String
+        @Option(name: .customLong("token-url"), help: "The platform's OAuth 2 token endpoint.") var tokenURL: String
+        @Option(name: .customLong("jwks-url"), help: "The platform's public key set URL.") var jwksURL: String
+        @Option(name: .customLong("deployment"), help: "A deployment id (repeat for several).") var deployments: [String] = []
+        @OptionGroup var launch: LaunchOptionFlags
+
+        func run() async throws {
+            let settings = try await common.settings()
+            if let problem = launch.options.problem { throw CommandFailure(problem) }
+            let registration = try await withStore(settings) { store in
+                let registration = try await PlatformAdministration.add(
+                    store: store, issuer: issuer, clientID: clientID, authURL: authURL, tokenURL: tokenURL,
+                    jwksURL: jwksURL, deployments: deployments)
+                try await PlatformAdministration.setLaunchOptions(store: store, registrationID: registration.id, options: launch.options)
+                return registration
+            }
+            print("Registered platform (issuer \(registration.issuer), client id \(registration.clientID)):")
+            print(registration.id)
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the registered platforms.")
+        @OptionGroup var common: CommonOptions
+
+        func run() async throws {
+            let settings = try await common.settings()
+            let rows = try await withStore(settings) { store in
+                var rows: [(PlatformRegistration, PlatformLaunchOptions, PlatformSkyPrepOptions)] = []
+                for registration in try await store.allRegistrations() {
+                    rows.append((registration, try await store.launchOptions(registrationID: registration.id),
+                                 try await store.skyPrepOptions(registrationID: registration.id)))
+                }
+                return rows
+            }
+            print(PlatformAdministration.table(rows), terminator: "")
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a platform registration and its deployments.")
+        @OptionGroup var common: CommonOptions
+        @Argument(help: "The platform id (see platforms list).") var id: String
+
+        func run() async throws {
+            let settings = try await common.settings()
+            let removed = try await withStore(settings) { try await $0.removeRegistration(id: id) }
+            guard removed else { throw CommandFailure("no platform with id \(id)") }
+            print("Removed platform \(id)")
+        }
+    }
+}
+
+extension PlatformStorageMode: ExpressibleByArgument {}

@@ -1,0 +1,76 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import GatewayApp
+import SkyPrep
+import GatewayStorage
+import LTICore
+import Hummingbird
+import Logging
+import Sandbox
+import ServiceLifecycle
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the gateway.")
+    @OptionGroup var common: CommonOptions
+
+    func run() async throws {
+        let settings = try await common.settings()
+        let logger = common.logger(settings)
+        let gateway: Gateway
+        do {
+            gateway = try await buildGateway(settings: settings, logger: logger)
+        } catch let error as SettingsError {
+            throw CommandFailure(error.message)
+        }
+        try await gateway.application.runService()
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Apply pending database migrations and exit (for deployments that set GATEWAY_MIGRATE_ON_START=false).")
+    @OptionGroup var common: CommonOptions
+
+    func run() async throws {
+        let settings = try await common.settings()
+        var logger = quietLogger
+        logger.logLevel = .info
+        let store = try await openStore(settings: settings, logger: logger, migrate: false)
+        do {
+            try await store.migrate()
+        } catch {
+            try? await store.close()
+            throw CommandFailure("migration failed: \(error)")
+        }
+        try await store.close()
+        print("Database is up to date.")
+    }
+}
+
+struct SandboxCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sandbox",
+        abstract: "Run only the local Skillable and SkyPrep fakes (for a gateway elsewhere).",
+        discussion: "Serves the Lab API v3 fake at http://HOST:PORT/sandbox/skillable/api/v3 (api_key header: SKILLABLE_API_KEY, default sandbox-key) and the SkyPrep admin API fake at http://HOST:PORT/sandbox/skyprep/admin/api (SKYPREP_ACCT_KEY and SKYPREP_API_KEY, defaults sandbox.skyprepapp.com and sandbox-key).")
+    @Option(help: "Listen address.") var host = "127.0.0.1"
+    @Option(help: "Listen port.") var port = 8081
+
+    func run() async throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
+        let key = ProcessInfo.processInfo.environment["SKILLABLE_API_KEY"] ?? "sandbox-key"
+        let sandbox = SkillableSandbox(apiKey: key)
+        let environment = ProcessInfo.processInfo.environment
+        let skyPrep = SkyPrepSandbox(acctKey: environment["SKYPREP_ACCT_KEY"] ?? "sandbox.skyprepapp.com",
+                                     apiKey: environment["SKYPREP_API_KEY"] ?? "sandbox-key")
+        let router = Router()
+        sandbox.addRoutes(to: router)
+        skyPrep.addRoutes(to: router)
+        let logger = Logger(label: "lti-gateway-sandbox")
+        let app = Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "lti-gateway-sandbox"),
+                              onServerRunning: { channel in
+                                  logger.info("sandbox listening", metadata: ["url": "http://\(host):\(channel.localAddress?.port ?? port)\(sandbox.prefix)/api/v3"])
+                              }, logger: logger)
+        try await app.runService()
+    }
+}

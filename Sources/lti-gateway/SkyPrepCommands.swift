@@ -1,0 +1,72 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import GatewayApp
+import SkyPrep
+import GatewayStorage
+import LTICore
+import Hummingbird
+import Logging
+import Sandbox
+import ServiceLifecycle
+
+struct SkyPrepCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "skyprep", abstract: "SkyPrep admin API checks.", subcommands: [TestConnection.self])
+
+    struct TestConnection: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "test-connection", abstract: "Call SkyPrep's test_connection with the configured keys; print success or the exact failure.")
+        @OptionGroup var common: CommonOptions
+
+        func run() async throws {
+            let settings = try await common.settings()
+            guard let base = settings.skyPrepBaseURL, let acct = settings.skyPrepAcctKey, let key = settings.skyPrepAPIKey else {
+                throw CommandFailure("SKYPREP_BASE_URL, SKYPREP_ACCT_KEY and SKYPREP_API_KEY are not all set: the gateway uses its built-in SkyPrep fake")
+            }
+            let http = HTTPClient(eventLoopGroupProvider: .singleton)
+            let client = SkyPrepClient(http: http, settings: .init(baseURL: { base }, acctKey: acct, apiKey: key, maxAttempts: 1), logger: quietLogger)
+            let outcome: Result<Bool, any Error>
+            do { outcome = .success(try await client.testConnection()) } catch { outcome = .failure(error) }
+            try await http.shutdown()
+            switch outcome {
+            case .success(true): print("SkyPrep connection: success (\(base))")
+            case .success(false): throw CommandFailure("SkyPrep answered, but not with message=success")
+            case .failure(let error as SkyPrepError):
+                throw CommandFailure("SkyPrep \(error.code.rawValue)\(error.httpStatus.map { " (HTTP \($0))" } ?? ""): \(error.responseBody.prefix(200))")
+            case .failure(let error): throw error
+            }
+        }
+    }
+}
+
+struct Jobs: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Background jobs (SkyPrep provisioning retries) queued in the database.", subcommands: [List.self, Retry.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List queued jobs: waiting for a retry, or held for an operator.")
+        @OptionGroup var common: CommonOptions
+        @Option(help: "Show at most this many.") var limit = 100
+
+        func run() async throws {
+            let settings = try await common.settings()
+            let jobs = try await withStore(settings) { try await $0.queuedJobs(limit: limit) }
+            print(PlatformAdministration.jobsTable(jobs), terminator: "")
+        }
+    }
+
+    struct Retry: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run a queued job (e.g. a held one, after fixing its cause) at the next poll.")
+        @OptionGroup var common: CommonOptions
+        @Argument(help: "The job's key (for SkyPrep provisioning: the learner id).") var key: String
+        @Option(help: "The job's kind.") var kind = "skyprep.provision"
+
+        func run() async throws {
+            let settings = try await common.settings()
+            let released = try await withStore(settings) { try await $0.releaseJob(kind: kind, key: key, now: Date()) }
+            guard released else { throw CommandFailure("no queued \(kind) job with key \(key) (see jobs list)") }
+            print("Job \(kind) \(key) will run at the next poll of a running gateway.")
+        }
+    }
+}
