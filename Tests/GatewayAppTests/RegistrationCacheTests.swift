@@ -2,7 +2,16 @@ import Foundation
 @testable import GatewayApp
 import GatewayStorage
 import LTICore
+import Synchronization
 import Testing
+
+/// A monotonic clock the test moves by hand.
+final class ManualInstantClock: Sendable {
+    private let offset = Mutex<Duration>(.zero)
+    private let start = ContinuousClock.now
+    var now: ContinuousClock.Instant { start + offset.withLock { $0 } }
+    func advance(_ duration: Duration) { offset.withLock { $0 += duration } }
+}
 
 @Suite("Registration cache")
 struct RegistrationCacheTests {
@@ -16,7 +25,8 @@ struct RegistrationCacheTests {
     func ttl() async throws {
         let store = MemoryGatewayStore()
         try await store.addRegistration(Self.registration("r1"))
-        let cache = RegistrationCache(store: store, ttl: .milliseconds(300))
+        let clock = ManualInstantClock()
+        let cache = RegistrationCache(store: store, ttl: .seconds(5), now: { clock.now })
         #expect(try await cache.launchOptions(registrationID: "r1").maxActiveLabs == nil)
         #expect(try await cache.registrations(issuer: "https://lms.example.edu").map(\.id) == ["r1"])
         #expect(try await cache.registrations(issuer: "https://unknown.example").isEmpty)
@@ -31,7 +41,9 @@ struct RegistrationCacheTests {
         // An issuer not found before is looked up again at once (a newly added platform works immediately).
         #expect(try await cache.registrations(issuer: "https://unknown.example").map(\.id) == ["r3"])
 
-        try await Task.sleep(for: .milliseconds(400))
+        clock.advance(.seconds(4))
+        #expect(try await cache.launchOptions(registrationID: "r1").maxActiveLabs == nil, "expired before the TTL")
+        clock.advance(.seconds(2))
         #expect(try await cache.launchOptions(registrationID: "r1").maxActiveLabs == 3)
         #expect(try await cache.registrations(issuer: "https://lms.example.edu").map(\.id).sorted() == ["r1", "r2"])
     }
@@ -41,12 +53,13 @@ struct RegistrationCacheTests {
         let store = MemoryGatewayStore()
         try await store.addRegistration(Self.registration("r1"))
         let uncached = RegistrationCache(store: store, ttl: .zero)
-        let cached = RegistrationCache(store: store, ttl: .milliseconds(200))
+        let clock = ManualInstantClock()
+        let cached = RegistrationCache(store: store, ttl: .seconds(5), now: { clock.now })
         #expect(try await cached.registration(id: "r1") != nil)
         #expect(try await store.removeRegistration(id: "r1"))
         #expect(try await uncached.registration(id: "r1") == nil)
         #expect(try await cached.registration(id: "r1") != nil)
-        try await Task.sleep(for: .milliseconds(300))
+        clock.advance(.seconds(5))
         #expect(try await cached.registration(id: "r1") == nil)
     }
 }

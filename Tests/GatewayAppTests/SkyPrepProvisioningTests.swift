@@ -7,6 +7,11 @@ import Sandbox
 import Testing
 
 /// Waits (bounded) until `condition` holds; false when it never did (a throw counts as not yet).
+/// Whether the launch that got `response` queued SkyPrep provisioning (it decides before it answers).
+func queuedProvisioning(_ e2e: EndToEnd, _ response: BrowserResponse) -> Bool {
+    e2e.logs.lines(containing: "gw.request.id=\(response.reference ?? "-")").contains { $0.contains("SkyPrep provisioning queued") }
+}
+
 func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
@@ -32,7 +37,9 @@ struct SkyPrepProvisioningTests {
     func createOnceThenUpdate() async throws {
         try await withEndToEnd(configure: Self.fastQueue) { e2e in
             let fake = try #require(e2e.gateway.skyPrepSandbox)
-            #expect(try await e2e.fullLaunch().status == 303)
+            let first = try await e2e.fullLaunch()
+            #expect(first.status == 303)
+            #expect(queuedProvisioning(e2e, first), "a first launch queues provisioning (and says so)")
             let settled1 = await eventually { try await e2e.gateway.store.queuedJobs(limit: 5).isEmpty && fake.users.count == 1 }
             #expect(settled1)
             let id = try await learnerID(e2e)
@@ -42,8 +49,11 @@ struct SkyPrepProvisioningTests {
             let account = try await e2e.gateway.store.skyPrepAccount(learnerID: id)
             #expect(account?.userID == user.id)
 
-            #expect(try await e2e.fullLaunch().status == 303)
-            try await Task.sleep(for: .milliseconds(300))
+            // The launch decides before it answers: nothing queued now means no SkyPrep call can follow from it.
+            let again = try await e2e.fullLaunch()
+            #expect(again.status == 303)
+            #expect(!queuedProvisioning(e2e, again))
+            #expect(try await e2e.gateway.store.queuedJobs(limit: 5).isEmpty)
             #expect(fake.calls["create_user"] == 1 && fake.calls["update_user"] == nil && fake.calls["get_users"] == nil)
 
             #expect(try await e2e.fullLaunch { $0["given_name"] = "Augusta" }.status == 303)
@@ -66,7 +76,7 @@ struct SkyPrepProvisioningTests {
             #expect(statuses == [303, 303])
             let settled3 = await eventually { try await e2e.gateway.store.queuedJobs(limit: 5).isEmpty && fake.users.count == 1 }
             #expect(settled3)
-            try await Task.sleep(for: .milliseconds(300))
+            // Both launches had queued their work before answering, and the queue is empty: every job ran.
             #expect(fake.calls["create_user"] == 1 && fake.calls["update_user"] == nil)
             #expect(fake.users.count == 1)
         }
@@ -98,8 +108,9 @@ struct SkyPrepProvisioningTests {
     func noEmailRules() async throws {
         try await withEndToEnd(configure: Self.fastQueue) { e2e in
             let fake = try #require(e2e.gateway.skyPrepSandbox)
-            #expect(try await e2e.fullLaunch { $0["email"] = nil }.status == 303)
-            try await Task.sleep(for: .milliseconds(300))
+            let skipped = try await e2e.fullLaunch { $0["email"] = nil }
+            #expect(skipped.status == 303)
+            #expect(!queuedProvisioning(e2e, skipped))
             let nothingQueued = try await e2e.gateway.store.queuedJobs(limit: 5).isEmpty
             #expect(fake.calls["create_user"] == nil && nothingQueued)
 
@@ -178,8 +189,10 @@ struct SkyPrepProvisioningTests {
         try await withEndToEnd(configure: Self.fastQueue) { e2e in
             let fake = try #require(e2e.gateway.skyPrepSandbox)
             #expect(try await e2e.gateway.store.setSkyPrepOptions(PlatformSkyPrepOptions(provisioning: false), registrationID: e2e.registrationA.id))
-            #expect(try await e2e.fullLaunch().status == 303)
-            try await Task.sleep(for: .milliseconds(300))
+            let launched = try await e2e.fullLaunch()
+            #expect(launched.status == 303)
+            #expect(!queuedProvisioning(e2e, launched))
+            #expect(try await e2e.gateway.store.queuedJobs(limit: 5).isEmpty)
             #expect(fake.calls.isEmpty)
         }
     }

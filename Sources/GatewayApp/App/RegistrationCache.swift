@@ -20,18 +20,21 @@ final class RegistrationCache: RegistrationLookup {
 
     let store: any GatewayStore
     let ttl: Duration
+    /// The cache's clock (tests move it).
+    let now: @Sendable () -> ContinuousClock.Instant
     private let byIssuer = Mutex<[String: Entry<[PlatformRegistration]>]>([:])
     private let byID = Mutex<[String: Entry<PlatformRegistration>]>([:])
     private let options = Mutex<[String: Entry<Options>]>([:])
 
     /// - Parameter ttl: zero reads the store every time.
-    init(store: any GatewayStore, ttl: Duration) {
+    init(store: any GatewayStore, ttl: Duration, now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }) {
         self.store = store
         self.ttl = ttl
+        self.now = now
     }
 
     func registrations(issuer: String) async throws -> [PlatformRegistration] {
-        let now = ContinuousClock.now
+        let now = now()
         if let hit = byIssuer.withLock({ $0[issuer] }), hit.expires > now { return hit.value }
         let found = try await store.registrations(issuer: issuer)
         if !found.isEmpty, ttl > .zero { byIssuer.withLock { $0[issuer] = Entry(value: found, expires: now + ttl) } }
@@ -39,7 +42,7 @@ final class RegistrationCache: RegistrationLookup {
     }
 
     func registration(id: String) async throws -> PlatformRegistration? {
-        let now = ContinuousClock.now
+        let now = now()
         if let hit = byID.withLock({ $0[id] }), hit.expires > now { return hit.value }
         let found = try await store.registration(id: id)
         if let found, ttl > .zero { byID.withLock { $0[id] = Entry(value: found, expires: now + ttl) } }
@@ -55,7 +58,7 @@ final class RegistrationCache: RegistrationLookup {
     }
 
     private func bothOptions(_ registrationID: String) async throws -> Options {
-        let now = ContinuousClock.now
+        let now = now()
         if let hit = options.withLock({ $0[registrationID] }), hit.expires > now { return hit.value }
         let found = Options(launch: try await store.launchOptions(registrationID: registrationID),
                             skyPrep: try await store.skyPrepOptions(registrationID: registrationID))

@@ -174,6 +174,7 @@ final class SkyPrepProvisioningQueue: Sendable {
             let account = try await store.skyPrepAccount(learnerID: identity.id)
             guard SkyPrepProvisioner.needsWork(request, account: account, options: options) else { return }
             try await enqueue(request)
+            logger.info("SkyPrep provisioning queued", metadata: ["gw.learner": "\(identity.id)"])
         } catch {
             logger.error("SkyPrep provisioning not queued", metadata: ["gw.learner": "\(identity.id)", "error": "\(error)"])
         }
