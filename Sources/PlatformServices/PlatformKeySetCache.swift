@@ -1,8 +1,9 @@
 import AsyncHTTPClient
 import Foundation
-import LTICore
 import Logging
+import LTICore
 import NIOCore
+import NIOHTTP1
 
 /// How platform key sets are fetched and kept.
 public struct PlatformKeySetCacheSettings: Sendable {

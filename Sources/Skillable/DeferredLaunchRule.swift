@@ -1,3 +1,4 @@
+import Foundation
 /// How a deferred-launch answer to `Launch` is recognised — the one place that knows its shape.
 ///
 /// An API consumer can be set by Skillable staff to answer "user has too many active labs" and

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 
 /// Where and how to reach the SkyPrep admin API (vendor-apis.md, "SkyPrep admin API").

@@ -3,6 +3,8 @@ import GatewayApp
 import JWTKit
 import LTICore
 import LTITestSupport
+import NIOHTTP1
+import Sandbox
 import Testing
 
 /// The instructor's side of deep linking, driven like a browser.

@@ -1,7 +1,9 @@
 import Foundation
 import GatewayApp
+import GatewayStorage
 import LTICore
 import LTITestSupport
+import NIOHTTP1
 import Testing
 
 /// What a forged launch posts.

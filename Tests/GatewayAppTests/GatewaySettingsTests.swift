@@ -1,6 +1,7 @@
 import Foundation
 @testable import GatewayApp
 import Testing
+import GatewayStoragePostgres
 
 @Suite("Settings: environment over config file over defaults; secrets from the environment only")
 struct GatewaySettingsTests {

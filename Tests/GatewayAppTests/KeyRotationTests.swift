@@ -1,10 +1,11 @@
 import Foundation
-import GatewayStoragePostgres
 import GatewayApp
 import GatewayStorage
+import GatewayStoragePostgres
 import JWTKit
 import LTICore
 import LTITestSupport
+import NIOHTTP1
 import Testing
 
 /// An LMS platform verifying the gateway's signatures the way platforms do: it caches the tool's JWKS for

@@ -3,6 +3,8 @@ import GatewayApp
 import GatewayStorage
 import LTICore
 import LTITestSupport
+import NIOHTTP1
+import Sandbox
 import Testing
 
 /// Login → launch → lab, through the real server over loopback, with the simulated LMS and the sandbox.

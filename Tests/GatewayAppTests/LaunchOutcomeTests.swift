@@ -3,6 +3,7 @@ import GatewayApp
 import GatewayStorage
 import LTICore
 import LTITestSupport
+import NIOHTTP1
 import Sandbox
 import Skillable
 import Testing

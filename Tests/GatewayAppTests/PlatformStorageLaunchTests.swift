@@ -4,6 +4,8 @@ import GatewayApp
 import GatewayStorage
 import HTTPTypes
 import LTICore
+import LTITestSupport
+import NIOHTTP1
 import Testing
 
 /// What a login page or launch page carries, read the way its script reads it.

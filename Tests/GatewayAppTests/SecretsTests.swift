@@ -1,7 +1,9 @@
 import Foundation
 import GatewayApp
+import GatewayStoragePostgres
 import LTICore
 import LTITestSupport
+import Sandbox
 import Testing
 
 @Suite("Secrets never leak")

@@ -1,7 +1,10 @@
 import Foundation
 import GatewayApp
+import GatewayStorage
 import LTICore
 import LTITestSupport
+import NIOHTTP1
+import Sandbox
 import Testing
 
 @Suite("End to end: SSO into SkyPrep")

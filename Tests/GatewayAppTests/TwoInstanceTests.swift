@@ -6,13 +6,14 @@ import GatewayStoragePostgres
 import GatewayStorageTesting
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import LTICore
 import LTITestSupport
-import Logging
 import NIOCore
 import NIOHTTP1
 import Sandbox
 import ServiceLifecycle
+import Synchronization
 import Testing
 
 /// A `lti-gateway serve` process of the build under test, on 127.0.0.1.

@@ -2,9 +2,10 @@ import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import HummingbirdTesting
-import LTITestSupport
 import Logging
+import LTITestSupport
 import NIOCore
+import NIOHTTP1
 import Sandbox
 import Skillable
 import Testing

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import LTITestSupport
+import NIOHTTP1
 import Sandbox
 import SkyPrep
 import Testing

@@ -3,6 +3,7 @@ import Foundation
 import GatewayStoragePostgres
 import LTICore
 import Skillable
+import SystemPackage
 
 /// Every setting of the gateway, read once at start.
 ///

@@ -1,9 +1,10 @@
 import Crypto
 import Foundation
+import GatewayStorage
 import HTTPTypes
 import Hummingbird
-import LTICore
 import Logging
+import LTICore
 import Metrics
 import NIOCore
 

@@ -1,6 +1,7 @@
 import Foundation
 import GatewayStorage
 import Hummingbird
+import Logging
 import Prometheus
 
 /// `/healthz`, `/readyz`, `/metrics` and the tool's public key set.
