@@ -8,7 +8,6 @@ let swiftSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "lti-gateway",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "lti-gateway", targets: ["lti-gateway"]),
         .executable(name: "lti-bench", targets: ["lti-bench"]),
