@@ -227,7 +227,8 @@ let package = Package(
         .testTarget(
             name: "GatewayAppTests",
             dependencies: [
-                "GatewayApp", "LTICore", "GatewayStorage", "GatewayStorageTesting", "GatewayStoragePostgres", "Sandbox", "Skillable", "SkyPrep", "LTITestSupport",
+                "GatewayApp", "LTICore", "GatewayStorage", "GatewayStorageTesting", "GatewayStoragePostgres", "Sandbox", "Skillable", "SkyPrep",
+                "LTITestSupport",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -87,16 +87,19 @@ public struct FileSigningKeyStore: SigningKeyStore {
             let path = keyPath(entry.kid)
             let attributes = try? FileManager.default.attributesOfItem(atPath: path)
             guard let mode = (attributes?[.posixPermissions] as? NSNumber)?.intValue,
-                  let data = FileManager.default.contents(atPath: path), let pem = String(data: data, encoding: .utf8)
+                let data = FileManager.default.contents(atPath: path), let pem = String(data: data, encoding: .utf8)
             else {
                 throw StorageError(.corrupt, "the signing key file \(path) named in \(metadataPath) cannot be read")
             }
             guard mode & 0o077 == 0 else {
-                throw StorageError(.insecure, "the signing key \(path) is readable by other users (mode \(String(mode, radix: 8))); run: chmod 600 \(path)")
+                throw StorageError(
+                    .insecure, "the signing key \(path) is readable by other users (mode \(String(mode, radix: 8))); run: chmod 600 \(path)")
             }
             do {
-                keys.append(try ToolKey(kid: entry.kid, state: entry.state, createdAt: entry.createdAt, activatedAt: entry.activatedAt,
-                                        retiresAt: entry.retiresAt, privateKeyPEM: pem))
+                keys.append(
+                    try ToolKey(
+                        kid: entry.kid, state: entry.state, createdAt: entry.createdAt, activatedAt: entry.activatedAt,
+                        retiresAt: entry.retiresAt, privateKeyPEM: pem))
             } catch {
                 throw StorageError(.corrupt, "the signing key file \(path) does not hold the RSA key \(entry.kid)", underlying: error)
             }

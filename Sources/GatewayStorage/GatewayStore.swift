@@ -41,7 +41,8 @@ public protocol DeepLinkSessionStore: Sendable {
 
 /// Everything the gateway keeps. A backend implements all of it and passes `GatewayStoreConformance`.
 public protocol GatewayStore: RegistrationStore, LoginStateStore, NonceStore, IdentityStore, LaunchStore, DeepLinkSessionStore,
-    SkyPrepAccountStore, JobQueueStore {
+    SkyPrepAccountStore, JobQueueStore
+{
     /// Applies pending schema migrations.
     func migrate() async throws
     /// Throws when the database cannot be reached (readiness).

@@ -21,9 +21,11 @@ public actor MemoryGatewayStore: GatewayStore {
     public func close() async throws {}
 
     public func addRegistration(_ registration: PlatformRegistration) async throws {
-        if registrationsByID[registration.id] != nil || registrationsByID.values.contains(where: {
-            $0.issuer == registration.issuer && $0.clientID == registration.clientID
-        }) {
+        if registrationsByID[registration.id] != nil
+            || registrationsByID.values.contains(where: {
+                $0.issuer == registration.issuer && $0.clientID == registration.clientID
+            })
+        {
             throw StorageError(.duplicate, "a registration with this issuer and client id exists")
         }
         registrationsByID[registration.id] = registration
@@ -155,8 +157,11 @@ public actor MemoryGatewayStore: GatewayStore {
             entry.job.held = false
             jobs[id] = entry
         } else {
-            jobs[id] = (QueuedJob(kind: kind, key: key, payload: payload, revision: 1, attempts: 0, nextRunAt: runAt,
-                                  lastError: nil, held: false, createdAt: runAt), nil, nil)
+            jobs[id] = (
+                QueuedJob(
+                    kind: kind, key: key, payload: payload, revision: 1, attempts: 0, nextRunAt: runAt,
+                    lastError: nil, held: false, createdAt: runAt), nil, nil
+            )
         }
     }
 

@@ -13,8 +13,10 @@ public struct LearnerIdentity: Sendable, Equatable {
     public var firstSeen: Date
     public var lastSeen: Date
 
-    public init(id: String, issuer: String, subject: String, givenName: String?, familyName: String?,
-                email: String?, firstSeen: Date, lastSeen: Date) {
+    public init(
+        id: String, issuer: String, subject: String, givenName: String?, familyName: String?,
+        email: String?, firstSeen: Date, lastSeen: Date
+    ) {
         self.id = id
         self.issuer = issuer
         self.subject = subject
@@ -46,9 +48,11 @@ public struct LaunchRecord: Sendable, Equatable {
     public var agsLineItem: String?
     public var createdAt: Date
 
-    public init(id: String, registrationID: String, deploymentID: String, learnerID: String, subject: String,
-                messageType: String, resourceLinkID: String?, contextID: String?, labID: String?, outcome: String,
-                vendorResultCode: Int?, labInstanceID: String?, agsLineItem: String?, createdAt: Date) {
+    public init(
+        id: String, registrationID: String, deploymentID: String, learnerID: String, subject: String,
+        messageType: String, resourceLinkID: String?, contextID: String?, labID: String?, outcome: String,
+        vendorResultCode: Int?, labInstanceID: String?, agsLineItem: String?, createdAt: Date
+    ) {
         self.id = id
         self.registrationID = registrationID
         self.deploymentID = deploymentID
@@ -81,8 +85,10 @@ public struct DeepLinkSession: Sendable, Equatable {
     public var createdAt: Date
     public var expiresAt: Date
 
-    public init(id: String, registrationID: String, deploymentID: String, returnURL: String, data: String?,
-                acceptMultiple: Bool, acceptLineItem: Bool, createdAt: Date, expiresAt: Date) {
+    public init(
+        id: String, registrationID: String, deploymentID: String, returnURL: String, data: String?,
+        acceptMultiple: Bool, acceptLineItem: Bool, createdAt: Date, expiresAt: Date
+    ) {
         self.id = id
         self.registrationID = registrationID
         self.deploymentID = deploymentID
@@ -116,9 +122,11 @@ public struct PlatformLaunchOptions: Sendable, Equatable, Codable {
     /// answered from an origin other than their authorization endpoint's); nil = off.
     public var storageAnyOrigin: Bool?
 
-    public init(maxActiveLabs: Int? = nil, maxSavedLabs: Int? = nil, durationMinutes: Int? = nil, regionID: Int? = nil,
-                lang: String? = nil, sendTag: Bool = true, sendContextVariables: Bool = false,
-                platformStorage: PlatformStorageMode? = nil, storageFrame: String? = nil, storageAnyOrigin: Bool? = nil) {
+    public init(
+        maxActiveLabs: Int? = nil, maxSavedLabs: Int? = nil, durationMinutes: Int? = nil, regionID: Int? = nil,
+        lang: String? = nil, sendTag: Bool = true, sendContextVariables: Bool = false,
+        platformStorage: PlatformStorageMode? = nil, storageFrame: String? = nil, storageAnyOrigin: Bool? = nil
+    ) {
         self.maxActiveLabs = maxActiveLabs
         self.maxSavedLabs = maxSavedLabs
         self.durationMinutes = durationMinutes

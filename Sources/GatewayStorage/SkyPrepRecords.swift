@@ -51,8 +51,10 @@ public struct PlatformSkyPrepOptions: Sendable, Equatable, Codable {
     /// Enrol the learner in the SkyPrep course of an SSO launch (`skyprep_course_id`).
     public var enrolOnSSO: Bool
 
-    public init(provisioning: Bool = true, account: String? = nil, apiKeyVariable: String? = nil, groupSync: Bool? = nil,
-                linkByEmail: Bool = false, syntheticEmailDomain: String? = nil, roleMap: [String: String] = [:], enrolOnSSO: Bool = true) {
+    public init(
+        provisioning: Bool = true, account: String? = nil, apiKeyVariable: String? = nil, groupSync: Bool? = nil,
+        linkByEmail: Bool = false, syntheticEmailDomain: String? = nil, roleMap: [String: String] = [:], enrolOnSSO: Bool = true
+    ) {
         self.provisioning = provisioning
         self.account = account
         self.apiKeyVariable = apiKeyVariable
@@ -66,7 +68,9 @@ public struct PlatformSkyPrepOptions: Sendable, Equatable, Codable {
     /// The reason these options cannot be used, naming the option; nil when they are valid.
     public var problem: String? {
         if let domain = syntheticEmailDomain,
-           domain.range(of: "^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$", options: .regularExpression) == nil {
+            domain.range(of: "^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$", options: .regularExpression)
+                == nil
+        {
             return "syntheticEmailDomain must be a domain name such as learners.example.edu"
         }
         if let variable = apiKeyVariable, variable.range(of: "^[A-Z_][A-Z0-9_]*$", options: .regularExpression) == nil {
@@ -108,8 +112,10 @@ public struct QueuedJob: Sendable, Equatable {
     public var held: Bool
     public var createdAt: Date
 
-    public init(kind: String, key: String, payload: String, revision: Int, attempts: Int, nextRunAt: Date,
-                lastError: String?, held: Bool, createdAt: Date) {
+    public init(
+        kind: String, key: String, payload: String, revision: Int, attempts: Int, nextRunAt: Date,
+        lastError: String?, held: Bool, createdAt: Date
+    ) {
         self.kind = kind
         self.key = key
         self.payload = payload

@@ -110,12 +110,14 @@ public final class PostgresGatewayStore: GatewayStore {
     }
 
     private func registrations(where condition: String, _ binds: PostgresBindings) async throws -> [PlatformRegistration] {
-        let rows = try await run(PostgresQuery(unsafeSQL: """
-            SELECT r.id, r.issuer, r.client_id, r.auth_url, r.token_url, r.jwks_url, r.created_at,
-                   COALESCE((SELECT array_agg(d.deployment_id ORDER BY d.position) FROM platform_deployments d
-                             WHERE d.registration_id = r.id), ARRAY[]::text[]) AS deployments
-            FROM platform_registrations r WHERE \(condition) ORDER BY r.created_at, r.id
-            """, binds: binds))
+        let rows = try await run(
+            PostgresQuery(
+                unsafeSQL: """
+                    SELECT r.id, r.issuer, r.client_id, r.auth_url, r.token_url, r.jwks_url, r.created_at,
+                           COALESCE((SELECT array_agg(d.deployment_id ORDER BY d.position) FROM platform_deployments d
+                                     WHERE d.registration_id = r.id), ARRAY[]::text[]) AS deployments
+                    FROM platform_registrations r WHERE \(condition) ORDER BY r.created_at, r.id
+                    """, binds: binds))
         return try rows.map { row in
             let c = row.makeRandomAccess()
             return PlatformRegistration(
@@ -161,7 +163,8 @@ public final class PostgresGatewayStore: GatewayStore {
     // MARK: login state and nonces
 
     public func saveLoginState(_ s: LoginState) async throws {
-        try await run("""
+        try await run(
+            """
             INSERT INTO login_states (state, nonce, registration_id, target_link_uri, created_at, expires_at,
               login_hint, message_hint, deployment_hint, restart_key, storage_digest, storage_frame, new_window)
             VALUES (\(s.state), \(s.nonce), \(s.registrationID), \(s.targetLinkURI), \(s.createdAt.timeIntervalSince1970), \(s.expiresAt.timeIntervalSince1970),
@@ -178,10 +181,11 @@ public final class PostgresGatewayStore: GatewayStore {
     private static func loginState(from row: PostgresRow) throws -> LoginState {
         let (state, nonce, registration, target, created, expires, loginHint, messageHint, deploymentHint, restartKey, digest, frame, newWindow) =
             try row.decode((String, String, String, String, Double, Double, String?, String?, String?, String?, String?, String?, Bool).self)
-        return LoginState(state: state, nonce: nonce, registrationID: registration, targetLinkURI: target,
-                          createdAt: Date(timeIntervalSince1970: created), expiresAt: Date(timeIntervalSince1970: expires),
-                          loginHint: loginHint ?? "", ltiMessageHint: messageHint, deploymentHint: deploymentHint,
-                          restartKey: restartKey ?? "", storageSecretDigest: digest, storageFrame: frame, startedInNewWindow: newWindow)
+        return LoginState(
+            state: state, nonce: nonce, registrationID: registration, targetLinkURI: target,
+            createdAt: Date(timeIntervalSince1970: created), expiresAt: Date(timeIntervalSince1970: expires),
+            loginHint: loginHint ?? "", ltiMessageHint: messageHint, deploymentHint: deploymentHint,
+            restartKey: restartKey ?? "", storageSecretDigest: digest, storageFrame: frame, startedInNewWindow: newWindow)
     }
 
     public func consumeLoginState(_ state: String, now: Date) async throws -> LoginState? {
@@ -193,14 +197,16 @@ public final class PostgresGatewayStore: GatewayStore {
     }
 
     public func loginState(_ state: String, now: Date) async throws -> LoginState? {
-        let rows = try await run("""
+        let rows = try await run(
+            """
             SELECT \(unescaped: Self.loginStateColumns) FROM login_states WHERE state = \(state) AND expires_at > \(now.timeIntervalSince1970)
             """)
         return try rows.first.map(Self.loginState(from:))
     }
 
     public func loginState(restartKey: String, now: Date) async throws -> LoginState? {
-        let rows = try await run("""
+        let rows = try await run(
+            """
             SELECT \(unescaped: Self.loginStateColumns) FROM login_states
             WHERE restart_key = \(restartKey) AND expires_at > \(now.timeIntervalSince1970)
             """)
@@ -208,15 +214,18 @@ public final class PostgresGatewayStore: GatewayStore {
     }
 
     public func markNonceUsed(issuer: String, nonce: String, expiresAt: Date) async throws -> Bool {
-        !(try await run("""
+        !(try await run(
+            """
             INSERT INTO used_nonces (issuer, nonce, expires_at) VALUES (\(issuer), \(nonce), \(expiresAt.timeIntervalSince1970))
             ON CONFLICT DO NOTHING RETURNING nonce
-            """).isEmpty)
+            """
+        ).isEmpty)
     }
 
     public func deleteExpired(now: Date) async throws -> Int {
         let t = now.timeIntervalSince1970
-        let rows = try await run("""
+        let rows = try await run(
+            """
             WITH a AS (DELETE FROM login_states WHERE expires_at <= \(t) RETURNING 1),
                  b AS (DELETE FROM used_nonces WHERE expires_at <= \(t) RETURNING 1),
                  c AS (DELETE FROM deep_link_sessions WHERE expires_at <= \(t) RETURNING 1)
@@ -228,7 +237,8 @@ public final class PostgresGatewayStore: GatewayStore {
     // MARK: deep-linking sessions
 
     public func saveDeepLinkSession(_ s: DeepLinkSession) async throws {
-        try await run("""
+        try await run(
+            """
             INSERT INTO deep_link_sessions (id, registration_id, deployment_id, return_url, data, accept_multiple, accept_lineitem,
               created_at, expires_at) VALUES (\(s.id), \(s.registrationID), \(s.deploymentID), \(s.returnURL), \(s.data),
               \(s.acceptMultiple), \(s.acceptLineItem), \(s.createdAt.timeIntervalSince1970), \(s.expiresAt.timeIntervalSince1970))
@@ -236,23 +246,26 @@ public final class PostgresGatewayStore: GatewayStore {
     }
 
     public func consumeDeepLinkSession(id: String, now: Date) async throws -> DeepLinkSession? {
-        let rows = try await run("""
+        let rows = try await run(
+            """
             DELETE FROM deep_link_sessions WHERE id = \(id) RETURNING id, registration_id, deployment_id, return_url, data,
               accept_multiple, accept_lineitem, created_at, expires_at
             """)
         guard let row = rows.first else { return nil }
         let (sid, registration, deployment, returnURL, data, multiple, lineItem, created, expires) =
             try row.decode((String, String, String, String, String?, Bool, Bool, Double, Double).self)
-        let session = DeepLinkSession(id: sid, registrationID: registration, deploymentID: deployment, returnURL: returnURL, data: data,
-                                      acceptMultiple: multiple, acceptLineItem: lineItem, createdAt: Date(timeIntervalSince1970: created),
-                                      expiresAt: Date(timeIntervalSince1970: expires))
+        let session = DeepLinkSession(
+            id: sid, registrationID: registration, deploymentID: deployment, returnURL: returnURL, data: data,
+            acceptMultiple: multiple, acceptLineItem: lineItem, createdAt: Date(timeIntervalSince1970: created),
+            expiresAt: Date(timeIntervalSince1970: expires))
         return session.expiresAt > now ? session : nil
     }
 
     // MARK: identities
 
     public func upsertIdentity(_ i: LearnerIdentity) async throws -> LearnerIdentity {
-        let rows = try await run("""
+        let rows = try await run(
+            """
             INSERT INTO learner_identities (id, issuer, subject, given_name, family_name, email, first_seen, last_seen)
             VALUES (\(i.id), \(i.issuer), \(i.subject), \(i.givenName), \(i.familyName), \(i.email),
                     \(i.firstSeen.timeIntervalSince1970), \(i.lastSeen.timeIntervalSince1970))
@@ -266,23 +279,27 @@ public final class PostgresGatewayStore: GatewayStore {
     }
 
     public func identity(issuer: String, subject: String) async throws -> LearnerIdentity? {
-        try await run("""
+        try await run(
+            """
             SELECT id, issuer, subject, given_name, family_name, email, first_seen, last_seen FROM learner_identities
             WHERE issuer = \(issuer) AND subject = \(subject)
-            """).first.map(Self.identity)
+            """
+        ).first.map(Self.identity)
     }
 
     private static func identity(_ row: PostgresRow) throws -> LearnerIdentity {
         let (id, issuer, subject, given, family, email, first, last) =
             try row.decode((String, String, String, String?, String?, String?, Double, Double).self)
-        return LearnerIdentity(id: id, issuer: issuer, subject: subject, givenName: given, familyName: family, email: email,
-                               firstSeen: Date(timeIntervalSince1970: first), lastSeen: Date(timeIntervalSince1970: last))
+        return LearnerIdentity(
+            id: id, issuer: issuer, subject: subject, givenName: given, familyName: family, email: email,
+            firstSeen: Date(timeIntervalSince1970: first), lastSeen: Date(timeIntervalSince1970: last))
     }
 
     // MARK: launches
 
     public func recordLaunch(_ l: LaunchRecord) async throws {
-        try await run("""
+        try await run(
+            """
             INSERT INTO launches (id, registration_id, deployment_id, learner_id, subject, message_type, resource_link_id,
               context_id, lab_id, outcome, vendor_result_code, lab_instance_id, ags_lineitem, created_at)
             VALUES (\(l.id), \(l.registrationID), \(l.deploymentID), \(l.learnerID), \(l.subject), \(l.messageType), \(l.resourceLinkID),
@@ -302,11 +319,13 @@ public final class PostgresGatewayStore: GatewayStore {
     }
 
     private func launches(where condition: String, _ binds: PostgresBindings, limit: Int) async throws -> [LaunchRecord] {
-        let rows = try await run(PostgresQuery(unsafeSQL: """
-            SELECT id, registration_id, deployment_id, learner_id, subject, message_type, resource_link_id, context_id, lab_id,
-                   outcome, vendor_result_code, lab_instance_id, ags_lineitem, created_at
-            FROM launches WHERE \(condition) ORDER BY created_at DESC, id DESC LIMIT \(max(0, limit))
-            """, binds: binds))
+        let rows = try await run(
+            PostgresQuery(
+                unsafeSQL: """
+                    SELECT id, registration_id, deployment_id, learner_id, subject, message_type, resource_link_id, context_id, lab_id,
+                           outcome, vendor_result_code, lab_instance_id, ags_lineitem, created_at
+                    FROM launches WHERE \(condition) ORDER BY created_at DESC, id DESC LIMIT \(max(0, limit))
+                    """, binds: binds))
         return try rows.map { row in
             let c = row.makeRandomAccess()
             return LaunchRecord(
@@ -316,33 +335,40 @@ public final class PostgresGatewayStore: GatewayStore {
                 resourceLinkID: try c["resource_link_id"].decode(String?.self), contextID: try c["context_id"].decode(String?.self),
                 labID: try c["lab_id"].decode(String?.self), outcome: try c["outcome"].decode(String.self),
                 vendorResultCode: try c["vendor_result_code"].decode(Int?.self), labInstanceID: try c["lab_instance_id"].decode(String?.self),
-                agsLineItem: try c["ags_lineitem"].decode(String?.self), createdAt: Date(timeIntervalSince1970: try c["created_at"].decode(Double.self)))
+                agsLineItem: try c["ags_lineitem"].decode(String?.self),
+                createdAt: Date(timeIntervalSince1970: try c["created_at"].decode(Double.self)))
         }
     }
 
     // MARK: SkyPrep accounts
 
     public func skyPrepAccount(learnerID: String) async throws -> SkyPrepAccount? {
-        try await run("""
+        try await run(
+            """
             SELECT learner_id, user_id, email, first_name, last_name, role, updated_at FROM skyprep_accounts WHERE learner_id = \(learnerID)
-            """).first.map(Self.account)
+            """
+        ).first.map(Self.account)
     }
 
     public func skyPrepAccounts(userID: Int) async throws -> [SkyPrepAccount] {
-        try await run("""
+        try await run(
+            """
             SELECT learner_id, user_id, email, first_name, last_name, role, updated_at FROM skyprep_accounts
             WHERE user_id = \(userID) ORDER BY learner_id
-            """).map(Self.account)
+            """
+        ).map(Self.account)
     }
 
     private static func account(_ row: PostgresRow) throws -> SkyPrepAccount {
         let (learner, user, email, first, last, role, updated) = try row.decode((String, Int, String, String, String, String, Double).self)
-        return SkyPrepAccount(learnerID: learner, userID: user, email: email, firstName: first, lastName: last, role: role,
-                              updatedAt: Date(timeIntervalSince1970: updated))
+        return SkyPrepAccount(
+            learnerID: learner, userID: user, email: email, firstName: first, lastName: last, role: role,
+            updatedAt: Date(timeIntervalSince1970: updated))
     }
 
     public func saveSkyPrepAccount(_ a: SkyPrepAccount) async throws {
-        try await run("""
+        try await run(
+            """
             INSERT INTO skyprep_accounts (learner_id, user_id, email, first_name, last_name, role, updated_at)
             VALUES (\(a.learnerID), \(a.userID), \(a.email), \(a.firstName), \(a.lastName), \(a.role), \(a.updatedAt.timeIntervalSince1970))
             ON CONFLICT (learner_id) DO UPDATE SET user_id = EXCLUDED.user_id, email = EXCLUDED.email, first_name = EXCLUDED.first_name,
@@ -354,7 +380,8 @@ public final class PostgresGatewayStore: GatewayStore {
 
     public func enqueueJob(kind: String, key: String, payload: String, runAt: Date) async throws {
         let t = runAt.timeIntervalSince1970
-        try await run("""
+        try await run(
+            """
             INSERT INTO jobs (kind, key, payload, revision, attempts, next_run_at, held, created_at)
             VALUES (\(kind), \(key), \(payload), 1, 0, \(t), FALSE, \(t))
             ON CONFLICT (kind, key) DO UPDATE SET payload = EXCLUDED.payload, revision = jobs.revision + 1,
@@ -365,7 +392,8 @@ public final class PostgresGatewayStore: GatewayStore {
     public func claimJobs(kind: String, key: String?, now: Date, leaseUntil: Date, worker: String, limit: Int) async throws -> [QueuedJob] {
         let t = now.timeIntervalSince1970
         // SKIP LOCKED: racing claimers in any instances take different jobs and never wait for each other.
-        let rows = try await run("""
+        let rows = try await run(
+            """
             UPDATE jobs SET locked_by = \(worker), locked_until = \(leaseUntil.timeIntervalSince1970), attempts = attempts + 1
             WHERE (kind, key) IN (
               SELECT kind, key FROM jobs WHERE kind = \(kind) AND (\(key)::text IS NULL OR key = \(key)) AND NOT held
@@ -378,7 +406,8 @@ public final class PostgresGatewayStore: GatewayStore {
     }
 
     public func completeJob(_ job: QueuedJob, worker: String) async throws {
-        let removed = try await run("""
+        let removed = try await run(
+            """
             DELETE FROM jobs WHERE kind = \(job.kind) AND key = \(job.key) AND revision = \(job.revision) AND locked_by = \(worker) RETURNING 1
             """)
         guard removed.isEmpty else { return }
@@ -388,7 +417,8 @@ public final class PostgresGatewayStore: GatewayStore {
     public func failJob(_ job: QueuedJob, worker: String, error: String, retryAt: Date?) async throws {
         // A newer revision (enqueued meanwhile) keeps its own due time and runs again.
         let retry = retryAt?.timeIntervalSince1970
-        try await run("""
+        try await run(
+            """
             UPDATE jobs SET locked_by = NULL, locked_until = NULL, last_error = \(error),
               next_run_at = CASE WHEN revision = \(job.revision) AND \(retry)::double precision IS NOT NULL THEN \(retry) ELSE next_run_at END,
               held = CASE WHEN revision = \(job.revision) AND \(retry)::double precision IS NULL THEN TRUE ELSE held END
@@ -405,9 +435,11 @@ public final class PostgresGatewayStore: GatewayStore {
     }
 
     public func releaseJob(kind: String, key: String, now: Date) async throws -> Bool {
-        !(try await run("""
+        !(try await run(
+            """
             UPDATE jobs SET held = FALSE, next_run_at = \(now.timeIntervalSince1970) WHERE kind = \(kind) AND key = \(key) RETURNING 1
-            """).isEmpty)
+            """
+        ).isEmpty)
     }
 
     static let jobColumns = "kind, key, payload, revision, attempts, next_run_at, held, last_error, created_at"
@@ -415,8 +447,9 @@ public final class PostgresGatewayStore: GatewayStore {
     private static func job(_ row: PostgresRow) throws -> QueuedJob {
         let (kind, key, payload, revision, attempts, next, held, error, created) =
             try row.decode((String, String, String, Int, Int, Double, Bool, String?, Double).self)
-        return QueuedJob(kind: kind, key: key, payload: payload, revision: revision, attempts: attempts,
-                         nextRunAt: Date(timeIntervalSince1970: next), lastError: error, held: held, createdAt: Date(timeIntervalSince1970: created))
+        return QueuedJob(
+            kind: kind, key: key, payload: payload, revision: revision, attempts: attempts,
+            nextRunAt: Date(timeIntervalSince1970: next), lastError: error, held: held, createdAt: Date(timeIntervalSince1970: created))
     }
 
     // MARK: plumbing
@@ -445,7 +478,9 @@ public final class PostgresGatewayStore: GatewayStore {
     /// Driver errors as ``StorageError``; any other error (e.g. thrown by a transaction's body) as it is.
     static func storageError(_ error: any Error) -> any Error {
         guard let error = error as? PSQLError else { return error }
-        if error.serverInfo?[.sqlState] == "23505" { return StorageError(.duplicate, "a row with this key exists", underlying: PostgresFailure(error)) }
+        if error.serverInfo?[.sqlState] == "23505" {
+            return StorageError(.duplicate, "a row with this key exists", underlying: PostgresFailure(error))
+        }
         if error.serverInfo == nil { return StorageError(.unavailable, "PostgreSQL cannot be reached", underlying: PostgresFailure(error)) }
         return StorageError(.unavailable, "PostgreSQL refused the statement", underlying: PostgresFailure(error))
     }
@@ -460,4 +495,3 @@ struct PostgresFailure: Error, CustomStringConvertible {
         description = "postgres \(state): \(message)"
     }
 }
-

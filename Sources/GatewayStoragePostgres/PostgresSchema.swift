@@ -2,7 +2,7 @@
 /// Times are seconds since 1970 (`double precision`), as in the SQLite schema.
 enum PostgresSchema {
     /// The advisory lock that instances starting together take before migrating.
-    static let migrationLock: Int64 = 0x4C54_4947_4D49 // "LTIGMI"
+    static let migrationLock: Int64 = 0x4C54_4947_4D49  // "LTIGMI"
 
     static let migrations: [[String]] = [
         // 1: everything up to SkyPrep provisioning and signing keys.

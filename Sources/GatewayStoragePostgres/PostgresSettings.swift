@@ -24,7 +24,8 @@ public struct PostgresSettings: Sendable {
     /// Parses a `postgres://` or `postgresql://` URL; the reason it cannot be used otherwise.
     public init(url: String) throws(PostgresSettingsError) {
         guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? ""),
-              let host = components.host, !host.isEmpty else {
+            let host = components.host, !host.isEmpty
+        else {
             throw PostgresSettingsError("GATEWAY_DATABASE_URL must look like postgres://user:password@host:5432/database")
         }
         let database = String(components.path.dropFirst())
@@ -51,11 +52,12 @@ public struct PostgresSettings: Sendable {
     }
 
     var clientConfiguration: PostgresClient.Configuration {
-        let tls: PostgresClient.Configuration.TLS = switch tlsMode {
-        case "disable": .disable
-        case "require": .require(.makeClientConfiguration())
-        default: .prefer(.makeClientConfiguration())
-        }
+        let tls: PostgresClient.Configuration.TLS =
+            switch tlsMode {
+            case "disable": .disable
+            case "require": .require(.makeClientConfiguration())
+            default: .prefer(.makeClientConfiguration())
+            }
         var configuration = PostgresClient.Configuration(host: host, port: port, username: username, password: password, database: database, tls: tls)
         configuration.options.maximumConnections = maximumConnections
         configuration.options.connectTimeout = .seconds(connectTimeoutSeconds)

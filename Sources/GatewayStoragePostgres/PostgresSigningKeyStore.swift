@@ -26,9 +26,9 @@ public struct KeyEncryptionKey: Sendable {
 
     func open(_ sealed: String, kid: String) throws -> String {
         guard sealed.hasPrefix("v1."), let data = Data(base64Encoded: String(sealed.dropFirst(3))),
-              let box = try? AES.GCM.SealedBox(combined: data),
-              let plain = try? AES.GCM.open(box, using: key, authenticating: Data(kid.utf8)),
-              let pem = String(data: plain, encoding: .utf8)
+            let box = try? AES.GCM.SealedBox(combined: data),
+            let plain = try? AES.GCM.open(box, using: key, authenticating: Data(kid.utf8)),
+            let pem = String(data: plain, encoding: .utf8)
         else {
             throw StorageError(.corrupt, "the signing key \(kid) cannot be decrypted with GATEWAY_KEY_ENCRYPTION_KEY (wrong key?)")
         }
@@ -55,7 +55,9 @@ public struct PostgresSigningKeyStore: SigningKeyStore {
     }
 
     public func loadKeyRing() async throws -> ToolKeyRing {
-        try ring(try await store.run("SELECT kid, state, created_at, activated_at, retires_at, sealed_private_key FROM tool_keys ORDER BY created_at, kid"))
+        try ring(
+            try await store.run("SELECT kid, state, created_at, activated_at, retires_at, sealed_private_key FROM tool_keys ORDER BY created_at, kid")
+        )
     }
 
     public func keyRingRevision() async throws -> Int {
@@ -70,13 +72,15 @@ public struct PostgresSigningKeyStore: SigningKeyStore {
             try await connection.query("SELECT revision FROM tool_key_ring WHERE id = 1 FOR UPDATE", logger: logger)
             let rows = try await connection.query(
                 "SELECT kid, state, created_at, activated_at, retires_at, sealed_private_key FROM tool_keys ORDER BY created_at, kid",
-                logger: logger).collect()
+                logger: logger
+            ).collect()
             let current = try self.ring(rows)
             let updated = try change(current)
             let kept = updated.keys.map(\.kid)
             for key in updated.keys {
                 let sealed = try current.key(kid: key.kid) == nil ? encryption.seal(key.privateKeyPEM, kid: key.kid) : ""
-                try await connection.query("""
+                try await connection.query(
+                    """
                     INSERT INTO tool_keys (kid, state, created_at, activated_at, retires_at, sealed_private_key)
                     VALUES (\(key.kid), \(key.state.rawValue), \(key.createdAt.timeIntervalSince1970), \(key.activatedAt?.timeIntervalSince1970),
                             \(key.retiresAt?.timeIntervalSince1970), \(sealed))
@@ -90,18 +94,22 @@ public struct PostgresSigningKeyStore: SigningKeyStore {
     }
 
     private func ring(_ rows: [PostgresRow]) throws -> ToolKeyRing {
-        ToolKeyRing(keys: try rows.map { row in
-            let (kid, state, created, activated, retires, sealed) = try row.decode((String, String, Double, Double?, Double?, String).self)
-            guard let state = ToolKey.State(rawValue: state) else { throw StorageError(.corrupt, "the signing key \(kid) has the unknown state \(state)") }
-            do {
-                return try ToolKey(kid: kid, state: state, createdAt: Date(timeIntervalSince1970: created),
-                                   activatedAt: activated.map(Date.init(timeIntervalSince1970:)), retiresAt: retires.map(Date.init(timeIntervalSince1970:)),
-                                   privateKeyPEM: try encryption.open(sealed, kid: kid))
-            } catch let error as StorageError {
-                throw error
-            } catch {
-                throw StorageError(.corrupt, "the stored signing key \(kid) is not the RSA key its kid names", underlying: error)
-            }
-        })
+        ToolKeyRing(
+            keys: try rows.map { row in
+                let (kid, state, created, activated, retires, sealed) = try row.decode((String, String, Double, Double?, Double?, String).self)
+                guard let state = ToolKey.State(rawValue: state) else {
+                    throw StorageError(.corrupt, "the signing key \(kid) has the unknown state \(state)")
+                }
+                do {
+                    return try ToolKey(
+                        kid: kid, state: state, createdAt: Date(timeIntervalSince1970: created),
+                        activatedAt: activated.map(Date.init(timeIntervalSince1970:)), retiresAt: retires.map(Date.init(timeIntervalSince1970:)),
+                        privateKeyPEM: try encryption.open(sealed, kid: kid))
+                } catch let error as StorageError {
+                    throw error
+                } catch {
+                    throw StorageError(.corrupt, "the stored signing key \(kid) is not the RSA key its kid names", underlying: error)
+                }
+            })
     }
 }

@@ -28,8 +28,10 @@ public final class SQLiteGatewayStore: GatewayStore {
     let writes: WriteBatcher
     let logger: Logger
 
-    private init(connection: SQLiteConnection, transactionConnection: SQLiteConnection, groupConnection: SQLiteConnection,
-                 checkpointer: WALCheckpointer, threadPool: NIOThreadPool, logger: Logger) {
+    private init(
+        connection: SQLiteConnection, transactionConnection: SQLiteConnection, groupConnection: SQLiteConnection,
+        checkpointer: WALCheckpointer, threadPool: NIOThreadPool, logger: Logger
+    ) {
         self.threadPool = threadPool
         self.connection = connection
         self.transactionConnection = transactionConnection
@@ -61,11 +63,14 @@ public final class SQLiteGatewayStore: GatewayStore {
         threadPool.start()
         func connect(busyTimeout milliseconds: Int) async throws -> SQLiteConnection {
             do {
-                let connection = try await SQLiteConnection.open(storage: .file(path: path), threadPool: threadPool, logger: logger,
-                                                                 on: MultiThreadedEventLoopGroup.singleton.any())
-                for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA busy_timeout = \(milliseconds)", "PRAGMA foreign_keys = ON",
-                               "PRAGMA synchronous = NORMAL", "PRAGMA wal_autocheckpoint = \(WALCheckpointer.backstopPages)",
-                               "PRAGMA journal_size_limit = \(WALCheckpointer.logSizeLimitBytes)"] {
+                let connection = try await SQLiteConnection.open(
+                    storage: .file(path: path), threadPool: threadPool, logger: logger,
+                    on: MultiThreadedEventLoopGroup.singleton.any())
+                for pragma in [
+                    "PRAGMA journal_mode = WAL", "PRAGMA busy_timeout = \(milliseconds)", "PRAGMA foreign_keys = ON",
+                    "PRAGMA synchronous = NORMAL", "PRAGMA wal_autocheckpoint = \(WALCheckpointer.backstopPages)",
+                    "PRAGMA journal_size_limit = \(WALCheckpointer.logSizeLimitBytes)",
+                ] {
                     _ = try await connection.query(pragma, [])
                 }
                 return connection
@@ -89,8 +94,9 @@ public final class SQLiteGatewayStore: GatewayStore {
             } catch {
                 throw StorageError(.unavailable, "cannot open the SQLite database at \(path)", underlying: error)
             }
-            return SQLiteGatewayStore(connection: connection, transactionConnection: transactionConnection, groupConnection: groupConnection,
-                                      checkpointer: checkpointer, threadPool: threadPool, logger: logger)
+            return SQLiteGatewayStore(
+                connection: connection, transactionConnection: transactionConnection, groupConnection: groupConnection,
+                checkpointer: checkpointer, threadPool: threadPool, logger: logger)
         } catch {
             for connection in opened { try? await connection.close() }
             try? await threadPool.shutdownGracefully()
@@ -127,8 +133,9 @@ public final class SQLiteGatewayStore: GatewayStore {
                     let done = try await run("SELECT version FROM schema_migrations WHERE version = ?", [.integer(index + 1)])
                     guard done.isEmpty else { return false }
                     for statement in statements { _ = try await run(statement, []) }
-                    _ = try await run("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                                  [.integer(index + 1), .float(Date().timeIntervalSince1970)])
+                    _ = try await run(
+                        "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                        [.integer(index + 1), .float(Date().timeIntervalSince1970)])
                     return true
                 }
                 guard applied else { continue }
@@ -147,12 +154,15 @@ public final class SQLiteGatewayStore: GatewayStore {
                     INSERT INTO platform_registrations (id, issuer, client_id, auth_url, token_url, jwks_url, created_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?)
                     """,
-                    [.text(registration.id), .text(registration.issuer), .text(registration.clientID),
-                     .text(registration.authURL), .text(registration.tokenURL), .text(registration.jwksURL),
-                     .float(registration.createdAt.timeIntervalSince1970)])
+                    [
+                        .text(registration.id), .text(registration.issuer), .text(registration.clientID),
+                        .text(registration.authURL), .text(registration.tokenURL), .text(registration.jwksURL),
+                        .float(registration.createdAt.timeIntervalSince1970),
+                    ])
                 for deployment in registration.deploymentIDs {
-                    _ = try await run("INSERT INTO platform_deployments (registration_id, deployment_id) VALUES (?, ?)",
-                                  [.text(registration.id), .text(deployment)])
+                    _ = try await run(
+                        "INSERT INTO platform_deployments (registration_id, deployment_id) VALUES (?, ?)",
+                        [.text(registration.id), .text(deployment)])
                 }
             }
         }
@@ -182,7 +192,8 @@ public final class SQLiteGatewayStore: GatewayStore {
             PlatformRegistration(
                 id: try row.text("id"), issuer: try row.text("issuer"), clientID: try row.text("client_id"),
                 authURL: try row.text("auth_url"), tokenURL: try row.text("token_url"), jwksURL: try row.text("jwks_url"),
-                deploymentIDs: row.column("deployments")?.string.map { $0.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) } ?? [],
+                deploymentIDs: row.column("deployments")?.string.map { $0.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) }
+                    ?? [],
                 createdAt: try row.date("created_at"))
         }
     }
@@ -216,8 +227,9 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     private func setOptionsColumn<T: Encodable>(_ column: String, to value: T, of registrationID: String) async throws -> Bool {
-        let rows = try await query("UPDATE platform_registrations SET \(column) = ? WHERE id = ? RETURNING id",
-                                   [.text(try StoredJSON.encode(value)), .text(registrationID)])
+        let rows = try await query(
+            "UPDATE platform_registrations SET \(column) = ? WHERE id = ? RETURNING id",
+            [.text(try StoredJSON.encode(value)), .text(registrationID)])
         return !rows.isEmpty
     }
 
@@ -230,11 +242,13 @@ public final class SQLiteGatewayStore: GatewayStore {
               login_hint, message_hint, deployment_hint, restart_key, storage_digest, storage_frame, new_window)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
-            [.text(state.state), .text(state.nonce), .text(state.registrationID), .text(state.targetLinkURI),
-             .float(state.createdAt.timeIntervalSince1970), .float(state.expiresAt.timeIntervalSince1970),
-             .text(state.loginHint), state.ltiMessageHint.map(SQLiteData.text) ?? .null, state.deploymentHint.map(SQLiteData.text) ?? .null,
-             .text(state.restartKey), state.storageSecretDigest.map(SQLiteData.text) ?? .null,
-             state.storageFrame.map(SQLiteData.text) ?? .null, .integer(state.startedInNewWindow ? 1 : 0)])
+            [
+                .text(state.state), .text(state.nonce), .text(state.registrationID), .text(state.targetLinkURI),
+                .float(state.createdAt.timeIntervalSince1970), .float(state.expiresAt.timeIntervalSince1970),
+                .text(state.loginHint), state.ltiMessageHint.map(SQLiteData.text) ?? .null, state.deploymentHint.map(SQLiteData.text) ?? .null,
+                .text(state.restartKey), state.storageSecretDigest.map(SQLiteData.text) ?? .null,
+                state.storageFrame.map(SQLiteData.text) ?? .null, .integer(state.startedInNewWindow ? 1 : 0),
+            ])
     }
 
     /// The columns of a login state, in the order ``loginState(from:)`` reads them.
@@ -262,14 +276,16 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func loginState(_ state: String, now: Date) async throws -> LoginState? {
-        let rows = try await query("SELECT \(Self.loginStateColumns) FROM login_states WHERE state = ? AND expires_at > ?",
-                                   [.text(state), .float(now.timeIntervalSince1970)])
+        let rows = try await query(
+            "SELECT \(Self.loginStateColumns) FROM login_states WHERE state = ? AND expires_at > ?",
+            [.text(state), .float(now.timeIntervalSince1970)])
         return try rows.first.map(Self.loginState(from:))
     }
 
     public func loginState(restartKey: String, now: Date) async throws -> LoginState? {
-        let rows = try await query("SELECT \(Self.loginStateColumns) FROM login_states WHERE restart_key = ? AND expires_at > ?",
-                                   [.text(restartKey), .float(now.timeIntervalSince1970)])
+        let rows = try await query(
+            "SELECT \(Self.loginStateColumns) FROM login_states WHERE restart_key = ? AND expires_at > ?",
+            [.text(restartKey), .float(now.timeIntervalSince1970)])
         return try rows.first.map(Self.loginState(from:))
     }
 
@@ -297,9 +313,11 @@ public final class SQLiteGatewayStore: GatewayStore {
             INSERT INTO deep_link_sessions (id, registration_id, deployment_id, return_url, data, accept_multiple, accept_lineitem,
               created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
-            [.text(session.id), .text(session.registrationID), .text(session.deploymentID), .text(session.returnURL),
-             .optionalText(session.data), .integer(session.acceptMultiple ? 1 : 0), .integer(session.acceptLineItem ? 1 : 0),
-             .float(session.createdAt.timeIntervalSince1970), .float(session.expiresAt.timeIntervalSince1970)])
+            [
+                .text(session.id), .text(session.registrationID), .text(session.deploymentID), .text(session.returnURL),
+                .optionalText(session.data), .integer(session.acceptMultiple ? 1 : 0), .integer(session.acceptLineItem ? 1 : 0),
+                .float(session.createdAt.timeIntervalSince1970), .float(session.expiresAt.timeIntervalSince1970),
+            ])
     }
 
     public func consumeDeepLinkSession(id: String, now: Date) async throws -> DeepLinkSession? {
@@ -329,9 +347,11 @@ public final class SQLiteGatewayStore: GatewayStore {
               email = excluded.email, last_seen = excluded.last_seen
             RETURNING id, issuer, subject, given_name, family_name, email, first_seen, last_seen
             """,
-            [.text(identity.id), .text(identity.issuer), .text(identity.subject), .optionalText(identity.givenName),
-             .optionalText(identity.familyName), .optionalText(identity.email),
-             .float(identity.firstSeen.timeIntervalSince1970), .float(identity.lastSeen.timeIntervalSince1970)])
+            [
+                .text(identity.id), .text(identity.issuer), .text(identity.subject), .optionalText(identity.givenName),
+                .optionalText(identity.familyName), .optionalText(identity.email),
+                .float(identity.firstSeen.timeIntervalSince1970), .float(identity.lastSeen.timeIntervalSince1970),
+            ])
         guard let row = rows.first else { throw StorageError(.corrupt, "upsert returned no row") }
         return try Self.identity(row)
     }
@@ -359,11 +379,13 @@ public final class SQLiteGatewayStore: GatewayStore {
               context_id, lab_id, outcome, vendor_result_code, lab_instance_id, ags_lineitem, created_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
-            [.text(launch.id), .text(launch.registrationID), .text(launch.deploymentID), .text(launch.learnerID),
-             .text(launch.subject), .text(launch.messageType), .optionalText(launch.resourceLinkID),
-             .optionalText(launch.contextID), .optionalText(launch.labID), .text(launch.outcome),
-             launch.vendorResultCode.map { .integer($0) } ?? .null, .optionalText(launch.labInstanceID),
-             .optionalText(launch.agsLineItem), .float(launch.createdAt.timeIntervalSince1970)])
+            [
+                .text(launch.id), .text(launch.registrationID), .text(launch.deploymentID), .text(launch.learnerID),
+                .text(launch.subject), .text(launch.messageType), .optionalText(launch.resourceLinkID),
+                .optionalText(launch.contextID), .optionalText(launch.labID), .text(launch.outcome),
+                launch.vendorResultCode.map { .integer($0) } ?? .null, .optionalText(launch.labInstanceID),
+                .optionalText(launch.agsLineItem), .float(launch.createdAt.timeIntervalSince1970),
+            ])
     }
 
     public func launch(id: String) async throws -> LaunchRecord? {
@@ -408,9 +430,10 @@ public final class SQLiteGatewayStore: GatewayStore {
             binds)
         return try rows.map { row in
             guard let userID = row.column("user_id")?.integer else { throw StorageError(.corrupt, "column user_id is missing") }
-            return SkyPrepAccount(learnerID: try row.text("learner_id"), userID: userID, email: try row.text("email"),
-                                  firstName: try row.text("first_name"), lastName: try row.text("last_name"), role: try row.text("role"),
-                                  updatedAt: try row.date("updated_at"))
+            return SkyPrepAccount(
+                learnerID: try row.text("learner_id"), userID: userID, email: try row.text("email"),
+                firstName: try row.text("first_name"), lastName: try row.text("last_name"), role: try row.text("role"),
+                updatedAt: try row.date("updated_at"))
         }
     }
 
@@ -421,8 +444,10 @@ public final class SQLiteGatewayStore: GatewayStore {
             ON CONFLICT (learner_id) DO UPDATE SET user_id = excluded.user_id, email = excluded.email, first_name = excluded.first_name,
               last_name = excluded.last_name, role = excluded.role, updated_at = excluded.updated_at
             """,
-            [.text(account.learnerID), .integer(account.userID), .text(account.email), .text(account.firstName),
-             .text(account.lastName), .text(account.role), .float(account.updatedAt.timeIntervalSince1970)])
+            [
+                .text(account.learnerID), .integer(account.userID), .text(account.email), .text(account.firstName),
+                .text(account.lastName), .text(account.role), .float(account.updatedAt.timeIntervalSince1970),
+            ])
     }
 
     // MARK: jobs
@@ -452,11 +477,13 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func completeJob(_ job: QueuedJob, worker: String) async throws {
-        let removed = try await query("DELETE FROM jobs WHERE kind = ? AND key = ? AND revision = ? AND locked_by = ? RETURNING 1",
-                                      [.text(job.kind), .text(job.key), .integer(job.revision), .text(worker)])
+        let removed = try await query(
+            "DELETE FROM jobs WHERE kind = ? AND key = ? AND revision = ? AND locked_by = ? RETURNING 1",
+            [.text(job.kind), .text(job.key), .integer(job.revision), .text(worker)])
         guard removed.isEmpty else { return }
-        try await query("UPDATE jobs SET locked_by = NULL, locked_until = NULL WHERE kind = ? AND key = ? AND locked_by = ?",
-                        [.text(job.kind), .text(job.key), .text(worker)])
+        try await query(
+            "UPDATE jobs SET locked_by = NULL, locked_until = NULL WHERE kind = ? AND key = ? AND locked_by = ?",
+            [.text(job.kind), .text(job.key), .text(worker)])
     }
 
     public func failJob(_ job: QueuedJob, worker: String, error: String, retryAt: Date?) async throws {
@@ -468,9 +495,11 @@ public final class SQLiteGatewayStore: GatewayStore {
               held = CASE WHEN revision = ? AND ? IS NULL THEN 1 ELSE held END
             WHERE kind = ? AND key = ? AND locked_by = ?
             """,
-            [.text(error), .integer(job.revision), retryAt.map { .float($0.timeIntervalSince1970) } ?? .null,
-             retryAt.map { .float($0.timeIntervalSince1970) } ?? .null, .integer(job.revision),
-             retryAt.map { .float($0.timeIntervalSince1970) } ?? .null, .text(job.kind), .text(job.key), .text(worker)])
+            [
+                .text(error), .integer(job.revision), retryAt.map { .float($0.timeIntervalSince1970) } ?? .null,
+                retryAt.map { .float($0.timeIntervalSince1970) } ?? .null, .integer(job.revision),
+                retryAt.map { .float($0.timeIntervalSince1970) } ?? .null, .text(job.kind), .text(job.key), .text(worker),
+            ])
     }
 
     public func queuedJob(kind: String, key: String) async throws -> QueuedJob? {
@@ -482,8 +511,9 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func releaseJob(kind: String, key: String, now: Date) async throws -> Bool {
-        let rows = try await query("UPDATE jobs SET held = 0, next_run_at = ? WHERE kind = ? AND key = ? RETURNING 1",
-                                   [.float(now.timeIntervalSince1970), .text(kind), .text(key)])
+        let rows = try await query(
+            "UPDATE jobs SET held = 0, next_run_at = ? WHERE kind = ? AND key = ? RETURNING 1",
+            [.float(now.timeIntervalSince1970), .text(kind), .text(key)])
         return !rows.isEmpty
     }
 
@@ -493,9 +523,10 @@ public final class SQLiteGatewayStore: GatewayStore {
         guard let revision = row.column("revision")?.integer, let attempts = row.column("attempts")?.integer else {
             throw StorageError(.corrupt, "job counters are missing")
         }
-        return QueuedJob(kind: try row.text("kind"), key: try row.text("key"), payload: try row.text("payload"), revision: revision,
-                         attempts: attempts, nextRunAt: try row.date("next_run_at"), lastError: row.column("last_error")?.string,
-                         held: row.column("held")?.integer == 1, createdAt: try row.date("created_at"))
+        return QueuedJob(
+            kind: try row.text("kind"), key: try row.text("key"), payload: try row.text("payload"), revision: revision,
+            attempts: attempts, nextRunAt: try row.date("next_run_at"), lastError: row.column("last_error")?.string,
+            held: row.column("held")?.integer == 1, createdAt: try row.date("created_at"))
     }
 
     // MARK: plumbing
@@ -527,7 +558,7 @@ public final class SQLiteGatewayStore: GatewayStore {
                         do {
                             results.append(.success(try await query(write.sql, write.binds, on: connection)))
                         } catch let error as StorageError where error.code == .duplicate {
-                            results.append(.failure(error)) // SQLite undid this statement only
+                            results.append(.failure(error))  // SQLite undid this statement only
                         }
                     }
                     _ = try await query("COMMIT", [], on: connection)
@@ -578,7 +609,6 @@ public final class SQLiteGatewayStore: GatewayStore {
         }
     }
 }
-
 
 extension SQLiteData {
     static func optionalText(_ value: String?) -> SQLiteData { value.map { .text($0) } ?? .null }

@@ -52,7 +52,7 @@ enum SQLiteSchema {
         ],
         // 3: launch options per platform registration (JSON).
         [
-            "ALTER TABLE platform_registrations ADD COLUMN launch_options TEXT",
+            "ALTER TABLE platform_registrations ADD COLUMN launch_options TEXT"
         ],
         // 4: SkyPrep options and accounts; the durable job queue.
         [

@@ -52,8 +52,9 @@ final class WALCheckpointer: Sendable {
         let threadPool = NIOThreadPool(numberOfThreads: 1)
         threadPool.start()
         do {
-            let connection = try await SQLiteConnection.open(storage: .file(path: path), threadPool: threadPool, logger: logger,
-                                                             on: MultiThreadedEventLoopGroup.singleton.any())
+            let connection = try await SQLiteConnection.open(
+                storage: .file(path: path), threadPool: threadPool, logger: logger,
+                on: MultiThreadedEventLoopGroup.singleton.any())
             _ = try await connection.query("PRAGMA busy_timeout = 1000", [])
             return WALCheckpointer(connection: connection, threadPool: threadPool, logger: logger)
         } catch {

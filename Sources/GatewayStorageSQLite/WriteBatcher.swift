@@ -31,8 +31,10 @@ final class WriteBatcher: Sendable {
     /// Runs several statements in one transaction, answering each.
     private let runGroup: @Sendable ([Write]) async -> Void
 
-    init(runOne: @escaping @Sendable (String, [SQLiteData]) async throws -> [SQLiteRow],
-         runGroup: @escaping @Sendable ([Write]) async -> Void) {
+    init(
+        runOne: @escaping @Sendable (String, [SQLiteData]) async throws -> [SQLiteRow],
+        runGroup: @escaping @Sendable ([Write]) async -> Void
+    ) {
         self.runOne = runOne
         self.runGroup = runGroup
     }

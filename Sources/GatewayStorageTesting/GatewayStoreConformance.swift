@@ -19,26 +19,32 @@ public enum GatewayStoreConformance {
         public let description: String
     }
 
-    static func expect(_ condition: Bool, _ message: @autoclosure () -> String,
-                       file: StaticString = #fileID, line: UInt = #line) throws {
+    static func expect(
+        _ condition: Bool, _ message: @autoclosure () -> String,
+        file: StaticString = #fileID, line: UInt = #line
+    ) throws {
         if !condition { throw Failure(description: "\(file):\(line): \(message())") }
     }
 
     static let epoch = Date(timeIntervalSince1970: 1_800_000_000)
 
-    static func registration(_ id: String, issuer: String = "https://lms.example.edu", clientID: String? = nil,
-                             deployments: [String] = ["dep-1"]) -> PlatformRegistration {
-        PlatformRegistration(id: id, issuer: issuer, clientID: clientID ?? "client-\(id)",
-                             authURL: "https://lms.example.edu/auth", tokenURL: "https://lms.example.edu/token",
-                             jwksURL: "https://lms.example.edu/jwks", deploymentIDs: deployments, createdAt: epoch)
+    static func registration(
+        _ id: String, issuer: String = "https://lms.example.edu", clientID: String? = nil,
+        deployments: [String] = ["dep-1"]
+    ) -> PlatformRegistration {
+        PlatformRegistration(
+            id: id, issuer: issuer, clientID: clientID ?? "client-\(id)",
+            authURL: "https://lms.example.edu/auth", tokenURL: "https://lms.example.edu/token",
+            jwksURL: "https://lms.example.edu/jwks", deploymentIDs: deployments, createdAt: epoch)
     }
 
     static func loginState(_ state: String, expiresIn: TimeInterval = 600, storage: Bool = false) -> LoginState {
-        LoginState(state: state, nonce: "nonce-\(state)", registrationID: "reg", targetLinkURI: "https://tool/lti/launch",
-                   createdAt: epoch, expiresAt: epoch.addingTimeInterval(expiresIn), loginHint: "hint-\(state)",
-                   ltiMessageHint: storage ? "message-\(state)" : nil, deploymentHint: storage ? "dep-\(state)" : nil,
-                   restartKey: "restart-\(state)", storageSecretDigest: storage ? "digest-\(state)" : nil,
-                   storageFrame: storage ? "post_message_forwarding" : nil, startedInNewWindow: !storage)
+        LoginState(
+            state: state, nonce: "nonce-\(state)", registrationID: "reg", targetLinkURI: "https://tool/lti/launch",
+            createdAt: epoch, expiresAt: epoch.addingTimeInterval(expiresIn), loginHint: "hint-\(state)",
+            ltiMessageHint: storage ? "message-\(state)" : nil, deploymentHint: storage ? "dep-\(state)" : nil,
+            restartKey: "restart-\(state)", storageSecretDigest: storage ? "digest-\(state)" : nil,
+            storageFrame: storage ? "post_message_forwarding" : nil, startedInNewWindow: !storage)
     }
 
     public static let checks: [Check] = [
@@ -76,8 +82,9 @@ public enum GatewayStoreConformance {
         Check(name: "launch options: defaults until set, stored per registration, refused for an unknown one") { store in
             try await store.addRegistration(registration("a"))
             try expect(try await store.launchOptions(registrationID: "a") == PlatformLaunchOptions(), "defaults")
-            let options = PlatformLaunchOptions(maxActiveLabs: 3, maxSavedLabs: 1, durationMinutes: 45, regionID: 7, lang: "pt-BR",
-                                                sendTag: false, sendContextVariables: true)
+            let options = PlatformLaunchOptions(
+                maxActiveLabs: 3, maxSavedLabs: 1, durationMinutes: 45, regionID: 7, lang: "pt-BR",
+                sendTag: false, sendContextVariables: true)
             try expect(try await store.setLaunchOptions(options, registrationID: "a"), "not stored")
             try expect(try await store.launchOptions(registrationID: "a") == options, "read back")
             try expect(try await store.setLaunchOptions(options, registrationID: "missing") == false, "stored for a missing registration")
@@ -98,8 +105,9 @@ public enum GatewayStoreConformance {
                 try expect(try await store.loginState(restartKey: "restart-\(state)", now: epoch) == expected, "read \(state) by restart key")
             }
             try expect(try await store.loginState("stored", now: epoch.addingTimeInterval(601)) == nil, "expired state read")
-            try expect(try await store.loginState(restartKey: "restart-stored", now: epoch.addingTimeInterval(601)) == nil,
-                       "expired state read by restart key")
+            try expect(
+                try await store.loginState(restartKey: "restart-stored", now: epoch.addingTimeInterval(601)) == nil,
+                "expired state read by restart key")
             try expect(try await store.loginState("restart-stored", now: epoch) == nil, "a restart key read as a state")
             try expect(try await store.loginState(restartKey: "stored", now: epoch) == nil, "a state read as a restart key")
             try expect(try await store.consumeLoginState("stored", now: epoch) == loginState("stored", storage: true), "reading consumed it")
@@ -142,8 +150,9 @@ public enum GatewayStoreConformance {
             try expect(try await store.markNonceUsed(issuer: "i", nonce: "live", expiresAt: epoch) == false, "live nonce forgotten")
         },
         Check(name: "an identity keeps its id and first-seen time and takes new names") { store in
-            let first = LearnerIdentity(id: "u1", issuer: "i", subject: "s", givenName: "Ada", familyName: "L", email: nil,
-                                        firstSeen: epoch, lastSeen: epoch)
+            let first = LearnerIdentity(
+                id: "u1", issuer: "i", subject: "s", givenName: "Ada", familyName: "L", email: nil,
+                firstSeen: epoch, lastSeen: epoch)
             _ = try await store.upsertIdentity(first)
             var second = first
             second.id = "u-other"
@@ -158,9 +167,10 @@ public enum GatewayStoreConformance {
             try expect(try await store.identity(issuer: "i", subject: "other") == nil, "unknown found")
         },
         Check(name: "a picker session is consumed once, keeps data exactly (or its absence), and expires") { store in
-            let withData = DeepLinkSession(id: "p1", registrationID: "r", deploymentID: "d", returnURL: "https://lms/return",
-                                           data: #"{"opaque":"x y\u00e9"} "#, acceptMultiple: true, acceptLineItem: false,
-                                           createdAt: epoch, expiresAt: epoch.addingTimeInterval(600))
+            let withData = DeepLinkSession(
+                id: "p1", registrationID: "r", deploymentID: "d", returnURL: "https://lms/return",
+                data: #"{"opaque":"x y\u00e9"} "#, acceptMultiple: true, acceptLineItem: false,
+                createdAt: epoch, expiresAt: epoch.addingTimeInterval(600))
             var without = withData
             without.id = "p2"
             without.data = nil
@@ -188,31 +198,35 @@ public enum GatewayStoreConformance {
         },
         Check(name: "launches are recorded and listed newest first") { store in
             for i in 0..<3 {
-                try await store.recordLaunch(LaunchRecord(
-                    id: "l\(i)", registrationID: "r", deploymentID: "d", learnerID: "u", subject: "s",
-                    messageType: "LtiResourceLinkRequest", resourceLinkID: "rl", contextID: i == 0 ? nil : "ctx", labID: "42",
-                    outcome: "launched", vendorResultCode: 1, labInstanceID: "99\(i)", agsLineItem: nil,
-                    createdAt: epoch.addingTimeInterval(Double(i))))
+                try await store.recordLaunch(
+                    LaunchRecord(
+                        id: "l\(i)", registrationID: "r", deploymentID: "d", learnerID: "u", subject: "s",
+                        messageType: "LtiResourceLinkRequest", resourceLinkID: "rl", contextID: i == 0 ? nil : "ctx", labID: "42",
+                        outcome: "launched", vendorResultCode: 1, labInstanceID: "99\(i)", agsLineItem: nil,
+                        createdAt: epoch.addingTimeInterval(Double(i))))
             }
             let recent = try await store.recentLaunches(limit: 2)
             try expect(recent.map(\.id) == ["l2", "l1"], "order \(recent.map(\.id))")
             let first = try await store.launch(id: "l0")
-            try expect(first?.contextID == nil && first?.labInstanceID == "990" && first?.vendorResultCode == 1, "read back \(String(describing: first))")
+            try expect(
+                first?.contextID == nil && first?.labInstanceID == "990" && first?.vendorResultCode == 1, "read back \(String(describing: first))")
         },
         Check(name: "SkyPrep options: defaults until set, stored per registration, refused for an unknown one") { store in
             try await store.addRegistration(registration("r1"))
             try expect(try await store.skyPrepOptions(registrationID: "r1") == PlatformSkyPrepOptions(), "defaults")
-            let options = PlatformSkyPrepOptions(provisioning: false, account: "acme.skyprepapp.com", apiKeyVariable: "SKYPREP_API_KEY_ACME",
-                                                 groupSync: true, linkByEmail: true, syntheticEmailDomain: "learners.example.edu",
-                                                 roleMap: ["Instructor": "manager"], enrolOnSSO: false)
+            let options = PlatformSkyPrepOptions(
+                provisioning: false, account: "acme.skyprepapp.com", apiKeyVariable: "SKYPREP_API_KEY_ACME",
+                groupSync: true, linkByEmail: true, syntheticEmailDomain: "learners.example.edu",
+                roleMap: ["Instructor": "manager"], enrolOnSSO: false)
             try expect(try await store.setSkyPrepOptions(options, registrationID: "r1"), "set refused")
             try expect(try await store.skyPrepOptions(registrationID: "r1") == options, "read back")
             try expect(try await store.launchOptions(registrationID: "r1") == PlatformLaunchOptions(), "launch options touched")
             try expect(try await store.setSkyPrepOptions(options, registrationID: "nope") == false, "unknown registration accepted")
         },
         Check(name: "SkyPrep accounts are saved, replaced and found by learner and by user") { store in
-            var account = SkyPrepAccount(learnerID: "lti-1", userID: 5001, email: "ada@example.edu", firstName: "Ada", lastName: "L",
-                                         role: "learner", updatedAt: epoch)
+            var account = SkyPrepAccount(
+                learnerID: "lti-1", userID: 5001, email: "ada@example.edu", firstName: "Ada", lastName: "L",
+                role: "learner", updatedAt: epoch)
             try await store.saveSkyPrepAccount(account)
             account.firstName = "Augusta"
             account.role = "manager"
@@ -228,15 +242,18 @@ public enum GatewayStoreConformance {
             try await store.enqueueJob(kind: "k", key: "a", payload: "{}", runAt: epoch.addingTimeInterval(10))
             let early = try await store.claimJobs(kind: "k", key: nil, now: epoch, leaseUntil: epoch.addingTimeInterval(60), worker: "w1", limit: 10)
             try expect(early.isEmpty, "claimed before due")
-            let claimed = try await store.claimJobs(kind: "k", key: nil, now: epoch.addingTimeInterval(10),
-                                                    leaseUntil: epoch.addingTimeInterval(70), worker: "w1", limit: 10)
+            let claimed = try await store.claimJobs(
+                kind: "k", key: nil, now: epoch.addingTimeInterval(10),
+                leaseUntil: epoch.addingTimeInterval(70), worker: "w1", limit: 10)
             try expect(claimed.map(\.key) == ["a"] && claimed.first?.attempts == 1, "claimed \(claimed)")
-            let leased = try await store.claimJobs(kind: "k", key: nil, now: epoch.addingTimeInterval(20),
-                                                   leaseUntil: epoch.addingTimeInterval(80), worker: "w2", limit: 10)
+            let leased = try await store.claimJobs(
+                kind: "k", key: nil, now: epoch.addingTimeInterval(20),
+                leaseUntil: epoch.addingTimeInterval(80), worker: "w2", limit: 10)
             try expect(leased.isEmpty, "a leased job was claimed again")
             // The first worker vanished: after the lease, another worker takes the job over.
-            let takenOver = try await store.claimJobs(kind: "k", key: "a", now: epoch.addingTimeInterval(71),
-                                                      leaseUntil: epoch.addingTimeInterval(130), worker: "w2", limit: 10)
+            let takenOver = try await store.claimJobs(
+                kind: "k", key: "a", now: epoch.addingTimeInterval(71),
+                leaseUntil: epoch.addingTimeInterval(130), worker: "w2", limit: 10)
             try expect(takenOver.first?.attempts == 2, "not taken over after the lease: \(takenOver)")
             try await store.completeJob(claimed[0], worker: "w1")
             try expect(try await store.queuedJobs(limit: 10).count == 1, "completed by a worker that lost the lease")
@@ -249,8 +266,10 @@ public enum GatewayStoreConformance {
             let claims = try await withThrowingTaskGroup(of: [String].self) { group in
                 for w in 0..<8 {
                     group.addTask {
-                        try await store.claimJobs(kind: "k", key: nil, now: epoch, leaseUntil: epoch.addingTimeInterval(60),
-                                                  worker: "w\(w)", limit: 2).map(\.key)
+                        try await store.claimJobs(
+                            kind: "k", key: nil, now: epoch, leaseUntil: epoch.addingTimeInterval(60),
+                            worker: "w\(w)", limit: 2
+                        ).map(\.key)
                     }
                 }
                 var all: [String] = []
@@ -267,8 +286,9 @@ public enum GatewayStoreConformance {
                     group.addTask {
                         var mine: [String] = []
                         while true {
-                            let jobs = try await store.claimJobs(kind: "k", key: nil, now: epoch, leaseUntil: epoch.addingTimeInterval(60),
-                                                                 worker: "w\(w)", limit: 2)
+                            let jobs = try await store.claimJobs(
+                                kind: "k", key: nil, now: epoch, leaseUntil: epoch.addingTimeInterval(60),
+                                worker: "w\(w)", limit: 2)
                             if jobs.isEmpty { return mine }
                             mine += jobs.map(\.key)
                         }
@@ -285,8 +305,9 @@ public enum GatewayStoreConformance {
             let first = try await store.claimJobs(kind: "k", key: nil, now: epoch, leaseUntil: epoch.addingTimeInterval(60), worker: "w", limit: 1)
             try await store.enqueueJob(kind: "k", key: "a", payload: "new", runAt: epoch.addingTimeInterval(5))
             try await store.completeJob(first[0], worker: "w")
-            let again = try await store.claimJobs(kind: "k", key: nil, now: epoch.addingTimeInterval(1),
-                                                  leaseUntil: epoch.addingTimeInterval(60), worker: "w", limit: 1)
+            let again = try await store.claimJobs(
+                kind: "k", key: nil, now: epoch.addingTimeInterval(1),
+                leaseUntil: epoch.addingTimeInterval(60), worker: "w", limit: 1)
             try expect(again.map(\.payload) == ["new"] && again[0].revision == first[0].revision + 1, "again \(again)")
         },
         Check(name: "a failed job waits for its retry time or, held, for an operator") { store in
@@ -298,22 +319,26 @@ public enum GatewayStoreConformance {
             }
             try await store.failJob(a, worker: "w", error: "skyprep server_error http 500", retryAt: epoch.addingTimeInterval(30))
             try await store.failJob(b, worker: "w", error: "email_in_use", retryAt: nil)
-            let soon = try await store.claimJobs(kind: "k", key: nil, now: epoch.addingTimeInterval(29), leaseUntil: epoch.addingTimeInterval(90),
-                                                 worker: "w", limit: 5)
+            let soon = try await store.claimJobs(
+                kind: "k", key: nil, now: epoch.addingTimeInterval(29), leaseUntil: epoch.addingTimeInterval(90),
+                worker: "w", limit: 5)
             try expect(soon.isEmpty, "claimed before its retry time: \(soon.map(\.key))")
             let heldJob = try await store.queuedJob(kind: "k", key: "b")
             try expect(heldJob?.held == true && heldJob?.lastError == "email_in_use", "held job \(String(describing: heldJob))")
             try expect(try await store.queuedJob(kind: "k", key: "none") == nil, "unknown job found")
             let listed = try await store.queuedJobs(limit: 10)
-            try expect(listed.first { $0.key == "b" }?.held == true && listed.first { $0.key == "a" }?.lastError == "skyprep server_error http 500",
-                       "listed \(listed)")
-            let later = try await store.claimJobs(kind: "k", key: nil, now: epoch.addingTimeInterval(31), leaseUntil: epoch.addingTimeInterval(90),
-                                                  worker: "w", limit: 5)
+            try expect(
+                listed.first { $0.key == "b" }?.held == true && listed.first { $0.key == "a" }?.lastError == "skyprep server_error http 500",
+                "listed \(listed)")
+            let later = try await store.claimJobs(
+                kind: "k", key: nil, now: epoch.addingTimeInterval(31), leaseUntil: epoch.addingTimeInterval(90),
+                worker: "w", limit: 5)
             try expect(later.map(\.key) == ["a"], "later \(later.map(\.key))")
             try expect(try await store.releaseJob(kind: "k", key: "b", now: epoch.addingTimeInterval(40)), "release refused")
             try expect(try await store.releaseJob(kind: "k", key: "none", now: epoch) == false, "unknown job released")
-            let released = try await store.claimJobs(kind: "k", key: "b", now: epoch.addingTimeInterval(40), leaseUntil: epoch.addingTimeInterval(90),
-                                                     worker: "w", limit: 5)
+            let released = try await store.claimJobs(
+                kind: "k", key: "b", now: epoch.addingTimeInterval(40), leaseUntil: epoch.addingTimeInterval(90),
+                worker: "w", limit: 5)
             try expect(released.map(\.key) == ["b"], "released job not claimable")
         },
     ]

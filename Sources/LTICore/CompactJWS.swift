@@ -34,8 +34,8 @@ public struct CompactJWS: Sendable {
             throw LaunchRefusal(.tokenMalformed, "The launch token is not a signed JWT in compact form.", rule: "Launch 2")
         }
         guard let headerBytes = Base64URL.decode(parts[0]),
-              let payloadBytes = Base64URL.decode(parts[1]),
-              let signatureBytes = Base64URL.decode(parts[2])
+            let payloadBytes = Base64URL.decode(parts[1]),
+            let signatureBytes = Base64URL.decode(parts[2])
         else {
             throw LaunchRefusal(.tokenMalformed, "The launch token is not valid base64url.", rule: "Launch 2")
         }

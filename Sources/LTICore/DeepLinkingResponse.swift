@@ -55,9 +55,11 @@ public enum DeepLinkingResponse {
     ///   - clientID: our client id (`iss`); `platformIssuer` is the `aud`.
     ///   - data: the request's `data`, echoed exactly; omitted (never `null`) when the request had none.
     ///   - lifetime: seconds until `exp` (minutes, per the checklist).
-    public static func claims(clientID: String, platformIssuer: String, deploymentID: String, data: String?,
-                              items: [DeepLinkResourceLink], message: String?, now: Date,
-                              lifetime: TimeInterval = 600) -> [String: any Sendable] {
+    public static func claims(
+        clientID: String, platformIssuer: String, deploymentID: String, data: String?,
+        items: [DeepLinkResourceLink], message: String?, now: Date,
+        lifetime: TimeInterval = 600
+    ) -> [String: any Sendable] {
         var claims: [String: any Sendable] = [
             "iss": clientID,
             "aud": platformIssuer,
@@ -86,7 +88,7 @@ public struct ToolTokenVerifier: Sendable {
     /// The payload of `token` when it is an RS256 JWS by one of the published keys; nil otherwise.
     public func payload(of token: String, maxBytes: Int = 8192) -> Data? {
         guard token.utf8.count <= maxBytes, let jws = try? CompactJWS(token), jws.header.alg == "RS256",
-              let kid = jws.header.kid, let key = keys[kid]
+            let kid = jws.header.kid, let key = keys[kid]
         else { return nil }
         let signature = CryptoExtrasSignature.verify(jws.signature, jws.signingInput, key)
         return signature ? jws.payload : nil

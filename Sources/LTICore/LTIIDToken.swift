@@ -140,11 +140,17 @@ public struct LTIIDToken: Sendable, Decodable {
         var text: String
         init(from decoder: any Decoder) throws {
             let c = try decoder.singleValueContainer()
-            if let s = try? c.decode(String.self) { text = s }
-            else if let b = try? c.decode(Bool.self) { text = b ? "true" : "false" }
-            else if let i = try? c.decode(Int64.self) { text = String(i) }
-            else if let d = try? c.decode(Double.self) { text = String(d) }
-            else { text = "" }
+            if let s = try? c.decode(String.self) {
+                text = s
+            } else if let b = try? c.decode(Bool.self) {
+                text = b ? "true" : "false"
+            } else if let i = try? c.decode(Int64.self) {
+                text = String(i)
+            } else if let d = try? c.decode(Double.self) {
+                text = String(d)
+            } else {
+                text = ""
+            }
         }
     }
 }

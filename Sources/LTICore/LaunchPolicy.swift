@@ -19,9 +19,11 @@ public struct LaunchPolicy: Sendable {
     /// Whether `sub` is required (checklist "Launch" rule 15: required by default).
     public var requireSubject: Bool
 
-    public init(clockLeeway: TimeInterval = 30, maxTokenAge: TimeInterval = 600, maxTokenBytes: Int = 64 * 1024,
-                stateLifetime: TimeInterval = 600, redirectURI: String, toolHosts: Set<String>,
-                trustedExtraAudiences: Set<String> = [], requireSubject: Bool = true) {
+    public init(
+        clockLeeway: TimeInterval = 30, maxTokenAge: TimeInterval = 600, maxTokenBytes: Int = 64 * 1024,
+        stateLifetime: TimeInterval = 600, redirectURI: String, toolHosts: Set<String>,
+        trustedExtraAudiences: Set<String> = [], requireSubject: Bool = true
+    ) {
         self.clockLeeway = clockLeeway
         self.maxTokenAge = maxTokenAge
         self.maxTokenBytes = maxTokenBytes
@@ -42,9 +44,9 @@ public struct LaunchPolicy: Sendable {
 /// The lower-cased `host[:port]` of an absolute http(s) URL, or nil.
 public func URLAuthority(_ uri: String) -> String? {
     guard let components = URLComponents(string: uri),
-          let scheme = components.scheme?.lowercased(), scheme == "https" || scheme == "http",
-          let host = components.host?.lowercased(), !host.isEmpty,
-          components.user == nil, components.password == nil
+        let scheme = components.scheme?.lowercased(), scheme == "https" || scheme == "http",
+        let host = components.host?.lowercased(), !host.isEmpty,
+        components.user == nil, components.password == nil
     else { return nil }
     if let port = components.port { return "\(host):\(port)" }
     return host

@@ -13,8 +13,10 @@ public struct ValidatedLaunch: Sendable {
     public var channel: BrowserBindingChannel
 
     /// A launch as ``LaunchValidator`` hands it on (also for tests of what follows validation).
-    public init(registration: PlatformRegistration, token: LTIIDToken, messageType: LTIMessageType, deploymentID: String,
-                payload: Data, channel: BrowserBindingChannel) {
+    public init(
+        registration: PlatformRegistration, token: LTIIDToken, messageType: LTIMessageType, deploymentID: String,
+        payload: Data, channel: BrowserBindingChannel
+    ) {
         self.registration = registration
         self.token = token
         self.messageType = messageType
@@ -36,8 +38,10 @@ public struct LaunchValidator: Sendable {
     let policy: LaunchPolicy
     let decoder = JSONDecoder()
 
-    public init(registrations: any RegistrationLookup, states: any LoginStateStore, nonces: any NonceStore,
-                keys: any PlatformKeyProvider, policy: LaunchPolicy) {
+    public init(
+        registrations: any RegistrationLookup, states: any LoginStateStore, nonces: any NonceStore,
+        keys: any PlatformKeyProvider, policy: LaunchPolicy
+    ) {
         self.registrations = registrations
         self.states = states
         self.nonces = nonces
@@ -87,7 +91,8 @@ public struct LaunchValidator: Sendable {
                 throw LaunchRefusal(.stateUnknown, "The launch state is unknown, already used or expired.", rule: "Launch 1")
             }
             guard let digest = pending.storageSecretDigest else {
-                throw LaunchRefusal(.storageNotOffered, "This launch answers through platform storage, but its login did not use it.", rule: "Launch 1")
+                throw LaunchRefusal(
+                    .storageNotOffered, "This launch answers through platform storage, but its login did not use it.", rule: "Launch 1")
             }
             guard constantTimeEquals(PlatformStorageSecret.digest(secret), digest) else {
                 throw LaunchRefusal(.storageSecretMismatch, "This launch's browser secret is not the one kept at login.", rule: "Launch 1")
@@ -201,15 +206,17 @@ public struct LaunchValidator: Sendable {
         if messageType == .deepLinkingRequest {
             let settings = token.deepLinkingSettings
             guard let returnURL = settings?.deepLinkReturnURL, URLAuthority(returnURL) != nil,
-                  settings?.acceptTypes != nil, settings?.acceptPresentationDocumentTargets != nil
+                settings?.acceptTypes != nil, settings?.acceptPresentationDocumentTargets != nil
             else {
-                throw LaunchRefusal(.deepLinkingSettingsInvalid,
-                                    "The deep-linking request lacks a return URL, accept_types or accept_presentation_document_targets.",
-                                    rule: "Launch 16")
+                throw LaunchRefusal(
+                    .deepLinkingSettingsInvalid,
+                    "The deep-linking request lacks a return URL, accept_types or accept_presentation_document_targets.",
+                    rule: "Launch 16")
             }
         }
-        return ValidatedLaunch(registration: registration, token: token, messageType: messageType,
-                               deploymentID: deploymentID, payload: jws.payload, channel: channel)
+        return ValidatedLaunch(
+            registration: registration, token: token, messageType: messageType,
+            deploymentID: deploymentID, payload: jws.payload, channel: channel)
     }
 
     static let notThisBrowser = LaunchRefusal(

@@ -70,35 +70,42 @@ public struct OIDCLoginHandler: Sendable {
     /// Stores a fresh state bound to a fresh nonce for `registration` (found with ``registration(for:)``)
     /// and builds the redirect; with a `platformStorageFrame` (the frame the login page will send storage
     /// messages to), also a per-login secret for the platform's storage.
-    public func login(_ request: OIDCLoginRequest, registration: PlatformRegistration, platformStorageFrame: String?,
-                      now: Date) async throws -> OIDCLoginRedirect {
+    public func login(
+        _ request: OIDCLoginRequest, registration: PlatformRegistration, platformStorageFrame: String?,
+        now: Date
+    ) async throws -> OIDCLoginRedirect {
         // Checklist "Launch" rule 12: the launch may only target the gateway itself.
         guard policy.isToolURL(request.targetLinkURI) else {
             throw LaunchRefusal(.targetLinkURIForeign, "The login names a target_link_uri outside this gateway.", rule: "Login 1 / Launch 12")
         }
-        return try await begin(registration: registration, targetLinkURI: request.targetLinkURI, loginHint: request.loginHint,
-                               ltiMessageHint: request.ltiMessageHint, deploymentHint: request.deploymentID,
-                               storageFrame: platformStorageFrame, startedInNewWindow: false, now: now)
+        return try await begin(
+            registration: registration, targetLinkURI: request.targetLinkURI, loginHint: request.loginHint,
+            ltiMessageHint: request.ltiMessageHint, deploymentHint: request.deploymentID,
+            storageFrame: platformStorageFrame, startedInNewWindow: false, now: now)
     }
 
     /// Starts the login with `restartKey` again, for a new top-level window: same platform, hints and
     /// target, a fresh state and nonce. The earlier state stays until it is used or expires.
     public func restart(restartKey: String, now: Date) async throws -> OIDCLoginRedirect {
         guard restartKey.utf8.count <= OIDCLoginRequest.maxParameterLength,
-              let earlier = try await states.loginState(restartKey: restartKey, now: now) else {
+            let earlier = try await states.loginState(restartKey: restartKey, now: now)
+        else {
             throw LaunchRefusal(.loginRestartUnknown, "This link to open the activity has expired.", rule: "Login 3")
         }
         guard let registration = try await registrations.registration(id: earlier.registrationID) else {
             throw LaunchRefusal(.registrationUnknown, "The platform registration for this launch no longer exists.", rule: "Login 2")
         }
-        return try await begin(registration: registration, targetLinkURI: earlier.targetLinkURI, loginHint: earlier.loginHint,
-                               ltiMessageHint: earlier.ltiMessageHint, deploymentHint: earlier.deploymentHint,
-                               storageFrame: nil, startedInNewWindow: true, now: now)
+        return try await begin(
+            registration: registration, targetLinkURI: earlier.targetLinkURI, loginHint: earlier.loginHint,
+            ltiMessageHint: earlier.ltiMessageHint, deploymentHint: earlier.deploymentHint,
+            storageFrame: nil, startedInNewWindow: true, now: now)
     }
 
-    private func begin(registration: PlatformRegistration, targetLinkURI: String, loginHint: String, ltiMessageHint: String?,
-                       deploymentHint: String?, storageFrame: String?, startedInNewWindow: Bool,
-                       now: Date) async throws -> OIDCLoginRedirect {
+    private func begin(
+        registration: PlatformRegistration, targetLinkURI: String, loginHint: String, ltiMessageHint: String?,
+        deploymentHint: String?, storageFrame: String?, startedInNewWindow: Bool,
+        now: Date
+    ) async throws -> OIDCLoginRedirect {
         let storageSecret = storageFrame.map { _ in PlatformStorageSecret.make() }
         // Checklist "Login" rule 3: ≥128 bits from a CSPRNG each, one-time, short-lived, nonce bound to state.
         let loginState = LoginState(
@@ -124,8 +131,9 @@ public struct OIDCLoginHandler: Sendable {
         if let hint = ltiMessageHint { query.append(("lti_message_hint", hint)) }
         let separator = registration.authURL.contains("?") ? "&" : "?"
         let url = registration.authURL + separator + FormEncoding.encode(query)
-        return OIDCLoginRedirect(authorizationURL: url, state: loginState.state, registration: registration,
-                                 stateExpiresAt: loginState.expiresAt, storageSecret: storageSecret, restartKey: loginState.restartKey)
+        return OIDCLoginRedirect(
+            authorizationURL: url, state: loginState.state, registration: registration,
+            stateExpiresAt: loginState.expiresAt, storageSecret: storageSecret, restartKey: loginState.restartKey)
     }
 
     /// Checklist "Login" rule 2: by issuer and client id; an issuer alone only when it is unambiguous.
@@ -143,9 +151,10 @@ public struct OIDCLoginHandler: Sendable {
         case 1:
             return candidates[0]
         default:
-            throw LaunchRefusal(.registrationAmbiguous,
-                                "Several registrations share this issuer and the login carries no client_id; the LMS must send client_id.",
-                                rule: "Login 2")
+            throw LaunchRefusal(
+                .registrationAmbiguous,
+                "Several registrations share this issuer and the login carries no client_id; the LMS must send client_id.",
+                rule: "Login 2")
         }
     }
 }
@@ -177,4 +186,3 @@ public enum FormEncoding {
         pairs.map { percentEncode($0.0) + "=" + percentEncode($0.1) }.joined(separator: "&")
     }
 }
-

@@ -28,8 +28,9 @@ public struct PlatformPublicKey: Sendable {
     /// True when `signature` is a valid RS256 signature of `signingInput` under this key.
     public func verifiesRS256(signature: Data, signingInput: [UInt8]) -> Bool {
         let digest = SHA256.hash(data: signingInput)
-        return key.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature),
-                                    for: digest, padding: .insecurePKCS1v1_5)
+        return key.isValidSignature(
+            _RSA.Signing.RSASignature(rawRepresentation: signature),
+            for: digest, padding: .insecurePKCS1v1_5)
     }
 
     /// The reason a key could not be built.

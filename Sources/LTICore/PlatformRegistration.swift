@@ -18,8 +18,10 @@ public struct PlatformRegistration: Sendable, Equatable, Codable {
     public var deploymentIDs: [String]
     public var createdAt: Date
 
-    public init(id: String, issuer: String, clientID: String, authURL: String, tokenURL: String,
-                jwksURL: String, deploymentIDs: [String], createdAt: Date) {
+    public init(
+        id: String, issuer: String, clientID: String, authURL: String, tokenURL: String,
+        jwksURL: String, deploymentIDs: [String], createdAt: Date
+    ) {
         self.id = id
         self.issuer = issuer
         self.clientID = clientID
@@ -63,10 +65,12 @@ public struct LoginState: Sendable, Equatable {
     /// True for a login started again in a top-level window because the frame could not be bound.
     public var startedInNewWindow: Bool
 
-    public init(state: String, nonce: String, registrationID: String, targetLinkURI: String,
-                createdAt: Date, expiresAt: Date, loginHint: String = "", ltiMessageHint: String? = nil,
-                deploymentHint: String? = nil, restartKey: String = SecureRandom.token(byteCount: 16),
-                storageSecretDigest: String? = nil, storageFrame: String? = nil, startedInNewWindow: Bool = false) {
+    public init(
+        state: String, nonce: String, registrationID: String, targetLinkURI: String,
+        createdAt: Date, expiresAt: Date, loginHint: String = "", ltiMessageHint: String? = nil,
+        deploymentHint: String? = nil, restartKey: String = SecureRandom.token(byteCount: 16),
+        storageSecretDigest: String? = nil, storageFrame: String? = nil, startedInNewWindow: Bool = false
+    ) {
         self.state = state
         self.nonce = nonce
         self.registrationID = registrationID

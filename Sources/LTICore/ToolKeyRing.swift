@@ -19,8 +19,10 @@ public struct ToolKey: Sendable {
     public var retiresAt: Date?
     public let privateKey: _RSA.Signing.PrivateKey
 
-    public init(kid: String, state: State, createdAt: Date, activatedAt: Date? = nil, retiresAt: Date? = nil,
-                privateKey: _RSA.Signing.PrivateKey) {
+    public init(
+        kid: String, state: State, createdAt: Date, activatedAt: Date? = nil, retiresAt: Date? = nil,
+        privateKey: _RSA.Signing.PrivateKey
+    ) {
         self.kid = kid
         self.state = state
         self.createdAt = createdAt
@@ -50,8 +52,10 @@ public struct ToolKey: Sendable {
     public var publicJWK: [String: String] {
         get throws {
             let primitives = try privateKey.publicKey.getKeyPrimitives()
-            return ["kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
-                    "n": Base64URL.encode(primitives.modulus), "e": Base64URL.encode(primitives.publicExponent)]
+            return [
+                "kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
+                "n": Base64URL.encode(primitives.modulus), "e": Base64URL.encode(primitives.publicExponent),
+            ]
         }
     }
 
@@ -84,8 +88,8 @@ public enum KeyRingError: Error, Sendable, Equatable, CustomStringConvertible {
         case .cannotRetireNext(let kid):
             "\(kid) is the next key, not yet used; it becomes active at the next rotation and cannot be retired"
         case .nextTooYoung(let kid, let published, let required):
-            "the next key \(kid) has been published for \(published) s only; platforms may not have fetched it yet " +
-            "(wait until it is \(required) s old, or use --force in an emergency)"
+            "the next key \(kid) has been published for \(published) s only; platforms may not have fetched it yet "
+                + "(wait until it is \(required) s old, or use --force in an emergency)"
         case .noNextKey: "the key ring has no next key to promote"
         case .noActiveKey: "the stored key ring has no active key (keyring.json was edited by hand?)"
         case .invalidKeySize(let bits): "RSA key size \(bits) is not supported (2048, 3072, 4096, … up to 8192)"
@@ -129,8 +133,10 @@ public struct ToolKeyRing: Sendable {
     ///
     /// - Parameter minimumNextAge: `next` must have been published this long (longer than the JWKS
     ///   `max-age`), so that platforms know it before it signs; `force` skips the check (emergencies).
-    public func rotated(now: Date, grace: TimeInterval, minimumNextAge: TimeInterval, force: Bool,
-                        generate: () throws -> ToolKey) throws -> ToolKeyRing {
+    public func rotated(
+        now: Date, grace: TimeInterval, minimumNextAge: TimeInterval, force: Bool,
+        generate: () throws -> ToolKey
+    ) throws -> ToolKeyRing {
         guard let next else { throw KeyRingError.noNextKey }
         let age = now.timeIntervalSince(next.createdAt)
         if !force, age < minimumNextAge {
@@ -201,7 +207,8 @@ public struct ToolTokenSigner: Sendable {
 /// RS256 verification with one of the tool's own keys.
 enum CryptoExtrasSignature {
     static func verify(_ signature: Data, _ signingInput: [UInt8], _ key: ToolKey) -> Bool {
-        key.privateKey.publicKey.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature),
-                                                  for: SHA256.hash(data: signingInput), padding: .insecurePKCS1v1_5)
+        key.privateKey.publicKey.isValidSignature(
+            _RSA.Signing.RSASignature(rawRepresentation: signature),
+            for: SHA256.hash(data: signingInput), padding: .insecurePKCS1v1_5)
     }
 }

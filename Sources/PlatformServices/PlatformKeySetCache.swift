@@ -1,7 +1,7 @@
 import AsyncHTTPClient
 import Foundation
-import Logging
 import LTICore
+import Logging
 import NIOCore
 import NIOHTTP1
 
@@ -21,10 +21,12 @@ public struct PlatformKeySetCacheSettings: Sendable {
     /// When a refresh fails, keys this much past their lifetime are still used.
     public var staleIfError: Duration
 
-    public init(fetchTimeout: TimeAmount = .seconds(5), maxDocumentBytes: Int = 256 * 1024,
-                defaultMaxAge: Duration = .seconds(300), minMaxAge: Duration = .seconds(60),
-                maxMaxAge: Duration = .seconds(86_400), minRefetchInterval: Duration = .seconds(10),
-                staleIfError: Duration = .seconds(3600)) {
+    public init(
+        fetchTimeout: TimeAmount = .seconds(5), maxDocumentBytes: Int = 256 * 1024,
+        defaultMaxAge: Duration = .seconds(300), minMaxAge: Duration = .seconds(60),
+        maxMaxAge: Duration = .seconds(86_400), minRefetchInterval: Duration = .seconds(10),
+        staleIfError: Duration = .seconds(3600)
+    ) {
         self.fetchTimeout = fetchTimeout
         self.maxDocumentBytes = maxDocumentBytes
         self.defaultMaxAge = defaultMaxAge
@@ -65,8 +67,10 @@ public actor PlatformKeySetCache: PlatformKeyProvider {
     public private(set) var fetchCount = 0
 
     /// - Parameter now: the clock (a parameter, so that tests can move time instead of sleeping).
-    public init(http: HTTPClient, settings: PlatformKeySetCacheSettings = .init(), logger: Logger,
-                now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }) {
+    public init(
+        http: HTTPClient, settings: PlatformKeySetCacheSettings = .init(), logger: Logger,
+        now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }
+    ) {
         self.http = http
         self.settings = settings
         self.logger = logger
@@ -148,7 +152,7 @@ public actor PlatformKeySetCache: PlatformKeyProvider {
         var keys: [String: PlatformPublicKey] = [:]
         for jwk in document.keys {
             guard jwk.kty == "RSA", let kid = jwk.kid, let n = jwk.n, let e = jwk.e,
-                  jwk.use == nil || jwk.use == "sig", jwk.alg == nil || jwk.alg == "RS256"
+                jwk.use == nil || jwk.use == "sig", jwk.alg == nil || jwk.alg == "RS256"
             else { continue }
             do {
                 keys[kid] = try PlatformPublicKey(kid: kid, modulus: n, exponent: e)

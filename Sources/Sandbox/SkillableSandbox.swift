@@ -31,9 +31,14 @@ public struct SkillableSandbox: Sendable {
             try await self.labPage(request, context: context)
         }
         group.get("deferred/:token") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string:
-                "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Manage your labs (sandbox)</title></head>" +
-                "<body><main><h1>Manage your labs</h1><p>This page stands in for Skillable's deferred-launch page.</p></main></body></html>")))
+            Response(
+                status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                body: .init(
+                    byteBuffer: ByteBuffer(
+                        string:
+                            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Manage your labs (sandbox)</title></head>"
+                            + "<body><main><h1>Manage your labs</h1><p>This page stands in for Skillable's deferred-launch page.</p></main></body></html>"
+                    )))
         }
         group.post("control") { request, context in
             try await self.control(request, context: context)
@@ -58,11 +63,13 @@ public struct SkillableSandbox: Sendable {
         if latency > .zero { try await Task.sleep(for: latency) }
         switch await state.answer(command, query, labURL: labURL) {
         case .success(let body):
-            return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
-                            body: .init(byteBuffer: ByteBuffer(bytes: body)))
+            return Response(
+                status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: body)))
         case .failure(.serverError):
-            return Response(status: .internalServerError, headers: [.contentType: "text/html"],
-                            body: .init(byteBuffer: ByteBuffer(string: "<html><body>Server Error</body></html>")))
+            return Response(
+                status: .internalServerError, headers: [.contentType: "text/html"],
+                body: .init(byteBuffer: ByteBuffer(string: "<html><body>Server Error</body></html>")))
         case .failure(.hang), .failure(.performThenHang):
             try await Task.sleep(for: await state.hangDuration)
             return Response(status: .gatewayTimeout)
@@ -71,8 +78,9 @@ public struct SkillableSandbox: Sendable {
 
     func labPage<Context: RequestContext>(_ request: Request, context: Context) async throws -> Response {
         guard let id = context.parameters.get("id").flatMap(Int64.init), let instance = await state.instance(id) else {
-            return Response(status: .notFound, headers: [.contentType: "text/plain"],
-                            body: .init(byteBuffer: ByteBuffer(string: "No such sandbox lab.")))
+            return Response(
+                status: .notFound, headers: [.contentType: "text/plain"],
+                body: .init(byteBuffer: ByteBuffer(string: "No such sandbox lab.")))
         }
         let profile = await state.profiles.first { $0.id == instance.labProfileID }
         let title = Self.escape(profile?.name ?? "Lab \(instance.labProfileID)")
@@ -82,8 +90,9 @@ public struct SkillableSandbox: Sendable {
             <body><main><h1>\(title)</h1><p>Sandbox lab instance \(instance.id) is \(instance.state.rawValue)\(learner.isEmpty ? "" : " for \(learner)").</p>
             <p>This page stands in for a Skillable lab.</p></main></body></html>
             """
-        return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
-                        body: .init(byteBuffer: ByteBuffer(string: html)))
+        return Response(
+            status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(string: html)))
     }
 
     /// `POST control?results=2,6&latencyMs=150&fail=500,hang,perform-then-hang&command=launch&deferred=1&reset=1`.
@@ -98,17 +107,19 @@ public struct SkillableSandbox: Sendable {
         }
         if let ms = q["latencyMs"].flatMap({ Int($0) }) { await state.setLatency(.milliseconds(ms)) }
         if let fail = q["fail"] {
-            await state.scriptFailures(fail.split(separator: ",").map {
-                $0 == "hang" ? .hang : $0 == "perform-then-hang" ? .performThenHang : .serverError
-            }, command: q["command"].map(String.init))
+            await state.scriptFailures(
+                fail.split(separator: ",").map {
+                    $0 == "hang" ? .hang : $0 == "perform-then-hang" ? .performThenHang : .serverError
+                }, command: q["command"].map(String.init))
         }
         if let deferred = q["deferred"].flatMap({ Int($0) }) { await state.scriptDeferredLaunches(deferred) }
         return Self.json(#"{"Status":1,"Error":null}"#)
     }
 
     static func json(_ text: String) -> Response {
-        Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
-                 body: .init(byteBuffer: ByteBuffer(string: text)))
+        Response(
+            status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
     static func escape(_ text: String) -> String {

@@ -162,7 +162,8 @@ public actor SkillableSandboxState {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
-            case _ where scalar.value < 0x20: out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
+            case _ where scalar.value < 0x20:
+                out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
             default: out.unicodeScalars.append(scalar)
             }
         }
@@ -182,8 +183,10 @@ public actor SkillableSandboxState {
         }
         if scriptedDeferredLaunches > 0 {
             scriptedDeferredLaunches -= 1
-            return ["Result": 2, "Url": labURL(-1).replacingOccurrences(of: "/lab/-1", with: "/deferred/\(UUID().uuidString)"),
-                    "LabInstanceId": nil, "Expires": nil, "Status": 1, "Error": nil]
+            return [
+                "Result": 2, "Url": labURL(-1).replacingOccurrences(of: "/lab/-1", with: "/deferred/\(UUID().uuidString)"),
+                "LabInstanceId": nil, "Expires": nil, "Status": 1, "Error": nil,
+            ]
         }
         if !scriptedResults.isEmpty {
             let code = scriptedResults.removeFirst()
@@ -217,9 +220,10 @@ public actor SkillableSandboxState {
             oldestID += 1
         }
         idsByUser[userID, default: []].append(id)
-        instances[id] = Instance(id: id, labProfileID: labID, userID: userID, firstName: q["firstname"], lastName: q["lastname"],
-                                 email: q["email"], tag: q["tag"], variables: variables, state: .running,
-                                 start: start, expires: start + minutes * 60)
+        instances[id] = Instance(
+            id: id, labProfileID: labID, userID: userID, firstName: q["firstname"], lastName: q["lastname"],
+            email: q["email"], tag: q["tag"], variables: variables, state: .running,
+            start: start, expires: start + minutes * 60)
         let url = scriptedLabURLs.isEmpty ? labURL(id) : scriptedLabURLs.removeFirst()
         return ["Result": 1, "Url": url, "LabInstanceId": id, "Expires": start + minutes * 60, "Status": 1, "Error": nil]
     }
@@ -243,12 +247,16 @@ public actor SkillableSandboxState {
     private func userLabs(_ q: [String: String]) -> [String: Any?] {
         guard let userID = q["userid"] else { return ["Status": 0, "Error": "userid is required."] }
         func entry(_ i: Instance) -> [String: Any?] {
-            ["LabInstanceId": i.id, "LabProfileId": i.labProfileID,
-             "LabProfileName": profiles.first { $0.id == i.labProfileID }?.name, "Start": i.start, "Expires": i.expires]
+            [
+                "LabInstanceId": i.id, "LabProfileId": i.labProfileID,
+                "LabProfileName": profiles.first { $0.id == i.labProfileID }?.name, "Start": i.start, "Expires": i.expires,
+            ]
         }
         let mine = instances(of: userID)
-        return ["RunningLabs": mine.filter { $0.state == .running }.map(entry),
-                "SavedLabs": mine.filter { $0.state == .saved }.map(entry), "Status": 1, "Error": nil]
+        return [
+            "RunningLabs": mine.filter { $0.state == .running }.map(entry),
+            "SavedLabs": mine.filter { $0.state == .saved }.map(entry), "Status": 1, "Error": nil,
+        ]
     }
 
     private func instanceCommand(_ command: String, _ q: [String: String], labURL: @Sendable (Int64) -> String) -> [String: Any?] {
@@ -268,13 +276,15 @@ public actor SkillableSandboxState {
         case "labaccessurl":
             guard instance.state == .running else { return ["Status": 0, "Error": "Lab instance is not running."] }
             return ["Url": labURL(id), "Status": 1, "Error": nil]
-        default: // details
+        default:  // details
             let profile = profiles.first { $0.id == instance.labProfileID }
-            return ["Id": id, "LabProfileId": instance.labProfileID, "LabProfileName": profile?.name,
-                    "UserExternalId": instance.userID, "UserFirstName": instance.firstName, "UserLastName": instance.lastName,
-                    "Tag": instance.tag, "Start": instance.start, "Expires": instance.expires,
-                    "State": instance.state == .running ? "Running" : instance.state == .saved ? "Saved" : "Off",
-                    "CompletionStatus": "Activity", "ExamScore": nil, "ExamMaxPossibleScore": nil, "Status": 1, "Error": nil]
+            return [
+                "Id": id, "LabProfileId": instance.labProfileID, "LabProfileName": profile?.name,
+                "UserExternalId": instance.userID, "UserFirstName": instance.firstName, "UserLastName": instance.lastName,
+                "Tag": instance.tag, "Start": instance.start, "Expires": instance.expires,
+                "State": instance.state == .running ? "Running" : instance.state == .saved ? "Saved" : "Off",
+                "CompletionStatus": "Activity", "ExamScore": nil, "ExamMaxPossibleScore": nil, "Status": 1, "Error": nil,
+            ]
         }
     }
 
@@ -293,8 +303,10 @@ public struct SandboxLabProfile: Sendable, Equatable {
     /// 10 = Complete (launchable with a production key).
     public var developmentStatusID: Int
 
-    public init(id: Int, name: String, number: String, description: String, durationMinutes: Int, tags: [String],
-                enabled: Bool = true, developmentStatusID: Int = 10) {
+    public init(
+        id: Int, name: String, number: String, description: String, durationMinutes: Int, tags: [String],
+        enabled: Bool = true, developmentStatusID: Int = 10
+    ) {
         self.id = id
         self.name = name
         self.number = number
@@ -306,22 +318,29 @@ public struct SandboxLabProfile: Sendable, Equatable {
     }
 
     var json: [String: Any?] {
-        ["Id": id, "Name": name, "Number": number, "Description": description, "DurationMinutes": durationMinutes,
-         "Tags": tags, "Enabled": enabled, "DevelopmentStatusId": developmentStatusID, "SeriesId": 1,
-         "DeliveryRegions": [["Id": 1, "Name": "US East"]]]
+        [
+            "Id": id, "Name": name, "Number": number, "Description": description, "DurationMinutes": durationMinutes,
+            "Tags": tags, "Enabled": enabled, "DevelopmentStatusId": developmentStatusID, "SeriesId": 1,
+            "DeliveryRegions": [["Id": 1, "Name": "US East"]],
+        ]
     }
 
     /// The catalog a fresh sandbox offers.
     public static let defaults: [SandboxLabProfile] = [
-        .init(id: 1001, name: "Create a Virtual Machine in Azure", number: "AZ-101",
-              description: "Deploy and connect to a Windows virtual machine.", durationMinutes: 60, tags: ["azure", "compute"]),
-        .init(id: 1002, name: "Configure Cisco IOS Routing", number: "NET-210",
-              description: "Set up static and OSPF routes between three routers.", durationMinutes: 90, tags: ["networking"]),
-        .init(id: 1003, name: "Kubernetes Basics", number: "K8S-100",
-              description: "Deploy, scale and expose an application on a cluster.", durationMinutes: 45, tags: ["containers", "linux"]),
-        .init(id: 1004, name: "Security Operations (in development)", number: "SEC-300",
-              description: "Not yet complete.", durationMinutes: 60, tags: ["security"], developmentStatusID: 1),
-        .init(id: 1005, name: "Retired Windows Server 2012 Lab", number: "WS-2012",
-              description: "Disabled.", durationMinutes: 60, tags: ["windows"], enabled: false),
+        .init(
+            id: 1001, name: "Create a Virtual Machine in Azure", number: "AZ-101",
+            description: "Deploy and connect to a Windows virtual machine.", durationMinutes: 60, tags: ["azure", "compute"]),
+        .init(
+            id: 1002, name: "Configure Cisco IOS Routing", number: "NET-210",
+            description: "Set up static and OSPF routes between three routers.", durationMinutes: 90, tags: ["networking"]),
+        .init(
+            id: 1003, name: "Kubernetes Basics", number: "K8S-100",
+            description: "Deploy, scale and expose an application on a cluster.", durationMinutes: 45, tags: ["containers", "linux"]),
+        .init(
+            id: 1004, name: "Security Operations (in development)", number: "SEC-300",
+            description: "Not yet complete.", durationMinutes: 60, tags: ["security"], developmentStatusID: 1),
+        .init(
+            id: 1005, name: "Retired Windows Server 2012 Lab", number: "WS-2012",
+            description: "Disabled.", durationMinutes: 60, tags: ["windows"], enabled: false),
     ]
 }

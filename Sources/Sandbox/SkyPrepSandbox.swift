@@ -70,8 +70,10 @@ public final class SkyPrepSandbox: Sendable {
     /// Adds a user as an administrator would by hand (no `user_identifier`).
     public func addUser(email: String, firstName: String, lastName: String) -> Int {
         state.withLock { s in
-            s.users.append(User(id: s.nextID, email: email, firstName: firstName, lastName: lastName, userIdentifier: nil,
-                                role: "learner", groups: [], courseIDs: []))
+            s.users.append(
+                User(
+                    id: s.nextID, email: email, firstName: firstName, lastName: lastName, userIdentifier: nil,
+                    role: "learner", groups: [], courseIDs: []))
             s.nextID += 1
             return s.nextID - 1
         }
@@ -86,14 +88,21 @@ public final class SkyPrepSandbox: Sendable {
             self.control(request)
         }
         group.get("login/:key") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string:
-                "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>SkyPrep (sandbox)</title></head>" +
-                "<body><main><h1>Signed in to SkyPrep</h1><p>This page stands in for the learner's SkyPrep account.</p></main></body></html>")))
+            Response(
+                status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                body: .init(
+                    byteBuffer: ByteBuffer(
+                        string:
+                            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>SkyPrep (sandbox)</title></head>"
+                            + "<body><main><h1>Signed in to SkyPrep</h1><p>This page stands in for the learner's SkyPrep account.</p></main></body></html>"
+                    )))
         }
     }
 
     func control(_ request: Request) -> Response {
-        guard request.headers[HTTPField.Name("X-SkyPrep-API-Key")!] == apiKey else { return Self.answer(.unauthorized, ["message": "Invalid credentials"]) }
+        guard request.headers[HTTPField.Name("X-SkyPrep-API-Key")!] == apiKey else {
+            return Self.answer(.unauthorized, ["message": "Invalid credentials"])
+        }
         let q = request.uri.queryParameters
         state.withLock { s in
             if q["reset"] != nil {
@@ -112,7 +121,9 @@ public final class SkyPrepSandbox: Sendable {
         let body = String(buffer: try await request.body.collect(upTo: 1 << 20))
         var form: [String: String] = [:]
         for pair in body.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "" }
+            let parts = pair.split(separator: "=", maxSplits: 1).map {
+                String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
+            }
             if parts.count == 2 { form[parts[0]] = parts[1] }
         }
         let gate: Gate = state.withLock { s in
@@ -129,8 +140,9 @@ public final class SkyPrepSandbox: Sendable {
         case .limited: return Self.answer(.tooManyRequests, ["message": "Rate limit exceeded"])
         case .failed(.serverError): return Self.answer(.internalServerError, ["message": "Internal Server Error"])
         case .failed(.websiteHTML):
-            return Response(status: .ok, headers: [.contentType: "text/html"],
-                            body: .init(byteBuffer: ByteBuffer(string: "<!DOCTYPE html><html><body>SkyPrep</body></html>")))
+            return Response(
+                status: .ok, headers: [.contentType: "text/html"],
+                body: .init(byteBuffer: ByteBuffer(string: "<!DOCTYPE html><html><body>SkyPrep</body></html>")))
         case .pass: break
         }
         // Both credential forms: headers (preferred) or parameters.
@@ -149,12 +161,15 @@ public final class SkyPrepSandbox: Sendable {
                 return Self.answer(.badRequest, ["message": "email, first_name and last_name are required"])
             }
             let role = form["role"] ?? "learner"
-            guard ["learner", "admin", "manager", "content_manager"].contains(role) else { return Self.answer(.badRequest, ["message": "invalid role"]) }
+            guard ["learner", "admin", "manager", "content_manager"].contains(role) else {
+                return Self.answer(.badRequest, ["message": "invalid role"])
+            }
             if let password = form["password"], password.count < 8 { return Self.answer(.badRequest, ["message": "password too short"]) }
             let created: User? = state.withLock { s in
                 guard !s.users.contains(where: { $0.email.lowercased() == email.lowercased() }) else { return nil }
-                let user = User(id: s.nextID, email: email, firstName: first, lastName: last, userIdentifier: form["user_identifier"],
-                                role: role, groups: [], courseIDs: [])
+                let user = User(
+                    id: s.nextID, email: email, firstName: first, lastName: last, userIdentifier: form["user_identifier"],
+                    role: role, groups: [], courseIDs: [])
                 s.nextID += 1
                 s.users.append(user)
                 return user
@@ -201,8 +216,10 @@ public final class SkyPrepSandbox: Sendable {
             let groups = (form["user_groups"] ?? "").split(separator: ";").map(String.init)
             let known: Bool = state.withLock { s in
                 if form["autocreate"] == "1", !s.users.contains(where: { $0.email.lowercased() == email.lowercased() }) {
-                    s.users.append(User(id: s.nextID, email: email, firstName: form["first_name"] ?? "", lastName: form["last_name"] ?? "",
-                                        userIdentifier: nil, role: "learner", groups: [], courseIDs: []))
+                    s.users.append(
+                        User(
+                            id: s.nextID, email: email, firstName: form["first_name"] ?? "", lastName: form["last_name"] ?? "",
+                            userIdentifier: nil, role: "learner", groups: [], courseIDs: []))
                     s.nextID += 1
                 }
                 guard let index = s.users.firstIndex(where: { $0.email.lowercased() == email.lowercased() }) else { return false }

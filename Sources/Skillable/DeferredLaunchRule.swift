@@ -1,4 +1,5 @@
 import Foundation
+
 /// How a deferred-launch answer to `Launch` is recognised — the one place that knows its shape.
 ///
 /// An API consumer can be set by Skillable staff to answer "user has too many active labs" and
@@ -43,7 +44,7 @@ public enum DeferredLaunchRule: Sendable, Equatable, CustomStringConvertible {
             return url
         case .field(let name):
             guard let url = response.stringFields.first(where: { $0.key.caseInsensitiveCompare(name) == .orderedSame })?.value,
-                  !url.isEmpty
+                !url.isEmpty
             else { return nil }
             return url
         }

@@ -18,8 +18,10 @@ public struct SkillableClientSettings: Sendable {
     /// Largest answer read.
     public var maxResponseBytes: Int
 
-    public init(baseURL: @escaping @Sendable () -> String, apiKey: String, timeout: TimeAmount = .seconds(10),
-                maxResponseBytes: Int = 4 * 1024 * 1024) {
+    public init(
+        baseURL: @escaping @Sendable () -> String, apiKey: String, timeout: TimeAmount = .seconds(10),
+        maxResponseBytes: Int = 4 * 1024 * 1024
+    ) {
         self.baseURL = baseURL
         self.apiKey = apiKey
         self.timeout = timeout
@@ -123,8 +125,10 @@ public struct SkillableClient: Sendable {
         try await call("LabAccessUrl", [("labInstanceId", String(labInstanceID))], as: SkillableURLResponse.self)
     }
 
-    private func call<T: Decodable>(_ command: String, _ query: [(String, String)], as _: T.Type,
-                                    checkStatus: Bool = true) async throws -> T {
+    private func call<T: Decodable>(
+        _ command: String, _ query: [(String, String)], as _: T.Type,
+        checkStatus: Bool = true
+    ) async throws -> T {
         let started = ContinuousClock.now
         var outcome = "ok"
         defer {
@@ -136,16 +140,20 @@ public struct SkillableClient: Sendable {
             return try await send(command, query, as: T.self, checkStatus: checkStatus)
         } catch let error as SkillableError {
             outcome = error.code.rawValue
-            logger.warning("skillable call failed", metadata: [
-                "skillable.command": "\(command)", "skillable.error": "\(error.code.rawValue)",
-                "skillable.http_status": "\(error.httpStatus.map(String.init) ?? "-")", "skillable.message": "\(error.message)",
-            ])
+            logger.warning(
+                "skillable call failed",
+                metadata: [
+                    "skillable.command": "\(command)", "skillable.error": "\(error.code.rawValue)",
+                    "skillable.http_status": "\(error.httpStatus.map(String.init) ?? "-")", "skillable.message": "\(error.message)",
+                ])
             throw error
         }
     }
 
-    private func send<T: Decodable>(_ command: String, _ query: [(String, String)], as _: T.Type,
-                                    checkStatus: Bool) async throws -> T {
+    private func send<T: Decodable>(
+        _ command: String, _ query: [(String, String)], as _: T.Type,
+        checkStatus: Bool
+    ) async throws -> T {
         var base = settings.baseURL()
         while base.hasSuffix("/") { base.removeLast() }
         let encoded = query.map { Self.escape($0.0) + "=" + Self.escape($0.1) }.joined(separator: "&")
@@ -158,40 +166,48 @@ public struct SkillableClient: Sendable {
         do {
             response = try await http.execute(request, timeout: settings.timeout)
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
-            throw SkillableError(code: .timeout, command: command, message: "no answer within the deadline",
-                                 httpStatus: nil, requestMayHaveArrived: true)
+            throw SkillableError(
+                code: .timeout, command: command, message: "no answer within the deadline",
+                httpStatus: nil, requestMayHaveArrived: true)
         } catch let error as HTTPClientError where error == .connectTimeout {
-            throw SkillableError(code: .timeout, command: command, message: "could not connect within the deadline",
-                                 httpStatus: nil, requestMayHaveArrived: false)
+            throw SkillableError(
+                code: .timeout, command: command, message: "could not connect within the deadline",
+                httpStatus: nil, requestMayHaveArrived: false)
         } catch {
-            throw SkillableError(code: .transport, command: command, message: "\(type(of: error))",
-                                 httpStatus: nil, requestMayHaveArrived: !Self.isConnectionFailure(error))
+            throw SkillableError(
+                code: .transport, command: command, message: "\(type(of: error))",
+                httpStatus: nil, requestMayHaveArrived: !Self.isConnectionFailure(error))
         }
         let body: ByteBuffer
         do {
             body = try await response.body.collect(upTo: settings.maxResponseBytes)
         } catch {
-            throw SkillableError(code: .transport, command: command, message: "answer unreadable or too large",
-                                 httpStatus: Int(response.status.code), requestMayHaveArrived: true)
+            throw SkillableError(
+                code: .transport, command: command, message: "answer unreadable or too large",
+                httpStatus: Int(response.status.code), requestMayHaveArrived: true)
         }
         guard response.status == .ok else {
-            throw SkillableError(code: .httpStatus, command: command, message: "HTTP \(response.status.code)",
-                                 httpStatus: Int(response.status.code), requestMayHaveArrived: true)
+            throw SkillableError(
+                code: .httpStatus, command: command, message: "HTTP \(response.status.code)",
+                httpStatus: Int(response.status.code), requestMayHaveArrived: true)
         }
         let data = Data(body.readableBytesView)
         guard let envelope = try? decoder.decode(SkillableEnvelope.self, from: data) else {
-            throw SkillableError(code: .malformedResponse, command: command, message: "answer is not a JSON object",
-                                 httpStatus: 200, requestMayHaveArrived: true)
+            throw SkillableError(
+                code: .malformedResponse, command: command, message: "answer is not a JSON object",
+                httpStatus: 200, requestMayHaveArrived: true)
         }
         if checkStatus, envelope.status != 1 {
-            throw SkillableError(code: .apiError, command: command, message: envelope.error ?? "Status \(envelope.status ?? 0)",
-                                 httpStatus: 200, requestMayHaveArrived: true)
+            throw SkillableError(
+                code: .apiError, command: command, message: envelope.error ?? "Status \(envelope.status ?? 0)",
+                httpStatus: 200, requestMayHaveArrived: true)
         }
         do {
             return try decoder.decode(T.self, from: data)
         } catch {
-            throw SkillableError(code: .malformedResponse, command: command, message: "answer lacks documented fields",
-                                 httpStatus: 200, requestMayHaveArrived: true)
+            throw SkillableError(
+                code: .malformedResponse, command: command, message: "answer lacks documented fields",
+                httpStatus: 200, requestMayHaveArrived: true)
         }
     }
 

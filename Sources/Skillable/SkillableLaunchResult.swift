@@ -92,10 +92,12 @@ public enum SkillableLaunchResult: Sendable, Equatable, Hashable, CustomStringCo
         switch self {
         case .success: .launched
         case .insufficientHostResources, .apiIntegrationLacksRAM, .userLacksRAM, .organizationLacksRAM,
-             .labOrganizationLacksRAM, .labSeriesLacksRAM, .sharedClassEnvironmentUnavailable: .capacity
+            .labOrganizationLacksRAM, .labSeriesLacksRAM, .sharedClassEnvironmentUnavailable:
+            .capacity
         case .userTooManyActiveLabs, .apiIntegrationTooManyActiveLabs, .organizationTooManyActiveLabs,
-             .labProfileTooManyActiveInstances, .labOrganizationTooManyActiveInstances, .labSeriesTooManyActiveInstances,
-             .classTooManyLabs, .userReachedProfileMaximum: .limits
+            .labProfileTooManyActiveInstances, .labOrganizationTooManyActiveInstances, .labSeriesTooManyActiveInstances,
+            .classTooManyLabs, .userReachedProfileMaximum:
+            .limits
         case .userHasSavedInstance: .savedLab
         case .notAvailableThroughAPI, .labInstanceWrongState: .notAvailable
         case .invalidRequest: .invalidRequest

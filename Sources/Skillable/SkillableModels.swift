@@ -17,10 +17,12 @@ public struct SkillableLaunchRequest: Sendable, Codable, Equatable {
     /// `variable-<Name>=value` lab variables.
     public var variables: [String: String]
 
-    public init(labID: Int, userID: String, firstName: String? = nil, lastName: String? = nil, email: String? = nil,
-                classID: String? = nil, tag: String? = nil, regionID: Int? = nil, lang: String? = nil,
-                maxActiveLabs: Int? = nil, maxSavedLabs: Int? = nil, durationMinutes: Int? = nil,
-                variables: [String: String] = [:]) {
+    public init(
+        labID: Int, userID: String, firstName: String? = nil, lastName: String? = nil, email: String? = nil,
+        classID: String? = nil, tag: String? = nil, regionID: Int? = nil, lang: String? = nil,
+        maxActiveLabs: Int? = nil, maxSavedLabs: Int? = nil, durationMinutes: Int? = nil,
+        variables: [String: String] = [:]
+    ) {
         self.labID = labID
         self.userID = userID
         self.firstName = firstName
@@ -76,8 +78,10 @@ public struct SkillableLaunchResponse: Sendable, Decodable {
         init?(intValue: Int) { nil }
     }
 
-    public init(result: SkillableLaunchResult, url: String?, labInstanceID: Int64?, expires: Int64?, status: Int, error: String?,
-                stringFields: [String: String] = [:]) {
+    public init(
+        result: SkillableLaunchResult, url: String?, labInstanceID: Int64?, expires: Int64?, status: Int, error: String?,
+        stringFields: [String: String] = [:]
+    ) {
         self.result = result
         self.url = url
         self.labInstanceID = labInstanceID

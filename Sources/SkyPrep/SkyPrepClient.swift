@@ -21,8 +21,10 @@ public struct SkyPrepClientSettings: Sendable {
     public var baseRetryDelay: Duration
     public var timeout: TimeAmount
 
-    public init(baseURL: @escaping @Sendable () -> String, acctKey: String, apiKey: String, callsPerMinute: Int = 100, maxAttempts: Int = 3,
-                baseRetryDelay: Duration = .milliseconds(500), timeout: TimeAmount = .seconds(10)) {
+    public init(
+        baseURL: @escaping @Sendable () -> String, acctKey: String, apiKey: String, callsPerMinute: Int = 100, maxAttempts: Int = 3,
+        baseRetryDelay: Duration = .milliseconds(500), timeout: TimeAmount = .seconds(10)
+    ) {
         self.baseURL = baseURL
         self.acctKey = acctKey
         self.apiKey = apiKey
@@ -36,13 +38,13 @@ public struct SkyPrepClientSettings: Sendable {
 /// A failed SkyPrep call, typed by the documented status codes.
 public struct SkyPrepError: Error, Sendable, CustomStringConvertible {
     public enum Code: String, Sendable {
-        case badParameters = "bad_parameters"       // 400
-        case notAuthenticated = "not_authenticated" // 401
-        case refused                                // 403: permissions or IP allow-list
-        case notFound = "not_found"                 // 404
-        case rateLimited = "rate_limited"           // 429 (undocumented; answered by SkyPrep's rate limit)
-        case serverError = "server_error"           // 5xx
-        case notJSON = "not_json"                   // any answer that is not JSON (e.g. the website's HTML)
+        case badParameters = "bad_parameters"  // 400
+        case notAuthenticated = "not_authenticated"  // 401
+        case refused  // 403: permissions or IP allow-list
+        case notFound = "not_found"  // 404
+        case rateLimited = "rate_limited"  // 429 (undocumented; answered by SkyPrep's rate limit)
+        case serverError = "server_error"  // 5xx
+        case notJSON = "not_json"  // any answer that is not JSON (e.g. the website's HTML)
         case timeout
         case transport
     }
@@ -106,15 +108,19 @@ public struct SkyPrepClient: Sendable {
             throw SkyPrepError(code: .notJSON, method: "get_users", httpStatus: 200, responseBody: "not a JSON array")
         }
         return list.compactMap { item in
-            guard let user = item as? [String: any Sendable], let id = Self.integer(user["id"]), let email = user["email"] as? String else { return nil }
+            guard let user = item as? [String: any Sendable], let id = Self.integer(user["id"]), let email = user["email"] as? String else {
+                return nil
+            }
             return SkyPrepUserSummary(id: id, email: email, userIdentifier: user["user_identifier"] as? String)
         }
     }
 
     /// `create_user`; the new user's id.
     public func createUser(_ user: SkyPrepNewUser) async throws -> Int {
-        var parameters = [SkyPrepParameterNames.createUserEmail: user.email, "first_name": user.firstName, "last_name": user.lastName,
-                          "user_identifier": user.userIdentifier, "role": user.role]
+        var parameters = [
+            SkyPrepParameterNames.createUserEmail: user.email, "first_name": user.firstName, "last_name": user.lastName,
+            "user_identifier": user.userIdentifier, "role": user.role,
+        ]
         parameters = parameters.filter { !$0.value.isEmpty || $0.key == "first_name" || $0.key == "last_name" }
         return try Self.userID(in: try await call("create_user", parameters), method: "create_user")
     }
@@ -126,8 +132,12 @@ public struct SkyPrepClient: Sendable {
 
     /// `enroll_user_in_courses` for the user with `email`.
     public func enrolUser(email: String, courseIDs: [String]) async throws {
-        _ = try await call("enroll_user_in_courses", [SkyPrepParameterNames.enrolEmail: email,
-                                                      SkyPrepParameterNames.enrolCourses: courseIDs.joined(separator: ";")])
+        _ = try await call(
+            "enroll_user_in_courses",
+            [
+                SkyPrepParameterNames.enrolEmail: email,
+                SkyPrepParameterNames.enrolCourses: courseIDs.joined(separator: ";"),
+            ])
     }
 
     /// `get_login_key` with `autocreate=1`: the one-time (`otl`) sign-in URL for the user with `email`, created if absent.
@@ -230,15 +240,17 @@ public struct SkyPrepClient: Sendable {
 
     /// What SkyPrep support asks for: endpoint, time, status, body, and the request with values redacted.
     private func log(_ error: SkyPrepError, parameters: [String: String], attempt: Int) {
-        logger.warning("skyprep call failed", metadata: [
-            "skyprep.endpoint": "\(settings.baseURL())/\(error.method)",
-            "skyprep.time": "\(ISO8601DateFormatter().string(from: Date()))",
-            "skyprep.status": "\(error.httpStatus.map(String.init) ?? "-")",
-            "skyprep.error": "\(error.code.rawValue)",
-            "skyprep.attempt": "\(attempt)",
-            "skyprep.response_body": "\(error.responseBody)",
-            "skyprep.request": "\(parameters.keys.sorted().map { "\($0)=<redacted>" }.joined(separator: "&"))",
-        ])
+        logger.warning(
+            "skyprep call failed",
+            metadata: [
+                "skyprep.endpoint": "\(settings.baseURL())/\(error.method)",
+                "skyprep.time": "\(ISO8601DateFormatter().string(from: Date()))",
+                "skyprep.status": "\(error.httpStatus.map(String.init) ?? "-")",
+                "skyprep.error": "\(error.code.rawValue)",
+                "skyprep.attempt": "\(attempt)",
+                "skyprep.response_body": "\(error.responseBody)",
+                "skyprep.request": "\(parameters.keys.sorted().map { "\($0)=<redacted>" }.joined(separator: "&"))",
+            ])
     }
 
     static func sendable(_ value: Any) -> (any Sendable)? {

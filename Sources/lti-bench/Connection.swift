@@ -106,8 +106,9 @@ final class ConnectionDriver {
         if let body = request.body { headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes)) }
         let timeout = eventLoop.assumeIsolated().scheduleTask(in: plan.timeout) { channel.close(promise: nil) }
         inFlight = (index, started, timeout)
-        channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: request.method, uri: request.uri, headers: headers)),
-                      promise: nil)
+        channel.write(
+            HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: request.method, uri: request.uri, headers: headers)),
+            promise: nil)
         if let body = request.body { channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil) }
         channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
     }
@@ -121,7 +122,9 @@ final class ConnectionDriver {
             self.channel = nil
             channel.close(promise: nil)
         }
-        record(index: flight.index, started: flight.started, ok: plan.check(flight.index, BenchResponse(status: Int(head.status.code), headers: head.headers)))
+        record(
+            index: flight.index, started: flight.started,
+            ok: plan.check(flight.index, BenchResponse(status: Int(head.status.code), headers: head.headers)))
     }
 
     /// `channel` closed: a request still waiting on it failed.

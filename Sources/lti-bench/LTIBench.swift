@@ -44,8 +44,11 @@ struct BenchPlatform: Sendable {
         } else {
             key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
             try FileManager.default.createDirectory(atPath: (keyPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            guard FileManager.default.createFile(atPath: keyPath, contents: Data(key.pemRepresentation.utf8),
-                                                 attributes: [.posixPermissions: 0o600]) else {
+            guard
+                FileManager.default.createFile(
+                    atPath: keyPath, contents: Data(key.pemRepresentation.utf8),
+                    attributes: [.posixPermissions: 0o600])
+            else {
                 throw ValidationError("cannot write \(keyPath)")
             }
         }
@@ -53,7 +56,8 @@ struct BenchPlatform: Sendable {
 
     var jwksJSON: String {
         let p = try! key.publicKey.getKeyPrimitives()
-        return #"{"keys":[{"kty":"RSA","kid":"\#(kid)","use":"sig","alg":"RS256","n":"\#(Base64URL.encode(p.modulus))","e":"\#(Base64URL.encode(p.publicExponent))"}]}"#
+        return
+            #"{"keys":[{"kty":"RSA","kid":"\#(kid)","use":"sig","alg":"RS256","n":"\#(Base64URL.encode(p.modulus))","e":"\#(Base64URL.encode(p.publicExponent))"}]}"#
     }
 
     func sign(_ claims: [String: Any], with other: _RSA.Signing.PrivateKey? = nil) throws -> String {
@@ -80,7 +84,9 @@ struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run one scenario against a tool and report throughput and latency.")
 
     @Option(help: "Base URL of the tool.") var target = "http://127.0.0.1:8080"
-    @Option(name: .customLong("public-url"), help: "The tool's public URL (target_link_uri), when requests go to one instance behind it; default --target.")
+    @Option(
+        name: .customLong("public-url"),
+        help: "The tool's public URL (target_link_uri), when requests go to one instance behind it; default --target.")
     var publicURL: String?
     @Option(help: "launch, forged, jwks or static.") var scenario: Scenario = .launch
     @Option(help: "Number of flows or requests (per round with --duration).") var count = 1000
@@ -158,8 +164,10 @@ struct Run: AsyncParsableCommand {
         var host: String
         var port: Int
 
-        func plan(count: Int, request: @escaping @Sendable (Int) -> BenchRequest,
-                  check: @escaping @Sendable (Int, BenchResponse) -> Bool) -> LoadPlan {
+        func plan(
+            count: Int, request: @escaping @Sendable (Int) -> BenchRequest,
+            check: @escaping @Sendable (Int, BenchResponse) -> Bool
+        ) -> LoadPlan {
             LoadPlan(host: host, port: port, count: count, request: request, check: check)
         }
     }
@@ -175,14 +183,19 @@ struct Run: AsyncParsableCommand {
         case .launch, .forged:
             // Phase 1: logins.
             let logins = LoginBox(count: count)
-            let loginURI = loginPath + "?" + FormEncoding.encode([
-                ("iss", issuer), ("login_hint", "bench"), ("target_link_uri", (publicURL ?? target) + launchPath),
-                ("client_id", clientID), ("lti_deployment_id", deployment)])
-            let loginPlan = server.plan(count: count, request: { _ in BenchRequest(uri: loginURI) }, check: { i, response in
-                guard let login = BenchLogin(response) else { return false }
-                logins.set(i, login)
-                return true
-            })
+            let loginURI =
+                loginPath + "?"
+                + FormEncoding.encode([
+                    ("iss", issuer), ("login_hint", "bench"), ("target_link_uri", (publicURL ?? target) + launchPath),
+                    ("client_id", clientID), ("lti_deployment_id", deployment),
+                ])
+            let loginPlan = server.plan(
+                count: count, request: { _ in BenchRequest(uri: loginURI) },
+                check: { i, response in
+                    guard let login = BenchLogin(response) else { return false }
+                    logins.set(i, login)
+                    return true
+                })
             let loginTiming = try await Load.run(loginPlan, concurrency: concurrency, group: group, serverPID: pid)
             // Phase 2: signing, not timed.
             let forger = scenario == .forged ? try _RSA.Signing.PrivateKey(keySize: .bits2048) : nil
@@ -200,16 +213,20 @@ struct Run: AsyncParsableCommand {
                     LTIClaim.custom: ["labid": lab],
                 ]
                 let token = try platform.sign(claims, with: forger)
-                posts.append(BenchRequest(method: .POST, uri: launchPath,
-                                          headers: ["Content-Type": "application/x-www-form-urlencoded", "Cookie": login.cookies],
-                                          body: ByteBuffer(string: FormEncoding.encode([("id_token", token), ("state", login.state)]))))
+                posts.append(
+                    BenchRequest(
+                        method: .POST, uri: launchPath,
+                        headers: ["Content-Type": "application/x-www-form-urlencoded", "Cookie": login.cookies],
+                        body: ByteBuffer(string: FormEncoding.encode([("id_token", token), ("state", login.state)]))))
             }
             let prepared = posts
             // Phase 3: launches, timed.
             let expectRefusal = scenario == .forged
-            let launchPlan = server.plan(count: prepared.count, request: { prepared[$0] }, check: { _, response in
-                expectRefusal ? (400..<500).contains(response.status) : (response.status == 302 || response.status == 303)
-            })
+            let launchPlan = server.plan(
+                count: prepared.count, request: { prepared[$0] },
+                check: { _, response in
+                    expectRefusal ? (400..<500).contains(response.status) : (response.status == 302 || response.status == 303)
+                })
             let launchTiming = try await Load.run(launchPlan, concurrency: concurrency, group: group, serverPID: pid)
             var result = BenchResult(label: name, scenario: scenario.rawValue, count: count, concurrency: concurrency, phase: launchTiming)
             result.loginSeconds = loginTiming.seconds
@@ -229,8 +246,8 @@ struct BenchLogin: Sendable {
     /// Reads the login's redirect: state and nonce from its Location, the cookies it set.
     init?(_ response: BenchResponse) {
         guard (300..<400).contains(response.status), let location = response.headers.first(name: "Location"),
-              let items = URLComponents(string: location)?.queryItems,
-              let state = items.first(where: { $0.name == "state" })?.value, let nonce = items.first(where: { $0.name == "nonce" })?.value
+            let items = URLComponents(string: location)?.queryItems,
+            let state = items.first(where: { $0.name == "state" })?.value, let nonce = items.first(where: { $0.name == "nonce" })?.value
         else { return nil }
         self.state = state
         self.nonce = nonce

@@ -40,8 +40,9 @@ enum Load {
             errors += failed
         }
         let elapsed = ContinuousClock.now - started
-        var timing = PhaseTiming(seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
-                                 errors: errors, latencies: latencies.sorted())
+        var timing = PhaseTiming(
+            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+            errors: errors, latencies: latencies.sorted())
         if let before = serverCPU0, let after = serverPID.flatMap(CPUTime.tree) { timing.serverCPUSeconds = after - before }
         if let before = ownCPU0, let after = CPUTime.own() { timing.generatorCPUSeconds = after - before }
         return timing
@@ -61,7 +62,8 @@ enum CPUTime {
 
     private static func read(_ path: String) -> Double? {
         guard let stat = try? String(contentsOfFile: path, encoding: .utf8),
-              let afterName = stat.lastIndex(of: ")") else { return nil }
+            let afterName = stat.lastIndex(of: ")")
+        else { return nil }
         // Fields after the command name: state is field 3, utime 14, stime 15.
         let fields = stat[stat.index(after: afterName)...].split(separator: " ")
         guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
@@ -159,7 +161,8 @@ struct BenchResult: Sendable, Codable {
 actor RSSSampler {
     private static func residentKiB(_ pid: Int32) -> Double? {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return nil }
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+        else { return nil }
         return line.split(separator: " ").compactMap({ Double($0) }).first
     }
 
@@ -174,7 +177,7 @@ actor RSSSampler {
         var members = ProcessTree.members(of: pid)
         var round = 0
         while !Task.isCancelled {
-            if round % 50 == 0 { members = ProcessTree.members(of: pid) } // workers may be replaced
+            if round % 50 == 0 { members = ProcessTree.members(of: pid) }  // workers may be replaced
             round += 1
             let kib = members.compactMap(Self.residentKiB).reduce(0, +)
             if kib > 0 {

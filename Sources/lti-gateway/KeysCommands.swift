@@ -2,18 +2,19 @@ import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import GatewayApp
-import SkyPrep
 import GatewayStorage
-import LTICore
 import Hummingbird
+import LTICore
 import Logging
 import Sandbox
 import ServiceLifecycle
+import SkyPrep
 
 struct Keys: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The tool's signing keys: list, rotate, retire.",
-        discussion: "Keys go next → active → retiring → removed. A running gateway picks up a change within GATEWAY_KEY_RELOAD_SECONDS (default 15 s). See the key-rotation runbook in the README.",
+        discussion:
+            "Keys go next → active → retiring → removed. A running gateway picks up a change within GATEWAY_KEY_RELOAD_SECONDS (default 15 s). See the key-rotation runbook in the README.",
         subcommands: [List.self, Rotate.self, Retire.self])
 
     struct List: AsyncParsableCommand {

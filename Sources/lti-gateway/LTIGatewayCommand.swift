@@ -2,13 +2,13 @@ import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import GatewayApp
-import SkyPrep
 import GatewayStorage
-import LTICore
 import Hummingbird
+import LTICore
 import Logging
 import Sandbox
 import ServiceLifecycle
+import SkyPrep
 
 @main
 struct LTIGatewayCommand: AsyncParsableCommand {

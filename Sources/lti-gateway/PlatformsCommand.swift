@@ -2,13 +2,13 @@ import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import GatewayApp
-import SkyPrep
 import GatewayStorage
-import LTICore
 import Hummingbird
+import LTICore
 import Logging
 import Sandbox
 import ServiceLifecycle
+import SkyPrep
 
 struct Platforms: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -25,8 +25,9 @@ struct Platforms: AsyncParsableCommand {
         @Flag(name: .customLong("no-tag"), help: "Do not tag labs with the platform and course.") var noTag = false
         @Flag(name: .customLong("context-variables"), help: "Fill lab variables LtiContextId, LtiContextTitle, LtiRoles.")
         var contextVariables = false
-        @Option(name: .customLong("platform-storage"),
-                help: "LTI Platform Storage for launches in the LMS frame: auto (when the login asks for it), on, off.")
+        @Option(
+            name: .customLong("platform-storage"),
+            help: "LTI Platform Storage for launches in the LMS frame: auto (when the login asks for it), on, off.")
         var platformStorage: PlatformStorageMode?
         @Option(name: .customLong("storage-frame"), help: "Frame for storage messages when the login names none (Blackboard: lti_storage_frame).")
         var storageFrame: String?
@@ -34,9 +35,10 @@ struct Platforms: AsyncParsableCommand {
         var storageAnyOrigin = false
 
         var options: PlatformLaunchOptions {
-            PlatformLaunchOptions(maxActiveLabs: maxActiveLabs, maxSavedLabs: maxSavedLabs, durationMinutes: durationMinutes,
-                                  regionID: regionID, lang: lang, sendTag: !noTag, sendContextVariables: contextVariables,
-                                  platformStorage: platformStorage, storageFrame: storageFrame, storageAnyOrigin: storageAnyOrigin ? true : nil)
+            PlatformLaunchOptions(
+                maxActiveLabs: maxActiveLabs, maxSavedLabs: maxSavedLabs, durationMinutes: durationMinutes,
+                regionID: regionID, lang: lang, sendTag: !noTag, sendContextVariables: contextVariables,
+                platformStorage: platformStorage, storageFrame: storageFrame, storageAnyOrigin: storageAnyOrigin ? true : nil)
         }
     }
 
@@ -128,8 +130,11 @@ struct Platforms: AsyncParsableCommand {
             let rows = try await withStore(settings) { store in
                 var rows: [(PlatformRegistration, PlatformLaunchOptions, PlatformSkyPrepOptions)] = []
                 for registration in try await store.allRegistrations() {
-                    rows.append((registration, try await store.launchOptions(registrationID: registration.id),
-                                 try await store.skyPrepOptions(registrationID: registration.id)))
+                    rows.append(
+                        (
+                            registration, try await store.launchOptions(registrationID: registration.id),
+                            try await store.skyPrepOptions(registrationID: registration.id)
+                        ))
                 }
                 return rows
             }

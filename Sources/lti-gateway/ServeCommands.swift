@@ -2,13 +2,13 @@ import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import GatewayApp
-import SkyPrep
 import GatewayStorage
-import LTICore
 import Hummingbird
+import LTICore
 import Logging
 import Sandbox
 import ServiceLifecycle
+import SkyPrep
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the gateway.")
@@ -52,7 +52,9 @@ struct SandboxCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sandbox",
         abstract: "Run only the local Skillable and SkyPrep fakes (for a gateway elsewhere).",
-        discussion: "Serves the Lab API v3 fake at http://HOST:PORT/sandbox/skillable/api/v3 (api_key header: SKILLABLE_API_KEY, default sandbox-key) and the SkyPrep admin API fake at http://HOST:PORT/sandbox/skyprep/admin/api (SKYPREP_ACCT_KEY and SKYPREP_API_KEY, defaults sandbox.skyprepapp.com and sandbox-key).")
+        discussion:
+            "Serves the Lab API v3 fake at http://HOST:PORT/sandbox/skillable/api/v3 (api_key header: SKILLABLE_API_KEY, default sandbox-key) and the SkyPrep admin API fake at http://HOST:PORT/sandbox/skyprep/admin/api (SKYPREP_ACCT_KEY and SKYPREP_API_KEY, defaults sandbox.skyprepapp.com and sandbox-key)."
+    )
     @Option(help: "Listen address.") var host = "127.0.0.1"
     @Option(help: "Listen port.") var port = 8081
 
@@ -61,16 +63,18 @@ struct SandboxCommand: AsyncParsableCommand {
         let key = ProcessInfo.processInfo.environment["SKILLABLE_API_KEY"] ?? "sandbox-key"
         let sandbox = SkillableSandbox(apiKey: key)
         let environment = ProcessInfo.processInfo.environment
-        let skyPrep = SkyPrepSandbox(acctKey: environment["SKYPREP_ACCT_KEY"] ?? "sandbox.skyprepapp.com",
-                                     apiKey: environment["SKYPREP_API_KEY"] ?? "sandbox-key")
+        let skyPrep = SkyPrepSandbox(
+            acctKey: environment["SKYPREP_ACCT_KEY"] ?? "sandbox.skyprepapp.com",
+            apiKey: environment["SKYPREP_API_KEY"] ?? "sandbox-key")
         let router = Router()
         sandbox.addRoutes(to: router)
         skyPrep.addRoutes(to: router)
         let logger = Logger(label: "lti-gateway-sandbox")
-        let app = Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "lti-gateway-sandbox"),
-                              onServerRunning: { channel in
-                                  logger.info("sandbox listening", metadata: ["url": "http://\(host):\(channel.localAddress?.port ?? port)\(sandbox.prefix)/api/v3"])
-                              }, logger: logger)
+        let app = Application(
+            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "lti-gateway-sandbox"),
+            onServerRunning: { channel in
+                logger.info("sandbox listening", metadata: ["url": "http://\(host):\(channel.localAddress?.port ?? port)\(sandbox.prefix)/api/v3"])
+            }, logger: logger)
         try await app.runService()
     }
 }

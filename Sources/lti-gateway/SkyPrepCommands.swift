@@ -2,13 +2,13 @@ import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import GatewayApp
-import SkyPrep
 import GatewayStorage
-import LTICore
 import Hummingbird
+import LTICore
 import Logging
 import Sandbox
 import ServiceLifecycle
+import SkyPrep
 
 struct SkyPrepCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -22,10 +22,12 @@ struct SkyPrepCommand: AsyncParsableCommand {
         func run() async throws {
             let settings = try await common.settings()
             guard let base = settings.skyPrepBaseURL, let acct = settings.skyPrepAcctKey, let key = settings.skyPrepAPIKey else {
-                throw CommandFailure("SKYPREP_BASE_URL, SKYPREP_ACCT_KEY and SKYPREP_API_KEY are not all set: the gateway uses its built-in SkyPrep fake")
+                throw CommandFailure(
+                    "SKYPREP_BASE_URL, SKYPREP_ACCT_KEY and SKYPREP_API_KEY are not all set: the gateway uses its built-in SkyPrep fake")
             }
             let http = HTTPClient(eventLoopGroupProvider: .singleton)
-            let client = SkyPrepClient(http: http, settings: .init(baseURL: { base }, acctKey: acct, apiKey: key, maxAttempts: 1), logger: quietLogger)
+            let client = SkyPrepClient(
+                http: http, settings: .init(baseURL: { base }, acctKey: acct, apiKey: key, maxAttempts: 1), logger: quietLogger)
             let outcome: Result<Bool, any Error>
             do { outcome = .success(try await client.testConnection()) } catch { outcome = .failure(error) }
             try await http.shutdown()
@@ -33,7 +35,8 @@ struct SkyPrepCommand: AsyncParsableCommand {
             case .success(true): print("SkyPrep connection: success (\(base))")
             case .success(false): throw CommandFailure("SkyPrep answered, but not with message=success")
             case .failure(let error as SkyPrepError):
-                throw CommandFailure("SkyPrep \(error.code.rawValue)\(error.httpStatus.map { " (HTTP \($0))" } ?? ""): \(error.responseBody.prefix(200))")
+                throw CommandFailure(
+                    "SkyPrep \(error.code.rawValue)\(error.httpStatus.map { " (HTTP \($0))" } ?? ""): \(error.responseBody.prefix(200))")
             case .failure(let error): throw error
             }
         }

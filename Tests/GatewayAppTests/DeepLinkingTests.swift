@@ -10,11 +10,15 @@ import Testing
 /// The instructor's side of deep linking, driven like a browser.
 extension EndToEnd {
     /// Settings claim of a deep-linking request.
-    static func deepLinkSettings(multiple: Bool = true, lineItem: Bool = true, data: String? = "opaque-data-123",
-                                 types: [String] = ["ltiResourceLink"]) -> [String: Any] {
-        var settings: [String: Any] = ["deep_link_return_url": "https://lms-a.example.edu/deep_links/return?ctx=9&x=1",
-                                       "accept_types": types, "accept_presentation_document_targets": ["iframe", "window"],
-                                       "accept_multiple": multiple, "accept_lineitem": lineItem]
+    static func deepLinkSettings(
+        multiple: Bool = true, lineItem: Bool = true, data: String? = "opaque-data-123",
+        types: [String] = ["ltiResourceLink"]
+    ) -> [String: Any] {
+        var settings: [String: Any] = [
+            "deep_link_return_url": "https://lms-a.example.edu/deep_links/return?ctx=9&x=1",
+            "accept_types": types, "accept_presentation_document_targets": ["iframe", "window"],
+            "accept_multiple": multiple, "accept_lineitem": lineItem,
+        ]
         if let data { settings["data"] = data }
         return settings
     }
@@ -32,8 +36,10 @@ extension EndToEnd {
     }
 
     /// Submits the picker form.
-    func submitPicker(session: String, labs: [String], action: String = "add", lineItem: Bool = false,
-                      scoreMaximum: String? = nil) async throws -> BrowserResponse {
+    func submitPicker(
+        session: String, labs: [String], action: String = "add", lineItem: Bool = false,
+        scoreMaximum: String? = nil
+    ) async throws -> BrowserResponse {
         var form = [("session", session), ("action", action)] + labs.map { ("lab", $0) }
         if lineItem { form.append(("create_line_item", "on")) }
         if let scoreMaximum { form.append(("score_maximum", scoreMaximum)) }
@@ -54,7 +60,8 @@ enum Page {
     static func formAction(_ html: String) -> String? {
         let regex = try! NSRegularExpression(pattern: #"<form[^>]*action="([^"]*)""#)
         guard let match = regex.firstMatch(in: html, range: NSRange(html.startIndex..., in: html)),
-              let range = Range(match.range(at: 1), in: html) else { return nil }
+            let range = Range(match.range(at: 1), in: html)
+        else { return nil }
         return unescape(String(html[range]))
     }
 
@@ -111,7 +118,7 @@ struct DeepLinkingTests {
 
             let returned = try await e2e.submitPicker(session: session, labs: ["1001", "1003"], lineItem: true, scoreMaximum: "50")
             #expect(Page.formAction(returned.body) == "https://lms-a.example.edu/deep_links/return?ctx=9&x=1")
-            #expect(returned.body.contains("Continue to the course")) // a visible button for browsers without script
+            #expect(returned.body.contains("Continue to the course"))  // a visible button for browsers without script
             let response = try await ReturnedResponse(returned, e2e: e2e)
             let c = response.claims
             #expect(response.kid == e2e.gateway.toolKeys.ring.active?.kid)
@@ -214,9 +221,12 @@ struct DeepLinkingTests {
             // Forged: a token not signed by the gateway, a tampered one, none at all, and a token signed for something else.
             let genuine = try await session()
             let parts = genuine.split(separator: ".").map(String.init)
-            let tampered = parts[0] + "." + TestPlatform.encodeSegment(["aud": "lti-gateway/deep-link-picker", "sid": "guess", "exp": 9_999_999_999]) + "." + parts[2]
-            let foreign = TestPlatform.signRS256(header: ["alg": "RS256", "kid": e2e.gateway.toolKeys.signer.key.kid],
-                                                 claims: ["aud": "lti-gateway/deep-link-picker", "sid": "x", "exp": 9_999_999_999], key: TestKeys.attacker)
+            let tampered =
+                parts[0] + "." + TestPlatform.encodeSegment(["aud": "lti-gateway/deep-link-picker", "sid": "guess", "exp": 9_999_999_999]) + "."
+                + parts[2]
+            let foreign = TestPlatform.signRS256(
+                header: ["alg": "RS256", "kid": e2e.gateway.toolKeys.signer.key.kid],
+                claims: ["aud": "lti-gateway/deep-link-picker", "sid": "x", "exp": 9_999_999_999], key: TestKeys.attacker)
             let otherPurpose = try e2e.gateway.toolKeys.signer.sign(claims: ["aud": "something-else", "sid": "x", "exp": 9_999_999_999])
             for forged in [tampered, foreign, "", "not-a-token", otherPurpose, String(repeating: "a", count: 20_000)] {
                 let response = try await e2e.submitPicker(session: forged, labs: ["1001"])
@@ -226,8 +236,10 @@ struct DeepLinkingTests {
             let sid = try #require((try JSONSerialization.jsonObject(with: Base64URL.decode(parts[1])!) as? [String: Any])?["sid"] as? String)
             let wrongAudience = try e2e.gateway.toolKeys.signer.sign(claims: ["aud": "something-else", "sid": sid, "exp": 9_999_999_999])
             #expect(try await e2e.submitPicker(session: wrongAudience, labs: ["1001"]).status == 400)
-            let pastExpiry = try e2e.gateway.toolKeys.signer.sign(claims: ["aud": "lti-gateway/deep-link-picker", "sid": sid,
-                                                                           "exp": Int(e2e.clock.now.timeIntervalSince1970) - 1])
+            let pastExpiry = try e2e.gateway.toolKeys.signer.sign(claims: [
+                "aud": "lti-gateway/deep-link-picker", "sid": sid,
+                "exp": Int(e2e.clock.now.timeIntervalSince1970) - 1,
+            ])
             let expiredToken = try await e2e.submitPicker(session: pastExpiry, labs: ["1001"])
             #expect(expiredToken.status == 400 && expiredToken.body.contains("expired"))
             // The genuine picker still works after the forgeries.

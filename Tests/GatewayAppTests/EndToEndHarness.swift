@@ -1,8 +1,8 @@
 import AsyncHTTPClient
 import Foundation
-import GatewayStorageTesting
 import GatewayApp
 import GatewayStorage
+import GatewayStorageTesting
 import HTTPTypes
 import Hummingbird
 import LTICore
@@ -45,11 +45,13 @@ final class PlatformServer: Sendable {
             let path = "/" + (context.parameters.get("name") ?? "")
             self.fetches.withLock { $0[path, default: 0] += 1 }
             guard let body = self.documents.withLock({ $0[path] }) else { return Response(status: .notFound) }
-            return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "max-age=300"],
-                            body: .init(byteBuffer: ByteBuffer(string: body)))
+            return Response(
+                status: .ok, headers: [.contentType: "application/json", .cacheControl: "max-age=300"],
+                body: .init(byteBuffer: ByteBuffer(string: body)))
         }
-        return Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                           onServerRunning: { channel in self.boundPort.withLock { $0 = channel.localAddress?.port } })
+        return Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in self.boundPort.withLock { $0 = channel.localAddress?.port } })
     }
 }
 
@@ -99,9 +101,12 @@ final class EndToEnd: Sendable {
     /// Whether this run uses PostgreSQL (else SQLite and key files).
     var onPostgreSQL: Bool { settings.databaseURL.hasPrefix("postgres") }
 
-    private init(gateway: Gateway, settings: GatewaySettings, baseURL: String, platformA: TestPlatform, platformB: TestPlatform, platformServer: PlatformServer,
-                 platformPort: Int, clock: TestClock, logs: LogRecorder, http: HTTPClient, folder: URL,
-                 tasks: [Task<Void, any Error>], groups: [ServiceGroup], registrationA: PlatformRegistration, registrationB: PlatformRegistration) {
+    private init(
+        gateway: Gateway, settings: GatewaySettings, baseURL: String, platformA: TestPlatform, platformB: TestPlatform,
+        platformServer: PlatformServer,
+        platformPort: Int, clock: TestClock, logs: LogRecorder, http: HTTPClient, folder: URL,
+        tasks: [Task<Void, any Error>], groups: [ServiceGroup], registrationA: PlatformRegistration, registrationB: PlatformRegistration
+    ) {
         self.gateway = gateway
         self.settings = settings
         self.baseURL = baseURL
@@ -126,10 +131,12 @@ final class EndToEnd: Sendable {
         let logs = LogRecorder()
         let clock = TestClock()
         let platformServer = PlatformServer()
-        let platformA = TestPlatform(issuer: "https://lms-a.example.edu", clientID: "client-a", deploymentID: "dep-a", kid: "a-key-1",
-                                     privateKey: TestKeys.platformA)
-        let platformB = TestPlatform(issuer: "https://lms-b.example.edu", clientID: "client-b", deploymentID: "dep-b", kid: "b-key-1",
-                                     privateKey: TestKeys.platformB)
+        let platformA = TestPlatform(
+            issuer: "https://lms-a.example.edu", clientID: "client-a", deploymentID: "dep-a", kid: "a-key-1",
+            privateKey: TestKeys.platformA)
+        let platformB = TestPlatform(
+            issuer: "https://lms-b.example.edu", clientID: "client-b", deploymentID: "dep-b", kid: "b-key-1",
+            privateKey: TestKeys.platformB)
         platformServer.publish("/jwks-a", platformA.jwksJSON)
         platformServer.publish("/jwks-b", platformB.jwksJSON)
         let platformGroup = ServiceGroup(services: [platformServer.application()], gracefulShutdownSignals: [], logger: Logger(label: "platform"))
@@ -156,8 +163,9 @@ final class EndToEnd: Sendable {
                 settings.keyEncryptionKey = EndToEnd.testKeyEncryptionKey
             }
             configure(&settings)
-            let gateway = try await buildGateway(settings: settings, logger: logs.logger(label: "lti-gateway", level: .debug),
-                                                 now: { clock.now })
+            let gateway = try await buildGateway(
+                settings: settings, logger: logs.logger(label: "lti-gateway", level: .debug),
+                now: { clock.now })
             let group = ServiceGroup(services: [gateway.application], gracefulShutdownSignals: [], logger: Logger(label: "gateway"))
             let task = Task { try await group.run() }
             if (try? await gateway.listeningPort.wait(timeout: .seconds(5))) != nil {
@@ -180,17 +188,22 @@ final class EndToEnd: Sendable {
         }
         let (registrationA, registrationB) = registrations
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
-        return EndToEnd(gateway: gateway, settings: settings, baseURL: settings.baseURL, platformA: platformA, platformB: platformB,
-                        platformServer: platformServer, platformPort: platformPort, clock: clock, logs: logs, http: http,
-                        folder: folder, tasks: [platformTask, gatewayTask], groups: [platformGroup, gatewayGroup], registrationA: registrationA, registrationB: registrationB)
+        return EndToEnd(
+            gateway: gateway, settings: settings, baseURL: settings.baseURL, platformA: platformA, platformB: platformB,
+            platformServer: platformServer, platformPort: platformPort, clock: clock, logs: logs, http: http,
+            folder: folder, tasks: [platformTask, gatewayTask], groups: [platformGroup, gatewayGroup], registrationA: registrationA,
+            registrationB: registrationB)
     }
 
     /// The key that seals signing keys in the tests' PostgreSQL databases.
     static let testKeyEncryptionKey = Data(repeating: 42, count: 32).base64EncodedString()
 
     /// Registers the two simulated platforms with the gateway.
-    private static func register(gateway: Gateway, lms: String, _ platformA: TestPlatform, _ platformB: TestPlatform) async throws
-        -> (PlatformRegistration, PlatformRegistration) {
+    private static func register(
+        gateway: Gateway, lms: String, _ platformA: TestPlatform, _ platformB: TestPlatform
+    ) async throws
+        -> (PlatformRegistration, PlatformRegistration)
+    {
         let registrationA = try await PlatformAdministration.add(
             store: gateway.store, issuer: platformA.issuer, clientID: platformA.clientID, authURL: lms + "/auth-a",
             tokenURL: lms + "/token-a", jwksURL: lms + "/jwks-a", deployments: [platformA.deploymentID])
@@ -208,16 +221,21 @@ final class EndToEnd: Sendable {
     }
 
     /// A browser request; no redirect is followed.
-    func request(_ method: HTTPMethod, _ pathOrURL: String, form: [(String, String)]? = nil, cookie: String? = nil,
-                 headers: [(String, String)] = []) async throws -> BrowserResponse {
-        try await browserRequest(http, method, pathOrURL.hasPrefix("http") ? pathOrURL : baseURL + pathOrURL, form: form, cookie: cookie,
-                                 headers: headers)
+    func request(
+        _ method: HTTPMethod, _ pathOrURL: String, form: [(String, String)]? = nil, cookie: String? = nil,
+        headers: [(String, String)] = []
+    ) async throws -> BrowserResponse {
+        try await browserRequest(
+            http, method, pathOrURL.hasPrefix("http") ? pathOrURL : baseURL + pathOrURL, form: form, cookie: cookie,
+            headers: headers)
     }
 
     /// The LMS's third-party-initiated login, as a GET; returns what the platform receives.
     func login(_ platform: TestPlatform, clientID: String? = nil, messageHint: String? = "hint-123") async throws -> LoginResult {
-        var query: [(String, String)] = [("iss", platform.issuer), ("login_hint", "user-hint"),
-                                         ("target_link_uri", baseURL + "/lti/launch"), ("client_id", clientID ?? platform.clientID)]
+        var query: [(String, String)] = [
+            ("iss", platform.issuer), ("login_hint", "user-hint"),
+            ("target_link_uri", baseURL + "/lti/launch"), ("client_id", clientID ?? platform.clientID),
+        ]
         if let messageHint { query.append(("lti_message_hint", messageHint)) }
         return try LoginResult(try await request(.GET, "/lti/login?" + FormEncoding.encode(query)))
     }
@@ -233,16 +251,20 @@ final class EndToEnd: Sendable {
     }
 
     /// Claims of a valid launch for `platform` with the login's nonce, changed by `change`.
-    func claims(_ platform: TestPlatform, _ login: LoginResult, labID: String? = "1001",
-                _ change: (inout [String: Any]) -> Void = { _ in }) -> [String: Any] {
+    func claims(
+        _ platform: TestPlatform, _ login: LoginResult, labID: String? = "1001",
+        _ change: (inout [String: Any]) -> Void = { _ in }
+    ) -> [String: Any] {
         var claims = platform.launchClaims(nonce: login.nonce, now: clock.now, toolURL: baseURL, labID: labID)
         change(&claims)
         return claims
     }
 
     /// Login then launch with a valid token (changed by `change`), the whole browser flow.
-    func fullLaunch(_ platform: TestPlatform? = nil, labID: String? = "1001",
-                    _ change: (inout [String: Any]) -> Void = { _ in }) async throws -> BrowserResponse {
+    func fullLaunch(
+        _ platform: TestPlatform? = nil, labID: String? = "1001",
+        _ change: (inout [String: Any]) -> Void = { _ in }
+    ) async throws -> BrowserResponse {
         let platform = platform ?? platformA
         let login = try await login(platform)
         return try await launch(idToken: platform.sign(claims(platform, login, labID: labID, change)), state: login.state, cookie: login.cookie)
@@ -252,8 +274,10 @@ final class EndToEnd: Sendable {
 }
 
 /// A browser's request to `url`; no redirect is followed.
-func browserRequest(_ http: HTTPClient, _ method: HTTPMethod, _ url: String, form: [(String, String)]? = nil,
-                    cookie: String? = nil, headers: [(String, String)] = []) async throws -> BrowserResponse {
+func browserRequest(
+    _ http: HTTPClient, _ method: HTTPMethod, _ url: String, form: [(String, String)]? = nil,
+    cookie: String? = nil, headers: [(String, String)] = []
+) async throws -> BrowserResponse {
     var request = HTTPClientRequest(url: url)
     request.method = method
     for (name, value) in headers { request.headers.add(name: name, value: value) }
@@ -271,10 +295,10 @@ extension LoginResult {
     /// What the platform reads from the gateway's answer to a login: the redirect's state and nonce, and the cookie.
     init(_ response: BrowserResponse) throws {
         guard response.status == 302, let location = response.location,
-              let items = URLComponents(string: location)?.queryItems,
-              let state = items.first(where: { $0.name == "state" })?.value,
-              let nonce = items.first(where: { $0.name == "nonce" })?.value,
-              let setCookie = response.headers.first(name: "Set-Cookie")
+            let items = URLComponents(string: location)?.queryItems,
+            let state = items.first(where: { $0.name == "state" })?.value,
+            let nonce = items.first(where: { $0.name == "nonce" })?.value,
+            let setCookie = response.headers.first(name: "Set-Cookie")
         else {
             throw EndToEnd.LoginFailed(status: response.status, body: response.body)
         }
@@ -284,8 +308,10 @@ extension LoginResult {
 
 /// Runs `body` against a fresh end-to-end set-up on SQLite and — when a test server is configured
 /// (scripts/with-postgres.sh) — again on a fresh PostgreSQL database; always stops it.
-func withEndToEnd(configure: (inout GatewaySettings) -> Void = { _ in },
-                  _ body: (EndToEnd) async throws -> Void) async throws {
+func withEndToEnd(
+    configure: (inout GatewaySettings) -> Void = { _ in },
+    _ body: (EndToEnd) async throws -> Void
+) async throws {
     try await run(try await EndToEnd.start(configure: configure), body)
     guard TemporaryPostgresDatabase.isAvailable else { return }
     try await TemporaryPostgresDatabase.with { url in

@@ -22,8 +22,10 @@ struct Forgery: Sendable, CustomStringConvertible {
     let build: @Sendable (EndToEnd) async throws -> ForgedPost
 
     /// A login through platform A, then a token built from its claims by `token`.
-    static func token(_ name: String, _ code: String, _ status: Int,
-                      _ token: @escaping @Sendable (EndToEnd, LoginResult) -> String?) -> Forgery {
+    static func token(
+        _ name: String, _ code: String, _ status: Int,
+        _ token: @escaping @Sendable (EndToEnd, LoginResult) -> String?
+    ) -> Forgery {
         Forgery(description: name, code: code, status: status) { e2e in
             let login = try await e2e.login(e2e.platformA)
             return ForgedPost(idToken: token(e2e, login), state: login.state, cookie: login.cookie)
@@ -31,8 +33,10 @@ struct Forgery: Sendable, CustomStringConvertible {
     }
 
     /// A login through platform A, then its valid claims changed by `change` and signed by platform A.
-    static func claims(_ name: String, _ code: String, _ status: Int = 400,
-                       _ change: @escaping @Sendable (inout [String: Any]) -> Void) -> Forgery {
+    static func claims(
+        _ name: String, _ code: String, _ status: Int = 400,
+        _ change: @escaping @Sendable (inout [String: Any]) -> Void
+    ) -> Forgery {
         token(name, code, status) { e2e, login in e2e.platformA.sign(e2e.claims(e2e.platformA, login, change)) }
     }
 }
@@ -49,8 +53,9 @@ let forgeries: [Forgery] = [
         e2e.platformA.sign(e2e.claims(e2e.platformA, login), kid: "unknown-kid")
     },
     .token("jku header pointing at the attacker's key set", "kid_unknown", 401) { e2e, login in
-        e2e.platformA.sign(e2e.claims(e2e.platformA, login), kid: "attacker", key: TestKeys.attacker,
-                           extraHeader: ["jku": "https://attacker.example/jwks.json"])
+        e2e.platformA.sign(
+            e2e.claims(e2e.platformA, login), kid: "attacker", key: TestKeys.attacker,
+            extraHeader: ["jku": "https://attacker.example/jwks.json"])
     },
     .token("signed by registered platform B, claiming platform A's issuer", "kid_unknown", 401) { e2e, login in
         e2e.platformB.sign(e2e.claims(e2e.platformA, login))
@@ -70,7 +75,9 @@ let forgeries: [Forgery] = [
         return parts[0] + "." + TestPlatform.encodeSegment(changed) + "." + parts[2]
     },
     .claims("expired", "token_expired") { $0["exp"] = ($0["iat"] as! Int) - 100 },
-    .claims("issued in the future", "iat_in_future") { $0["iat"] = ($0["iat"] as! Int) + 600; $0["exp"] = ($0["iat"] as! Int) + 300 },
+    .claims("issued in the future", "iat_in_future") {
+        $0["iat"] = ($0["iat"] as! Int) + 600; $0["exp"] = ($0["iat"] as! Int) + 300
+    },
     .claims("not valid before a future time", "nbf_in_future") { $0["nbf"] = ($0["iat"] as! Int) + 600 },
     .claims("no expiry", "exp_missing") { $0["exp"] = nil },
     .claims("addressed to another client", "audience_mismatch", 401) { $0["aud"] = "someone-else" },
@@ -104,8 +111,9 @@ let forgeries: [Forgery] = [
     Forgery(description: "a state never issued", code: "state_unknown", status: 401) { e2e in
         let login = try await e2e.login(e2e.platformA)
         let forged = "forged-state-value"
-        return ForgedPost(idToken: e2e.platformA.sign(e2e.claims(e2e.platformA, login)), state: forged,
-                          cookie: LTIControllerCookie.name(for: forged) + "=" + forged)
+        return ForgedPost(
+            idToken: e2e.platformA.sign(e2e.claims(e2e.platformA, login)), state: forged,
+            cookie: LTIControllerCookie.name(for: forged) + "=" + forged)
     },
     Forgery(description: "a state that expired", code: "state_unknown", status: 401) { e2e in
         let login = try await e2e.login(e2e.platformA)
@@ -177,7 +185,9 @@ struct ForgedLaunchTests {
                     #expect(response.body.contains("· rule "), "\(forgery): page does not name the rule")
                 }
                 let logged = e2e.logs.lines(containing: "gw.request.id=\(reference)").filter { $0.contains("gw.error=\(forgery.code)") }
-                #expect(!logged.isEmpty, "\(forgery): no log line with gw.error=\(forgery.code); got \(e2e.logs.lines(containing: "gw.request.id=\(reference)"))")
+                #expect(
+                    !logged.isEmpty,
+                    "\(forgery): no log line with gw.error=\(forgery.code); got \(e2e.logs.lines(containing: "gw.request.id=\(reference)"))")
                 #expect(await e2e.sandboxCalls == callsBefore, "\(forgery): Skillable was called")
                 if forgery.code != "labid_invalid" {
                     #expect(try await e2e.gateway.store.recentLaunches(limit: 1000).count == launchesBefore, "\(forgery): a launch was recorded")

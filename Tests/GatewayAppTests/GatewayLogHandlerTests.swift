@@ -24,7 +24,8 @@ struct GatewayLogHandlerTests {
         logger.info("again")
         #expect(lines.all.count == 2)
         let first = lines.all[0]
-        #expect(first.contains(" warning lti-gateway: error=Failure() gw.error=state_unknown gw.request.id=ABC [GatewayAppTests] refused\n"), "\(first)")
+        #expect(
+            first.contains(" warning lti-gateway: error=Failure() gw.error=state_unknown gw.request.id=ABC [GatewayAppTests] refused\n"), "\(first)")
         #expect(lines.all[1].contains("gw.request.id=DEF") && lines.all[1].hasSuffix("again\n"))
     }
 }

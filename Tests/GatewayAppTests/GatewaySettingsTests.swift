@@ -1,7 +1,8 @@
 import Foundation
-@testable import GatewayApp
-import Testing
 import GatewayStoragePostgres
+import Testing
+
+@testable import GatewayApp
 
 @Suite("Settings: environment over config file over defaults; secrets from the environment only")
 struct GatewaySettingsTests {
@@ -24,10 +25,12 @@ struct GatewaySettingsTests {
         let file = try configFile(#"{"gateway": {"port": 9000, "public-url": "https://file.example", "clock-skew-seconds": 45}}"#)
         let fromFile = try await GatewaySettings.load(configFile: file, environment: [:])
         #expect(fromFile.port == 9000 && fromFile.publicURL == "https://file.example" && fromFile.clockSkewSeconds == 45)
-        let overridden = try await GatewaySettings.load(configFile: file, environment: [
-            "GATEWAY_PORT": "9100", "GATEWAY_PUBLIC_URL": "https://env.example", "GATEWAY_CLOCK_SKEW_SECONDS": "10",
-            "GATEWAY_DATABASE_URL": "sqlite:/tmp/x.sqlite", "GATEWAY_KEYS_DIR": "/tmp/keys", "GATEWAY_HOST": "0.0.0.0",
-        ])
+        let overridden = try await GatewaySettings.load(
+            configFile: file,
+            environment: [
+                "GATEWAY_PORT": "9100", "GATEWAY_PUBLIC_URL": "https://env.example", "GATEWAY_CLOCK_SKEW_SECONDS": "10",
+                "GATEWAY_DATABASE_URL": "sqlite:/tmp/x.sqlite", "GATEWAY_KEYS_DIR": "/tmp/keys", "GATEWAY_HOST": "0.0.0.0",
+            ])
         #expect(overridden.port == 9100 && overridden.publicURL == "https://env.example" && overridden.clockSkewSeconds == 10)
         #expect(overridden.sqlitePath == "/tmp/x.sqlite" && overridden.keysDirectory == "/tmp/keys" && overridden.host == "0.0.0.0")
     }
@@ -43,18 +46,22 @@ struct GatewaySettingsTests {
         #expect(fromKeyFile.skillableAPIKey == "from-secret-file")
     }
 
-    @Test("unusable settings are refused with the setting's name", arguments: [
-        ("GATEWAY_PUBLIC_URL", "not a url"), ("GATEWAY_PUBLIC_URL", "https://x.example/path"), ("GATEWAY_PORT", "70000"),
-        ("GATEWAY_DATABASE_URL", "mysql://x"), ("GATEWAY_CLOCK_SKEW_SECONDS", "-1"), ("SKILLABLE_BASE_URL", "https://labondemand.com/api/v3"),
-        ("GATEWAY_DATABASE_URL", "postgres://gw@db:5432/lti"), // no GATEWAY_KEY_ENCRYPTION_KEY
-        ("GATEWAY_DATABASE_URL", "postgres://db:5432/lti"), ("SKYPREP_RETRY_SECONDS", "0"), ("GATEWAY_JOB_POLL_SECONDS", "9999"),
-    ])
+    @Test(
+        "unusable settings are refused with the setting's name",
+        arguments: [
+            ("GATEWAY_PUBLIC_URL", "not a url"), ("GATEWAY_PUBLIC_URL", "https://x.example/path"), ("GATEWAY_PORT", "70000"),
+            ("GATEWAY_DATABASE_URL", "mysql://x"), ("GATEWAY_CLOCK_SKEW_SECONDS", "-1"), ("SKILLABLE_BASE_URL", "https://labondemand.com/api/v3"),
+            ("GATEWAY_DATABASE_URL", "postgres://gw@db:5432/lti"),  // no GATEWAY_KEY_ENCRYPTION_KEY
+            ("GATEWAY_DATABASE_URL", "postgres://db:5432/lti"), ("SKYPREP_RETRY_SECONDS", "0"), ("GATEWAY_JOB_POLL_SECONDS", "9999"),
+        ])
     func refused(name: String, value: String) async throws {
         do {
             _ = try await GatewaySettings.load(configFile: "/nonexistent", environment: [name: value])
             Issue.record("accepted \(name)=\(value)")
         } catch let error as SettingsError {
-            let named = name == "SKILLABLE_BASE_URL" ? "SKILLABLE_API_KEY"
+            let named =
+                name == "SKILLABLE_BASE_URL"
+                ? "SKILLABLE_API_KEY"
                 : value.hasPrefix("postgres://gw@") ? "GATEWAY_KEY_ENCRYPTION_KEY" : name
             #expect(error.message.contains(named), "\(error.message)")
         }
@@ -67,10 +74,12 @@ struct PostgresSettingsTests {
 
     @Test("a postgres URL with pool, TLS mode and timeout; the password from GATEWAY_DATABASE_PASSWORD, never in the redacted URL")
     func parsed() async throws {
-        let settings = try await GatewaySettings.load(configFile: "/nonexistent", environment: [
-            "GATEWAY_DATABASE_URL": "postgres://gw:url-password@db.example.edu:6543/lti?sslmode=require&pool=7&connect_timeout=3",
-            "GATEWAY_DATABASE_PASSWORD": "env-password", "GATEWAY_KEY_ENCRYPTION_KEY": Self.kek,
-        ])
+        let settings = try await GatewaySettings.load(
+            configFile: "/nonexistent",
+            environment: [
+                "GATEWAY_DATABASE_URL": "postgres://gw:url-password@db.example.edu:6543/lti?sslmode=require&pool=7&connect_timeout=3",
+                "GATEWAY_DATABASE_PASSWORD": "env-password", "GATEWAY_KEY_ENCRYPTION_KEY": Self.kek,
+            ])
         let postgres = try #require(try settings.postgres)
         #expect(postgres.host == "db.example.edu" && postgres.port == 6543 && postgres.database == "lti" && postgres.username == "gw")
         #expect(postgres.tlsMode == "require" && postgres.maximumConnections == 7 && postgres.connectTimeoutSeconds == 3)
@@ -78,17 +87,22 @@ struct PostgresSettingsTests {
         #expect(!postgres.redactedURL.contains("password"))
     }
 
-    @Test("bad PostgreSQL settings are refused with the reason", arguments: [
-        "postgres://gw@db/lti?sslmode=sometimes", "postgres://gw@db/lti?pool=0", "postgres://gw@db/", "postgres://gw@db/lti?connect_timeout=x",
-    ])
+    @Test(
+        "bad PostgreSQL settings are refused with the reason",
+        arguments: [
+            "postgres://gw@db/lti?sslmode=sometimes", "postgres://gw@db/lti?pool=0", "postgres://gw@db/", "postgres://gw@db/lti?connect_timeout=x",
+        ])
     func refused(url: String) async throws {
         await #expect(throws: SettingsError.self) {
-            _ = try await GatewaySettings.load(configFile: "/nonexistent", environment: ["GATEWAY_DATABASE_URL": url, "GATEWAY_KEY_ENCRYPTION_KEY": Self.kek])
+            _ = try await GatewaySettings.load(
+                configFile: "/nonexistent", environment: ["GATEWAY_DATABASE_URL": url, "GATEWAY_KEY_ENCRYPTION_KEY": Self.kek])
         }
         await #expect(throws: SettingsError.self) {
-            _ = try await GatewaySettings.load(configFile: "/nonexistent", environment: [
-                "GATEWAY_DATABASE_URL": "postgres://gw@db/lti", "GATEWAY_KEY_ENCRYPTION_KEY": "too-short",
-            ])
+            _ = try await GatewaySettings.load(
+                configFile: "/nonexistent",
+                environment: [
+                    "GATEWAY_DATABASE_URL": "postgres://gw@db/lti", "GATEWAY_KEY_ENCRYPTION_KEY": "too-short",
+                ])
         }
     }
 }

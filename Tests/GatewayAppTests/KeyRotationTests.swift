@@ -33,7 +33,8 @@ actor PlatformVerifier {
 
     /// The subject of a valid token; throws when the signature does not verify with a published key.
     func verify(_ token: String) async throws -> String {
-        let kid = try #require(try JSONSerialization.jsonObject(with: Base64URL.decode(String(token.split(separator: ".")[0]))!) as? [String: String])["kid"]
+        let kid = try #require(
+            try JSONSerialization.jsonObject(with: Base64URL.decode(String(token.split(separator: ".")[0]))!) as? [String: String])["kid"]
         if cached == nil || e2e.clock.now >= cached!.expires { try await fetch() }
         if let kid, !cached!.kids.contains(kid) { try await fetch() }
         guard let kid, cached!.kids.contains(kid) else { throw Unpublished(kid: kid ?? "-") }
@@ -48,8 +49,10 @@ actor PlatformVerifier {
 @Suite("End to end: signing keys rotate without breaking platforms")
 struct KeyRotationTests {
     static func sign(_ e2e: EndToEnd, _ subject: String) throws -> String {
-        try e2e.gateway.toolKeys.signer.sign(claims: ["iss": "client-a", "aud": e2e.platformA.issuer, "sub": subject,
-                                                      "iat": Int(e2e.clock.now.timeIntervalSince1970)])
+        try e2e.gateway.toolKeys.signer.sign(claims: [
+            "iss": "client-a", "aud": e2e.platformA.issuer, "sub": subject,
+            "iat": Int(e2e.clock.now.timeIntervalSince1970),
+        ])
     }
 
     /// Waits (bounded) until the running server serves a JWKS satisfying `condition`.
@@ -62,8 +65,9 @@ struct KeyRotationTests {
     }
 
     static func rotate(_ e2e: EndToEnd, force: Bool = false) async throws -> ToolKeyRing {
-        let ring = try await KeyAdministration.rotate(store: e2e.keyStore,
-                                                      policy: GatewaySettings().keyPolicy, force: force, now: e2e.clock.now)
+        let ring = try await KeyAdministration.rotate(
+            store: e2e.keyStore,
+            policy: GatewaySettings().keyPolicy, force: force, now: e2e.clock.now)
         let active = try #require(ring.active?.kid)
         try await waitForJWKS(e2e) { _ in e2e.gateway.toolKeys.signer.key.kid == active }
         return ring
@@ -115,7 +119,7 @@ struct KeyRotationTests {
 
             // Routine rotation: the next key has been published longer than the JWKS max-age.
             e2e.clock.advance(7300)
-            #expect(try await platform.verify(first) == "before-rotations") // the platform's cache refreshes itself
+            #expect(try await platform.verify(first) == "before-rotations")  // the platform's cache refreshes itself
             let fetchesBeforeRotation = await platform.fetches
             let afterFirst = try await Self.rotate(e2e)
             let second = try Self.sign(e2e, "after-first-rotation")
@@ -124,7 +128,7 @@ struct KeyRotationTests {
             #expect(try await platform.verify(second) == "after-first-rotation")
             // The new active key was published as `next` before it signed: the platform needed no fetch.
             #expect(await platform.fetches == fetchesBeforeRotation)
-            #expect(try await platform.verify(first) == "before-rotations") // still published while retiring
+            #expect(try await platform.verify(first) == "before-rotations")  // still published while retiring
 
             e2e.clock.advance(7300)
             _ = try await Self.rotate(e2e)
@@ -137,7 +141,7 @@ struct KeyRotationTests {
             // Compromise: retire the first key; its signatures stop verifying, the others still do.
             _ = try await KeyAdministration.retire(store: e2e.keyStore, kid: firstKid)
             try await Self.waitForJWKS(e2e) { !$0.contains(firstKid) }
-            e2e.clock.advance(3601) // the platform's cache expires
+            e2e.clock.advance(3601)  // the platform's cache expires
             await #expect(throws: (any Error).self) { _ = try await platform.verify(first) }
             #expect(try await platform.verify(third) == "after-second-rotation")
             #expect(try await platform.verify(second) == "after-first-rotation")
@@ -175,8 +179,9 @@ struct KeyRotationTests {
                     group.addTask {
                         for i in 0..<60 {
                             let token = try Self.sign(e2e, "w\(worker)-\(i)")
-                            let kid = try #require((try JSONSerialization.jsonObject(
-                                with: Base64URL.decode(String(token.split(separator: ".")[0]))!) as? [String: String])?["kid"])
+                            let kid = try #require(
+                                (try JSONSerialization.jsonObject(
+                                    with: Base64URL.decode(String(token.split(separator: ".")[0]))!) as? [String: String])?["kid"])
                             let jwks = try await e2e.request(.GET, "/.well-known/jwks.json").body
                             #expect(jwks.contains(kid), "signed with \(kid), not in the JWKS served afterwards")
                             try await Task.sleep(for: .milliseconds(5))
@@ -199,8 +204,9 @@ struct KeyRotationTests {
         try await withEndToEnd(configure: { $0.keyReloadSeconds = 0.2 }) { e2e in
             let before = e2e.gateway.toolKeys.signer.key.kid
             // A second handle on the key folder, as `lti-gateway keys rotate` opens it.
-            let ring = try await KeyAdministration.rotate(store: e2e.keyStore,
-                                                          policy: GatewaySettings().keyPolicy, force: true, now: e2e.clock.now)
+            let ring = try await KeyAdministration.rotate(
+                store: e2e.keyStore,
+                policy: GatewaySettings().keyPolicy, force: true, now: e2e.clock.now)
             let newKid = try #require(ring.active?.kid)
             #expect(newKid != before)
             try await Self.waitForJWKS(e2e) { $0.contains(ring.next?.kid ?? "?") }
@@ -215,8 +221,9 @@ struct KeyRotationTests {
         let keys = folder.appendingPathComponent("keys").path
         let ring = try await ToolKeyService.start(store: FileSigningKeyStore(folder: keys), policy: .init(), now: Date()).ring
         try FileManager.default.setAttributes([.posixPermissions: 0o640], ofItemAtPath: "\(keys)/\(try #require(ring.active?.kid)).pem")
-        let settings = GatewaySettings(publicURL: "http://127.0.0.1:1", port: 0,
-                                       databaseURL: "sqlite:" + folder.appendingPathComponent("db.sqlite").path, keysDirectory: keys)
+        let settings = GatewaySettings(
+            publicURL: "http://127.0.0.1:1", port: 0,
+            databaseURL: "sqlite:" + folder.appendingPathComponent("db.sqlite").path, keysDirectory: keys)
         do {
             _ = try await buildGateway(settings: settings, logger: LogRecorder().logger())
             Issue.record("started with a group-readable key")
@@ -250,8 +257,10 @@ struct KeyRotationTests {
             #expect(login.redirect.contains(FormEncoding.percentEncode(e2e.baseURL + "/lti/launch")))
 
             // The command's text names the same URLs and the registered platform.
-            let text = ToolConfiguration(baseURL: e2e.baseURL, activeKey: try #require(e2e.gateway.toolKeys.ring.active),
-                                         registration: e2e.registrationA).text()
+            let text = ToolConfiguration(
+                baseURL: e2e.baseURL, activeKey: try #require(e2e.gateway.toolKeys.ring.active),
+                registration: e2e.registrationA
+            ).text()
             for url in ["/lti/login", "/lti/launch", "/lti/deep-link", "/.well-known/jwks.json"] { #expect(text.contains(e2e.baseURL + url)) }
             #expect(text.contains(e2e.registrationA.clientID) && text.contains("dep-a") && !text.contains("PRIVATE"))
         }

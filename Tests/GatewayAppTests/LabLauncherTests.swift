@@ -1,11 +1,12 @@
 import Foundation
-@testable import GatewayApp
 import GatewayStorage
 import LTICore
 import LTITestSupport
 import Logging
 import Skillable
 import Testing
+
+@testable import GatewayApp
 
 /// A Skillable that answers from a script, in the vendor's documented shapes, and counts calls.
 actor ScriptedSkillable: SkillableLabService {
@@ -28,8 +29,9 @@ actor ScriptedSkillable: SkillableLabService {
         calls.append("Launch")
         if !launches.isEmpty { return try launches.removeFirst().get() }
         nextInstance += 1
-        return SkillableLaunchResponse(result: .success, url: "\(labHost)/lab/\(nextInstance)", labInstanceID: nextInstance,
-                                       expires: nil, status: 1, error: nil)
+        return SkillableLaunchResponse(
+            result: .success, url: "\(labHost)/lab/\(nextInstance)", labInstanceID: nextInstance,
+            expires: nil, status: 1, error: nil)
     }
 
     func userRunningAndSavedLabs(userID: String) async throws -> SkillableUserLabs {
@@ -70,8 +72,9 @@ struct LauncherHarness {
         let coordinator = LaunchCoordinator(
             skillable: skillable, policy: LaunchRetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(1), maxDelay: .milliseconds(2)),
             deferredRule: .urlWithNonSuccess, joinWindow: .zero, logger: Logger(label: "test"))
-        launcher = LabLauncher(identities: store, skillable: skillable, coordinator: coordinator, redirectPolicy: policy, choices: choices,
-                               recorder: LaunchRecorder(store: store), provisioning: nil, launchOptions: { _ in PlatformLaunchOptions() })
+        launcher = LabLauncher(
+            identities: store, skillable: skillable, coordinator: coordinator, redirectPolicy: policy, choices: choices,
+            recorder: LaunchRecorder(store: store), provisioning: nil, launchOptions: { _ in PlatformLaunchOptions() })
     }
 
     func launch(labID: String? = "1001") async throws -> LaunchOutcome {
@@ -79,21 +82,26 @@ struct LauncherHarness {
         if labID == nil { claims[LTIClaim.custom] = nil }
         let payload = try JSONSerialization.data(withJSONObject: claims)
         let token = try JSONDecoder().decode(LTIIDToken.self, from: payload)
-        let registration = PlatformRegistration(id: "reg", issuer: platform.issuer, clientID: platform.clientID, authURL: "https://lms/auth",
-                                                tokenURL: "https://lms/token", jwksURL: "https://lms/jwks", deploymentIDs: [platform.deploymentID],
-                                                createdAt: now)
-        let launch = ValidatedLaunch(registration: registration, token: token, messageType: .resourceLinkRequest,
-                                     deploymentID: platform.deploymentID, payload: payload, channel: .cookie)
-        return try await launcher.launch(launch, trace: LaunchTrace(referenceID: "REF\(UUID().uuidString.prefix(8))", logger: Logger(label: "test")),
-                                         now: now)
+        let registration = PlatformRegistration(
+            id: "reg", issuer: platform.issuer, clientID: platform.clientID, authURL: "https://lms/auth",
+            tokenURL: "https://lms/token", jwksURL: "https://lms/jwks", deploymentIDs: [platform.deploymentID],
+            createdAt: now)
+        let launch = ValidatedLaunch(
+            registration: registration, token: token, messageType: .resourceLinkRequest,
+            deploymentID: platform.deploymentID, payload: payload, channel: .cookie)
+        return try await launcher.launch(
+            launch, trace: LaunchTrace(referenceID: "REF\(UUID().uuidString.prefix(8))", logger: Logger(label: "test")),
+            now: now)
     }
 
     /// The newest launch record's outcome.
     func recordedOutcome() async throws -> String? { try await store.recentLaunches(limit: 1).first?.outcome }
 
     static func response(_ result: Int, url: String? = nil, instance: Int64? = nil) -> Result<SkillableLaunchResponse, SkillableError> {
-        .success(SkillableLaunchResponse(result: SkillableLaunchResult(code: result), url: url, labInstanceID: instance, expires: nil,
-                                         status: result == 1 ? 1 : 0, error: nil))
+        .success(
+            SkillableLaunchResponse(
+                result: SkillableLaunchResult(code: result), url: url, labInstanceID: instance, expires: nil,
+                status: result == 1 ? 1 : 0, error: nil))
     }
 }
 
@@ -114,9 +122,11 @@ struct LabLauncherTests {
         #expect(try await h.store.recentLaunches(limit: 1).first?.labInstanceID == "501")
     }
 
-    @Test("a link without labid, or with one that is not a number, is refused without calling Skillable", arguments: [
-        (String?.none, LaunchFailure.Code.labIDMissing), ("abc", .labIDInvalid), ("-3", .labIDInvalid), ("12345678901", .labIDInvalid),
-    ])
+    @Test(
+        "a link without labid, or with one that is not a number, is refused without calling Skillable",
+        arguments: [
+            (String?.none, LaunchFailure.Code.labIDMissing), ("abc", .labIDInvalid), ("-3", .labIDInvalid), ("12345678901", .labIDInvalid),
+        ])
     func labID(labID: String?, expected: LaunchFailure.Code) async throws {
         let h = try await LauncherHarness()
         #expect(try await h.launch(labID: labID).failure == expected)
@@ -127,10 +137,12 @@ struct LabLauncherTests {
     @Test("too many labs (Result 2): the learner's labs to choose from, with a token for the page's actions")
     func tooManyLabs() async throws {
         let h = try await LauncherHarness()
-        await h.skillable.script([LauncherHarness.response(2)], userLabs: """
-            {"RunningLabs":[{"LabInstanceId":11,"LabProfileId":1002,"LabProfileName":"Lab two","Start":1800000000,"Expires":1800003600}],
-             "SavedLabs":[{"LabInstanceId":12,"LabProfileId":1003,"LabProfileName":"Lab three"}],"Status":1}
-            """)
+        await h.skillable.script(
+            [LauncherHarness.response(2)],
+            userLabs: """
+                {"RunningLabs":[{"LabInstanceId":11,"LabProfileId":1002,"LabProfileName":"Lab two","Start":1800000000,"Expires":1800003600}],
+                 "SavedLabs":[{"LabInstanceId":12,"LabProfileId":1003,"LabProfileName":"Lab three"}],"Status":1}
+                """)
         guard case .labChoice(let choice) = try await h.launch() else { Issue.record("not a lab choice"); return }
         #expect(choice.running.map(\.labInstanceID) == [11] && choice.saved.map(\.labInstanceID) == [12])
         let session = try h.choices.session(token: choice.token, now: h.now)
@@ -141,8 +153,9 @@ struct LabLauncherTests {
     @Test("a saved copy (Result 6) is resumed; without one to find, a refusal")
     func savedLab() async throws {
         let h = try await LauncherHarness()
-        await h.skillable.script([LauncherHarness.response(6)],
-                                 userLabs: #"{"RunningLabs":[],"SavedLabs":[{"LabInstanceId":77,"LabProfileId":1001}],"Status":1}"#)
+        await h.skillable.script(
+            [LauncherHarness.response(6)],
+            userLabs: #"{"RunningLabs":[],"SavedLabs":[{"LabInstanceId":77,"LabProfileId":1001}],"Status":1}"#)
         #expect(try await h.launch().redirectURL == "https://labs.labondemand.com/resumed/77")
         #expect(try await h.recordedOutcome() == "resumed_saved")
         await h.skillable.script([LauncherHarness.response(6)], userLabs: #"{"RunningLabs":[],"SavedLabs":[],"Status":1}"#)
@@ -189,10 +202,12 @@ struct LabLauncherTests {
     @Test("the page's actions act only on the learner's own labs: resume, end after confirmation, someone else's lab refused")
     func choiceActions() async throws {
         let h = try await LauncherHarness()
-        await h.skillable.script([LauncherHarness.response(2)], userLabs: """
-            {"RunningLabs":[{"LabInstanceId":11,"LabProfileId":1002,"LabProfileName":"Lab two"}],
-             "SavedLabs":[{"LabInstanceId":12,"LabProfileId":1003,"LabProfileName":"Lab three"}],"Status":1}
-            """)
+        await h.skillable.script(
+            [LauncherHarness.response(2)],
+            userLabs: """
+                {"RunningLabs":[{"LabInstanceId":11,"LabProfileId":1002,"LabProfileName":"Lab two"}],
+                 "SavedLabs":[{"LabInstanceId":12,"LabProfileId":1003,"LabProfileName":"Lab three"}],"Status":1}
+                """)
         guard case .labChoice(let choice) = try await h.launch() else { Issue.record("not a lab choice"); return }
         let session = try h.choices.session(token: choice.token, now: h.now)
         let trace = LaunchTrace(referenceID: "REF", logger: Logger(label: "test"))
@@ -200,14 +215,20 @@ struct LabLauncherTests {
         #expect(await h.choices.resume(session, instance: "12", trace: trace).redirectURL == "https://labs.labondemand.com/resumed/12")
         #expect(await h.choices.resume(session, instance: "99", trace: trace).failure == .labInstanceNotYours)
         #expect(await h.choices.resume(session, instance: nil, trace: trace).failure == .labInstanceMissing)
-        guard case .confirmEnd(let confirmation) = await h.choices.end(session, token: choice.token, instance: "11", confirmed: false,
-                                                                        trace: trace, now: h.now) else {
+        guard
+            case .confirmEnd(let confirmation) = await h.choices.end(
+                session, token: choice.token, instance: "11", confirmed: false,
+                trace: trace, now: h.now)
+        else {
             Issue.record("no confirmation asked"); return
         }
         #expect(confirmation.lab.labInstanceID == 11)
         #expect(!(await h.skillable.calls.contains("Cancel 11")))
-        guard case .labChoice(let after) = await h.choices.end(session, token: choice.token, instance: "11", confirmed: true,
-                                                              trace: trace, now: h.now) else {
+        guard
+            case .labChoice(let after) = await h.choices.end(
+                session, token: choice.token, instance: "11", confirmed: true,
+                trace: trace, now: h.now)
+        else {
             Issue.record("no list after ending"); return
         }
         #expect(after.message == "Lab two has ended.")

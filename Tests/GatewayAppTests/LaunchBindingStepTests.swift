@@ -1,25 +1,27 @@
 import Foundation
-@testable import GatewayApp
 import GatewayStorage
 import LTICore
 import Testing
 
+@testable import GatewayApp
+
 @Suite("Platform storage: when a login offers it")
 struct PlatformStorageDecisionTests {
-    @Test("auto: only when the login names a target or the platform a frame; on: always; off: never; never top-level",
-          arguments: [
-              // (mode, lti_storage_target, configured frame, Sec-Fetch-Dest, expected frame)
-              (PlatformStorageMode?.none, "post_message_forwarding", nil, "iframe", "post_message_forwarding"),
-              (.auto, nil, nil, "iframe", nil),
-              (.auto, "", nil, "iframe", nil),
-              (.auto, nil, "lti_storage_frame", "iframe", "lti_storage_frame"),
-              (.auto, "_parent", "lti_storage_frame", nil, "_parent"),
-              (.on, nil, nil, "iframe", "_parent"),
-              (.on, nil, "lti_storage_frame", nil, "lti_storage_frame"),
-              (.off, "post_message_forwarding", "lti_storage_frame", "iframe", nil),
-              (.auto, "post_message_forwarding", nil, "document", nil),
-              (.on, "post_message_forwarding", nil, "document", nil),
-          ] as [(PlatformStorageMode?, String?, String?, String?, String?)])
+    @Test(
+        "auto: only when the login names a target or the platform a frame; on: always; off: never; never top-level",
+        arguments: [
+            // (mode, lti_storage_target, configured frame, Sec-Fetch-Dest, expected frame)
+            (PlatformStorageMode?.none, "post_message_forwarding", nil, "iframe", "post_message_forwarding"),
+            (.auto, nil, nil, "iframe", nil),
+            (.auto, "", nil, "iframe", nil),
+            (.auto, nil, "lti_storage_frame", "iframe", "lti_storage_frame"),
+            (.auto, "_parent", "lti_storage_frame", nil, "_parent"),
+            (.on, nil, nil, "iframe", "_parent"),
+            (.on, nil, "lti_storage_frame", nil, "lti_storage_frame"),
+            (.off, "post_message_forwarding", "lti_storage_frame", "iframe", nil),
+            (.auto, "post_message_forwarding", nil, "document", nil),
+            (.on, "post_message_forwarding", nil, "document", nil),
+        ] as [(PlatformStorageMode?, String?, String?, String?, String?)])
     func decision(mode: PlatformStorageMode?, target: String?, frame: String?, destination: String?, expected: String?) {
         let options = PlatformLaunchOptions(platformStorage: mode, storageFrame: frame)
         #expect(PlatformStorageDecision.frame(storageTarget: target, options: options, fetchDestination: destination) == expected)
@@ -39,18 +41,21 @@ struct LaunchBindingStepTests {
     let now = Date(timeIntervalSince1970: 1_800_000_000)
 
     func save(_ state: String, storage: Bool) async throws -> LoginState {
-        let login = LoginState(state: state, nonce: "n-\(state)", registrationID: "reg", targetLinkURI: "https://tool/lti/launch",
-                               createdAt: now, expiresAt: now.addingTimeInterval(600), loginHint: "hint",
-                               storageSecretDigest: storage ? PlatformStorageSecret.digest("secret") : nil,
-                               storageFrame: storage ? "post_message_forwarding" : nil)
+        let login = LoginState(
+            state: state, nonce: "n-\(state)", registrationID: "reg", targetLinkURI: "https://tool/lti/launch",
+            createdAt: now, expiresAt: now.addingTimeInterval(600), loginHint: "hint",
+            storageSecretDigest: storage ? PlatformStorageSecret.digest("secret") : nil,
+            storageFrame: storage ? "post_message_forwarding" : nil)
         try await store.saveLoginState(login)
         return login
     }
 
     func step(_ state: String?, cookie: (String, Bool)? = nil, secret: String? = nil, failed: Bool = false) async throws -> LaunchBindingStep {
         try await LaunchBindingResolver(states: store).step(
-            state: state, evidence: LaunchBindingEvidence(cookie: cookie.map { (value: $0.0, partitioned: $0.1) }, storageSecret: secret,
-                                                          storageFailed: failed),
+            state: state,
+            evidence: LaunchBindingEvidence(
+                cookie: cookie.map { (value: $0.0, partitioned: $0.1) }, storageSecret: secret,
+                storageFailed: failed),
             now: now)
     }
 
@@ -65,8 +70,11 @@ struct LaunchBindingStepTests {
     @Test("a storage login without its cookie reads the platform's storage once; after a failure, a new window")
     func storageLogin() async throws {
         let login = try await save("s1", storage: true)
-        #expect(try await step("s1") == .readPlatformStorage(key: PlatformStorageSecret.key(forState: "s1"), frame: "post_message_forwarding",
-                                                             registrationID: "reg"))
+        #expect(
+            try await step("s1")
+                == .readPlatformStorage(
+                    key: PlatformStorageSecret.key(forState: "s1"), frame: "post_message_forwarding",
+                    registrationID: "reg"))
         #expect(try await step("s1", failed: true) == .offerNewWindow(restartKey: login.restartKey))
     }
 

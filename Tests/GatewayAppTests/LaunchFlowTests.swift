@@ -19,7 +19,9 @@ struct LaunchFlowTests {
             let query = Dictionary(uniqueKeysWithValues: (URLComponents(string: login.redirect)?.queryItems ?? []).map { ($0.name, $0.value ?? "") })
             #expect(query["redirect_uri"] == e2e.baseURL + "/lti/launch")
             #expect(query["lti_message_hint"] == "hint-123" && query["login_hint"] == "user-hint" && query["client_id"] == "client-a")
-            #expect(query["scope"] == "openid" && query["response_type"] == "id_token" && query["response_mode"] == "form_post" && query["prompt"] == "none")
+            #expect(
+                query["scope"] == "openid" && query["response_type"] == "id_token" && query["response_mode"] == "form_post"
+                    && query["prompt"] == "none")
             // The state cookie: bound to this browser, usable in an LMS iframe, invisible to scripts.
             #expect(login.setCookie.contains("HttpOnly") && login.setCookie.contains("Secure") && login.setCookie.contains("SameSite=None"))
             #expect(login.setCookie.contains("Path=/lti"))
@@ -74,16 +76,19 @@ struct LaunchFlowTests {
         }
     }
 
-    @Test("Skillable results other than success get a page by cause, with the reference id, recorded with the raw code",
-          arguments: [(3, 503, "No lab capacity"), (20, 409, "Too many labs"), (6, 409, "saved copy"), (140, 502, "refused the request"),
-                      (160, 409, "More information"), (110, 503, "not available")])
+    @Test(
+        "Skillable results other than success get a page by cause, with the reference id, recorded with the raw code",
+        arguments: [
+            (3, 503, "No lab capacity"), (20, 409, "Too many labs"), (6, 409, "saved copy"), (140, 502, "refused the request"),
+            (160, 409, "More information"), (110, 503, "not available"),
+        ])
     func skillableResults(code: Int, status: Int, text: String) async throws {
         try await withEndToEnd { e2e in
             await e2e.gateway.skillableSandbox?.state.scriptLaunchResults([code])
             let response = try await e2e.fullLaunch()
             #expect(response.status == status)
             #expect(response.body.contains(text))
-            #expect(!response.body.contains("· rule")) // vendor refusals name no LTI rule
+            #expect(!response.body.contains("· rule"))  // vendor refusals name no LTI rule
             let reference = try #require(response.reference)
             #expect(response.body.contains(reference))
             let record = try #require(try await e2e.gateway.store.launch(id: reference))
@@ -125,17 +130,20 @@ struct LaunchFlowTests {
             #expect(try await e2e.fullLaunch().status == 303)
             #expect(e2e.platformServer.fetchCount("/jwks-a") == 1)
             #expect(try await e2e.fullLaunch().status == 303)
-            #expect(e2e.platformServer.fetchCount("/jwks-a") == 1) // cached per URL
+            #expect(e2e.platformServer.fetchCount("/jwks-a") == 1)  // cached per URL
 
-            let rotated = TestPlatform(issuer: e2e.platformA.issuer, clientID: e2e.platformA.clientID, deploymentID: "dep-a",
-                                       kid: "a-key-2", privateKey: TestKeys.attacker)
+            let rotated = TestPlatform(
+                issuer: e2e.platformA.issuer, clientID: e2e.platformA.clientID, deploymentID: "dep-a",
+                kid: "a-key-2", privateKey: TestKeys.attacker)
             e2e.platformServer.publish("/jwks-a", TestPlatform.jwks([("a-key-1", TestKeys.platformA), ("a-key-2", TestKeys.attacker)]))
-            e2e.clock.advance(31) // past the re-fetch interval
+            e2e.clock.advance(31)  // past the re-fetch interval
             #expect(try await e2e.fullLaunch(rotated) { $0["sub"] = "learner-after-rotation" }.status == 303)
             #expect(e2e.platformServer.fetchCount("/jwks-a") == 2)
             // Another unknown kid right away: refused without hammering the platform.
-            let unknown = try await e2e.fullLaunch(TestPlatform(issuer: e2e.platformA.issuer, clientID: "client-a", deploymentID: "dep-a",
-                                                                kid: "a-key-3", privateKey: TestKeys.attacker))
+            let unknown = try await e2e.fullLaunch(
+                TestPlatform(
+                    issuer: e2e.platformA.issuer, clientID: "client-a", deploymentID: "dep-a",
+                    kid: "a-key-3", privateKey: TestKeys.attacker))
             #expect(unknown.status == 401)
             #expect(e2e.platformServer.fetchCount("/jwks-a") == 2)
         }
@@ -144,12 +152,17 @@ struct LaunchFlowTests {
     @Test("login refusals are pages with a reason and reference: unknown issuer, missing parameters, foreign target")
     func loginRefusals() async throws {
         try await withEndToEnd { e2e in
-            let unknown = try await e2e.request(.GET, "/lti/login?iss=https%3A%2F%2Fnope.example&login_hint=x&target_link_uri=\(e2e.baseURL)/lti/launch")
+            let unknown = try await e2e.request(
+                .GET, "/lti/login?iss=https%3A%2F%2Fnope.example&login_hint=x&target_link_uri=\(e2e.baseURL)/lti/launch")
             #expect(unknown.status == 400 && unknown.body.contains("No platform is registered"))
             let missing = try await e2e.request(.POST, "/lti/login", form: [("iss", e2e.platformA.issuer)])
             #expect(missing.status == 400 && missing.body.contains("login_hint"))
-            let foreign = try await e2e.request(.POST, "/lti/login", form: [("iss", e2e.platformA.issuer), ("login_hint", "x"),
-                                                                              ("target_link_uri", "https://evil.example/")])
+            let foreign = try await e2e.request(
+                .POST, "/lti/login",
+                form: [
+                    ("iss", e2e.platformA.issuer), ("login_hint", "x"),
+                    ("target_link_uri", "https://evil.example/"),
+                ])
             #expect(foreign.status == 400 && foreign.body.contains("outside this gateway"))
             for response in [unknown, missing, foreign] {
                 let reference = try #require(response.reference)
@@ -188,8 +201,10 @@ struct RedirectPolicyTests {
     @Test("a lab URL on a host other than the gateway's, Skillable's or the configured lab hosts is never followed")
     func foreignLabURL() async throws {
         try await withEndToEnd { e2e in
-            for (index, foreign) in ["https://evil.example/phish", "javascript:alert(1)", "https://labondemand.com.evil.example/x",
-                                     "http://labs.labondemand.com/plain-http"].enumerated() {
+            for (index, foreign) in [
+                "https://evil.example/phish", "javascript:alert(1)", "https://labondemand.com.evil.example/x",
+                "http://labs.labondemand.com/plain-http",
+            ].enumerated() {
                 await e2e.gateway.skillableSandbox?.state.scriptLabURLs([foreign])
                 let response = try await e2e.fullLaunch { $0["sub"] = "redirect-\(index)" }
                 #expect(response.status == 502, "\(foreign)")

@@ -29,7 +29,7 @@ struct LaunchOutcomeTests {
             let learner: (inout [String: Any]) -> Void = { $0["sub"] = "busy-learner" }
             #expect(try await e2e.fullLaunch(labID: "1001", learner).status == 303)
             #expect(try await e2e.fullLaunch(labID: "1002", learner).status == 303)
-            let page = try await e2e.fullLaunch(labID: "1003", learner) // the sandbox allows 2 running labs
+            let page = try await e2e.fullLaunch(labID: "1003", learner)  // the sandbox allows 2 running labs
             #expect(page.status == 200)
             #expect(page.body.contains("too many labs running"))
             #expect(page.body.contains("Create a Virtual Machine in Azure") && page.body.contains("Configure Cisco IOS Routing"))
@@ -37,7 +37,7 @@ struct LaunchOutcomeTests {
             let running = try await Self.instances(e2e, learner: "busy-learner")
             #expect(Set(Page.attribute(page.body, named: "value", in: "instance")) == Set(running.map { String($0.id) }))
             let session = try #require(Page.attribute(page.body, named: "value", in: "session").first)
-            #expect(!page.body.contains("?session=") && !page.body.contains("instance=")) // nothing in URLs
+            #expect(!page.body.contains("?session=") && !page.body.contains("instance="))  // nothing in URLs
             #expect(try await e2e.gateway.store.recentLaunches(limit: 1).first?.vendorResultCode == 2)
 
             // Resume a running lab: a fresh access URL into that lab.
@@ -50,7 +50,8 @@ struct LaunchOutcomeTests {
             let confirm = try await e2e.request(.POST, "/lti/labs/end", form: [("session", session), ("instance", String(first.id))])
             #expect(confirm.status == 200 && confirm.body.contains("End Create a Virtual Machine in Azure"))
             #expect(await (try Self.sandbox(e2e)).instances[first.id]?.state == .running)
-            let ended = try await e2e.request(.POST, "/lti/labs/end", form: [("session", session), ("instance", String(first.id)), ("confirm", "yes")])
+            let ended = try await e2e.request(
+                .POST, "/lti/labs/end", form: [("session", session), ("instance", String(first.id)), ("confirm", "yes")])
             #expect(ended.status == 200 && ended.body.contains("has ended"))
             #expect(await (try Self.sandbox(e2e)).instances[first.id]?.state == .cancelled)
             #expect(Page.attribute(ended.body, named: "value", in: "instance").contains(String(first.id)) == false)
@@ -73,7 +74,8 @@ struct LaunchOutcomeTests {
             let attackerSession = try #require(Page.attribute(attackerPage.body, named: "value", in: "session").first)
             let victimLab = try #require(try await Self.instances(e2e, learner: "victim").first)
 
-            let steal = try await e2e.request(.POST, "/lti/labs/end", form: [("session", attackerSession), ("instance", String(victimLab.id)), ("confirm", "yes")])
+            let steal = try await e2e.request(
+                .POST, "/lti/labs/end", form: [("session", attackerSession), ("instance", String(victimLab.id)), ("confirm", "yes")])
             #expect(steal.status == 403)
             let peek = try await e2e.request(.POST, "/lti/labs/resume", form: [("session", attackerSession), ("instance", String(victimLab.id))])
             #expect(peek.status == 403 && peek.location == nil)
@@ -87,7 +89,8 @@ struct LaunchOutcomeTests {
             claims["session"] = session
             let tampered = parts[0] + "." + TestPlatform.encodeSegment(claims) + "." + parts[2]
             for forged in [tampered, "", "garbage"] {
-                let response = try await e2e.request(.POST, "/lti/labs/end", form: [("session", forged), ("instance", String(victimLab.id)), ("confirm", "yes")])
+                let response = try await e2e.request(
+                    .POST, "/lti/labs/end", form: [("session", forged), ("instance", String(victimLab.id)), ("confirm", "yes")])
                 #expect(response.status == 400 && response.body.contains("open the lab again"))
             }
             #expect(await (try Self.sandbox(e2e)).instances[victimLab.id]?.state == .running)
@@ -193,8 +196,10 @@ struct LaunchOutcomeTests {
     @Test("launch options of the registration reach Skillable: limits, duration, region, language from the locale, tag, context variables")
     func launchOptions() async throws {
         try await withEndToEnd { e2e in
-            try await PlatformAdministration.setLaunchOptions(store: e2e.gateway.store, registrationID: e2e.registrationA.id, options: .init(
-                maxActiveLabs: 4, maxSavedLabs: 1, durationMinutes: 30, regionID: 3, sendContextVariables: true))
+            try await PlatformAdministration.setLaunchOptions(
+                store: e2e.gateway.store, registrationID: e2e.registrationA.id,
+                options: .init(
+                    maxActiveLabs: 4, maxSavedLabs: 1, durationMinutes: 30, regionID: 3, sendContextVariables: true))
             #expect(try await e2e.fullLaunch().status == 303)
             let sent = try #require(await (try Self.sandbox(e2e)).lastQuery["launch"])
             #expect(sent["maxactivelabs"] == "4" && sent["maxsavedlabs"] == "1" && sent["durationminutes"] == "30" && sent["regionid"] == "3")
@@ -203,14 +208,16 @@ struct LaunchOutcomeTests {
             #expect(sent["variable-LtiContextId"] == "course-9" && sent["variable-LtiContextTitle"] == "Networking 101")
             #expect(sent["variable-LtiRoles"] == "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner")
 
-            try await PlatformAdministration.setLaunchOptions(store: e2e.gateway.store, registrationID: e2e.registrationA.id,
-                                                              options: .init(lang: "fr", sendTag: false))
+            try await PlatformAdministration.setLaunchOptions(
+                store: e2e.gateway.store, registrationID: e2e.registrationA.id,
+                options: .init(lang: "fr", sendTag: false))
             _ = try await e2e.fullLaunch(labID: "1002")
             let plain = try #require(await (try Self.sandbox(e2e)).lastQuery["launch"])
             #expect(plain["lang"] == "fr" && plain["tag"] == nil && plain["variable-LtiContextId"] == nil && plain["maxactivelabs"] == nil)
             await #expect(throws: SettingsError.self) {
-                try await PlatformAdministration.setLaunchOptions(store: e2e.gateway.store, registrationID: e2e.registrationA.id,
-                                                                  options: .init(durationMinutes: 1))
+                try await PlatformAdministration.setLaunchOptions(
+                    store: e2e.gateway.store, registrationID: e2e.registrationA.id,
+                    options: .init(durationMinutes: 1))
             }
         }
     }
@@ -219,8 +226,9 @@ struct LaunchOutcomeTests {
 @Suite("Deferred-launch recognition")
 struct DeferredLaunchRuleTests {
     func response(_ result: Int, url: String?, fields: [String: String] = [:]) -> SkillableLaunchResponse {
-        SkillableLaunchResponse(result: SkillableLaunchResult(code: result), url: url, labInstanceID: nil, expires: nil, status: 1,
-                                error: nil, stringFields: fields)
+        SkillableLaunchResponse(
+            result: SkillableLaunchResult(code: result), url: url, labInstanceID: nil, expires: nil, status: 1,
+            error: nil, stringFields: fields)
     }
 
     @Test("the setting's three forms, and the default")
@@ -232,7 +240,9 @@ struct DeferredLaunchRuleTests {
         #expect(DeferredLaunchRule.urlWithNonSuccess.deferredURL(in: response(2, url: "https://x/d")) == "https://x/d")
         #expect(DeferredLaunchRule.urlWithNonSuccess.deferredURL(in: response(1, url: "https://x/lab")) == nil)
         #expect(DeferredLaunchRule.urlWithNonSuccess.deferredURL(in: response(2, url: nil)) == nil)
-        #expect(DeferredLaunchRule.field("DeferredLaunchUrl").deferredURL(in: response(2, url: nil, fields: ["deferredlaunchurl": "https://x/f"])) == "https://x/f")
+        #expect(
+            DeferredLaunchRule.field("DeferredLaunchUrl").deferredURL(in: response(2, url: nil, fields: ["deferredlaunchurl": "https://x/f"]))
+                == "https://x/f")
         #expect(DeferredLaunchRule.off.deferredURL(in: response(2, url: "https://x/d")) == nil)
     }
 }

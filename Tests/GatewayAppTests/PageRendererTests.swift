@@ -1,8 +1,9 @@
-@testable import GatewayApp
 import Hummingbird
 import LTICore
 import Mustache
 import Testing
+
+@testable import GatewayApp
 
 @Suite("Page renderer")
 struct PageRendererTests {
@@ -15,14 +16,16 @@ struct PageRendererTests {
     @Test("an error page is the template's page with this request's reference, escaped, however often it is served")
     func errorPageReuse() async throws {
         let pages = try PageRenderer()
-        let error = GatewayError(code: "state_unknown", status: .unauthorized, title: "This launch was refused",
-                                 message: "Start the activity again from your course & try once more.", rule: "Launch 1")
+        let error = GatewayError(
+            code: "state_unknown", status: .unauthorized, title: "This launch was refused",
+            message: "Start the activity again from your course & try once more.", rule: "Launch 1")
         for reference in ["ref-one", "ref-two", "<b>\"x\"&'y'</b>"] {
             let response = pages.errorPage(error, reference: reference)
             #expect(response.status == .unauthorized)
             #expect(response.headers[.contentType] == "text/html; charset=utf-8")
-            let expected = pages.library.render(["title": error.title, "message": error.message, "reference": reference, "rule": "Launch 1"],
-                                                withTemplate: "error")
+            let expected = pages.library.render(
+                ["title": error.title, "message": error.message, "reference": reference, "rule": "Launch 1"],
+                withTemplate: "error")
             #expect(try await Self.body(response) == expected)
         }
         // A different error is not served another error's page.

@@ -28,8 +28,10 @@ struct StoragePage {
 extension EndToEnd {
     /// The LMS's login with `lti_storage_target`, from inside its frame (`Sec-Fetch-Dest: iframe`).
     func storageLogin(target: String? = "post_message_forwarding", destination: String = "iframe") async throws -> BrowserResponse {
-        var query: [(String, String)] = [("iss", platformA.issuer), ("login_hint", "user-hint"), ("target_link_uri", baseURL + "/lti/launch"),
-                                         ("client_id", platformA.clientID), ("lti_message_hint", "hint-123")]
+        var query: [(String, String)] = [
+            ("iss", platformA.issuer), ("login_hint", "user-hint"), ("target_link_uri", baseURL + "/lti/launch"),
+            ("client_id", platformA.clientID), ("lti_message_hint", "hint-123"),
+        ]
         if let target { query.append(("lti_storage_target", target)) }
         return try await request(.GET, "/lti/login?" + FormEncoding.encode(query), headers: [("Sec-Fetch-Dest", destination)])
     }
@@ -97,11 +99,13 @@ struct PlatformStorageLaunchTests {
         try await withEndToEnd { e2e in
             #expect(try await e2e.storageLogin(destination: "document").status == 302)
             #expect(try await e2e.storageLogin(target: nil).status == 302)
-            try await PlatformAdministration.setLaunchOptions(store: e2e.gateway.store, registrationID: e2e.registrationA.id,
-                                                              options: PlatformLaunchOptions(platformStorage: .off))
+            try await PlatformAdministration.setLaunchOptions(
+                store: e2e.gateway.store, registrationID: e2e.registrationA.id,
+                options: PlatformLaunchOptions(platformStorage: .off))
             try await e2e.waitForOptions { try await e2e.storageLogin().status == 302 }
-            try await PlatformAdministration.setLaunchOptions(store: e2e.gateway.store, registrationID: e2e.registrationA.id,
-                                                              options: PlatformLaunchOptions(storageFrame: "lti_storage_frame", storageAnyOrigin: true))
+            try await PlatformAdministration.setLaunchOptions(
+                store: e2e.gateway.store, registrationID: e2e.registrationA.id,
+                options: PlatformLaunchOptions(storageFrame: "lti_storage_frame", storageAnyOrigin: true))
             try await e2e.waitForOptions { try await e2e.storageLogin(target: nil).status == 200 }
             let page = StoragePage(body: try await e2e.storageLogin(target: nil).body)
             #expect(page.data("frame") == "lti_storage_frame" && page.data("any-origin") == "true")
@@ -146,8 +150,9 @@ struct PlatformStorageLaunchTests {
             let token = e2e.platformA.sign(e2e.platformA.launchClaims(nonce: login.nonce, now: e2e.clock.now, toolURL: e2e.baseURL))
             let calls = await e2e.sandboxCalls
             for secret in [other.secret, PlatformStorageSecret.make(), ""] {
-                let refused = try await e2e.request(.POST, "/lti/launch",
-                                                    form: [("id_token", token), ("state", login.state), ("lti_storage_secret", secret)])
+                let refused = try await e2e.request(
+                    .POST, "/lti/launch",
+                    form: [("id_token", token), ("state", login.state), ("lti_storage_secret", secret)])
                 #expect(refused.status == 401)
                 let reference = try #require(refused.reference)
                 #expect(e2e.logs.lines(containing: "gw.request.id=\(reference)").contains { $0.contains("gw.error=storage_secret_mismatch") })
@@ -155,8 +160,9 @@ struct PlatformStorageLaunchTests {
             }
             #expect(await e2e.sandboxCalls == calls, "Skillable was called")
             #expect(try await e2e.gateway.store.recentLaunches(limit: 10).isEmpty)
-            let landed = try await e2e.request(.POST, "/lti/launch",
-                                               form: [("id_token", token), ("state", login.state), ("lti_storage_secret", login.secret)])
+            let landed = try await e2e.request(
+                .POST, "/lti/launch",
+                form: [("id_token", token), ("state", login.state), ("lti_storage_secret", login.secret)])
             #expect(landed.status == 303)
         }
     }
@@ -166,8 +172,9 @@ struct PlatformStorageLaunchTests {
         try await withEndToEnd { e2e in
             let login = try await e2e.login(e2e.platformA)
             let token = e2e.platformA.sign(e2e.claims(e2e.platformA, login))
-            let refused = try await e2e.request(.POST, "/lti/launch",
-                                                form: [("id_token", token), ("state", login.state), ("lti_storage_secret", PlatformStorageSecret.make())])
+            let refused = try await e2e.request(
+                .POST, "/lti/launch",
+                form: [("id_token", token), ("state", login.state), ("lti_storage_secret", PlatformStorageSecret.make())])
             #expect(refused.status == 401)
             #expect(e2e.logs.lines(containing: "gw.request.id=\(refused.reference ?? "-")").contains { $0.contains("gw.error=storage_not_offered") })
             #expect(try await e2e.launch(idToken: token, state: login.state, cookie: login.cookie).status == 303)
@@ -199,7 +206,8 @@ struct PlatformStorageLaunchTests {
                 #expect(offer.body.contains("rule Launch 1") && offer.body.contains(reference))
                 #expect(!offer.body.contains(state) && !offer.body.contains(nonce) && !offer.body.contains(token))
                 #expect(offer.headers.first(name: "Content-Security-Policy")?.contains("script-src 'nonce-") == true)
-                #expect(e2e.logs.lines(containing: "gw.request.id=\(offer.reference ?? "-")").contains { $0.contains("gw.error=state_not_this_browser") })
+                #expect(
+                    e2e.logs.lines(containing: "gw.request.id=\(offer.reference ?? "-")").contains { $0.contains("gw.error=state_not_this_browser") })
                 #expect(try await e2e.gateway.store.recentLaunches(limit: 100).count == launchesBefore, "the offer recorded a launch")
 
                 let restartKey = try #require(StoragePage(body: offer.body).input("login"))
@@ -210,13 +218,15 @@ struct PlatformStorageLaunchTests {
                 #expect(again.redirect.hasPrefix("http://127.0.0.1:\(e2e.platformPort)/auth-a?"))
                 #expect(again.redirect.contains("login_hint=user-hint") && again.redirect.contains("lti_message_hint=hint-123"))
                 let before = try await e2e.bindingCount(.newWindow)
-                let landed = try await e2e.launch(idToken: e2e.platformA.sign(e2e.claims(e2e.platformA, again)), state: again.state, cookie: again.cookie)
+                let landed = try await e2e.launch(
+                    idToken: e2e.platformA.sign(e2e.claims(e2e.platformA, again)), state: again.state, cookie: again.cookie)
                 #expect(landed.status == 303)
                 #expect(try await e2e.bindingCount(.newWindow) > before)
             }
             let unknown = try await e2e.request(.POST, "/lti/login/restart", form: [("login", "never-issued")])
             #expect(unknown.status == 400)
-            #expect(e2e.logs.lines(containing: "gw.request.id=\(unknown.reference ?? "-")").contains { $0.contains("gw.error=login_restart_unknown") })
+            #expect(
+                e2e.logs.lines(containing: "gw.request.id=\(unknown.reference ?? "-")").contains { $0.contains("gw.error=login_restart_unknown") })
         }
     }
 

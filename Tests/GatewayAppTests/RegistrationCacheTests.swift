@@ -1,9 +1,10 @@
 import Foundation
-@testable import GatewayApp
 import GatewayStorage
 import LTICore
 import Synchronization
 import Testing
+
+@testable import GatewayApp
 
 /// A monotonic clock the test moves by hand.
 final class ManualInstantClock: Sendable {
@@ -16,9 +17,10 @@ final class ManualInstantClock: Sendable {
 @Suite("Registration cache")
 struct RegistrationCacheTests {
     static func registration(_ id: String) -> PlatformRegistration {
-        PlatformRegistration(id: id, issuer: "https://lms.example.edu", clientID: "c-\(id)", authURL: "https://lms.example.edu/auth",
-                             tokenURL: "https://lms.example.edu/token", jwksURL: "https://lms.example.edu/jwks", deploymentIDs: ["d"],
-                             createdAt: Date(timeIntervalSince1970: 1_800_000_000))
+        PlatformRegistration(
+            id: id, issuer: "https://lms.example.edu", clientID: "c-\(id)", authURL: "https://lms.example.edu/auth",
+            tokenURL: "https://lms.example.edu/token", jwksURL: "https://lms.example.edu/jwks", deploymentIDs: ["d"],
+            createdAt: Date(timeIntervalSince1970: 1_800_000_000))
     }
 
     @Test("registrations and options are reused within the TTL and read again after it; unknown ones are never kept")
@@ -34,8 +36,10 @@ struct RegistrationCacheTests {
         // Changed behind the cache's back, as `platforms …` in another process does.
         #expect(try await store.setLaunchOptions(PlatformLaunchOptions(maxActiveLabs: 3), registrationID: "r1"))
         try await store.addRegistration(Self.registration("r2"))
-        try await store.addRegistration(PlatformRegistration(id: "r3", issuer: "https://unknown.example", clientID: "x", authURL: "https://u/a",
-                                                             tokenURL: "https://u/t", jwksURL: "https://u/j", deploymentIDs: ["d"], createdAt: Date()))
+        try await store.addRegistration(
+            PlatformRegistration(
+                id: "r3", issuer: "https://unknown.example", clientID: "x", authURL: "https://u/a",
+                tokenURL: "https://u/t", jwksURL: "https://u/j", deploymentIDs: ["d"], createdAt: Date()))
         #expect(try await cache.launchOptions(registrationID: "r1").maxActiveLabs == nil)
         #expect(try await cache.registrations(issuer: "https://lms.example.edu").map(\.id) == ["r1"])
         // An issuer not found before is looked up again at once (a newly added platform works immediately).

@@ -1,16 +1,20 @@
 import AsyncHTTPClient
 import Foundation
-@testable import GatewayApp
 import GatewayStorage
 import Logging
 import SkyPrep
 import Testing
 
+@testable import GatewayApp
+
 @Suite("SkyPrep options per platform")
 struct SkyPrepAccountTests {
     func clients(_ http: HTTPClient, secrets: [String: String]) -> SkyPrepAccountClients {
-        let base = SkyPrepClient(http: http, settings: .init(baseURL: { "https://api.skyprep.io/admin/api" }, acctKey: "main.skyprepapp.com",
-                                                            apiKey: "MAIN-KEY"), logger: Logger(label: "t"))
+        let base = SkyPrepClient(
+            http: http,
+            settings: .init(
+                baseURL: { "https://api.skyprep.io/admin/api" }, acctKey: "main.skyprepapp.com",
+                apiKey: "MAIN-KEY"), logger: Logger(label: "t"))
         return SkyPrepAccountClients(defaultClient: base, defaultAcctKey: "main.skyprepapp.com", secret: { secrets[$0] })
     }
 
@@ -34,7 +38,9 @@ struct SkyPrepAccountTests {
         #expect(PlatformSkyPrepOptions(roleMap: ["Instructor": "teacher"]).problem?.contains("teacher") == true)
         #expect(PlatformSkyPrepOptions(syntheticEmailDomain: "not a domain").problem != nil)
         #expect(PlatformSkyPrepOptions(apiKeyVariable: "lower-case").problem != nil)
-        let mapped = PlatformSkyPrepOptions(roleMap: ["Instructor": "manager", "http://purl.imsglobal.org/vocab/lis/v2/system/person#Administrator": "admin"])
+        let mapped = PlatformSkyPrepOptions(roleMap: [
+            "Instructor": "manager", "http://purl.imsglobal.org/vocab/lis/v2/system/person#Administrator": "admin",
+        ])
         #expect(mapped.skyPrepRole(for: ["http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"]) == "manager")
         #expect(mapped.skyPrepRole(for: ["http://purl.imsglobal.org/vocab/lis/v2/system/person#Administrator"]) == "admin")
         #expect(mapped.skyPrepRole(for: ["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"]) == "learner")

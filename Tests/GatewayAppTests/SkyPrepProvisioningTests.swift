@@ -157,8 +157,10 @@ struct SkyPrepProvisioningTests {
             let fake = try #require(e2e.gateway.skyPrepSandbox)
             let store = e2e.gateway.store
             let existing = fake.addUser(email: "ada@example.edu", firstName: "A", lastName: "L")
-            #expect(try await store.setSkyPrepOptions(PlatformSkyPrepOptions(linkByEmail: true, roleMap: ["Instructor": "manager"]),
-                                                      registrationID: e2e.registrationA.id))
+            #expect(
+                try await store.setSkyPrepOptions(
+                    PlatformSkyPrepOptions(linkByEmail: true, roleMap: ["Instructor": "manager"]),
+                    registrationID: e2e.registrationA.id))
             #expect(try await e2e.fullLaunch { $0[LTIClaim.roles] = ["http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"] }.status == 303)
             let id = try await learnerID(e2e)
             let settled10 = await eventually { (try await store.skyPrepAccount(learnerID: id))?.userID == existing }
@@ -178,7 +180,9 @@ struct SkyPrepProvisioningTests {
             #expect(fake.calls["create_user"] == 1)
 
             // Another identity with the same email must not be signed into this account.
-            let other = try await e2e.fullLaunch(labID: nil) { $0[LTIClaim.custom] = ["destination": "skyprep"]; $0["sub"] = "learner-43" }
+            let other = try await e2e.fullLaunch(labID: nil) {
+                $0[LTIClaim.custom] = ["destination": "skyprep"]; $0["sub"] = "learner-43"
+            }
             #expect(other.status == 409 && other.body.contains("another SkyPrep account"))
             #expect(fake.calls["get_login_key"] == 1)
         }

@@ -40,7 +40,9 @@ struct SkyPrepSSOTests {
     @Test("no email from the LMS: a clear page; SkyPrep down: a clear page with the reference id")
     func failures() async throws {
         try await withEndToEnd { e2e in
-            let noEmail = try await e2e.fullLaunch(labID: nil) { $0[LTIClaim.custom] = ["destination": "skyprep"]; $0["email"] = nil }
+            let noEmail = try await e2e.fullLaunch(labID: nil) {
+                $0[LTIClaim.custom] = ["destination": "skyprep"]; $0["email"] = nil
+            }
             #expect(noEmail.status == 400 && noEmail.body.contains("does not share your email"))
             #expect(e2e.gateway.skyPrepSandbox?.calls["get_login_key"] == nil)
             e2e.gateway.skyPrepSandbox?.scriptFailures([.serverError, .serverError, .serverError])

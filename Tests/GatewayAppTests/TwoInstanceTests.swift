@@ -6,9 +6,9 @@ import GatewayStoragePostgres
 import GatewayStorageTesting
 import Hummingbird
 import HummingbirdTesting
-import Logging
 import LTICore
 import LTITestSupport
+import Logging
 import NIOCore
 import NIOHTTP1
 import Sandbox
@@ -89,8 +89,10 @@ struct TwoInstances: Sendable {
 
     /// The LMS's login at `instance`: state, nonce and the state cookie.
     func login(_ instance: GatewayProcess) async throws -> LoginResult {
-        let query = [("iss", platform.issuer), ("login_hint", "hint"), ("target_link_uri", publicURL + "/lti/launch"),
-                     ("client_id", platform.clientID)]
+        let query = [
+            ("iss", platform.issuer), ("login_hint", "hint"), ("target_link_uri", publicURL + "/lti/launch"),
+            ("client_id", platform.clientID),
+        ]
         return try LoginResult(try await request(.GET, url(instance, "/lti/login?" + FormEncoding.encode(query))))
     }
 
@@ -117,8 +119,9 @@ func withTwoInstances(_ body: @escaping @Sendable (TwoInstances) async throws ->
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gw-two-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
-        let platform = TestPlatform(issuer: "https://lms-a.example.edu", clientID: "client-a", deploymentID: "dep-a", kid: "a-key-1",
-                                    privateKey: TestKeys.platformA)
+        let platform = TestPlatform(
+            issuer: "https://lms-a.example.edu", clientID: "client-a", deploymentID: "dep-a", kid: "a-key-1",
+            privateKey: TestKeys.platformA)
         let platformServer = PlatformServer()
         platformServer.publish("/jwks-a", platform.jwksJSON)
         let skyPrep = SkyPrepSandbox(acctKey: "two.skyprepapp.com", apiKey: "two-instances-skyprep-key", callsPerMinute: 10_000)
@@ -154,8 +157,9 @@ func withTwoInstances(_ body: @escaping @Sendable (TwoInstances) async throws ->
             let a = try GatewayProcess(port: portA, environment: environment, folder: folder, name: "a")
             let b = try GatewayProcess(port: portB, environment: environment, folder: folder, name: "b")
             let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
-            let instances = TwoInstances(a: a, b: b, publicURL: publicURL, platform: platform, http: http, skyPrep: skyPrep, store: store,
-                                         environment: environment, folder: folder, registrationID: registration.id)
+            let instances = TwoInstances(
+                a: a, b: b, publicURL: publicURL, platform: platform, http: http, skyPrep: skyPrep, store: store,
+                environment: environment, folder: folder, registrationID: registration.id)
             do {
                 for instance in [a, b] {
                     let ready = await eventually(timeout: .seconds(30)) {
@@ -182,8 +186,9 @@ func withTwoInstances(_ body: @escaping @Sendable (TwoInstances) async throws ->
 }
 
 /// Several instances behind a load balancer share one PostgreSQL database (real `lti-gateway serve` processes).
-@Suite("Two gateway processes on one PostgreSQL database", .serialized,
-       .enabled(if: TemporaryPostgresDatabase.isAvailable, "GATEWAY_TEST_POSTGRES_URL is not set"))
+@Suite(
+    "Two gateway processes on one PostgreSQL database", .serialized,
+    .enabled(if: TemporaryPostgresDatabase.isAvailable, "GATEWAY_TEST_POSTGRES_URL is not set"))
 struct TwoInstanceTests {
     @Test("a login on one instance and the launch on the other succeed")
     func loginHereLaunchThere() async throws {
@@ -219,8 +224,10 @@ struct TwoInstanceTests {
             #expect(try await two.publishedKids(two.a) == before)
             let status = try GatewayProcess.command(["keys", "rotate", "--force"], environment: two.environment, folder: two.folder)
             #expect(status == 0)
-            let ring = try await PostgresSigningKeyStore(store: two.store, encryption: try #require(KeyEncryptionKey(base64: EndToEnd.testKeyEncryptionKey)))
-                .loadKeyRing()
+            let ring = try await PostgresSigningKeyStore(
+                store: two.store, encryption: try #require(KeyEncryptionKey(base64: EndToEnd.testKeyEncryptionKey))
+            )
+            .loadKeyRing()
             let expected = Set(ring.keys.map(\.kid))
             #expect(expected.count == 3 && expected.isSuperset(of: before))
             let seenByB = await eventually(timeout: .seconds(60)) { try await two.publishedKids(two.b) == expected }
@@ -237,7 +244,8 @@ struct TwoInstanceTests {
             for i in 0..<learners {
                 let instance = i.isMultiple(of: 2) ? two.a : two.b
                 let login = try await two.login(instance)
-                let response = try await two.launch(instance, token: two.idToken(login, subject: "learner-\(i)", email: "l\(i)@example.edu"), login: login)
+                let response = try await two.launch(
+                    instance, token: two.idToken(login, subject: "learner-\(i)", email: "l\(i)@example.edu"), login: login)
                 #expect(response.status == 303)
             }
             let queued = await eventually { try await two.store.queuedJobs(limit: 50).count == learners }

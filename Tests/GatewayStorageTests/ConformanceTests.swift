@@ -62,8 +62,10 @@ struct PostgresConformanceTests {
         let kek = try #require(KeyEncryptionKey(base64: Data(repeating: 7, count: 32).base64EncodedString()))
         try await TemporaryPostgresDatabase.with { url in
             let settings = try PostgresSettings(url: url)
-            let (a, b) = (PostgresGatewayStore.open(settings: settings, logger: Logger(label: "a")),
-                          PostgresGatewayStore.open(settings: settings, logger: Logger(label: "b")))
+            let (a, b) = (
+                PostgresGatewayStore.open(settings: settings, logger: Logger(label: "a")),
+                PostgresGatewayStore.open(settings: settings, logger: Logger(label: "b"))
+            )
             do {
                 try await a.migrate()
                 try await b.migrate()
@@ -124,8 +126,10 @@ struct SQLiteStoreTests {
     }
 
     /// Opens `count` stores on one file, runs `body`, and closes every store whatever happens.
-    func withStores(_ count: Int, path: String, logger: Logger = Logger(label: "t"),
-                    _ body: ([SQLiteGatewayStore]) async throws -> Void) async throws {
+    func withStores(
+        _ count: Int, path: String, logger: Logger = Logger(label: "t"),
+        _ body: ([SQLiteGatewayStore]) async throws -> Void
+    ) async throws {
         var stores: [SQLiteGatewayStore] = []
         do {
             for _ in 0..<count { stores.append(try await SQLiteGatewayStore.open(path: path, logger: logger)) }
@@ -178,9 +182,11 @@ struct SQLiteStoreTests {
                 for i in 0..<60 {
                     let state = i % 2 == 0 ? "shared" : "own-\(i)"
                     group.addTask {
-                        let saved = (try? await store.saveLoginState(LoginState(
-                            state: state, nonce: "n-\(i)", registrationID: "r", targetLinkURI: "https://tool.example/launch",
-                            createdAt: now, expiresAt: now.addingTimeInterval(600)))) != nil
+                        let saved =
+                            (try? await store.saveLoginState(
+                                LoginState(
+                                    state: state, nonce: "n-\(i)", registrationID: "r", targetLinkURI: "https://tool.example/launch",
+                                    createdAt: now, expiresAt: now.addingTimeInterval(600)))) != nil
                         return (state, saved)
                     }
                 }
@@ -202,8 +208,10 @@ struct SQLiteStoreTests {
             let now = Date(timeIntervalSince1970: 1_800_000_000)
             for round in 0..<10 {
                 let state = "race-\(round)"
-                try await stores[0].saveLoginState(.init(state: state, nonce: "n", registrationID: "r", targetLinkURI: "t",
-                                                         createdAt: now, expiresAt: now.addingTimeInterval(60)))
+                try await stores[0].saveLoginState(
+                    .init(
+                        state: state, nonce: "n", registrationID: "r", targetLinkURI: "t",
+                        createdAt: now, expiresAt: now.addingTimeInterval(60)))
                 let wins = try await withThrowingTaskGroup(of: Bool.self) { group in
                     for i in 0..<8 { group.addTask { try await stores[i % 2].consumeLoginState(state, now: now) != nil } }
                     var count = 0

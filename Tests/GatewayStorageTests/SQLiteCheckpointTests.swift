@@ -22,15 +22,17 @@ struct SQLiteCheckpointTests {
         let before = try databaseFileSize()
         let padding = String(repeating: "n", count: 1000)
         for i in 0..<600 {
-            #expect(try await store.markNonceUsed(issuer: "https://lms.example.edu", nonce: "\(i)-\(padding)",
-                                                  expiresAt: Date().addingTimeInterval(600)))
+            #expect(
+                try await store.markNonceUsed(
+                    issuer: "https://lms.example.edu", nonce: "\(i)-\(padding)",
+                    expiresAt: Date().addingTimeInterval(600)))
         }
         var after = before
         for _ in 0..<40 where after < before + 500_000 {
             try await Task.sleep(for: .milliseconds(50))
             after = try databaseFileSize()
         }
-        try await store.close() // closing checkpoints too, so the file is measured before
+        try await store.close()  // closing checkpoints too, so the file is measured before
         #expect(after >= before + 500_000, "database file at \(after) bytes, from \(before)")
     }
 }

@@ -1,6 +1,7 @@
-@testable import GatewayStorageSQLite
 import Synchronization
 import Testing
+
+@testable import GatewayStorageSQLite
 
 @Suite("SQLite transaction gate")
 struct TransactionGateTests {

@@ -13,7 +13,7 @@ struct BrowserBindingTests {
 
     /// Logs in through the real login handler (storage offered when `frame` is set) and signs a token for it.
     func login(frame: String? = "post_message_forwarding") async throws -> (redirect: OIDCLoginRedirect, token: String) {
-        _ = try await h.validator() // registers platform A
+        _ = try await h.validator()  // registers platform A
         let handler = OIDCLoginHandler(registrations: h.store, states: h.store, policy: h.policy)
         let request = try OIDCLoginRequest(parameters: [
             "iss": h.platform.issuer, "login_hint": "learner-42", "target_link_uri": ValidatorHarness.toolURL + "/lti/launch",
@@ -74,8 +74,9 @@ struct BrowserBindingTests {
             }
         }
         #expect(try await h.store.loginState(redirect.state, now: now) != nil, "a wrong secret consumed the state")
-        _ = try await validator.validate(idToken: token, state: redirect.state,
-                                         binding: .platformStorage(secret: try #require(redirect.storageSecret)), now: now)
+        _ = try await validator.validate(
+            idToken: token, state: redirect.state,
+            binding: .platformStorage(secret: try #require(redirect.storageSecret)), now: now)
     }
 
     @Test("one login's secret does not bind another login's state (swapped)")
@@ -83,8 +84,9 @@ struct BrowserBindingTests {
         let (first, _) = try await login()
         let (second, secondToken) = try await login()
         await expectRefusal(.storageSecretMismatch) {
-            _ = try await h.validator().validate(idToken: secondToken, state: second.state,
-                                                 binding: .platformStorage(secret: try #require(first.storageSecret)), now: now)
+            _ = try await h.validator().validate(
+                idToken: secondToken, state: second.state,
+                binding: .platformStorage(secret: try #require(first.storageSecret)), now: now)
         }
     }
 
@@ -92,7 +94,8 @@ struct BrowserBindingTests {
     func storageWithoutStorageLogin() async throws {
         let (redirect, token) = try await login(frame: nil)
         await expectRefusal(.storageNotOffered) {
-            _ = try await h.validator().validate(idToken: token, state: redirect.state, binding: .platformStorage(secret: PlatformStorageSecret.make()), now: now)
+            _ = try await h.validator().validate(
+                idToken: token, state: redirect.state, binding: .platformStorage(secret: PlatformStorageSecret.make()), now: now)
         }
         #expect(try await h.store.loginState(redirect.state, now: now) != nil, "the refusal consumed the state")
     }
@@ -109,8 +112,9 @@ struct BrowserBindingTests {
     func cookieChannels() async throws {
         for partitioned in [false, true] {
             let (redirect, token) = try await login(frame: nil)
-            let launch = try await h.validator().validate(idToken: token, state: redirect.state,
-                                                          binding: .cookie(redirect.state, partitioned: partitioned), now: now)
+            let launch = try await h.validator().validate(
+                idToken: token, state: redirect.state,
+                binding: .cookie(redirect.state, partitioned: partitioned), now: now)
             #expect(launch.channel == (partitioned ? .partitionedCookie : .cookie))
         }
     }
@@ -134,8 +138,9 @@ struct BrowserBindingTests {
         let stored = try #require(try await h.store.loginState(again.state, now: now))
         #expect(stored.startedInNewWindow && stored.deploymentHint == h.platform.deploymentID && stored.storageSecretDigest == nil)
         #expect(try await h.store.loginState(first.state, now: now) != nil, "the earlier login should stay until it expires")
-        let launch = try await h.validator().validate(idToken: try await token(for: again.state), state: again.state,
-                                                      binding: .cookie(again.state, partitioned: false), now: now)
+        let launch = try await h.validator().validate(
+            idToken: try await token(for: again.state), state: again.state,
+            binding: .cookie(again.state, partitioned: false), now: now)
         #expect(launch.channel == .newWindow)
     }
 

@@ -21,9 +21,10 @@ struct ValidatorHarness {
     var policy = LaunchPolicy(redirectURI: toolURL + "/lti/launch", toolHosts: ["tool.example"])
 
     func registration() -> PlatformRegistration {
-        PlatformRegistration(id: "reg-a", issuer: platform.issuer, clientID: platform.clientID, authURL: "https://lms.example.edu/auth",
-                             tokenURL: "https://lms.example.edu/token", jwksURL: "https://lms.example.edu/jwks",
-                             deploymentIDs: [platform.deploymentID], createdAt: Self.now)
+        PlatformRegistration(
+            id: "reg-a", issuer: platform.issuer, clientID: platform.clientID, authURL: "https://lms.example.edu/auth",
+            tokenURL: "https://lms.example.edu/token", jwksURL: "https://lms.example.edu/jwks",
+            deploymentIDs: [platform.deploymentID], createdAt: Self.now)
     }
 
     func validator() async throws -> LaunchValidator {
@@ -34,17 +35,23 @@ struct ValidatorHarness {
     }
 
     /// Issues a login state and returns (state, nonce).
-    func issueState(_ state: String = "state-\(UUID().uuidString)", nonce: String = "nonce-\(UUID().uuidString)",
-                    lifetime: TimeInterval = 600) async throws -> (String, String) {
-        try await store.saveLoginState(LoginState(state: state, nonce: nonce, registrationID: "reg-a",
-                                                  targetLinkURI: Self.toolURL + "/lti/launch", createdAt: Self.now,
-                                                  expiresAt: Self.now.addingTimeInterval(lifetime)))
+    func issueState(
+        _ state: String = "state-\(UUID().uuidString)", nonce: String = "nonce-\(UUID().uuidString)",
+        lifetime: TimeInterval = 600
+    ) async throws -> (String, String) {
+        try await store.saveLoginState(
+            LoginState(
+                state: state, nonce: nonce, registrationID: "reg-a",
+                targetLinkURI: Self.toolURL + "/lti/launch", createdAt: Self.now,
+                expiresAt: Self.now.addingTimeInterval(lifetime)))
         return (state, nonce)
     }
 
     /// Validates a token built from the standard claims, changed by `change`.
-    func validate(at time: Date = now, _ change: (inout [String: Any]) -> Void = { _ in },
-                  sign: ((TestPlatform, [String: Any]) -> String)? = nil) async throws -> ValidatedLaunch {
+    func validate(
+        at time: Date = now, _ change: (inout [String: Any]) -> Void = { _ in },
+        sign: ((TestPlatform, [String: Any]) -> String)? = nil
+    ) async throws -> ValidatedLaunch {
         let (state, nonce) = try await issueState()
         var claims = platform.launchClaims(nonce: nonce, now: Self.now, toolURL: Self.toolURL)
         change(&claims)
@@ -54,8 +61,10 @@ struct ValidatorHarness {
 }
 
 /// Expects `body` to throw a ``LaunchRefusal`` with `code`.
-func expectRefusal(_ code: LaunchRefusal.Code, sourceLocation: SourceLocation = #_sourceLocation,
-                   _ body: () async throws -> Void) async {
+func expectRefusal(
+    _ code: LaunchRefusal.Code, sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () async throws -> Void
+) async {
     do {
         try await body()
         Issue.record("accepted; expected refusal \(code.rawValue)", sourceLocation: sourceLocation)
@@ -84,15 +93,21 @@ struct LaunchValidatorTests {
     @Test("rule 1: a launch without state is refused")
     func stateMissing() async throws {
         let token = h.platform.sign(h.platform.launchClaims(nonce: "n", now: ValidatorHarness.now, toolURL: ValidatorHarness.toolURL))
-        await expectRefusal(.stateMissing) { _ = try await h.validator().validate(idToken: token, state: nil, browserState: nil, now: ValidatorHarness.now) }
+        await expectRefusal(.stateMissing) {
+            _ = try await h.validator().validate(idToken: token, state: nil, browserState: nil, now: ValidatorHarness.now)
+        }
     }
 
     @Test("rule 1: a state this browser does not carry is refused and stays unused")
     func stateFromOtherBrowser() async throws {
         let (state, nonce) = try await h.issueState()
         let token = h.platform.sign(h.platform.launchClaims(nonce: nonce, now: ValidatorHarness.now, toolURL: ValidatorHarness.toolURL))
-        await expectRefusal(.stateNotThisBrowser) { _ = try await h.validator().validate(idToken: token, state: state, browserState: nil, now: ValidatorHarness.now) }
-        await expectRefusal(.stateNotThisBrowser) { _ = try await h.validator().validate(idToken: token, state: state, browserState: "other-state", now: ValidatorHarness.now) }
+        await expectRefusal(.stateNotThisBrowser) {
+            _ = try await h.validator().validate(idToken: token, state: state, browserState: nil, now: ValidatorHarness.now)
+        }
+        await expectRefusal(.stateNotThisBrowser) {
+            _ = try await h.validator().validate(idToken: token, state: state, browserState: "other-state", now: ValidatorHarness.now)
+        }
         // The rightful browser can still use it.
         _ = try await h.validator().validate(idToken: token, state: state, browserState: state, now: ValidatorHarness.now)
     }
@@ -100,7 +115,9 @@ struct LaunchValidatorTests {
     @Test("rule 1: an unknown state is refused")
     func stateUnknown() async throws {
         let token = h.platform.sign(h.platform.launchClaims(nonce: "n", now: ValidatorHarness.now, toolURL: ValidatorHarness.toolURL))
-        await expectRefusal(.stateUnknown) { _ = try await h.validator().validate(idToken: token, state: "never-issued", browserState: "never-issued", now: ValidatorHarness.now) }
+        await expectRefusal(.stateUnknown) {
+            _ = try await h.validator().validate(idToken: token, state: "never-issued", browserState: "never-issued", now: ValidatorHarness.now)
+        }
     }
 
     @Test("rule 1: an expired state is refused")
@@ -117,7 +134,9 @@ struct LaunchValidatorTests {
         let token = h.platform.sign(h.platform.launchClaims(nonce: nonce, now: ValidatorHarness.now, toolURL: ValidatorHarness.toolURL))
         let validator = try await h.validator()
         _ = try await validator.validate(idToken: token, state: state, browserState: state, now: ValidatorHarness.now)
-        await expectRefusal(.stateUnknown) { _ = try await validator.validate(idToken: token, state: state, browserState: state, now: ValidatorHarness.now) }
+        await expectRefusal(.stateUnknown) {
+            _ = try await validator.validate(idToken: token, state: state, browserState: state, now: ValidatorHarness.now)
+        }
     }
 
     @Test("rules 1 and 8: of two racing posts of one launch exactly one is accepted")
@@ -140,21 +159,31 @@ struct LaunchValidatorTests {
     @Test("rule 2: no id_token, a malformed token and an oversized token are refused")
     func tokenShape() async throws {
         let (s1, _) = try await h.issueState()
-        await expectRefusal(.tokenMissing) { _ = try await h.validator().validate(idToken: nil, state: s1, browserState: s1, now: ValidatorHarness.now) }
+        await expectRefusal(.tokenMissing) {
+            _ = try await h.validator().validate(idToken: nil, state: s1, browserState: s1, now: ValidatorHarness.now)
+        }
         let (s2, _) = try await h.issueState()
-        await expectRefusal(.tokenMalformed) { _ = try await h.validator().validate(idToken: "abc.def", state: s2, browserState: s2, now: ValidatorHarness.now) }
+        await expectRefusal(.tokenMalformed) {
+            _ = try await h.validator().validate(idToken: "abc.def", state: s2, browserState: s2, now: ValidatorHarness.now)
+        }
         let (s3, _) = try await h.issueState()
-        await expectRefusal(.tokenMalformed) { _ = try await h.validator().validate(idToken: "!!!.@@@.###", state: s3, browserState: s3, now: ValidatorHarness.now) }
+        await expectRefusal(.tokenMalformed) {
+            _ = try await h.validator().validate(idToken: "!!!.@@@.###", state: s3, browserState: s3, now: ValidatorHarness.now)
+        }
         let (s4, _) = try await h.issueState()
         let huge = String(repeating: "a", count: h.policy.maxTokenBytes + 1)
-        await expectRefusal(.tokenTooLarge) { _ = try await h.validator().validate(idToken: huge, state: s4, browserState: s4, now: ValidatorHarness.now) }
+        await expectRefusal(.tokenTooLarge) {
+            _ = try await h.validator().validate(idToken: huge, state: s4, browserState: s4, now: ValidatorHarness.now)
+        }
     }
 
     @Test("rule 2: an oversized token leaves the state unused")
     func oversizedLeavesState() async throws {
         let (state, nonce) = try await h.issueState()
         let huge = String(repeating: "a", count: h.policy.maxTokenBytes + 1)
-        await expectRefusal(.tokenTooLarge) { _ = try await h.validator().validate(idToken: huge, state: state, browserState: state, now: ValidatorHarness.now) }
+        await expectRefusal(.tokenTooLarge) {
+            _ = try await h.validator().validate(idToken: huge, state: state, browserState: state, now: ValidatorHarness.now)
+        }
         let token = h.platform.sign(h.platform.launchClaims(nonce: nonce, now: ValidatorHarness.now, toolURL: ValidatorHarness.toolURL))
         _ = try await h.validator().validate(idToken: token, state: state, browserState: state, now: ValidatorHarness.now)
     }
@@ -250,13 +279,17 @@ struct LaunchValidatorTests {
     @Test("rule 6: an untrusted extra audience is refused even with azp")
     func untrustedAudience() async {
         await expectRefusal(.audienceMismatch) {
-            _ = try await h.validate { $0["aud"] = ["tool-client-1", "other"]; $0["azp"] = "tool-client-1" }
+            _ = try await h.validate {
+                $0["aud"] = ["tool-client-1", "other"]; $0["azp"] = "tool-client-1"
+            }
         }
     }
 
     @Test("rule 6: aud as an array with our client id and azp is accepted")
     func audienceArray() async throws {
-        _ = try await h.validate { $0["aud"] = ["tool-client-1"]; $0["azp"] = "tool-client-1" }
+        _ = try await h.validate {
+            $0["aud"] = ["tool-client-1"]; $0["azp"] = "tool-client-1"
+        }
     }
 
     // Rule 7
@@ -316,7 +349,9 @@ struct LaunchValidatorTests {
         let token = h.platform.sign(h.platform.launchClaims(nonce: nonce, now: ValidatorHarness.now, toolURL: ValidatorHarness.toolURL))
         let validator = try await h.validator()
         _ = try await validator.validate(idToken: token, state: first, browserState: first, now: ValidatorHarness.now)
-        await expectRefusal(.nonceReplayed) { _ = try await validator.validate(idToken: token, state: second, browserState: second, now: ValidatorHarness.now) }
+        await expectRefusal(.nonceReplayed) {
+            _ = try await validator.validate(idToken: token, state: second, browserState: second, now: ValidatorHarness.now)
+        }
     }
 
     // Rules 9–16
@@ -351,7 +386,9 @@ struct LaunchValidatorTests {
     func resourceLink() async {
         await expectRefusal(.resourceLinkMissing) { _ = try await h.validate { $0[LTIClaim.resourceLink] = nil } }
         await expectRefusal(.resourceLinkMissing) { _ = try await h.validate { $0[LTIClaim.resourceLink] = ["title": "x"] } }
-        await expectRefusal(.resourceLinkTooLong) { _ = try await h.validate { $0[LTIClaim.resourceLink] = ["id": String(repeating: "r", count: 256)] } }
+        await expectRefusal(.resourceLinkTooLong) {
+            _ = try await h.validate { $0[LTIClaim.resourceLink] = ["id": String(repeating: "r", count: 256)] }
+        }
     }
 
     @Test("rule 14: roles must be present; empty and unknown roles are fine")
@@ -376,13 +413,17 @@ struct LaunchValidatorTests {
         }
         await expectRefusal(.deepLinkingSettingsInvalid) { _ = try await h.validate(request) }
         await expectRefusal(.deepLinkingSettingsInvalid) {
-            _ = try await h.validate { request(&$0); $0[LTIClaim.deepLinkingSettings] = ["accept_types": ["ltiResourceLink"]] }
+            _ = try await h.validate {
+                request(&$0); $0[LTIClaim.deepLinkingSettings] = ["accept_types": ["ltiResourceLink"]]
+            }
         }
         let launch = try await h.validate {
             request(&$0)
-            $0[LTIClaim.deepLinkingSettings] = ["deep_link_return_url": "https://lms.example.edu/dl/return",
-                                                "accept_types": ["ltiResourceLink"], "accept_presentation_document_targets": ["iframe"],
-                                                "data": "opaque-123"]
+            $0[LTIClaim.deepLinkingSettings] = [
+                "deep_link_return_url": "https://lms.example.edu/dl/return",
+                "accept_types": ["ltiResourceLink"], "accept_presentation_document_targets": ["iframe"],
+                "data": "opaque-123",
+            ]
         }
         #expect(launch.messageType == .deepLinkingRequest)
         #expect(launch.token.deepLinkingSettings?.data == "opaque-123")

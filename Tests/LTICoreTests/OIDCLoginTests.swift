@@ -10,10 +10,11 @@ struct OIDCLoginTests {
     let policy = LaunchPolicy(redirectURI: "https://tool.example/lti/launch", toolHosts: ["tool.example"])
 
     func register(_ id: String, issuer: String = "https://canvas.instructure.com", clientID: String) async throws {
-        try await store.addRegistration(PlatformRegistration(
-            id: id, issuer: issuer, clientID: clientID, authURL: "https://sso.canvaslms.com/api/lti/authorize_redirect",
-            tokenURL: "https://sso.canvaslms.com/login/oauth2/token", jwksURL: "https://sso.canvaslms.com/api/lti/security/jwks",
-            deploymentIDs: ["d"], createdAt: Self.now))
+        try await store.addRegistration(
+            PlatformRegistration(
+                id: id, issuer: issuer, clientID: clientID, authURL: "https://sso.canvaslms.com/api/lti/authorize_redirect",
+                tokenURL: "https://sso.canvaslms.com/login/oauth2/token", jwksURL: "https://sso.canvaslms.com/api/lti/security/jwks",
+                deploymentIDs: ["d"], createdAt: Self.now))
     }
 
     func login(_ parameters: [String: String]) async throws -> OIDCLoginRedirect {
@@ -83,7 +84,7 @@ struct OIDCLoginTests {
         let second = try await login(base)
         let q1 = Self.query(first.authorizationURL), q2 = Self.query(second.authorizationURL)
         let state = try #require(q1["state"]), nonce = try #require(q1["nonce"])
-        #expect(state.count >= 43 && nonce.count >= 43) // 32 bytes base64url: 256 bits
+        #expect(state.count >= 43 && nonce.count >= 43)  // 32 bytes base64url: 256 bits
         #expect(state != nonce && state != q2["state"] && nonce != q2["nonce"])
         let stored = try #require(try await store.consumeLoginState(state, now: Self.now))
         #expect(stored.nonce == nonce)

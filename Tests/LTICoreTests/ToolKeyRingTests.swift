@@ -14,7 +14,9 @@ struct ToolKeyRingTests {
     final class Generator: Sendable {
         let index = Mutex(0)
         func callAsFunction(_ now: Date) -> ToolKey {
-            let i = index.withLock { v in defer { v += 1 }; return v }
+            let i = index.withLock { v in
+                defer { v += 1 }; return v
+            }
             let key = ToolKeyRingTests.pool[i % ToolKeyRingTests.pool.count]
             return ToolKey(kid: key.kid, state: .next, createdAt: now, privateKey: key.privateKey)
         }
@@ -56,7 +58,8 @@ struct ToolKeyRingTests {
         #expect(throws: KeyRingError.nextTooYoung(kid: ring.next!.kid, publishedSeconds: 60, requiredSeconds: 7200)) {
             try ring.rotated(now: soon, grace: 600, minimumNextAge: 7200, force: false, generate: { generate(soon) })
         }
-        #expect(try ring.rotated(now: soon, grace: 600, minimumNextAge: 7200, force: true, generate: { generate(soon) }).active?.kid == ring.next?.kid)
+        #expect(
+            try ring.rotated(now: soon, grace: 600, minimumNextAge: 7200, force: true, generate: { generate(soon) }).active?.kid == ring.next?.kid)
     }
 
     @Test("retire removes only retiring keys")

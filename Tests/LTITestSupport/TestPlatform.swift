@@ -14,8 +14,10 @@ public struct TestPlatform: Sendable {
     public let kid: String
     public let privateKey: _RSA.Signing.PrivateKey
 
-    public init(issuer: String = "https://lms.example.edu", clientID: String = "tool-client-1",
-                deploymentID: String = "deployment-1", kid: String = "platform-key-1", privateKey: _RSA.Signing.PrivateKey? = nil) {
+    public init(
+        issuer: String = "https://lms.example.edu", clientID: String = "tool-client-1",
+        deploymentID: String = "deployment-1", kid: String = "platform-key-1", privateKey: _RSA.Signing.PrivateKey? = nil
+    ) {
         self.issuer = issuer
         self.clientID = clientID
         self.deploymentID = deploymentID
@@ -29,14 +31,17 @@ public struct TestPlatform: Sendable {
     public static func jwks(_ keys: [(String, _RSA.Signing.PrivateKey)]) -> String {
         let entries = keys.map { kid, key -> String in
             let p = try! key.publicKey.getKeyPrimitives()
-            return #"{"kty":"RSA","kid":"\#(kid)","use":"sig","alg":"RS256","n":"\#(Base64URL.encode(p.modulus))","e":"\#(Base64URL.encode(p.publicExponent))"}"#
+            return
+                #"{"kty":"RSA","kid":"\#(kid)","use":"sig","alg":"RS256","n":"\#(Base64URL.encode(p.modulus))","e":"\#(Base64URL.encode(p.publicExponent))"}"#
         }
         return #"{"keys":[\#(entries.joined(separator: ","))]}"#
     }
 
     /// The claims of a valid resource-link launch.
-    public func launchClaims(nonce: String, now: Date, toolURL: String, labID: String? = "1001",
-                             subject: String = "learner-42") -> [String: Any] {
+    public func launchClaims(
+        nonce: String, now: Date, toolURL: String, labID: String? = "1001",
+        subject: String = "learner-42"
+    ) -> [String: Any] {
         var claims: [String: Any] = [
             "iss": issuer, "aud": clientID, "sub": subject, "nonce": nonce,
             "iat": Int(now.timeIntervalSince1970), "exp": Int(now.timeIntervalSince1970) + 300,
@@ -55,8 +60,10 @@ public struct TestPlatform: Sendable {
     }
 
     /// An RS256 token signed with this platform's key (or `key`), with this platform's kid (or `kid`).
-    public func sign(_ claims: [String: Any], kid: String? = nil, key: _RSA.Signing.PrivateKey? = nil,
-                     extraHeader: [String: Any] = [:]) -> String {
+    public func sign(
+        _ claims: [String: Any], kid: String? = nil, key: _RSA.Signing.PrivateKey? = nil,
+        extraHeader: [String: Any] = [:]
+    ) -> String {
         var header: [String: Any] = ["alg": "RS256", "typ": "JWT", "kid": kid ?? self.kid]
         for (k, v) in extraHeader { header[k] = v }
         return Self.signRS256(header: header, claims: claims, key: key ?? privateKey)

@@ -1,8 +1,10 @@
 import AsyncHTTPClient
 
 /// Runs `body` with a fresh HTTP client that is shut down afterwards, whether `body` throws or not.
-public func withHTTPClient<T>(configuration: HTTPClient.Configuration = .init(),
-                              _ body: (HTTPClient) async throws -> T) async throws -> T {
+public func withHTTPClient<T>(
+    configuration: HTTPClient.Configuration = .init(),
+    _ body: (HTTPClient) async throws -> T
+) async throws -> T {
     let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     let result: T
     do {

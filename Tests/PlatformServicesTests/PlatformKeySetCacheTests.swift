@@ -24,8 +24,10 @@ final class JWKSEndpoint: Sendable {
     let hits = Mutex(0)
     init(_ answer: Answer) { self.answer = Mutex(answer) }
 
-    func run(_ body: @escaping @Sendable (String, PlatformKeySetCache) async throws -> Void,
-             settings: PlatformKeySetCacheSettings = .init(), clock: ManualClock? = nil) async throws {
+    func run(
+        _ body: @escaping @Sendable (String, PlatformKeySetCache) async throws -> Void,
+        settings: PlatformKeySetCacheSettings = .init(), clock: ManualClock? = nil
+    ) async throws {
         let router = Router()
         router.get("/jwks") { _, _ -> Response in
             self.hits.withLock { $0 += 1 }
@@ -39,9 +41,10 @@ final class JWKSEndpoint: Sendable {
         try await withHTTPClient { http in
             try await app.test(.live) { client in
                 let url = "http://127.0.0.1:\(try #require(client.port))/jwks"
-                let cache = clock.map { clock in
-                    PlatformKeySetCache(http: http, settings: settings, logger: Logger(label: "t"), now: { clock.now })
-                } ?? PlatformKeySetCache(http: http, settings: settings, logger: Logger(label: "t"))
+                let cache =
+                    clock.map { clock in
+                        PlatformKeySetCache(http: http, settings: settings, logger: Logger(label: "t"), now: { clock.now })
+                    } ?? PlatformKeySetCache(http: http, settings: settings, logger: Logger(label: "t"))
                 try await body(url, cache)
             }
         }
@@ -85,34 +88,36 @@ struct PlatformKeySetCacheTests {
     func unknownKid() async throws {
         let clock = ManualClock()
         let endpoint = JWKSEndpoint(.init(body: platform.jwksJSON, cacheControl: "max-age=600"))
-        try await endpoint.run({ url, cache in
-            let known = try await cache.key(kid: "platform-key-1", jwksURL: url)
-            #expect(known != nil)
-            let first = try await cache.key(kid: "nope", jwksURL: url)
-            #expect(first == nil)
-            #expect(endpoint.hits.withLock { $0 } == 1) // within the interval: no fetch
-            clock.advance(.milliseconds(1100))
-            let second = try await cache.key(kid: "nope", jwksURL: url)
-            #expect(second == nil)
-            #expect(endpoint.hits.withLock { $0 } == 2)
-            let third = try await cache.key(kid: "nope", jwksURL: url)
-            #expect(third == nil)
-            #expect(endpoint.hits.withLock { $0 } == 2)
-        }, settings: .init(minRefetchInterval: .seconds(1)), clock: clock)
+        try await endpoint.run(
+            { url, cache in
+                let known = try await cache.key(kid: "platform-key-1", jwksURL: url)
+                #expect(known != nil)
+                let first = try await cache.key(kid: "nope", jwksURL: url)
+                #expect(first == nil)
+                #expect(endpoint.hits.withLock { $0 } == 1)  // within the interval: no fetch
+                clock.advance(.milliseconds(1100))
+                let second = try await cache.key(kid: "nope", jwksURL: url)
+                #expect(second == nil)
+                #expect(endpoint.hits.withLock { $0 } == 2)
+                let third = try await cache.key(kid: "nope", jwksURL: url)
+                #expect(third == nil)
+                #expect(endpoint.hits.withLock { $0 } == 2)
+            }, settings: .init(minRefetchInterval: .seconds(1)), clock: clock)
     }
 
     @Test("max-age is honoured: an expired set is fetched again")
     func maxAgeHonoured() async throws {
         let clock = ManualClock()
         let endpoint = JWKSEndpoint(.init(body: platform.jwksJSON, cacheControl: "max-age=1"))
-        try await endpoint.run({ url, cache in
-            _ = try await cache.key(kid: "platform-key-1", jwksURL: url)
-            _ = try await cache.key(kid: "platform-key-1", jwksURL: url)
-            #expect(endpoint.hits.withLock { $0 } == 1)
-            clock.advance(.milliseconds(1100))
-            _ = try await cache.key(kid: "platform-key-1", jwksURL: url)
-            #expect(endpoint.hits.withLock { $0 } == 2)
-        }, settings: .init(minMaxAge: .seconds(1)), clock: clock)
+        try await endpoint.run(
+            { url, cache in
+                _ = try await cache.key(kid: "platform-key-1", jwksURL: url)
+                _ = try await cache.key(kid: "platform-key-1", jwksURL: url)
+                #expect(endpoint.hits.withLock { $0 } == 1)
+                clock.advance(.milliseconds(1100))
+                _ = try await cache.key(kid: "platform-key-1", jwksURL: url)
+                #expect(endpoint.hits.withLock { $0 } == 2)
+            }, settings: .init(minMaxAge: .seconds(1)), clock: clock)
     }
 
     @Test("an oversized document, a slow platform and an error status fail the fetch")
@@ -121,9 +126,10 @@ struct PlatformKeySetCacheTests {
         try await JWKSEndpoint(.init(body: huge, cacheControl: nil)).run { url, cache in
             await #expect(throws: PlatformKeySetError.self) { _ = try await cache.key(kid: "k", jwksURL: url) }
         }
-        try await JWKSEndpoint(.init(body: platform.jwksJSON, cacheControl: nil, delay: .seconds(2))).run({ url, cache in
-            await #expect(throws: PlatformKeySetError.self) { _ = try await cache.key(kid: "platform-key-1", jwksURL: url) }
-        }, settings: .init(fetchTimeout: .milliseconds(300)))
+        try await JWKSEndpoint(.init(body: platform.jwksJSON, cacheControl: nil, delay: .seconds(2))).run(
+            { url, cache in
+                await #expect(throws: PlatformKeySetError.self) { _ = try await cache.key(kid: "platform-key-1", jwksURL: url) }
+            }, settings: .init(fetchTimeout: .milliseconds(300)))
         try await JWKSEndpoint(.init(body: "<html>down</html>", cacheControl: nil, status: .internalServerError)).run { url, cache in
             await #expect(throws: PlatformKeySetError.self) { _ = try await cache.key(kid: "platform-key-1", jwksURL: url) }
         }

@@ -1,6 +1,7 @@
 import Foundation
-@testable import Sandbox
 import Testing
+
+@testable import Sandbox
 
 @Suite("Sandbox JSON answers")
 struct SandboxJSONTests {
@@ -39,7 +40,7 @@ struct SandboxBoundTests {
             _ = await state.answer("launch", ["labid": "1001", "userid": "u3-\(i)", "maxactivelabs": "10"], labURL: { "http://lab/\($0)" })
         }
         #expect(await state.learnersWithLabs == 3, "learners whose labs all went are still indexed")
-        let u1 = await state.answer("userrunningandsavedlabs", ["userid": "u1"], labURL: { _ in "" }) // all of u1's labs went
+        let u1 = await state.answer("userrunningandsavedlabs", ["userid": "u1"], labURL: { _ in "" })  // all of u1's labs went
         let listed = try JSONSerialization.jsonObject(with: try u1.get()) as? [String: Any]
         #expect((listed?["RunningLabs"] as? [[String: Any]])?.isEmpty == true)
     }

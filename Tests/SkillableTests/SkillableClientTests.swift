@@ -2,8 +2,8 @@ import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import HummingbirdTesting
-import Logging
 import LTITestSupport
+import Logging
 import NIOCore
 import NIOHTTP1
 import Sandbox
@@ -11,9 +11,11 @@ import Skillable
 import Testing
 
 /// Runs the sandbox on 127.0.0.1 (free port) and hands a client bound to it to `body`.
-func withSandbox(apiKey: String = "sandbox-test-key", clientKey: String? = nil, timeout: TimeAmount = .seconds(5),
-                 recorder: LogRecorder = LogRecorder(),
-                 _ body: @escaping @Sendable (SkillableClient, SkillableSandboxState, Int) async throws -> Void) async throws {
+func withSandbox(
+    apiKey: String = "sandbox-test-key", clientKey: String? = nil, timeout: TimeAmount = .seconds(5),
+    recorder: LogRecorder = LogRecorder(),
+    _ body: @escaping @Sendable (SkillableClient, SkillableSandboxState, Int) async throws -> Void
+) async throws {
     let sandbox = SkillableSandbox(apiKey: apiKey)
     let router = Router()
     sandbox.addRoutes(to: router)
@@ -21,8 +23,9 @@ func withSandbox(apiKey: String = "sandbox-test-key", clientKey: String? = nil, 
     try await withHTTPClient { http in
         try await app.test(.live) { client in
             let port = try #require(client.port)
-            let settings = SkillableClientSettings(baseURL: { "http://127.0.0.1:\(port)/sandbox/skillable/api/v3" },
-                                                   apiKey: clientKey ?? apiKey, timeout: timeout)
+            let settings = SkillableClientSettings(
+                baseURL: { "http://127.0.0.1:\(port)/sandbox/skillable/api/v3" },
+                apiKey: clientKey ?? apiKey, timeout: timeout)
             try await body(SkillableClient(http: http, settings: settings, logger: recorder.logger()), sandbox.state, port)
         }
     }
@@ -33,9 +36,10 @@ struct SkillableClientTests {
     @Test("launch starts a lab: Result 1, Url, LabInstanceId, Expires; names, email and variables reach Skillable")
     func launchSuccess() async throws {
         try await withSandbox { client, state, port in
-            let response = try await client.launch(SkillableLaunchRequest(
-                labID: 1001, userID: "lti-abc", firstName: "Ada", lastName: "Lovelace", email: "ada@example.edu",
-                tag: "course-9", variables: ["LtiContextId": "course-9"]))
+            let response = try await client.launch(
+                SkillableLaunchRequest(
+                    labID: 1001, userID: "lti-abc", firstName: "Ada", lastName: "Lovelace", email: "ada@example.edu",
+                    tag: "course-9", variables: ["LtiContextId": "course-9"]))
             #expect(response.result == .success)
             #expect(response.status == 1)
             let id = try #require(response.labInstanceID)
@@ -73,10 +77,12 @@ struct SkillableClientTests {
         }
     }
 
-    @Test("result codes map to the enum, unknown codes are kept raw", arguments: [
-        (2, SkillableLaunchResult.userTooManyActiveLabs), (3, .insufficientHostResources), (6, .userHasSavedInstance),
-        (110, .notAvailableThroughAPI(110)), (140, .invalidRequest), (160, .userMustProvideMoreInformation), (999, .unknown(999)),
-    ])
+    @Test(
+        "result codes map to the enum, unknown codes are kept raw",
+        arguments: [
+            (2, SkillableLaunchResult.userTooManyActiveLabs), (3, .insufficientHostResources), (6, .userHasSavedInstance),
+            (110, .notAvailableThroughAPI(110)), (140, .invalidRequest), (160, .userMustProvideMoreInformation), (999, .unknown(999)),
+        ])
     func resultCodes(code: Int, expected: SkillableLaunchResult) async throws {
         try await withSandbox { client, state, _ in
             await state.scriptLaunchResults([code])
@@ -144,8 +150,11 @@ struct SkillableClientTests {
     @Test("connection refused is a transport error that cannot have started a lab")
     func connectionRefused() async throws {
         try await withHTTPClient { http in
-            let client = SkillableClient(http: http, settings: .init(baseURL: { "http://127.0.0.1:1/api/v3" }, apiKey: "k",
-                                                                     timeout: .seconds(2)), logger: Logger(label: "t"))
+            let client = SkillableClient(
+                http: http,
+                settings: .init(
+                    baseURL: { "http://127.0.0.1:1/api/v3" }, apiKey: "k",
+                    timeout: .seconds(2)), logger: Logger(label: "t"))
             do {
                 _ = try await client.catalog()
                 Issue.record("no error")

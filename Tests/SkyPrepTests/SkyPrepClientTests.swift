@@ -9,9 +9,11 @@ import SkyPrep
 import Testing
 
 /// Runs the SkyPrep fake on 127.0.0.1 and hands a client bound to it to `body`.
-func withSkyPrep(acctKey: String = "acme.skyprepapp.com", apiKey: String = "SECRET-skyprep-api-key",
-                 clientAPIKey: String? = nil, callsPerMinute: Int = 100, fakeCallsPerMinute: Int = 100, recorder: LogRecorder = LogRecorder(),
-                 _ body: @escaping @Sendable (SkyPrepClient, SkyPrepSandbox) async throws -> Void) async throws {
+func withSkyPrep(
+    acctKey: String = "acme.skyprepapp.com", apiKey: String = "SECRET-skyprep-api-key",
+    clientAPIKey: String? = nil, callsPerMinute: Int = 100, fakeCallsPerMinute: Int = 100, recorder: LogRecorder = LogRecorder(),
+    _ body: @escaping @Sendable (SkyPrepClient, SkyPrepSandbox) async throws -> Void
+) async throws {
     let fake = SkyPrepSandbox(acctKey: acctKey, apiKey: apiKey, callsPerMinute: fakeCallsPerMinute)
     let router = Router()
     fake.addRoutes(to: router)
@@ -19,9 +21,10 @@ func withSkyPrep(acctKey: String = "acme.skyprepapp.com", apiKey: String = "SECR
     try await withHTTPClient { http in
         try await app.test(.live) { client in
             let port = try #require(client.port)
-            let settings = SkyPrepClientSettings(baseURL: { "http://127.0.0.1:\(port)/sandbox/skyprep/admin/api" }, acctKey: acctKey,
-                                                 apiKey: clientAPIKey ?? apiKey, callsPerMinute: callsPerMinute,
-                                                 baseRetryDelay: .milliseconds(20), timeout: .seconds(5))
+            let settings = SkyPrepClientSettings(
+                baseURL: { "http://127.0.0.1:\(port)/sandbox/skyprep/admin/api" }, acctKey: acctKey,
+                apiKey: clientAPIKey ?? apiKey, callsPerMinute: callsPerMinute,
+                baseRetryDelay: .milliseconds(20), timeout: .seconds(5))
             try await body(SkyPrepClient(http: http, settings: settings, logger: recorder.logger()), fake)
         }
     }
@@ -69,8 +72,10 @@ struct SkyPrepClientTests {
     @Test("the fake takes the keys as parameters too, and a user's names and role change with update_user")
     func parameterCredentialsAndUpdates() async throws {
         try await withSkyPrep { client, fake in
-            let id = try await client.createUser(SkyPrepNewUser(email: "kat@example.edu", firstName: "Kat", lastName: "J",
-                                                                userIdentifier: "lti-1", role: "learner"))
+            let id = try await client.createUser(
+                SkyPrepNewUser(
+                    email: "kat@example.edu", firstName: "Kat", lastName: "J",
+                    userIdentifier: "lti-1", role: "learner"))
             try await client.updateUser(id: id, firstName: "Katherine", lastName: "Johnson", role: "manager")
             let user = try #require(fake.users.first)
             #expect(fake.users.count == 1 && user.id == id && user.email == "kat@example.edu" && user.userIdentifier == "lti-1")
@@ -101,7 +106,7 @@ struct SkyPrepClientTests {
             #expect(fake.calls["test_connection"] == 2)
             fake.scriptFailures([.serverError, .serverError, .serverError])
             await #expect(throws: SkyPrepError.self) { _ = try await client.testConnection() }
-            #expect(fake.calls["test_connection"] == 5) // 2 + 3 attempts
+            #expect(fake.calls["test_connection"] == 5)  // 2 + 3 attempts
             _ = try await client.call("create_user", ["email": "ada@example.edu", "first_name": "Ada", "last_name": "Lovelace"])
             do {
                 _ = try await client.call("create_user", ["email": "ada@example.edu", "first_name": "Ada", "last_name": "L"])
@@ -131,8 +136,12 @@ struct SkyPrepClientTests {
     @Test("SSO login key with autocreate returns the URL to send the browser to")
     func loginKey() async throws {
         try await withSkyPrep { client, fake in
-            let answer = try await client.call("get_login_key", ["user_email": "grace@example.edu", "first_name": "Grace",
-                                                                 "last_name": "Hopper", "autocreate": "1", "key_type": "otl"])
+            let answer = try await client.call(
+                "get_login_key",
+                [
+                    "user_email": "grace@example.edu", "first_name": "Grace",
+                    "last_name": "Hopper", "autocreate": "1", "key_type": "otl",
+                ])
             #expect((answer["url"] as? String)?.contains("/sandbox/skyprep/login/") == true)
             #expect(fake.users.map(\.email) == ["grace@example.edu"])
         }

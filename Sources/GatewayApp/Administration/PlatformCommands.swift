@@ -5,8 +5,10 @@ import LTICore
 /// What `lti-gateway platforms …` does, separate from argument parsing so that tests can call it.
 public enum PlatformAdministration {
     /// Validates and stores a new registration; returns it.
-    public static func add(store: any GatewayStore, issuer: String, clientID: String, authURL: String, tokenURL: String,
-                           jwksURL: String, deployments: [String], now: Date = Date()) async throws -> PlatformRegistration {
+    public static func add(
+        store: any GatewayStore, issuer: String, clientID: String, authURL: String, tokenURL: String,
+        jwksURL: String, deployments: [String], now: Date = Date()
+    ) async throws -> PlatformRegistration {
         guard !issuer.isEmpty, issuer.count <= 255 else { throw SettingsError(message: "--issuer must be 1…255 characters") }
         guard !clientID.isEmpty, clientID.count <= 255 else { throw SettingsError(message: "--client-id must be 1…255 characters") }
         for (name, url) in [("--issuer", issuer), ("--auth-url", authURL), ("--token-url", tokenURL), ("--jwks-url", jwksURL)] {
@@ -33,7 +35,7 @@ public enum PlatformAdministration {
     /// https URLs only, except on loopback hosts (for local platforms and tests).
     static func requireSecureURL(_ url: String, name: String) throws {
         guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
-              let host = components.host?.lowercased(), !host.isEmpty
+            let host = components.host?.lowercased(), !host.isEmpty
         else { throw SettingsError(message: "\(name) must be an absolute URL, got \(url)") }
         let loopback = host == "localhost" || host == "127.0.0.1" || host == "::1" || host == "[::1]"
         guard scheme == "https" || (scheme == "http" && loopback) else {
@@ -74,10 +76,10 @@ public enum PlatformAdministration {
     public static func describe(_ s: PlatformSkyPrepOptions) -> String {
         func onOff(_ v: Bool) -> String { v ? "on" : "off" }
         let roles = s.roleMap.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-        return "provisioning=\(onOff(s.provisioning)) account=\(s.account ?? "default") apiKeyVariable=\(s.apiKeyVariable ?? "SKYPREP_API_KEY") " +
-            "groupSync=\(s.groupSync.map(onOff) ?? "default") linkByEmail=\(onOff(s.linkByEmail)) " +
-            "noEmail=\(s.syntheticEmailDomain.map { "<learner id>@\($0)" } ?? "skip") roles=\(roles.isEmpty ? "all learner" : roles) " +
-            "enrolOnSSO=\(onOff(s.enrolOnSSO))"
+        return "provisioning=\(onOff(s.provisioning)) account=\(s.account ?? "default") apiKeyVariable=\(s.apiKeyVariable ?? "SKYPREP_API_KEY") "
+            + "groupSync=\(s.groupSync.map(onOff) ?? "default") linkByEmail=\(onOff(s.linkByEmail)) "
+            + "noEmail=\(s.syntheticEmailDomain.map { "<learner id>@\($0)" } ?? "skip") roles=\(roles.isEmpty ? "all learner" : roles) "
+            + "enrolOnSSO=\(onOff(s.enrolOnSSO))"
     }
 
     /// Queued background jobs for `jobs list`.
@@ -85,19 +87,19 @@ public enum PlatformAdministration {
         guard !jobs.isEmpty else { return "No queued jobs.\n" }
         let time = ISO8601DateFormatter()
         return jobs.map { job in
-            "\(job.kind) \(job.key)\n  state:    \(job.held ? "held (run `lti-gateway jobs retry \(job.key)` after fixing the cause)" : "waiting")\n" +
-                "  attempts: \(job.attempts)\n  next run: \(job.held ? "-" : time.string(from: job.nextRunAt))\n" +
-                "  queued:   \(time.string(from: job.createdAt))\n  last error: \(job.lastError ?? "-")\n"
+            "\(job.kind) \(job.key)\n  state:    \(job.held ? "held (run `lti-gateway jobs retry \(job.key)` after fixing the cause)" : "waiting")\n"
+                + "  attempts: \(job.attempts)\n  next run: \(job.held ? "-" : time.string(from: job.nextRunAt))\n"
+                + "  queued:   \(time.string(from: job.createdAt))\n  last error: \(job.lastError ?? "-")\n"
         }.joined()
     }
 
     /// One line of launch options, with Skillable's defaults named.
     public static func describe(_ o: PlatformLaunchOptions) -> String {
         func value<T>(_ v: T?) -> String { v.map { "\($0)" } ?? "default" }
-        return "maxActiveLabs=\(value(o.maxActiveLabs)) maxSavedLabs=\(value(o.maxSavedLabs)) durationMinutes=\(value(o.durationMinutes)) " +
-            "regionId=\(value(o.regionID)) lang=\(o.lang ?? "from locale") tag=\(o.sendTag ? "on" : "off") " +
-            "contextVariables=\(o.sendContextVariables ? "on" : "off") platformStorage=\((o.platformStorage ?? .auto).rawValue) " +
-            "storageFrame=\(o.storageFrame ?? "-") storageAnyOrigin=\(o.storageAnyOrigin == true ? "on" : "off")"
+        return "maxActiveLabs=\(value(o.maxActiveLabs)) maxSavedLabs=\(value(o.maxSavedLabs)) durationMinutes=\(value(o.durationMinutes)) "
+            + "regionId=\(value(o.regionID)) lang=\(o.lang ?? "from locale") tag=\(o.sendTag ? "on" : "off") "
+            + "contextVariables=\(o.sendContextVariables ? "on" : "off") platformStorage=\((o.platformStorage ?? .auto).rawValue) "
+            + "storageFrame=\(o.storageFrame ?? "-") storageAnyOrigin=\(o.storageAnyOrigin == true ? "on" : "off")"
     }
 }
 

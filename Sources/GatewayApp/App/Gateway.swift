@@ -1,8 +1,8 @@
 import AsyncHTTPClient
 import Foundation
 import GatewayStorage
-import GatewayStorageSQLite
 import GatewayStoragePostgres
+import GatewayStorageSQLite
 import Hummingbird
 import LTICore
 import Logging
@@ -72,13 +72,15 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
     do {
         toolKeys = try await ToolKeyService.start(store: signingKeyStore(settings: settings, store: store), policy: settings.keyPolicy, now: now())
     } catch {
-        try? await store.close() // nothing opened is left unclosed when the start fails
+        try? await store.close()  // nothing opened is left unclosed when the start fails
         if let error = error as? StorageError { throw SettingsError(message: error.message) }
         throw error
     }
-    let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(
-        redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5), read: .seconds(30)),
-        connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: settings.outboundConnectionsPerHost)))
+    let http = HTTPClient(
+        eventLoopGroupProvider: .singleton,
+        configuration: .init(
+            redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5), read: .seconds(30)),
+            connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: settings.outboundConnectionsPerHost)))
     let listeningPort = ListeningPort()
     let loopback = loopbackHost(settings.host)
 
@@ -117,8 +119,9 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
     let skyPrep = SkyPrepClient(http: http, settings: skyPrepSettings, logger: logger)
     let registrations = RegistrationCache(store: store, ttl: .milliseconds(Int64(settings.registrationCacheSeconds * 1000)))
     let environment = ProcessInfo.processInfo.environment
-    let skyPrepClients = SkyPrepAccountClients(defaultClient: skyPrep, defaultAcctKey: skyPrepSettings.acctKey,
-                                               secret: { try GatewaySettings.secret($0, environment: environment) })
+    let skyPrepClients = SkyPrepAccountClients(
+        defaultClient: skyPrep, defaultAcctKey: skyPrepSettings.acctKey,
+        secret: { try GatewaySettings.secret($0, environment: environment) })
     let provisioning = SkyPrepProvisioningQueue(
         store: store, registrations: registrations, provisioner: SkyPrepProvisioner(store: store, clients: skyPrepClients, now: now), logger: logger,
         baseRetryDelay: settings.skyPrepRetrySeconds)
@@ -129,9 +132,10 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
         now: { startInstant + .milliseconds(Int64(now().timeIntervalSince(startDate) * 1000)) })
 
     let publicAuthority = URLAuthority(settings.baseURL) ?? "127.0.0.1:8080"
-    let policy = LaunchPolicy(clockLeeway: settings.clockSkewSeconds, maxTokenBytes: settings.maxTokenBytes,
-                              stateLifetime: settings.stateLifetimeSeconds, redirectURI: settings.baseURL + "/lti/launch",
-                              toolHosts: [publicAuthority])
+    let policy = LaunchPolicy(
+        clockLeeway: settings.clockSkewSeconds, maxTokenBytes: settings.maxTokenBytes,
+        stateLifetime: settings.stateLifetimeSeconds, redirectURI: settings.baseURL + "/lti/launch",
+        toolHosts: [publicAuthority])
     // The built-in fakes answer on this server's loopback address, known once it listens.
     let loopbackAuthority: @Sendable () -> String? = { listeningPort.value.map { "\(loopback):\($0)" } }
     var exactAuthorities: Set<String> = [publicAuthority]
@@ -152,15 +156,18 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
         deferredRule: settings.deferredLaunchRule, joinWindow: .milliseconds(Int64(settings.launchJoinSeconds * 1000)), logger: logger)
     let recorder = LaunchRecorder(store: store)
     let labChoices = LabChoices(skillable: skillable, tokens: sessionTokens, redirectPolicy: redirectPolicy)
-    let launcher = LabLauncher(identities: store, skillable: skillable, coordinator: coordinator, redirectPolicy: redirectPolicy,
-                               choices: labChoices, recorder: recorder, provisioning: provisioning,
-                               launchOptions: { try await registrations.launchOptions(registrationID: $0) })
+    let launcher = LabLauncher(
+        identities: store, skillable: skillable, coordinator: coordinator, redirectPolicy: redirectPolicy,
+        choices: labChoices, recorder: recorder, provisioning: provisioning,
+        launchOptions: { try await registrations.launchOptions(registrationID: $0) })
     let responder = LaunchResponder(pages: pages, baseURL: settings.baseURL)
     let labSessions = LabSessionController(choices: labChoices, launcher: launcher, responder: responder, now: now)
     let deepLinking = DeepLinkingController(
-        picker: LabPicker(sessions: store, registrations: store, catalog: LabCatalog(skillable: skillable, ttl: .seconds(settings.catalogTTLSeconds), logger: logger),
-                          toolKeys: toolKeys, baseURL: settings.baseURL, sessionLifetime: settings.pickerLifetimeSeconds,
-                          defaultScoreMaximum: settings.defaultScoreMaximum),
+        picker: LabPicker(
+            sessions: store, registrations: store,
+            catalog: LabCatalog(skillable: skillable, ttl: .seconds(settings.catalogTTLSeconds), logger: logger),
+            toolKeys: toolKeys, baseURL: settings.baseURL, sessionLifetime: settings.pickerLifetimeSeconds,
+            defaultScoreMaximum: settings.defaultScoreMaximum),
         pages: pages, baseURL: settings.baseURL, now: now)
     let lti = LTIController(
         loginHandler: OIDCLoginHandler(registrations: registrations, states: store, policy: policy),
@@ -168,8 +175,9 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
         bindings: LaunchBindingResolver(states: store), registrations: registrations,
         launcher: launcher,
         deepLinking: deepLinking,
-        skyPrep: SkyPrepSSO(identities: store, recorder: recorder, registrations: registrations, clients: skyPrepClients,
-                            provisioning: provisioning, redirectPolicy: skyPrepRedirects, defaultGroupSync: settings.skyPrepGroupSync),
+        skyPrep: SkyPrepSSO(
+            identities: store, recorder: recorder, registrations: registrations, clients: skyPrepClients,
+            provisioning: provisioning, redirectPolicy: skyPrepRedirects, defaultGroupSync: settings.skyPrepGroupSync),
         responder: responder,
         pages: pages, baseURL: settings.baseURL, stateLifetime: settings.stateLifetimeSeconds, now: now)
 
@@ -199,14 +207,17 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
         ],
         onServerRunning: { channel in
             if let port = channel.localAddress?.port { listeningPort.set(port) }
-            logger.info("lti-gateway listening", metadata: [
-                "gw.address": "\(settings.host):\(channel.localAddress?.port ?? settings.port)", "gw.public_url": "\(settings.baseURL)",
-                "gw.skillable": "\(sandbox == nil ? "configured" : "sandbox")",
-            ])
+            logger.info(
+                "lti-gateway listening",
+                metadata: [
+                    "gw.address": "\(settings.host):\(channel.localAddress?.port ?? settings.port)", "gw.public_url": "\(settings.baseURL)",
+                    "gw.skillable": "\(sandbox == nil ? "configured" : "sandbox")",
+                ])
         },
         logger: logger)
-    return Gateway(application: application, store: store, skillableSandbox: sandbox, skyPrepSandbox: skyPrepFake, listeningPort: listeningPort,
-                   platformKeys: platformKeys, toolKeys: toolKeys)
+    return Gateway(
+        application: application, store: store, skillableSandbox: sandbox, skyPrepSandbox: skyPrepFake, listeningPort: listeningPort,
+        platformKeys: platformKeys, toolKeys: toolKeys)
 }
 
 /// The address to reach a server listening on `host` from this machine.

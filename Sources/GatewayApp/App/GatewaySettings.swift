@@ -105,20 +105,22 @@ public struct GatewaySettings: Sendable {
     /// Whether the built-in Skillable sandbox serves this gateway.
     public var usesSkillableSandbox: Bool { skillableBaseURL == nil }
 
-    public init(publicURL: String = "http://127.0.0.1:8080", host: String = "127.0.0.1", port: Int = 8080,
-                databaseURL: String = "sqlite:data/gateway.sqlite", databasePassword: String? = nil, keyEncryptionKey: String? = nil,
-                migrateOnStart: Bool = true, keysDirectory: String = "keys",
-                skillableBaseURL: String? = nil, skillableAPIKey: String? = nil, skillableTimeoutSeconds: Double = 10,
-                skillableLabHosts: [String] = [".labondemand.com"], clockSkewSeconds: Double = 30,
-                stateLifetimeSeconds: Double = 600, maxTokenBytes: Int = 64 * 1024, cleanupIntervalSeconds: Double = 60,
-                logLevel: String = "info", jwksRefetchSeconds: Double = 10, keyBits: Int = 2048, keyGraceDays: Double = 7,
-                jwksMaxAgeSeconds: Int = 3600, keyMinNextAgeSeconds: Double = 7200, keyReloadSeconds: Double = 15,
-                catalogTTLSeconds: Double = 300, pickerLifetimeSeconds: Double = 3600, defaultScoreMaximum: Double = 100,
-                launchDeadlineSeconds: Double = 20, launchAttempts: Int = 3, deferredLaunchRule: DeferredLaunchRule = .urlWithNonSuccess,
-                launchJoinSeconds: Double = 10, labSessionSeconds: Double = 900, sandboxLatencyMilliseconds: Int = 0,
-                outboundConnectionsPerHost: Int = 256, skyPrepBaseURL: String? = nil, skyPrepAcctKey: String? = nil,
-                skyPrepAPIKey: String? = nil, skyPrepCallsPerMinute: Int = 100, skyPrepGroupSync: Bool = false,
-                skyPrepRetrySeconds: Double = 30, jobPollSeconds: Double = 5, registrationCacheSeconds: Double = 5) {
+    public init(
+        publicURL: String = "http://127.0.0.1:8080", host: String = "127.0.0.1", port: Int = 8080,
+        databaseURL: String = "sqlite:data/gateway.sqlite", databasePassword: String? = nil, keyEncryptionKey: String? = nil,
+        migrateOnStart: Bool = true, keysDirectory: String = "keys",
+        skillableBaseURL: String? = nil, skillableAPIKey: String? = nil, skillableTimeoutSeconds: Double = 10,
+        skillableLabHosts: [String] = [".labondemand.com"], clockSkewSeconds: Double = 30,
+        stateLifetimeSeconds: Double = 600, maxTokenBytes: Int = 64 * 1024, cleanupIntervalSeconds: Double = 60,
+        logLevel: String = "info", jwksRefetchSeconds: Double = 10, keyBits: Int = 2048, keyGraceDays: Double = 7,
+        jwksMaxAgeSeconds: Int = 3600, keyMinNextAgeSeconds: Double = 7200, keyReloadSeconds: Double = 15,
+        catalogTTLSeconds: Double = 300, pickerLifetimeSeconds: Double = 3600, defaultScoreMaximum: Double = 100,
+        launchDeadlineSeconds: Double = 20, launchAttempts: Int = 3, deferredLaunchRule: DeferredLaunchRule = .urlWithNonSuccess,
+        launchJoinSeconds: Double = 10, labSessionSeconds: Double = 900, sandboxLatencyMilliseconds: Int = 0,
+        outboundConnectionsPerHost: Int = 256, skyPrepBaseURL: String? = nil, skyPrepAcctKey: String? = nil,
+        skyPrepAPIKey: String? = nil, skyPrepCallsPerMinute: Int = 100, skyPrepGroupSync: Bool = false,
+        skyPrepRetrySeconds: Double = 30, jobPollSeconds: Double = 5, registrationCacheSeconds: Double = 5
+    ) {
         self.publicURL = publicURL
         self.host = host
         self.port = port
@@ -209,8 +211,10 @@ public struct GatewaySettings: Sendable {
     }
 
     /// Loads settings from the environment over `configFile` (when it exists).
-    public static func load(configFile: String = "config/gateway.json",
-                            environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> GatewaySettings {
+    public static func load(
+        configFile: String = "config/gateway.json",
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) async throws -> GatewaySettings {
         // Secrets never pass through the configuration reader: the file cannot supply them.
         var plain = environment
         for name in secretNames { plain[name] = nil; plain[name + "_FILE"] = nil }
@@ -233,8 +237,10 @@ public struct GatewaySettings: Sendable {
     }
 
     /// The environment variables that hold secrets.
-    static let secretNames = ["SKILLABLE_API_KEY", "SKYPREP_API_KEY", "SKYPREP_ACCT_KEY", "GATEWAY_WEBHOOK_SECRET",
-                              "GATEWAY_DATABASE_PASSWORD", "GATEWAY_KEY_ENCRYPTION_KEY"]
+    static let secretNames = [
+        "SKILLABLE_API_KEY", "SKYPREP_API_KEY", "SKYPREP_ACCT_KEY", "GATEWAY_WEBHOOK_SECRET",
+        "GATEWAY_DATABASE_PASSWORD", "GATEWAY_KEY_ENCRYPTION_KEY",
+    ]
 
     /// A secret from `NAME`, or from the file named by `NAME_FILE` (surrounding whitespace trimmed).
     static func secret(_ name: String, environment: [String: String]) throws -> String? {
@@ -251,7 +257,7 @@ public struct GatewaySettings: Sendable {
     /// Refuses settings that cannot work, with the setting's name.
     public func validate() throws {
         guard let url = URLComponents(string: publicURL), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil,
-              url.path.isEmpty || url.path == "/"
+            url.path.isEmpty || url.path == "/"
         else {
             throw SettingsError(message: "GATEWAY_PUBLIC_URL must be an absolute http(s) URL without a path, e.g. https://lti.example.edu")
         }
@@ -259,7 +265,10 @@ public struct GatewaySettings: Sendable {
         if databaseURL.hasPrefix("postgres") {
             _ = try postgres
             guard let kek = keyEncryptionKey, KeyEncryptionKey(base64: kek) != nil else {
-                throw SettingsError(message: "GATEWAY_KEY_ENCRYPTION_KEY must be set to 32 random bytes in base64 (openssl rand -base64 32) with a PostgreSQL database: it seals the signing keys stored there")
+                throw SettingsError(
+                    message:
+                        "GATEWAY_KEY_ENCRYPTION_KEY must be set to 32 random bytes in base64 (openssl rand -base64 32) with a PostgreSQL database: it seals the signing keys stored there"
+                )
             }
         } else if !databaseURL.hasPrefix("sqlite:") || sqlitePath.isEmpty {
             throw SettingsError(message: "GATEWAY_DATABASE_URL must be sqlite:PATH or postgres://user@host:5432/database")
@@ -275,7 +284,9 @@ public struct GatewaySettings: Sendable {
         guard [2048, 3072, 4096].contains(keyBits) else { throw SettingsError(message: "GATEWAY_KEY_BITS must be 2048, 3072 or 4096") }
         guard keyGraceDays >= 0 else { throw SettingsError(message: "GATEWAY_KEY_GRACE_DAYS must be 0 or more") }
         guard jwksMaxAgeSeconds >= 0, Double(jwksMaxAgeSeconds) < keyMinNextAgeSeconds else {
-            throw SettingsError(message: "GATEWAY_JWKS_MAX_AGE_SECONDS must be shorter than GATEWAY_KEY_MIN_NEXT_AGE_SECONDS, so platforms see a next key before it signs")
+            throw SettingsError(
+                message:
+                    "GATEWAY_JWKS_MAX_AGE_SECONDS must be shorter than GATEWAY_KEY_MIN_NEXT_AGE_SECONDS, so platforms see a next key before it signs")
         }
         if let invalidDeferredRule {
             throw SettingsError(message: "SKILLABLE_DEFERRED_LAUNCH_RULE must be url-with-non-success, field:NAME or off, not \(invalidDeferredRule)")

@@ -60,8 +60,9 @@ final class RegistrationCache: RegistrationLookup {
     private func bothOptions(_ registrationID: String) async throws -> Options {
         let now = now()
         if let hit = options.withLock({ $0[registrationID] }), hit.expires > now { return hit.value }
-        let found = Options(launch: try await store.launchOptions(registrationID: registrationID),
-                            skyPrep: try await store.skyPrepOptions(registrationID: registrationID))
+        let found = Options(
+            launch: try await store.launchOptions(registrationID: registrationID),
+            skyPrep: try await store.skyPrepOptions(registrationID: registrationID))
         // Options of an unknown registration are defaults: kept only for registrations that exist.
         if ttl > .zero, try await registration(id: registrationID) != nil {
             options.withLock { $0[registrationID] = Entry(value: found, expires: now + ttl) }

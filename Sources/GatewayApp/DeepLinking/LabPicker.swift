@@ -92,12 +92,16 @@ struct LabPicker: Sendable {
             "aud": Self.tokenAudience, "sid": session.id, "iat": Int(now.timeIntervalSince1970),
             "exp": Int(session.expiresAt.timeIntervalSince1970),
         ])
-        trace.logger.info("lab picker opened", metadata: [
-            "lti.registration": "\(launch.registration.id)", "lti.deployment": "\(launch.deploymentID)",
-            "dl.multiple": "\(session.acceptMultiple)", "dl.line_items": "\(session.acceptLineItem)", "dl.labs": "\(profiles.count)",
-        ])
-        return .picker(PickerContent(sessionToken: token, labs: profiles, multiple: session.acceptMultiple,
-                                     lineItems: session.acceptLineItem, scoreMaximum: defaultScoreMaximum))
+        trace.logger.info(
+            "lab picker opened",
+            metadata: [
+                "lti.registration": "\(launch.registration.id)", "lti.deployment": "\(launch.deploymentID)",
+                "dl.multiple": "\(session.acceptMultiple)", "dl.line_items": "\(session.acceptLineItem)", "dl.labs": "\(profiles.count)",
+            ])
+        return .picker(
+            PickerContent(
+                sessionToken: token, labs: profiles, multiple: session.acceptMultiple,
+                lineItems: session.acceptLineItem, scoreMaximum: defaultScoreMaximum))
     }
 
     /// The instructor's choice (or cancel) → a signed response for the platform.
@@ -115,8 +119,10 @@ struct LabPicker: Sendable {
             let profiles = try await launchableProfiles()
             for raw in submission.chosen.uniqued() {
                 guard let id = Int(raw), let profile = profiles.first(where: { $0.id == id }) else { throw DeepLinkFailure(.labUnknown) }
-                items.append(DeepLinkResourceLink(title: profile.name, text: profile.description, url: baseURL + "/lti/launch",
-                                                  custom: ["labid": String(profile.id)]))
+                items.append(
+                    DeepLinkResourceLink(
+                        title: profile.name, text: profile.description, url: baseURL + "/lti/launch",
+                        custom: ["labid": String(profile.id)]))
             }
         }
 
@@ -128,8 +134,9 @@ struct LabPicker: Sendable {
         if submission.createLineItem, session.acceptLineItem {
             items = items.map { item in
                 var item = item
-                item.lineItem = .init(label: item.title, scoreMaximum: scoreMaximum,
-                                      resourceID: "skillable-lab-" + (item.custom["labid"] ?? ""), tag: "skillable-lab")
+                item.lineItem = .init(
+                    label: item.title, scoreMaximum: scoreMaximum,
+                    resourceID: "skillable-lab-" + (item.custom["labid"] ?? ""), tag: "skillable-lab")
                 return item
             }
         }
@@ -142,10 +149,12 @@ struct LabPicker: Sendable {
             now: now)
         let jwt = try toolKeys.signer.sign(claims: claims)
         Counter(label: "lti_deep_link_responses_total", dimensions: [("outcome", submission.cancelled ? "cancelled" : "selected")]).increment()
-        trace.logger.info("deep-linking response", metadata: [
-            "lti.registration": "\(registration.id)", "dl.items": "\(items.count)", "dl.cancelled": "\(submission.cancelled)",
-            "gw.keys.kid": "\(toolKeys.signer.key.kid)",
-        ])
+        trace.logger.info(
+            "deep-linking response",
+            metadata: [
+                "lti.registration": "\(registration.id)", "dl.items": "\(items.count)", "dl.cancelled": "\(submission.cancelled)",
+                "gw.keys.kid": "\(toolKeys.signer.key.kid)",
+            ])
         let summary = submission.cancelled ? "No lab was added." : "Adding \(items.map(\.title).joined(separator: ", ")) to your course."
         return .returnToPlatform(url: session.returnURL, jwt: jwt, summary: summary)
     }
@@ -162,8 +171,8 @@ struct LabPicker: Sendable {
     private func verifiedSessionID(_ token: String?, now: Date) throws -> String {
         struct Claims: Decodable { var aud: String?; var sid: String?; var exp: Double? }
         guard let token, let payload = ToolTokenVerifier(ring: toolKeys.ring, now: now).payload(of: token),
-              let claims = try? JSONDecoder().decode(Claims.self, from: payload),
-              claims.aud == Self.tokenAudience, let sid = claims.sid, let exp = claims.exp
+            let claims = try? JSONDecoder().decode(Claims.self, from: payload),
+            claims.aud == Self.tokenAudience, let sid = claims.sid, let exp = claims.exp
         else {
             throw DeepLinkFailure(.sessionInvalid)
         }

@@ -13,10 +13,12 @@ struct PickerView {
             "title": "Add Skillable labs", "action": action, "session": content.sessionToken, "multiple": content.multiple,
             "lineItems": content.lineItems, "scoreMaximum": Self.format(content.scoreMaximum),
             "labs": content.labs.enumerated().map { index, p -> [String: Any] in
-                ["id": String(p.id), "name": p.name, "number": p.number ?? "", "description": p.description ?? "",
-                 "duration": p.durationMinutes.map(String.init) ?? "?", "inputType": content.multiple ? "checkbox" : "radio",
-                 "required": !content.multiple && index == 0,
-                 "search": ([p.name, p.number ?? ""] + (p.tags ?? [])).joined(separator: " ").lowercased()]
+                [
+                    "id": String(p.id), "name": p.name, "number": p.number ?? "", "description": p.description ?? "",
+                    "duration": p.durationMinutes.map(String.init) ?? "?", "inputType": content.multiple ? "checkbox" : "radio",
+                    "required": !content.multiple && index == 0,
+                    "search": ([p.name, p.number ?? ""] + (p.tags ?? [])).joined(separator: " ").lowercased(),
+                ]
             },
         ]
     }
@@ -47,9 +49,10 @@ struct DeepLinkingController: Sendable {
     func select(_ request: Request, context: GatewayRequestContext) async throws -> Response {
         let fields = FormParameters.pairs(Substring(try await FormParameters.body(of: request, context: context)))
         func first(_ name: String) -> String? { fields.first { $0.0 == name }?.1 }
-        let submission = PickerSubmission(sessionToken: first("session"), cancelled: first("action") == "cancel",
-                                          chosen: fields.filter { $0.0 == "lab" }.map(\.1), createLineItem: first("create_line_item") == "on",
-                                          scoreMaximum: first("score_maximum"))
+        let submission = PickerSubmission(
+            sessionToken: first("session"), cancelled: first("action") == "cancel",
+            chosen: fields.filter { $0.0 == "lab" }.map(\.1), createLineItem: first("create_line_item") == "on",
+            scoreMaximum: first("score_maximum"))
         return try await respond(context) { try await picker.submit(submission, trace: $0, now: now()) }
     }
 
@@ -74,31 +77,41 @@ extension GatewayError {
     init(_ failure: DeepLinkFailure) {
         let code = failure.code.rawValue
         func reopen(_ what: String) -> GatewayError {
-            GatewayError(code: code, status: .badRequest, title: "Please reopen the lab picker",
-                         message: what + " Close this window and open the lab picker again from your LMS course.")
+            GatewayError(
+                code: code, status: .badRequest, title: "Please reopen the lab picker",
+                message: what + " Close this window and open the lab picker again from your LMS course.")
         }
         switch failure.code {
         case .typeNotAccepted:
-            self = GatewayError(code: code, status: .badRequest, title: "Labs cannot be added here",
-                                message: "This place in the LMS does not accept links to activities (ltiResourceLink). Add the lab from a module, assignment or link placement instead.")
+            self = GatewayError(
+                code: code, status: .badRequest, title: "Labs cannot be added here",
+                message:
+                    "This place in the LMS does not accept links to activities (ltiResourceLink). Add the lab from a module, assignment or link placement instead."
+            )
         case .catalogUnavailable:
-            self = GatewayError(code: code, status: .badGateway, title: "The lab list is not available",
-                                message: "Skillable, which runs the labs, did not answer. Please try again in a few minutes.", underlying: failure.underlying)
+            self = GatewayError(
+                code: code, status: .badGateway, title: "The lab list is not available",
+                message: "Skillable, which runs the labs, did not answer. Please try again in a few minutes.", underlying: failure.underlying)
         case .nothingChosen:
-            self = GatewayError(code: code, status: .badRequest, title: "No lab was chosen",
-                                message: "Go back, choose at least one lab, and press Add to course — or press Cancel.")
+            self = GatewayError(
+                code: code, status: .badRequest, title: "No lab was chosen",
+                message: "Go back, choose at least one lab, and press Add to course — or press Cancel.")
         case .tooMany:
-            self = GatewayError(code: code, status: .badRequest, title: "Too many labs",
-                                message: "Choose at most \(LabPicker.maxLabsPerResponse) labs at a time.")
+            self = GatewayError(
+                code: code, status: .badRequest, title: "Too many labs",
+                message: "Choose at most \(LabPicker.maxLabsPerResponse) labs at a time.")
         case .scoreInvalid:
-            self = GatewayError(code: code, status: .badRequest, title: "Invalid maximum score",
-                                message: "The maximum score must be a number between 1 and 10000. Go back and correct it.")
+            self = GatewayError(
+                code: code, status: .badRequest, title: "Invalid maximum score",
+                message: "The maximum score must be a number between 1 and 10000. Go back and correct it.")
         case .labUnknown:
-            self = GatewayError(code: code, status: .badRequest, title: "Lab not available",
-                                message: "A chosen lab is not (or no longer) available. Go back and choose again.")
+            self = GatewayError(
+                code: code, status: .badRequest, title: "Lab not available",
+                message: "A chosen lab is not (or no longer) available. Go back and choose again.")
         case .singleOnly:
-            self = GatewayError(code: code, status: .badRequest, title: "Only one lab can be added here",
-                                message: "This place in the LMS accepts one lab at a time. Open the picker again from the LMS and choose one lab.")
+            self = GatewayError(
+                code: code, status: .badRequest, title: "Only one lab can be added here",
+                message: "This place in the LMS accepts one lab at a time. Open the picker again from the LMS and choose one lab.")
         case .sessionUsed: self = reopen("This lab picker has already been used or has expired.")
         case .registrationGone: self = reopen("The LMS registration of this picker no longer exists.")
         case .sessionInvalid: self = reopen("This lab picker submission is not valid.")

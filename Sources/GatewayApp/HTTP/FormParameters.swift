@@ -18,7 +18,7 @@ enum FormParameters {
             let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
             guard let name = decode(Substring(parts[0])), !name.isEmpty else { return nil }
             guard parts.count > 1 else { return (name, "") }
-            guard let value = decode(Substring(parts[1])) else { return nil } // a malformed value is dropped, not guessed
+            guard let value = decode(Substring(parts[1])) else { return nil }  // a malformed value is dropped, not guessed
             return (name, value)
         }
     }
@@ -65,9 +65,9 @@ enum FormParameters {
         do {
             return String(buffer: try await request.body.collect(upTo: context.maxUploadSize))
         } catch is NIOTooManyBytesError {
-            throw GatewayError(code: "request_too_large", status: .contentTooLarge, title: "Request too large",
-                               message: "The request is larger than this gateway accepts (\(context.maxUploadSize / 1024) KiB).")
+            throw GatewayError(
+                code: "request_too_large", status: .contentTooLarge, title: "Request too large",
+                message: "The request is larger than this gateway accepts (\(context.maxUploadSize / 1024) KiB).")
         }
     }
 }
-

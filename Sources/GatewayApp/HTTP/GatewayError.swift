@@ -19,8 +19,10 @@ public struct GatewayError: Error, Sendable {
     /// Set when the page should offer to start the learner's login again in a new window.
     var newWindow: NewWindowRestart?
 
-    public init(code: String, status: HTTPResponse.Status, title: String, message: String, rule: String? = nil,
-                underlying: (any Error)? = nil) {
+    public init(
+        code: String, status: HTTPResponse.Status, title: String, message: String, rule: String? = nil,
+        underlying: (any Error)? = nil
+    ) {
         self.code = code
         self.status = status
         self.title = title
@@ -31,16 +33,20 @@ public struct GatewayError: Error, Sendable {
 
     /// An LTI login or launch refusal: 400 (401 for forgery-class failures) with the rule named.
     init(_ refusal: LaunchRefusal) {
-        let forged: Set<LaunchRefusal.Code> = [.signatureInvalid, .algorithmNotAllowed, .keyIDUnknown, .issuerMismatch,
-                                               .audienceMismatch, .authorizedPartyMismatch, .authorizedPartyMissing,
-                                               .nonceMismatch, .nonceReplayed, .stateNotThisBrowser, .stateUnknown,
-                                               .storageSecretMismatch, .storageNotOffered]
+        let forged: Set<LaunchRefusal.Code> = [
+            .signatureInvalid, .algorithmNotAllowed, .keyIDUnknown, .issuerMismatch,
+            .audienceMismatch, .authorizedPartyMismatch, .authorizedPartyMissing,
+            .nonceMismatch, .nonceReplayed, .stateNotThisBrowser, .stateUnknown,
+            .storageSecretMismatch, .storageNotOffered,
+        ]
         let unavailable = refusal.code == .platformKeysUnavailable
-        self.init(code: refusal.code.rawValue,
-                  status: unavailable ? .badGateway : forged.contains(refusal.code) ? .unauthorized : .badRequest,
-                  title: unavailable ? "The LMS could not be reached" : "This launch was refused",
-                  message: refusal.message + (unavailable ? " Please try again in a minute." : " Please go back to your course and open the activity again."),
-                  rule: refusal.rule)
+        self.init(
+            code: refusal.code.rawValue,
+            status: unavailable ? .badGateway : forged.contains(refusal.code) ? .unauthorized : .badRequest,
+            title: unavailable ? "The LMS could not be reached" : "This launch was refused",
+            message: refusal.message
+                + (unavailable ? " Please try again in a minute." : " Please go back to your course and open the activity again."),
+            rule: refusal.rule)
     }
 
     /// A launch that nothing ties to this browser (checklist "Launch" rule 1) although its login is known:
@@ -48,7 +54,8 @@ public struct GatewayError: Error, Sendable {
     static func notThisBrowser(restart: NewWindowRestart) -> GatewayError {
         var error = GatewayError(
             code: LaunchRefusal.Code.stateNotThisBrowser.rawValue, status: .unauthorized, title: "Open this activity in a new window",
-            message: "This launch could not be tied to your browser inside the course page (its cookies are blocked there and the LMS keeps nothing for the activity).",
+            message:
+                "This launch could not be tied to your browser inside the course page (its cookies are blocked there and the LMS keeps nothing for the activity).",
             rule: "Launch 1")
         error.newWindow = restart
         return error

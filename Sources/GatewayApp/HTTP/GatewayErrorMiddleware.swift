@@ -42,19 +42,24 @@ struct GatewayErrorMiddleware: RouterMiddleware {
             switch error.status {
             case .notFound: return .notFound()
             case .contentTooLarge:
-                return GatewayError(code: "request_too_large", status: .contentTooLarge, title: "Request too large",
-                                    message: "The request is larger than this gateway accepts.", underlying: error)
+                return GatewayError(
+                    code: "request_too_large", status: .contentTooLarge, title: "Request too large",
+                    message: "The request is larger than this gateway accepts.", underlying: error)
             case .methodNotAllowed:
-                return GatewayError(code: "method_not_allowed", status: .methodNotAllowed, title: "Not allowed",
-                                    message: "This address does not accept this kind of request.", underlying: error)
+                return GatewayError(
+                    code: "method_not_allowed", status: .methodNotAllowed, title: "Not allowed",
+                    message: "This address does not accept this kind of request.", underlying: error)
             default:
-                return GatewayError(code: "bad_request", status: error.status.code < 500 ? error.status : .internalServerError,
-                                    title: "Request refused", message: "The request could not be handled.", underlying: error)
+                return GatewayError(
+                    code: "bad_request", status: error.status.code < 500 ? error.status : .internalServerError,
+                    title: "Request refused", message: "The request could not be handled.", underlying: error)
             }
         default:
-            return GatewayError(code: "internal_error", status: .internalServerError, title: "Something went wrong",
-                                message: "The gateway could not complete this request. Please try again; if it keeps happening, give your administrator the reference below.",
-                                underlying: error)
+            return GatewayError(
+                code: "internal_error", status: .internalServerError, title: "Something went wrong",
+                message:
+                    "The gateway could not complete this request. Please try again; if it keeps happening, give your administrator the reference below.",
+                underlying: error)
         }
     }
 
@@ -80,7 +85,8 @@ struct GatewayErrorMiddleware: RouterMiddleware {
         }
         let body = Body(error: .init(type: error.code, message: error.message, reference: reference))
         let data = (try? JSONEncoder().encode(body)) ?? Data()
-        return Response(status: error.status, headers: [.contentType: "application/json; charset=utf-8"],
-                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(
+            status: error.status, headers: [.contentType: "application/json; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 }

@@ -3,8 +3,8 @@ import Foundation
 import GatewayStorage
 import HTTPTypes
 import Hummingbird
-import Logging
 import LTICore
+import Logging
 import Metrics
 import NIOCore
 
@@ -43,19 +43,24 @@ struct LTIController: Sendable {
         let loginRequest = try OIDCLoginRequest(parameters: parameters)
         let registration = try await loginHandler.registration(for: loginRequest)
         let options = try await registrations.launchOptions(registrationID: registration.id)
-        let frame = PlatformStorageDecision.frame(storageTarget: loginRequest.ltiStorageTarget, options: options,
-                                                  fetchDestination: request.headers[HTTPField.Name("Sec-Fetch-Dest")!])
+        let frame = PlatformStorageDecision.frame(
+            storageTarget: loginRequest.ltiStorageTarget, options: options,
+            fetchDestination: request.headers[HTTPField.Name("Sec-Fetch-Dest")!])
         let redirect = try await loginHandler.login(loginRequest, registration: registration, platformStorageFrame: frame, now: now())
-        context.logger.info("login", metadata: [
-            "lti.iss": "\(loginRequest.issuer)", "lti.client_id": "\(registration.clientID)",
-            "lti.registration": "\(registration.id)", "lti.platform_storage": "\(frame == nil ? "no" : "offered")",
-        ])
+        context.logger.info(
+            "login",
+            metadata: [
+                "lti.iss": "\(loginRequest.issuer)", "lti.client_id": "\(registration.clientID)",
+                "lti.registration": "\(registration.id)", "lti.platform_storage": "\(frame == nil ? "no" : "offered")",
+            ])
         var response: Response
         if let frame, let secret = redirect.storageSecret, let origin = PlatformStorageTarget.origin(of: registration.authURL) {
-            let target = PlatformStorageTarget(key: PlatformStorageSecret.key(forState: redirect.state), origin: origin,
-                                               anyOrigin: options.storageAnyOrigin == true, frame: frame)
-            response = pages.storageLoginPage(authorizationURL: redirect.authorizationURL, state: redirect.state, secret: secret,
-                                              target: target, base: baseURL, restartKey: redirect.restartKey)
+            let target = PlatformStorageTarget(
+                key: PlatformStorageSecret.key(forState: redirect.state), origin: origin,
+                anyOrigin: options.storageAnyOrigin == true, frame: frame)
+            response = pages.storageLoginPage(
+                authorizationURL: redirect.authorizationURL, state: redirect.state, secret: secret,
+                target: target, base: baseURL, restartKey: redirect.restartKey)
         } else {
             response = Response(status: .found, headers: [.location: redirect.authorizationURL, .cacheControl: "no-store"])
         }
@@ -69,8 +74,9 @@ struct LTIController: Sendable {
         let parameters = try await FormParameters.of(request, context: context)
         let state = parameters["state"] ?? ""
         let cookie = !state.isEmpty && StateCookies.value(for: state, in: request.cookies).map { constantTimeEquals($0.value, state) } == true
-        return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
-                        body: .init(byteBuffer: ByteBuffer(string: cookie ? #"{"cookie":true}"# : #"{"cookie":false}"#)))
+        return Response(
+            status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(string: cookie ? #"{"cookie":true}"# : #"{"cookie":false}"#)))
     }
 
     /// `POST /lti/login/restart` (form `login`): starts a login that could not be tied to its LMS frame again,
@@ -78,9 +84,11 @@ struct LTIController: Sendable {
     func restart(_ request: Request, context: GatewayRequestContext) async throws -> Response {
         let parameters = try await FormParameters.of(request, context: context)
         let redirect = try await loginHandler.restart(restartKey: parameters["login"] ?? "", now: now())
-        context.logger.info("login started again in a new window", metadata: [
-            "lti.client_id": "\(redirect.registration.clientID)", "lti.registration": "\(redirect.registration.id)",
-        ])
+        context.logger.info(
+            "login started again in a new window",
+            metadata: [
+                "lti.client_id": "\(redirect.registration.clientID)", "lti.registration": "\(redirect.registration.id)",
+            ])
         var response = Response(status: .seeOther, headers: [.location: redirect.authorizationURL, .cacheControl: "no-store"])
         response.headers[values: .setCookie].append(contentsOf: StateCookies.set(for: redirect.state, maxAge: Int(stateLifetime)))
         return response
@@ -123,7 +131,8 @@ struct LTIController: Sendable {
         switch launch.messageType {
         case .resourceLinkRequest:
             let trace = LaunchTrace(referenceID: context.referenceID, logger: context.logger)
-            let outcome = SkyPrepSSO.isWanted(by: launch.token)
+            let outcome =
+                SkyPrepSSO.isWanted(by: launch.token)
                 ? try await skyPrep.launch(launch, trace: trace, now: now())
                 : try await launcher.launch(launch, trace: trace, now: now())
             response = try responder.response(outcome, reference: context.referenceID)

@@ -24,8 +24,9 @@ struct LabSessionController: Sendable {
         }
         router.post("/lti/labs/end") { request, context in
             try await self.act(request, context) { session, form, trace in
-                await self.choices.end(session, token: form["session"] ?? "", instance: form["instance"],
-                                       confirmed: form["confirm"] == "yes", trace: trace, now: self.now())
+                await self.choices.end(
+                    session, token: form["session"] ?? "", instance: form["instance"],
+                    confirmed: form["confirm"] == "yes", trace: trace, now: self.now())
             }
         }
         router.post("/lti/labs/launch") { request, context in
@@ -36,8 +37,10 @@ struct LabSessionController: Sendable {
     }
 
     /// Reads the form and its lab-session token, runs `action` for that learner, answers its outcome.
-    private func act(_ request: Request, _ context: GatewayRequestContext,
-                     _ action: (LabSession, [String: String], LaunchTrace) async throws -> LaunchOutcome) async throws -> Response {
+    private func act(
+        _ request: Request, _ context: GatewayRequestContext,
+        _ action: (LabSession, [String: String], LaunchTrace) async throws -> LaunchOutcome
+    ) async throws -> Response {
         let form = FormParameters.parse(Substring(try await FormParameters.body(of: request, context: context)))
         let session: LabSession
         do {

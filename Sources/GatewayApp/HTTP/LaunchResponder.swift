@@ -16,8 +16,10 @@ struct LaunchResponder: Sendable {
         case .labChoice(let choice):
             func rows(_ list: [SkillableUserLab]) -> [[String: Any]] {
                 list.map { lab in
-                    ["id": String(lab.labInstanceID), "name": lab.labProfileName ?? "Lab \(lab.labProfileID.map(String.init) ?? "")",
-                     "start": Self.format(lab.start), "expires": Self.format(lab.expires), "base": baseURL, "session": choice.token]
+                    [
+                        "id": String(lab.labInstanceID), "name": lab.labProfileName ?? "Lab \(lab.labProfileID.map(String.init) ?? "")",
+                        "start": Self.format(lab.start), "expires": Self.format(lab.expires), "base": baseURL, "session": choice.token,
+                    ]
                 }
             }
             return pages.labsPage([
@@ -27,8 +29,10 @@ struct LaunchResponder: Sendable {
             ])
         case .confirmEnd(let confirmation):
             let name = confirmation.lab.labProfileName ?? "this lab"
-            return pages.confirmEndPage(["title": "End \(name)?", "name": name, "base": baseURL, "session": confirmation.token,
-                                         "id": String(confirmation.lab.labInstanceID)])
+            return pages.confirmEndPage([
+                "title": "End \(name)?", "name": name, "base": baseURL, "session": confirmation.token,
+                "id": String(confirmation.lab.labInstanceID),
+            ])
         case .refused(let failure):
             throw GatewayError(failure)
         }
@@ -54,52 +58,66 @@ extension GatewayError {
         }
         switch failure.code {
         case .labIDMissing:
-            self = page(.badRequest, "This link does not name a lab",
-                        "The LMS link has no custom parameter labid. Ask your instructor or LMS administrator to set labid=<Skillable lab id> on this link.")
+            self = page(
+                .badRequest, "This link does not name a lab",
+                "The LMS link has no custom parameter labid. Ask your instructor or LMS administrator to set labid=<Skillable lab id> on this link.")
         case .labIDInvalid:
-            self = page(.badRequest, "This link names an invalid lab",
-                        "The LMS link's labid is not a Skillable lab number. Ask your instructor to correct the link.")
+            self = page(
+                .badRequest, "This link names an invalid lab",
+                "The LMS link's labid is not a Skillable lab number. Ask your instructor to correct the link.")
         case .skillableUnavailable:
-            self = page(.badGateway, "The lab service is not answering",
-                        "Skillable, which runs the labs, did not answer. No lab was started. Please try again in a few minutes.")
+            self = page(
+                .badGateway, "The lab service is not answering",
+                "Skillable, which runs the labs, did not answer. No lab was started. Please try again in a few minutes.")
         case .labURLRefused:
-            self = page(.badGateway, "The lab could not be opened",
-                        "The lab service answered with an address this gateway does not send learners to. An administrator has been told.")
+            self = page(
+                .badGateway, "The lab could not be opened",
+                "The lab service answered with an address this gateway does not send learners to. An administrator has been told.")
         case .skillableResult(let result):
             switch result.cause {
             case .capacity:
-                self = page(.serviceUnavailable, "No lab capacity right now",
-                            "The lab service has no room to start this lab at the moment. Please try again in a few minutes.")
+                self = page(
+                    .serviceUnavailable, "No lab capacity right now",
+                    "The lab service has no room to start this lab at the moment. Please try again in a few minutes.")
             case .limits:
-                self = page(.conflict, "Too many labs running",
-                            "A limit on running labs has been reached. Close a lab you no longer need, or try again later.")
+                self = page(
+                    .conflict, "Too many labs running",
+                    "A limit on running labs has been reached. Close a lab you no longer need, or try again later.")
             case .savedLab:
-                self = page(.conflict, "You have a saved copy of this lab",
-                            "You saved this lab earlier. Resume it from the lab service, or ask your instructor for help.")
+                self = page(
+                    .conflict, "You have a saved copy of this lab",
+                    "You saved this lab earlier. Resume it from the lab service, or ask your instructor for help.")
             case .notAvailable:
-                self = page(.serviceUnavailable, "This lab is not available",
-                            "This lab cannot be started through the LMS right now. Please tell your instructor.")
+                self = page(
+                    .serviceUnavailable, "This lab is not available",
+                    "This lab cannot be started through the LMS right now. Please tell your instructor.")
             case .invalidRequest:
-                self = page(.badGateway, "The lab could not be started",
-                            "The lab service refused the request for this lab. Please tell your instructor; the lab link may be wrong.")
+                self = page(
+                    .badGateway, "The lab could not be started",
+                    "The lab service refused the request for this lab. Please tell your instructor; the lab link may be wrong.")
             case .needsInformation:
-                self = page(.conflict, "More information needed",
-                            "The lab service needs more information about you before this lab can start. Please contact your instructor.")
+                self = page(
+                    .conflict, "More information needed",
+                    "The lab service needs more information about you before this lab can start. Please contact your instructor.")
             case .failed, .launched:
-                self = page(.badGateway, "The lab could not be started",
-                            "The lab service could not start this lab. Please try again; if it keeps happening, tell your instructor.")
+                self = page(
+                    .badGateway, "The lab could not be started",
+                    "The lab service could not start this lab. Please try again; if it keeps happening, tell your instructor.")
             }
         case .skyPrepEmailMissing:
-            self = page(.badRequest, "Your LMS does not share your email",
-                        "SkyPrep accounts are identified by email address. Ask your LMS administrator to share learners' email with this tool.")
+            self = page(
+                .badRequest, "Your LMS does not share your email",
+                "SkyPrep accounts are identified by email address. Ask your LMS administrator to share learners' email with this tool.")
         case .skyPrepEmailInUse:
-            self = page(.conflict, "Your email belongs to another SkyPrep account",
-                        "SkyPrep already has an account with your email address that is not linked to your LMS account. An administrator can link them.")
+            self = page(
+                .conflict, "Your email belongs to another SkyPrep account",
+                "SkyPrep already has an account with your email address that is not linked to your LMS account. An administrator can link them.")
         case .skyPrepUnavailable:
             self = page(.badGateway, "SkyPrep is not available", "SkyPrep, the training platform, did not answer. Please try again in a few minutes.")
         case .skyPrepURLRefused:
-            self = page(.badGateway, "SkyPrep could not be opened",
-                        "SkyPrep answered with an address this gateway does not send learners to. An administrator has been told.")
+            self = page(
+                .badGateway, "SkyPrep could not be opened",
+                "SkyPrep answered with an address this gateway does not send learners to. An administrator has been told.")
         case .labSessionInvalid:
             self = page(.badRequest, "Please open the lab again", "This page is not valid. Go back to your course and open the lab again.")
         case .labSessionExpired:
@@ -107,8 +125,9 @@ extension GatewayError {
         case .labInstanceMissing:
             self = page(.badRequest, "No lab was chosen", "Go back and choose a lab.")
         case .labInstanceNotYours:
-            self = page(.forbidden, "This lab is not available",
-                        "This lab is not one of your running or saved labs (it may have ended). Go back to your course and open the lab again.")
+            self = page(
+                .forbidden, "This lab is not available",
+                "This lab is not one of your running or saved labs (it may have ended). Go back to your course and open the lab again.")
         }
     }
 }

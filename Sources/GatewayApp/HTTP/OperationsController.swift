@@ -18,24 +18,28 @@ struct OperationsController: Sendable {
                 return Self.text("ready\n")
             } catch {
                 context.logger.error("database not reachable", metadata: ["error": "\(error)"])
-                return Response(status: .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
-                                body: .init(byteBuffer: ByteBuffer(string: "database not reachable\n")))
+                return Response(
+                    status: .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
+                    body: .init(byteBuffer: ByteBuffer(string: "database not reachable\n")))
             }
         }
         router.get("/metrics") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                     body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
         }
         // Served from memory; max-age is shorter than the time a next key is published before it signs.
         let cacheControl = "public, max-age=\(toolKeys.policy.jwksMaxAge)"
         router.get("/.well-known/jwks.json") { _, _ in
-            Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: cacheControl],
-                     body: .init(byteBuffer: toolKeys.jwksDocument))
+            Response(
+                status: .ok, headers: [.contentType: "application/json", .cacheControl: cacheControl],
+                body: .init(byteBuffer: toolKeys.jwksDocument))
         }
     }
 
     static func text(_ text: String) -> Response {
-        Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "no-store"],
-                 body: .init(byteBuffer: ByteBuffer(string: text)))
+        Response(
+            status: .ok, headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 }

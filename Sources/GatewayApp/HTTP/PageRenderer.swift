@@ -34,7 +34,7 @@ struct PageRenderer: Sendable {
     func errorPage(_ error: GatewayError, reference: String) -> Response {
         func values(reference: String) -> [String: Any] {
             var values: [String: Any] = ["title": error.title, "message": error.message, "reference": reference]
-            if let rule = error.rule { values["rule"] = rule } // an empty string would still open the section
+            if let rule = error.rule { values["rule"] = rule }  // an empty string would still open the section
             return values
         }
         let key = ErrorPageCache.Key(title: error.title, message: error.message, rule: error.rule)
@@ -74,14 +74,20 @@ struct PageRenderer: Sendable {
     /// A page that posts `JWT` to the platform at once (and offers a button for browsers without script).
     func autoPostPage(action: String, jwt: String, summary: String) -> Response {
         let nonce = SecureRandom.token(byteCount: 16)
-        return render("autopost", status: .ok, ["title": "Returning to your course", "action": action, "jwt": jwt,
-                                                 "summary": summary, "nonce": nonce], scriptNonce: nonce)
+        return render(
+            "autopost", status: .ok,
+            [
+                "title": "Returning to your course", "action": action, "jwt": jwt,
+                "summary": summary, "nonce": nonce,
+            ], scriptNonce: nonce)
     }
 
     /// Renders template `name`; `scriptNonce` allows the page's scripts carrying it, `connectSelf` their
     /// requests to this gateway.
-    func render(_ name: String, status: HTTPResponse.Status, _ values: [String: Any], scriptNonce: String? = nil,
-                connectSelf: Bool = false) -> Response {
+    func render(
+        _ name: String, status: HTTPResponse.Status, _ values: [String: Any], scriptNonce: String? = nil,
+        connectSelf: Bool = false
+    ) -> Response {
         let body = library.render(values, withTemplate: name) ?? "<!doctype html><title>Error</title><p>Error</p>"
         return response(status: status, body: ByteBuffer(string: body), scriptNonce: scriptNonce, connectSelf: connectSelf)
     }
@@ -89,13 +95,15 @@ struct PageRenderer: Sendable {
     private func response(status: HTTPResponse.Status, body: ByteBuffer, scriptNonce: String? = nil, connectSelf: Bool = false) -> Response {
         let scripts = scriptNonce.map { "; script-src 'nonce-\($0)'" } ?? ""
         let connect = connectSelf ? "; connect-src 'self'" : ""
-        return Response(status: status, headers: [
-            .contentType: "text/html; charset=utf-8",
-            .cacheControl: "no-store",
-            HTTPField.Name("Content-Security-Policy")!: "default-src 'none'; style-src 'unsafe-inline'\(scripts)\(connect); frame-ancestors *",
-            HTTPField.Name("X-Content-Type-Options")!: "nosniff",
-            HTTPField.Name("Referrer-Policy")!: "no-referrer",
-        ], body: .init(byteBuffer: body))
+        return Response(
+            status: status,
+            headers: [
+                .contentType: "text/html; charset=utf-8",
+                .cacheControl: "no-store",
+                HTTPField.Name("Content-Security-Policy")!: "default-src 'none'; style-src 'unsafe-inline'\(scripts)\(connect); frame-ancestors *",
+                HTTPField.Name("X-Content-Type-Options")!: "nosniff",
+                HTTPField.Name("Referrer-Policy")!: "no-referrer",
+            ], body: .init(byteBuffer: body))
     }
 
     /// Error pages rendered once per distinct error, split where the request's reference goes.

@@ -18,7 +18,8 @@ struct PlatformStorageTarget {
     /// The `scheme://host[:port]` of an absolute URL; nil when it has none.
     static func origin(of url: String) -> String? {
         guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
-              let host = components.host?.lowercased(), !host.isEmpty else { return nil }
+            let host = components.host?.lowercased(), !host.isEmpty
+        else { return nil }
         return components.port.map { "\(scheme)://\(host):\($0)" } ?? "\(scheme)://\(host)"
     }
 
@@ -32,13 +33,17 @@ extension PageRenderer {
     ///
     /// - Important: Carries the state (inside the authorization URL, as the redirect would) and the storage
     ///   secret; sent with `Cache-Control: no-store` and `Referrer-Policy: no-referrer`, never logged.
-    func storageLoginPage(authorizationURL: String, state: String, secret: String, target: PlatformStorageTarget,
-                          base: String, restartKey: String) -> Response {
+    func storageLoginPage(
+        authorizationURL: String, state: String, secret: String, target: PlatformStorageTarget,
+        base: String, restartKey: String
+    ) -> Response {
         let nonce = SecureRandom.token(byteCount: 16)
         var values = target.values
-        values.merge(["title": "Connecting to your course", "authURL": authorizationURL, "state": state, "secret": secret,
-                      "checkURL": base + "/lti/login/check", "restartURL": base + "/lti/login/restart", "restartKey": restartKey,
-                      "nonce": nonce]) { $1 }
+        values.merge([
+            "title": "Connecting to your course", "authURL": authorizationURL, "state": state, "secret": secret,
+            "checkURL": base + "/lti/login/check", "restartURL": base + "/lti/login/restart", "restartKey": restartKey,
+            "nonce": nonce,
+        ]) { $1 }
         return render("storage-login", status: .ok, values, scriptNonce: nonce, connectSelf: true)
     }
 
@@ -58,8 +63,10 @@ extension PageRenderer {
     /// window (and, where the browser has it, the Storage Access API).
     func newWindowPage(_ error: GatewayError, reference: String, restartURL: String, restartKey: String) -> Response {
         let nonce = SecureRandom.token(byteCount: 16)
-        var values: [String: Any] = ["title": error.title, "message": error.message, "reference": reference,
-                                     "restartURL": restartURL, "restartKey": restartKey, "nonce": nonce]
+        var values: [String: Any] = [
+            "title": error.title, "message": error.message, "reference": reference,
+            "restartURL": restartURL, "restartKey": restartKey, "nonce": nonce,
+        ]
         if let rule = error.rule { values["rule"] = rule }
         return render("new-window-page", status: error.status, values, scriptNonce: nonce)
     }

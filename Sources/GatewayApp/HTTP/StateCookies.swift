@@ -26,8 +26,10 @@ enum StateCookies {
     /// `Set-Cookie` values removing both cookies of `state`.
     static func expire(for state: String) -> [String] {
         let names = GatewayCookieNames.stateCookieNames(for: state)
-        return ["\(names.plain)=; Path=/lti; Max-Age=0; HttpOnly; Secure; SameSite=None",
-                "\(names.partitioned)=; Path=/lti; Max-Age=0; HttpOnly; Secure; SameSite=None; Partitioned"]
+        return [
+            "\(names.plain)=; Path=/lti; Max-Age=0; HttpOnly; Secure; SameSite=None",
+            "\(names.partitioned)=; Path=/lti; Max-Age=0; HttpOnly; Secure; SameSite=None; Partitioned",
+        ]
     }
 
     /// The value of the state cookie of `state` this request carries (the plain one first), and whether it

@@ -38,10 +38,12 @@ public struct ToolConfiguration: Sendable {
             "target_link_uri": launchURL,
             "public_jwk_url": jwksURL,
             "scopes": ["https://purl.imsglobal.org/spec/lti-ags/scope/lineitem", "https://purl.imsglobal.org/spec/lti-ags/scope/score"],
-            "extensions": [[
-                "platform": "canvas.instructure.com", "domain": host, "tool_id": "lti-gateway", "privacy_level": "public",
-                "settings": ["text": "Skillable Labs", "placements": [placement("link_selection"), placement("assignment_selection")]],
-            ]],
+            "extensions": [
+                [
+                    "platform": "canvas.instructure.com", "domain": host, "tool_id": "lti-gateway", "privacy_level": "public",
+                    "settings": ["text": "Skillable Labs", "placements": [placement("link_selection"), placement("assignment_selection")]],
+                ]
+            ],
         ]
     }
 
@@ -76,14 +78,18 @@ public struct ToolConfiguration: Sendable {
             "public_key": ["kid": activeKey.kid, "pem": activeKey.publicKeyPEM],
             "custom_parameters": ["labid": "<Skillable lab profile id>"],
             "messages": ["LtiResourceLinkRequest", "LtiDeepLinkingRequest"],
-            "claims": ["sub", "given_name", "family_name", "name", "email", "locale",
-                       LTIClaim.context, LTIClaim.roles, LTIClaim.custom, LTIClaim.agsEndpoint],
+            "claims": [
+                "sub", "given_name", "family_name", "name", "email", "locale",
+                LTIClaim.context, LTIClaim.roles, LTIClaim.custom, LTIClaim.agsEndpoint,
+            ],
             "canvas_developer_key": canvasDeveloperKey,
             "moodle": moodleText,
         ]
         if let registration {
-            document["platform"] = ["id": registration.id, "issuer": registration.issuer, "client_id": registration.clientID,
-                                    "deployment_ids": registration.deploymentIDs]
+            document["platform"] = [
+                "id": registration.id, "issuer": registration.issuer, "client_id": registration.clientID,
+                "deployment_ids": registration.deploymentIDs,
+            ]
         }
         return try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
     }
@@ -101,13 +107,20 @@ public struct ToolConfiguration: Sendable {
             "  Claims to share:              name, given_name, family_name, email (optional)",
         ]
         if let registration {
-            lines += ["", "Registered platform \(registration.id): issuer \(registration.issuer), client id \(registration.clientID), " +
-                      "deployments \(registration.deploymentIDs.joined(separator: ", "))"]
+            lines += [
+                "",
+                "Registered platform \(registration.id): issuer \(registration.issuer), client id \(registration.clientID), "
+                    + "deployments \(registration.deploymentIDs.joined(separator: ", "))",
+            ]
         }
         lines += ["", "Active public key (kid \(activeKey.kid)):", activeKey.publicKeyPEM.trimmingCharacters(in: .newlines)]
-        let canvas = (try? JSONSerialization.data(withJSONObject: canvasDeveloperKey, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]))
+        let canvas =
+            (try? JSONSerialization.data(withJSONObject: canvasDeveloperKey, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]))
             .flatMap { String(data: $0, encoding: .utf8) } ?? "{}"
-        lines += ["", "Canvas developer key (Developer Keys → + LTI Key → Paste JSON):", canvas, "", "Moodle (External tool → configure a tool manually):", moodleText]
+        lines += [
+            "", "Canvas developer key (Developer Keys → + LTI Key → Paste JSON):", canvas, "", "Moodle (External tool → configure a tool manually):",
+            moodleText,
+        ]
         return lines.joined(separator: "\n") + "\n"
     }
 }
@@ -121,8 +134,9 @@ struct ToolConfigurationController: Sendable {
         router.get("/lti/config") { _, _ in
             guard let active = toolKeys.ring.active else { throw GatewayError.notFound() }
             let body = try ToolConfiguration(baseURL: settings.baseURL, activeKey: active).json()
-            return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-cache"],
-                            body: .init(byteBuffer: ByteBuffer(bytes: body)))
+            return Response(
+                status: .ok, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-cache"],
+                body: .init(byteBuffer: ByteBuffer(bytes: body)))
         }
     }
 }

@@ -17,8 +17,10 @@ public struct KeyPolicy: Sendable {
     /// How long `next` must be published before `rotate` may promote it (longer than ``jwksMaxAge``).
     public var minimumNextAge: TimeInterval
 
-    public init(keyBits: Int = 2048, retiringGrace: TimeInterval = 7 * 86_400, jwksMaxAge: Int = 3600,
-                minimumNextAge: TimeInterval = 7200) {
+    public init(
+        keyBits: Int = 2048, retiringGrace: TimeInterval = 7 * 86_400, jwksMaxAge: Int = 3600,
+        minimumNextAge: TimeInterval = 7200
+    ) {
         self.keyBits = keyBits
         self.retiringGrace = retiringGrace
         self.jwksMaxAge = jwksMaxAge
@@ -82,9 +84,10 @@ public final class ToolKeyService: Sendable {
 
     private static func makeSnapshot(_ ring: ToolKeyRing, revision: Int, now: Date) throws -> Snapshot {
         guard let active = ring.active else { throw KeyRingError.noActiveKey }
-        return Snapshot(ring: ring, revision: revision, jwks: ByteBuffer(bytes: try ring.jwksDocument(now: now)),
-                        signer: ToolTokenSigner(activeKey: active),
-                        nextExpiry: ring.retiring.compactMap(\.retiresAt).filter { $0 > now }.min())
+        return Snapshot(
+            ring: ring, revision: revision, jwks: ByteBuffer(bytes: try ring.jwksDocument(now: now)),
+            signer: ToolTokenSigner(activeKey: active),
+            nextExpiry: ring.retiring.compactMap(\.retiresAt).filter { $0 > now }.min())
     }
 }
 
@@ -115,8 +118,9 @@ public enum KeyAdministration {
     public static func rotate(store: any SigningKeyStore, policy: KeyPolicy, force: Bool, now: Date = Date()) async throws -> ToolKeyRing {
         try await store.updateKeyRing { ring in
             try ring.readied(now: now, generate: { try ToolKey.generate(bits: policy.keyBits, now: now) })
-                .rotated(now: now, grace: policy.retiringGrace, minimumNextAge: policy.minimumNextAge, force: force,
-                         generate: { try ToolKey.generate(bits: policy.keyBits, now: now) })
+                .rotated(
+                    now: now, grace: policy.retiringGrace, minimumNextAge: policy.minimumNextAge, force: force,
+                    generate: { try ToolKey.generate(bits: policy.keyBits, now: now) })
         }
     }
 
@@ -131,8 +135,11 @@ public enum KeyAdministration {
         func date(_ d: Date?) -> String { d.map { format.string(from: $0) } ?? "-" }
         var lines = ["KID                                          STATE     CREATED               ACTIVATED             RETIRES AT"]
         for key in ring.published(now: now) {
-            lines.append([key.kid.padding(toLength: 44, withPad: " ", startingAt: 0), key.state.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0),
-                          date(key.createdAt), date(key.activatedAt).padding(toLength: 20, withPad: " ", startingAt: 0), date(key.retiresAt)]
+            lines.append(
+                [
+                    key.kid.padding(toLength: 44, withPad: " ", startingAt: 0), key.state.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0),
+                    date(key.createdAt), date(key.activatedAt).padding(toLength: 20, withPad: " ", startingAt: 0), date(key.retiresAt),
+                ]
                 .joined(separator: " "))
         }
         return lines.joined(separator: "\n") + "\n"

@@ -37,14 +37,17 @@ struct LabChoices: Sendable {
         }
         let url: String?
         do {
-            url = owned.saved ? try await skillable.resume(labInstanceID: owned.lab.labInstanceID).url
-                              : try await skillable.labAccessURL(labInstanceID: owned.lab.labInstanceID).url
+            url =
+                owned.saved
+                ? try await skillable.resume(labInstanceID: owned.lab.labInstanceID).url
+                : try await skillable.labAccessURL(labInstanceID: owned.lab.labInstanceID).url
         } catch {
             return .refused(LaunchFailure(.skillableUnavailable, underlying: error))
         }
         guard let url, redirectPolicy.allows(url) else { return .refused(LaunchFailure(.labURLRefused)) }
-        trace.logger.info("lab resumed from the deferred-launch page",
-                          metadata: ["lab.instance": "\(owned.lab.labInstanceID)", "lab.saved": "\(owned.saved)"])
+        trace.logger.info(
+            "lab resumed from the deferred-launch page",
+            metadata: ["lab.instance": "\(owned.lab.labInstanceID)", "lab.saved": "\(owned.saved)"])
         return .redirect(url)
     }
 

@@ -30,10 +30,11 @@ struct LabLauncher: Sendable {
         // The lab comes from the custom claim `labid` (Skillable's own LTI convention).
         let rawLabID = token.custom?["labid"]?.trimmingCharacters(in: .whitespaces) ?? ""
         guard let labID = Int(rawLabID), labID > 0, rawLabID.count <= 10 else {
-            var record = recorder.begin(trace, registrationID: launch.registration.id, deploymentID: launch.deploymentID,
-                                        learnerID: identity.id, subject: identity.subject, resourceLinkID: token.resourceLink?.id,
-                                        contextID: token.context?.id, labID: token.custom?["labid"], agsLineItem: token.agsEndpoint?.lineItem,
-                                        now: now)
+            var record = recorder.begin(
+                trace, registrationID: launch.registration.id, deploymentID: launch.deploymentID,
+                learnerID: identity.id, subject: identity.subject, resourceLinkID: token.resourceLink?.id,
+                contextID: token.context?.id, labID: token.custom?["labid"], agsLineItem: token.agsEndpoint?.lineItem,
+                now: now)
             return await recorder.refuse(&record, LaunchFailure(rawLabID.isEmpty ? .labIDMissing : .labIDInvalid), trace: trace)
         }
         let options = try await launchOptions(launch.registration.id)
@@ -47,9 +48,10 @@ struct LabLauncher: Sendable {
     /// Starts (or joins) the lab of `session`; used by launches and by "Launch the new lab" on the
     /// deferred-launch page.
     func start(_ session: LabSession, trace: LaunchTrace, now: Date) async -> LaunchOutcome {
-        var record = recorder.begin(trace, registrationID: session.registrationID, deploymentID: session.deploymentID,
-                                    learnerID: session.learnerID, subject: session.subject, resourceLinkID: session.resourceLinkID,
-                                    contextID: session.contextID, labID: String(session.request.labID), agsLineItem: session.agsLineItem, now: now)
+        var record = recorder.begin(
+            trace, registrationID: session.registrationID, deploymentID: session.deploymentID,
+            learnerID: session.learnerID, subject: session.subject, resourceLinkID: session.resourceLinkID,
+            contextID: session.contextID, labID: String(session.request.labID), agsLineItem: session.agsLineItem, now: now)
         var (start, joined) = await coordinator.start(session.request)
         var target: String?
         if case .started(_, let instanceID?) = start, joined {
@@ -77,9 +79,12 @@ struct LabLauncher: Sendable {
         case .refused(let response):
             record.vendorResultCode = response.result.code
             record.labInstanceID = response.labInstanceID.map(String.init)
-            trace.logger.notice("skillable refused the launch", metadata: [
-                "skillable.result": "\(response.result.code)", "skillable.error": "\(response.error ?? "-")", "lab.id": "\(session.request.labID)",
-            ])
+            trace.logger.notice(
+                "skillable refused the launch",
+                metadata: [
+                    "skillable.result": "\(response.result.code)", "skillable.error": "\(response.error ?? "-")",
+                    "lab.id": "\(session.request.labID)",
+                ])
             switch response.result {
             case .userTooManyActiveLabs:
                 await recorder.finish(&record, outcome: LaunchFailure.Code.skillableResult(response.result).identifier, trace: trace)
@@ -87,7 +92,8 @@ struct LabLauncher: Sendable {
             case .userHasSavedInstance:
                 if let saved = try? await skillable.userRunningAndSavedLabs(userID: session.learnerID).savedLabs
                     .last(where: { $0.labProfileID == session.request.labID }),
-                   let url = try? await skillable.resume(labInstanceID: saved.labInstanceID).url {
+                    let url = try? await skillable.resume(labInstanceID: saved.labInstanceID).url
+                {
                     record.labInstanceID = String(saved.labInstanceID)
                     return await redirect(to: url, outcome: "resumed_saved", record: &record, trace: trace)
                 }
@@ -108,8 +114,10 @@ struct LabLauncher: Sendable {
     }
 
     /// The Skillable `Launch` for this learner, lab and registration's options.
-    static func request(labID: Int, learnerID: String, token: LTIIDToken, registrationID: String,
-                        options: PlatformLaunchOptions) -> SkillableLaunchRequest {
+    static func request(
+        labID: Int, learnerID: String, token: LTIIDToken, registrationID: String,
+        options: PlatformLaunchOptions
+    ) -> SkillableLaunchRequest {
         var variables: [String: String] = [:]
         if options.sendContextVariables {
             if let id = token.context?.id { variables["LtiContextId"] = id }

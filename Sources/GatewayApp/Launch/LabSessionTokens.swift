@@ -36,7 +36,7 @@ struct LabSessionTokens: Sendable {
     func verify(_ token: String?, now: Date) throws -> LabSession {
         struct Claims: Decodable { var aud: String; var exp: Double; var session: LabSession }
         guard let token, let payload = ToolTokenVerifier(ring: toolKeys.ring, now: now).payload(of: token, maxBytes: 16_384),
-              let claims = try? JSONDecoder().decode(Claims.self, from: payload), claims.aud == Self.audience
+            let claims = try? JSONDecoder().decode(Claims.self, from: payload), claims.aud == Self.audience
         else {
             throw LaunchFailure(.labSessionInvalid)
         }

@@ -38,12 +38,14 @@ struct LaunchBindingResolver: Sendable {
         if let cookie = evidence.cookie { return .validate(.cookie(cookie.value, partitioned: cookie.partitioned)) }
         if let secret = evidence.storageSecret { return .validate(.platformStorage(secret: secret)) }
         guard let state, !state.isEmpty, state.utf8.count <= Self.maxStateLength,
-              let pending = try await states.loginState(state, now: now) else {
+            let pending = try await states.loginState(state, now: now)
+        else {
             return .validate(.none)
         }
         if !evidence.storageFailed, pending.storageSecretDigest != nil {
-            return .readPlatformStorage(key: PlatformStorageSecret.key(forState: state), frame: pending.storageFrame ?? "_parent",
-                                        registrationID: pending.registrationID)
+            return .readPlatformStorage(
+                key: PlatformStorageSecret.key(forState: state), frame: pending.storageFrame ?? "_parent",
+                registrationID: pending.registrationID)
         }
         return .offerNewWindow(restartKey: pending.restartKey)
     }

@@ -117,18 +117,25 @@ actor LaunchCoordinator {
                 mayHaveStarted = mayHaveStarted || error.requestMayHaveArrived
                 let delay = policy.delay(afterAttempt: attempt)
                 guard attempt < policy.maxAttempts, ContinuousClock.now + delay < deadline else { break }
-                logger.notice("skillable launch failed; retrying", metadata: [
-                    "skillable.error": "\(error.code.rawValue)", "skillable.attempt": "\(attempt)", "lab.id": "\(request.labID)",
-                ])
+                logger.notice(
+                    "skillable launch failed; retrying",
+                    metadata: [
+                        "skillable.error": "\(error.code.rawValue)", "skillable.attempt": "\(attempt)", "lab.id": "\(request.labID)",
+                    ])
                 try? await Task.sleep(for: delay)
             } catch {
-                return .unavailable(SkillableError(code: .transport, command: "Launch", message: "\(type(of: error))",
-                                                   httpStatus: nil, requestMayHaveArrived: true))
+                return .unavailable(
+                    SkillableError(
+                        code: .transport, command: "Launch", message: "\(type(of: error))",
+                        httpStatus: nil, requestMayHaveArrived: true))
             }
         }
         if mayHaveStarted, let running = await runningInstance(request) { return .existing(instanceID: running) }
-        return .unavailable(lastError ?? SkillableError(code: .transport, command: "Launch", message: "no attempt",
-                                                        httpStatus: nil, requestMayHaveArrived: false))
+        return .unavailable(
+            lastError
+                ?? SkillableError(
+                    code: .transport, command: "Launch", message: "no attempt",
+                    httpStatus: nil, requestMayHaveArrived: false))
     }
 
     /// The learner's running instance of the requested lab, if Skillable answers.

@@ -17,29 +17,35 @@ struct LaunchRecorder: Sendable {
     let store: any LaunchStore
 
     /// A record of a resource-link launch, outcome `pending` until ``finish(_:outcome:trace:)``.
-    func begin(_ trace: LaunchTrace, registrationID: String, deploymentID: String, learnerID: String, subject: String,
-               resourceLinkID: String?, contextID: String?, labID: String?, agsLineItem: String?, now: Date) -> LaunchRecord {
-        LaunchRecord(id: trace.referenceID, registrationID: registrationID, deploymentID: deploymentID, learnerID: learnerID,
-                     subject: subject, messageType: LTIMessageType.resourceLinkRequest.rawValue, resourceLinkID: resourceLinkID,
-                     contextID: contextID, labID: labID, outcome: "pending", vendorResultCode: nil, labInstanceID: nil,
-                     agsLineItem: agsLineItem, createdAt: now)
+    func begin(
+        _ trace: LaunchTrace, registrationID: String, deploymentID: String, learnerID: String, subject: String,
+        resourceLinkID: String?, contextID: String?, labID: String?, agsLineItem: String?, now: Date
+    ) -> LaunchRecord {
+        LaunchRecord(
+            id: trace.referenceID, registrationID: registrationID, deploymentID: deploymentID, learnerID: learnerID,
+            subject: subject, messageType: LTIMessageType.resourceLinkRequest.rawValue, resourceLinkID: resourceLinkID,
+            contextID: contextID, labID: labID, outcome: "pending", vendorResultCode: nil, labInstanceID: nil,
+            agsLineItem: agsLineItem, createdAt: now)
     }
 
     /// Sets the launch's outcome, counts it (`lti_launches_total`), stores the record and logs it.
     func finish(_ record: inout LaunchRecord, outcome: String, trace: LaunchTrace) async {
         record.outcome = outcome
-        Counter(label: "lti_launches_total", dimensions: [("outcome", outcome.hasPrefix("skillable_result_") ? "skillable_refused" : outcome)]).increment()
+        Counter(label: "lti_launches_total", dimensions: [("outcome", outcome.hasPrefix("skillable_result_") ? "skillable_refused" : outcome)])
+            .increment()
         do {
             try await store.recordLaunch(record)
         } catch {
             // The lab may already run; the learner still goes in, and the operator sees why the record is missing.
             trace.logger.error("launch record not stored", metadata: ["gw.launch.outcome": "\(outcome)", "error": "\(error)"])
         }
-        trace.logger.info("launch", metadata: [
-            "gw.launch.outcome": "\(outcome)", "lti.registration": "\(record.registrationID)", "lti.deployment": "\(record.deploymentID)",
-            "lab.id": "\(record.labID ?? "-")", "lab.instance": "\(record.labInstanceID ?? "-")",
-            "skillable.result": "\(record.vendorResultCode.map(String.init) ?? "-")",
-        ])
+        trace.logger.info(
+            "launch",
+            metadata: [
+                "gw.launch.outcome": "\(outcome)", "lti.registration": "\(record.registrationID)", "lti.deployment": "\(record.deploymentID)",
+                "lab.id": "\(record.labID ?? "-")", "lab.instance": "\(record.labInstanceID ?? "-")",
+                "skillable.result": "\(record.vendorResultCode.map(String.init) ?? "-")",
+            ])
     }
 
     /// Records `failure` as the launch's outcome and hands it back as the outcome to show.

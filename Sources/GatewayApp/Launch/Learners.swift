@@ -9,10 +9,11 @@ enum Learners {
     static func upsert(_ launch: ValidatedLaunch, store: any IdentityStore, now: Date) async throws -> LearnerIdentity {
         let token = launch.token
         let subject = token.subject ?? ""
-        return try await store.upsertIdentity(LearnerIdentity(
-            id: learnerID(issuer: launch.registration.issuer, subject: subject), issuer: launch.registration.issuer,
-            subject: subject, givenName: token.givenName, familyName: token.familyName, email: token.email,
-            firstSeen: now, lastSeen: now))
+        return try await store.upsertIdentity(
+            LearnerIdentity(
+                id: learnerID(issuer: launch.registration.issuer, subject: subject), issuer: launch.registration.issuer,
+                subject: subject, givenName: token.givenName, familyName: token.familyName, email: token.email,
+                firstSeen: now, lastSeen: now))
     }
 
     /// A stable, opaque learner id (SPEC "Launch" step 3: never the email): `lti-` and 32 hex digits of

@@ -108,10 +108,12 @@ struct SkyPrepProvisioner: Sendable {
                 return (.updated, account)
             }
             guard let email = request.email(options: options) else { return (.skippedNoEmail, nil) }
-            let newUser = SkyPrepNewUser(email: email, firstName: request.firstName, lastName: request.lastName,
-                                         userIdentifier: request.learnerID, role: role)
-            var account = SkyPrepAccount(learnerID: request.learnerID, userID: 0, email: email, firstName: request.firstName,
-                                         lastName: request.lastName, role: role, updatedAt: now())
+            let newUser = SkyPrepNewUser(
+                email: email, firstName: request.firstName, lastName: request.lastName,
+                userIdentifier: request.learnerID, role: role)
+            var account = SkyPrepAccount(
+                learnerID: request.learnerID, userID: 0, email: email, firstName: request.firstName,
+                lastName: request.lastName, role: role, updatedAt: now())
             let outcome: Outcome
             do {
                 account.userID = try await client.createUser(newUser)
@@ -151,8 +153,10 @@ final class SkyPrepProvisioningQueue: Sendable {
     private let wakeUp: AsyncStream<Void>.Continuation
     private let wakeUps: AsyncStream<Void>
 
-    init(store: any GatewayStore, registrations: RegistrationCache, provisioner: SkyPrepProvisioner, logger: Logger, lease: TimeInterval = 300,
-         baseRetryDelay: TimeInterval = 30, maxRetryDelay: TimeInterval = 3600) {
+    init(
+        store: any GatewayStore, registrations: RegistrationCache, provisioner: SkyPrepProvisioner, logger: Logger, lease: TimeInterval = 300,
+        baseRetryDelay: TimeInterval = 30, maxRetryDelay: TimeInterval = 3600
+    ) {
         self.store = store
         self.registrations = registrations
         self.provisioner = provisioner
@@ -249,7 +253,8 @@ final class SkyPrepProvisioningQueue: Sendable {
 
     private func claim(key: String?, limit: Int = 1) async throws -> [QueuedJob] {
         let now = provisioner.now()
-        return try await store.claimJobs(kind: Self.kind, key: key, now: now, leaseUntil: now.addingTimeInterval(lease), worker: workerID, limit: limit)
+        return try await store.claimJobs(
+            kind: Self.kind, key: key, now: now, leaseUntil: now.addingTimeInterval(lease), worker: workerID, limit: limit)
     }
 
     /// Runs one claimed job and settles it (complete, retry later, or hold).
@@ -259,22 +264,27 @@ final class SkyPrepProvisioningQueue: Sendable {
             let (outcome, account) = try await provisioner.provision(request)
             try await store.completeJob(job, worker: workerID)
             Counter(label: "skyprep_provisioning_total", dimensions: [("outcome", outcome.rawValue)]).increment()
-            logger.info("SkyPrep provisioning", metadata: [
-                "gw.learner": "\(request.learnerID)", "skyprep.outcome": "\(outcome.rawValue)", "gw.job.attempt": "\(job.attempts)",
-                "skyprep.user": "\(account.map { String($0.userID) } ?? "-")",
-            ])
+            logger.info(
+                "SkyPrep provisioning",
+                metadata: [
+                    "gw.learner": "\(request.learnerID)", "skyprep.outcome": "\(outcome.rawValue)", "gw.job.attempt": "\(job.attempts)",
+                    "skyprep.user": "\(account.map { String($0.userID) } ?? "-")",
+                ])
             return account
         } catch {
             // Held for an operator only when retrying cannot help; a run cut short by shutdown is due again at once.
             let transient = (error as? SkyPrepProvisioningError)?.isTransient ?? ((error as? StorageError)?.code != .corrupt)
-            let delay = Task.isCancelled || error is CancellationError
+            let delay =
+                Task.isCancelled || error is CancellationError
                 ? 0 : min(maxRetryDelay, baseRetryDelay * pow(2, Double(max(0, job.attempts - 1)))) * Double.random(in: 0.8...1.2)
             let retryAt = transient ? provisioner.now().addingTimeInterval(delay) : nil
             Counter(label: "skyprep_provisioning_total", dimensions: [("outcome", transient ? "retry" : "held")]).increment()
-            logger.warning("SkyPrep provisioning failed", metadata: [
-                "gw.learner": "\(job.key)", "gw.job.attempt": "\(job.attempts)", "error": "\(error)",
-                "gw.job.next": "\(retryAt.map { ISO8601DateFormatter().string(from: $0) } ?? "held for an operator")",
-            ])
+            logger.warning(
+                "SkyPrep provisioning failed",
+                metadata: [
+                    "gw.learner": "\(job.key)", "gw.job.attempt": "\(job.attempts)", "error": "\(error)",
+                    "gw.job.next": "\(retryAt.map { ISO8601DateFormatter().string(from: $0) } ?? "held for an operator")",
+                ])
             do {
                 try await store.failJob(job, worker: workerID, error: String(describing: error).prefix(500).description, retryAt: retryAt)
             } catch {

@@ -26,9 +26,10 @@ struct SkyPrepSSO: Sendable {
     func launch(_ launch: ValidatedLaunch, trace: LaunchTrace, now: Date) async throws -> LaunchOutcome {
         let token = launch.token
         let identity = try await Learners.upsert(launch, store: identities, now: now)
-        var record = recorder.begin(trace, registrationID: launch.registration.id, deploymentID: launch.deploymentID,
-                                    learnerID: identity.id, subject: identity.subject, resourceLinkID: token.resourceLink?.id,
-                                    contextID: token.context?.id, labID: nil, agsLineItem: token.agsEndpoint?.lineItem, now: now)
+        var record = recorder.begin(
+            trace, registrationID: launch.registration.id, deploymentID: launch.deploymentID,
+            learnerID: identity.id, subject: identity.subject, resourceLinkID: token.resourceLink?.id,
+            contextID: token.context?.id, labID: nil, agsLineItem: token.agsEndpoint?.lineItem, now: now)
         let options = try await registrations.skyPrepOptions(registrationID: launch.registration.id)
         let request = SkyPrepProvisioningRequest(identity: identity, registrationID: launch.registration.id, roles: token.roles ?? [])
         // SkyPrep keys accounts by email: without one (and no synthetic rule) there is no account to sign into.
