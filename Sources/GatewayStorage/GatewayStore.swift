@@ -79,7 +79,7 @@ public protocol JobQueueStore: Sendable {
     /// Removes the job if it still has the claimed revision; otherwise (enqueued again meanwhile) releases it to run again.
     func completeJob(_ job: QueuedJob, worker: String) async throws
     /// Releases the job with `error`: due again at `retryAt`, or held for an operator when `retryAt` is nil.
-    func failJob(_ job: QueuedJob, worker: String, error: String, retryAt: Date?) async throws
+    func failJob(_ job: QueuedJob, worker: String, failure: JobFailure, retryAt: Date?) async throws
     /// The queued job (kind, key), if any.
     func queuedJob(kind: String, key: String) async throws -> QueuedJob?
     /// Queued jobs, oldest first (operators).

@@ -188,10 +188,11 @@ public actor MemoryGatewayStore: GatewayStore {
         }
     }
 
-    public func failJob(_ job: QueuedJob, worker: String, error: String, retryAt: Date?) async throws {
+    public func failJob(_ job: QueuedJob, worker: String, failure: JobFailure, retryAt: Date?) async throws {
         let id = job.kind + "\u{0}" + job.key
         guard var entry = jobs[id], entry.worker == worker else { return }
-        entry.job.lastError = error
+        entry.job.lastError = failure.detail
+        entry.job.failureCode = failure.code
         // Enqueued again meanwhile: the new input runs now, whatever the old one did.
         if entry.job.revision == job.revision {
             if let retryAt { entry.job.nextRunAt = retryAt } else { entry.job.held = true }

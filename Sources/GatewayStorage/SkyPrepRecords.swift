@@ -95,6 +95,17 @@ public struct PlatformSkyPrepOptions: Sendable, Equatable, Codable {
 }
 
 /// A durable background job (e.g. a SkyPrep provisioning retry), unique by (kind, key).
+/// Why a job's run failed: a stable code the gateway decides by, and words for operators (never a secret).
+public struct JobFailure: Sendable, Equatable {
+    public var code: String
+    public var detail: String
+
+    public init(code: String, detail: String) {
+        self.code = code
+        self.detail = detail
+    }
+}
+
 public struct QueuedJob: Sendable, Equatable {
     public var kind: String
     /// What the job is about, unique within its kind (e.g. a learner id); never a secret.
@@ -108,13 +119,15 @@ public struct QueuedJob: Sendable, Equatable {
     public var nextRunAt: Date
     /// The last failure, for operators.
     public var lastError: String?
+    /// The last failure's stable code (e.g. `email_in_use`), for the gateway's own decisions.
+    public var failureCode: String?
     /// Held: waits for an operator (a failure that retrying cannot fix).
     public var held: Bool
     public var createdAt: Date
 
     public init(
         kind: String, key: String, payload: String, revision: Int, attempts: Int, nextRunAt: Date,
-        lastError: String?, held: Bool, createdAt: Date
+        lastError: String?, failureCode: String? = nil, held: Bool, createdAt: Date
     ) {
         self.kind = kind
         self.key = key
@@ -123,6 +136,7 @@ public struct QueuedJob: Sendable, Equatable {
         self.attempts = attempts
         self.nextRunAt = nextRunAt
         self.lastError = lastError
+        self.failureCode = failureCode
         self.held = held
         self.createdAt = createdAt
     }

@@ -414,12 +414,12 @@ public final class PostgresGatewayStore: GatewayStore {
         try await run("UPDATE jobs SET locked_by = NULL, locked_until = NULL WHERE kind = \(job.kind) AND key = \(job.key) AND locked_by = \(worker)")
     }
 
-    public func failJob(_ job: QueuedJob, worker: String, error: String, retryAt: Date?) async throws {
+    public func failJob(_ job: QueuedJob, worker: String, failure: JobFailure, retryAt: Date?) async throws {
         // A newer revision (enqueued meanwhile) keeps its own due time and runs again.
         let retry = retryAt?.timeIntervalSince1970
         try await run(
             """
-            UPDATE jobs SET locked_by = NULL, locked_until = NULL, last_error = \(error),
+            UPDATE jobs SET locked_by = NULL, locked_until = NULL, last_error = \(failure.detail), failure_code = \(failure.code),
               next_run_at = CASE WHEN revision = \(job.revision) AND \(retry)::double precision IS NOT NULL THEN \(retry) ELSE next_run_at END,
               held = CASE WHEN revision = \(job.revision) AND \(retry)::double precision IS NULL THEN TRUE ELSE held END
             WHERE kind = \(job.kind) AND key = \(job.key) AND locked_by = \(worker)
@@ -442,14 +442,15 @@ public final class PostgresGatewayStore: GatewayStore {
         ).isEmpty)
     }
 
-    static let jobColumns = "kind, key, payload, revision, attempts, next_run_at, held, last_error, created_at"
+    static let jobColumns = "kind, key, payload, revision, attempts, next_run_at, held, last_error, failure_code, created_at"
 
     private static func job(_ row: PostgresRow) throws -> QueuedJob {
-        let (kind, key, payload, revision, attempts, next, held, error, created) =
-            try row.decode((String, String, String, Int, Int, Double, Bool, String?, Double).self)
+        let (kind, key, payload, revision, attempts, next, held, error, code, created) =
+            try row.decode((String, String, String, Int, Int, Double, Bool, String?, String?, Double).self)
         return QueuedJob(
             kind: kind, key: key, payload: payload, revision: revision, attempts: attempts,
-            nextRunAt: Date(timeIntervalSince1970: next), lastError: error, held: held, createdAt: Date(timeIntervalSince1970: created))
+            nextRunAt: Date(timeIntervalSince1970: next), lastError: error, failureCode: code, held: held,
+            createdAt: Date(timeIntervalSince1970: created))
     }
 
     // MARK: plumbing

@@ -79,5 +79,9 @@ enum PostgresSchema {
             """,
             "CREATE INDEX login_states_restart ON login_states (restart_key)",
         ],
+        // 3: a failed job's stable failure code.
+        [
+            "ALTER TABLE jobs ADD COLUMN failure_code TEXT"
+        ],
     ]
 }

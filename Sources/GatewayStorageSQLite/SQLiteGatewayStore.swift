@@ -486,17 +486,17 @@ public final class SQLiteGatewayStore: GatewayStore {
             [.text(job.kind), .text(job.key), .text(worker)])
     }
 
-    public func failJob(_ job: QueuedJob, worker: String, error: String, retryAt: Date?) async throws {
+    public func failJob(_ job: QueuedJob, worker: String, failure: JobFailure, retryAt: Date?) async throws {
         // A newer revision (enqueued meanwhile) keeps its own due time and runs again.
         try await query(
             """
-            UPDATE jobs SET locked_by = NULL, locked_until = NULL, last_error = ?,
+            UPDATE jobs SET locked_by = NULL, locked_until = NULL, last_error = ?, failure_code = ?,
               next_run_at = CASE WHEN revision = ? AND ? IS NOT NULL THEN ? ELSE next_run_at END,
               held = CASE WHEN revision = ? AND ? IS NULL THEN 1 ELSE held END
             WHERE kind = ? AND key = ? AND locked_by = ?
             """,
             [
-                .text(error), .integer(job.revision), retryAt.map { .float($0.timeIntervalSince1970) } ?? .null,
+                .text(failure.detail), .text(failure.code), .integer(job.revision), retryAt.map { .float($0.timeIntervalSince1970) } ?? .null,
                 retryAt.map { .float($0.timeIntervalSince1970) } ?? .null, .integer(job.revision),
                 retryAt.map { .float($0.timeIntervalSince1970) } ?? .null, .text(job.kind), .text(job.key), .text(worker),
             ])
@@ -517,7 +517,7 @@ public final class SQLiteGatewayStore: GatewayStore {
         return !rows.isEmpty
     }
 
-    static let jobColumns = "kind, key, payload, revision, attempts, next_run_at, held, last_error, created_at"
+    static let jobColumns = "kind, key, payload, revision, attempts, next_run_at, held, last_error, failure_code, created_at"
 
     private static func job(_ row: SQLiteRow) throws -> QueuedJob {
         guard let revision = row.column("revision")?.integer, let attempts = row.column("attempts")?.integer else {
@@ -526,6 +526,7 @@ public final class SQLiteGatewayStore: GatewayStore {
         return QueuedJob(
             kind: try row.text("kind"), key: try row.text("key"), payload: try row.text("payload"), revision: revision,
             attempts: attempts, nextRunAt: try row.date("next_run_at"), lastError: row.column("last_error")?.string,
+            failureCode: row.column("failure_code")?.string,
             held: row.column("held")?.integer == 1, createdAt: try row.date("created_at"))
     }
 

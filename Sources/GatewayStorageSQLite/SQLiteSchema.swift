@@ -82,5 +82,9 @@ enum SQLiteSchema {
             "ALTER TABLE login_states ADD COLUMN new_window INTEGER NOT NULL DEFAULT 0",
             "CREATE INDEX login_states_restart ON login_states (restart_key)",
         ],
+        // 6: a failed job's stable failure code.
+        [
+            "ALTER TABLE jobs ADD COLUMN failure_code TEXT"
+        ],
     ]
 }

@@ -317,14 +317,18 @@ public enum GatewayStoreConformance {
             guard let a = jobs.first(where: { $0.key == "a" }), let b = jobs.first(where: { $0.key == "b" }) else {
                 throw Failure(description: "claimed \(jobs.map(\.key))")
             }
-            try await store.failJob(a, worker: "w", error: "skyprep server_error http 500", retryAt: epoch.addingTimeInterval(30))
-            try await store.failJob(b, worker: "w", error: "email_in_use", retryAt: nil)
+            try await store.failJob(
+                a, worker: "w", failure: JobFailure(code: "skyprep_server_error", detail: "skyprep server_error http 500"),
+                retryAt: epoch.addingTimeInterval(30))
+            try await store.failJob(b, worker: "w", failure: JobFailure(code: "email_in_use", detail: "email_in_use: another user"), retryAt: nil)
             let soon = try await store.claimJobs(
                 kind: "k", key: nil, now: epoch.addingTimeInterval(29), leaseUntil: epoch.addingTimeInterval(90),
                 worker: "w", limit: 5)
             try expect(soon.isEmpty, "claimed before its retry time: \(soon.map(\.key))")
             let heldJob = try await store.queuedJob(kind: "k", key: "b")
-            try expect(heldJob?.held == true && heldJob?.lastError == "email_in_use", "held job \(String(describing: heldJob))")
+            try expect(
+                heldJob?.held == true && heldJob?.failureCode == "email_in_use" && heldJob?.lastError == "email_in_use: another user",
+                "held job \(String(describing: heldJob))")
             try expect(try await store.queuedJob(kind: "k", key: "none") == nil, "unknown job found")
             let listed = try await store.queuedJobs(limit: 10)
             try expect(

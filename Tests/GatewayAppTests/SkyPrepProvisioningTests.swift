@@ -136,7 +136,7 @@ struct SkyPrepProvisioningTests {
             let settled8 = await eventually { (try await store.queuedJobs(limit: 5).first?.held) == true }
             #expect(settled8)
             let held = try #require(try await store.queuedJobs(limit: 5).first)
-            #expect(held.lastError?.contains("email_in_use") == true)
+            #expect(held.lastError?.contains("email_in_use") == true && held.failureCode == "email_in_use")
             let other = try await learnerID(e2e, subject: "learner-43")
             #expect(try await store.skyPrepAccount(learnerID: other) == nil)
             #expect(fake.users.count == 1)

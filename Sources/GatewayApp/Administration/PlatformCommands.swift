@@ -89,7 +89,7 @@ public enum PlatformAdministration {
         return jobs.map { job in
             "\(job.kind) \(job.key)\n  state:    \(job.held ? "held (run `lti-gateway jobs retry \(job.key)` after fixing the cause)" : "waiting")\n"
                 + "  attempts: \(job.attempts)\n  next run: \(job.held ? "-" : time.string(from: job.nextRunAt))\n"
-                + "  queued:   \(time.string(from: job.createdAt))\n  last error: \(job.lastError ?? "-")\n"
+                + "  queued:   \(time.string(from: job.createdAt))\n  last error: \(job.failureCode.map { "[\($0)] " } ?? "")\(job.lastError ?? "-")\n"
         }.joined()
     }
 

@@ -61,6 +61,15 @@ enum SkyPrepProvisioningError: Error, CustomStringConvertible {
         return false
     }
 
+    /// The stable code a held or waiting job keeps (`jobs list`, and the sign-in's decision).
+    var code: String {
+        switch self {
+        case .emailInUse: "email_in_use"
+        case .configuration: "configuration"
+        case .vendor(let error): "skyprep_\(error.code.rawValue)"
+        }
+    }
+
     var description: String {
         switch self {
         case .emailInUse: "email_in_use: SkyPrep has another user with this email; enable linking by email for the platform to link them"
@@ -202,7 +211,7 @@ final class SkyPrepProvisioningQueue: Sendable {
             if let job = try await store.queuedJob(kind: Self.kind, key: request.learnerID) {
                 // Held by another worker's run: the same cause holds here.
                 if job.held {
-                    throw job.lastError?.hasPrefix("email_in_use") == true
+                    throw job.failureCode == SkyPrepProvisioningError.emailInUse.code
                         ? SkyPrepProvisioningError.emailInUse : SkyPrepProvisioningError.configuration(job.lastError ?? "held")
                 }
             } else {
@@ -286,7 +295,10 @@ final class SkyPrepProvisioningQueue: Sendable {
                     "gw.job.next": "\(retryAt.map { ISO8601DateFormatter().string(from: $0) } ?? "held for an operator")",
                 ])
             do {
-                try await store.failJob(job, worker: workerID, error: String(describing: error).prefix(500).description, retryAt: retryAt)
+                let code = (error as? SkyPrepProvisioningError)?.code ?? ((error as? StorageError).map { "storage_\($0.code.rawValue)" } ?? "error")
+                try await store.failJob(
+                    job, worker: workerID, failure: JobFailure(code: code, detail: String(describing: error).prefix(500).description),
+                    retryAt: retryAt)
             } catch {
                 logger.error("job not settled; it runs again after its lease", metadata: ["gw.learner": "\(job.key)", "error": "\(error)"])
             }
