@@ -113,7 +113,7 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func ping() async throws {
-        _ = try await query("SELECT 1")
+        _ = try await read("SELECT 1")
     }
 
     // MARK: migrations
@@ -181,7 +181,7 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     private func registrations(where condition: String, _ binds: [SQLiteData]) async throws -> [PlatformRegistration] {
-        let rows = try await query(
+        let rows = try await read(
             """
             SELECT r.id, r.issuer, r.client_id, r.auth_url, r.token_url, r.jwks_url, r.created_at,
                    (SELECT group_concat(deployment_id, char(10)) FROM
@@ -199,7 +199,7 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func removeRegistration(id: String) async throws -> Bool {
-        let rows = try await query("DELETE FROM platform_registrations WHERE id = ? RETURNING id", [.text(id)])
+        let rows = try await write("DELETE FROM platform_registrations WHERE id = ? RETURNING id", [.text(id)])
         return !rows.isEmpty
     }
 
@@ -221,13 +221,13 @@ public final class SQLiteGatewayStore: GatewayStore {
 
     /// A registration's JSON options column (`column` is one of ours, never input); nil when unset.
     private func optionsColumn<T: Decodable>(_ column: String, of registrationID: String) async throws -> T? {
-        let rows = try await query("SELECT \(column) FROM platform_registrations WHERE id = ?", [.text(registrationID)])
+        let rows = try await read("SELECT \(column) FROM platform_registrations WHERE id = ?", [.text(registrationID)])
         guard let text = rows.first?.column(column)?.string else { return nil }
         return try StoredJSON.decode(T.self, from: text, what: "\(column) of \(registrationID)")
     }
 
     private func setOptionsColumn<T: Encodable>(_ column: String, to value: T, of registrationID: String) async throws -> Bool {
-        let rows = try await query(
+        let rows = try await write(
             "UPDATE platform_registrations SET \(column) = ? WHERE id = ? RETURNING id",
             [.text(try StoredJSON.encode(value)), .text(registrationID)])
         return !rows.isEmpty
@@ -236,7 +236,7 @@ public final class SQLiteGatewayStore: GatewayStore {
     // MARK: login state and nonces
 
     public func saveLoginState(_ state: LoginState) async throws {
-        _ = try await query(
+        _ = try await write(
             """
             INSERT INTO login_states (state, nonce, registration_id, target_link_uri, created_at, expires_at,
               login_hint, message_hint, deployment_hint, restart_key, storage_digest, storage_frame, new_window)
@@ -269,28 +269,28 @@ public final class SQLiteGatewayStore: GatewayStore {
 
     public func consumeLoginState(_ state: String, now: Date) async throws -> LoginState? {
         // One statement: of two racing consumers, exactly one gets the row.
-        let rows = try await query("DELETE FROM login_states WHERE state = ? RETURNING \(Self.loginStateColumns)", [.text(state)])
+        let rows = try await write("DELETE FROM login_states WHERE state = ? RETURNING \(Self.loginStateColumns)", [.text(state)])
         guard let row = rows.first else { return nil }
         let found = try Self.loginState(from: row)
         return found.expiresAt > now ? found : nil
     }
 
     public func loginState(_ state: String, now: Date) async throws -> LoginState? {
-        let rows = try await query(
+        let rows = try await read(
             "SELECT \(Self.loginStateColumns) FROM login_states WHERE state = ? AND expires_at > ?",
             [.text(state), .float(now.timeIntervalSince1970)])
         return try rows.first.map(Self.loginState(from:))
     }
 
     public func loginState(restartKey: String, now: Date) async throws -> LoginState? {
-        let rows = try await query(
+        let rows = try await read(
             "SELECT \(Self.loginStateColumns) FROM login_states WHERE restart_key = ? AND expires_at > ?",
             [.text(restartKey), .float(now.timeIntervalSince1970)])
         return try rows.first.map(Self.loginState(from:))
     }
 
     public func markNonceUsed(issuer: String, nonce: String, expiresAt: Date) async throws -> Bool {
-        let rows = try await query(
+        let rows = try await write(
             "INSERT INTO used_nonces (issuer, nonce, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING nonce",
             [.text(issuer), .text(nonce), .float(expiresAt.timeIntervalSince1970)])
         return !rows.isEmpty
@@ -300,7 +300,7 @@ public final class SQLiteGatewayStore: GatewayStore {
         let t = SQLiteData.float(now.timeIntervalSince1970)
         var removed = 0
         for table in ["login_states", "used_nonces", "deep_link_sessions"] {
-            removed += try await query("DELETE FROM \(table) WHERE expires_at <= ? RETURNING 1", [t]).count
+            removed += try await write("DELETE FROM \(table) WHERE expires_at <= ? RETURNING 1", [t]).count
         }
         return removed
     }
@@ -308,7 +308,7 @@ public final class SQLiteGatewayStore: GatewayStore {
     // MARK: deep-linking sessions
 
     public func saveDeepLinkSession(_ session: DeepLinkSession) async throws {
-        _ = try await query(
+        _ = try await write(
             """
             INSERT INTO deep_link_sessions (id, registration_id, deployment_id, return_url, data, accept_multiple, accept_lineitem,
               created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -321,7 +321,7 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func consumeDeepLinkSession(id: String, now: Date) async throws -> DeepLinkSession? {
-        let rows = try await query(
+        let rows = try await write(
             """
             DELETE FROM deep_link_sessions WHERE id = ? RETURNING id, registration_id, deployment_id, return_url, data,
               accept_multiple, accept_lineitem, created_at, expires_at
@@ -338,7 +338,7 @@ public final class SQLiteGatewayStore: GatewayStore {
     // MARK: identities
 
     public func upsertIdentity(_ identity: LearnerIdentity) async throws -> LearnerIdentity {
-        let rows = try await query(
+        let rows = try await write(
             """
             INSERT INTO learner_identities (id, issuer, subject, given_name, family_name, email, first_seen, last_seen)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -357,7 +357,7 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func identity(issuer: String, subject: String) async throws -> LearnerIdentity? {
-        let rows = try await query(
+        let rows = try await read(
             "SELECT id, issuer, subject, given_name, family_name, email, first_seen, last_seen FROM learner_identities WHERE issuer = ? AND subject = ?",
             [.text(issuer), .text(subject)])
         return try rows.first.map(Self.identity)
@@ -373,7 +373,7 @@ public final class SQLiteGatewayStore: GatewayStore {
     // MARK: launches
 
     public func recordLaunch(_ launch: LaunchRecord) async throws {
-        _ = try await query(
+        _ = try await write(
             """
             INSERT INTO launches (id, registration_id, deployment_id, learner_id, subject, message_type, resource_link_id,
               context_id, lab_id, outcome, vendor_result_code, lab_instance_id, ags_lineitem, created_at)
@@ -397,7 +397,7 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     private func launches(where condition: String, _ binds: [SQLiteData], limit: Int) async throws -> [LaunchRecord] {
-        let rows = try await query(
+        let rows = try await read(
             """
             SELECT id, registration_id, deployment_id, learner_id, subject, message_type, resource_link_id, context_id, lab_id,
                    outcome, vendor_result_code, lab_instance_id, ags_lineitem, created_at
@@ -425,7 +425,7 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     private func skyPrepAccounts(where condition: String, _ binds: [SQLiteData]) async throws -> [SkyPrepAccount] {
-        let rows = try await query(
+        let rows = try await read(
             "SELECT learner_id, user_id, email, first_name, last_name, role, updated_at FROM skyprep_accounts WHERE \(condition) ORDER BY learner_id",
             binds)
         return try rows.map { row in
@@ -438,7 +438,7 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func saveSkyPrepAccount(_ account: SkyPrepAccount) async throws {
-        try await query(
+        try await write(
             """
             INSERT INTO skyprep_accounts (learner_id, user_id, email, first_name, last_name, role, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (learner_id) DO UPDATE SET user_id = excluded.user_id, email = excluded.email, first_name = excluded.first_name,
@@ -454,7 +454,7 @@ public final class SQLiteGatewayStore: GatewayStore {
 
     public func enqueueJob(kind: String, key: String, payload: String, runAt: Date) async throws {
         let t = SQLiteData.float(runAt.timeIntervalSince1970)
-        try await query(
+        try await write(
             """
             INSERT INTO jobs (kind, key, payload, revision, attempts, next_run_at, held, created_at) VALUES (?, ?, ?, 1, 0, ?, 0, ?)
             ON CONFLICT (kind, key) DO UPDATE SET payload = excluded.payload, revision = jobs.revision + 1,
@@ -465,7 +465,7 @@ public final class SQLiteGatewayStore: GatewayStore {
     public func claimJobs(kind: String, key: String?, now: Date, leaseUntil: Date, worker: String, limit: Int) async throws -> [QueuedJob] {
         let t = SQLiteData.float(now.timeIntervalSince1970)
         // One statement: SQLite runs it under its write lock, so each job goes to one claimer, in any process.
-        let rows = try await query(
+        let rows = try await write(
             """
             UPDATE jobs SET locked_by = ?, locked_until = ?, attempts = attempts + 1
             WHERE rowid IN (SELECT rowid FROM jobs WHERE kind = ? AND (? IS NULL OR key = ?) AND held = 0 AND next_run_at <= ?
@@ -477,18 +477,18 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func completeJob(_ job: QueuedJob, worker: String) async throws {
-        let removed = try await query(
+        let removed = try await write(
             "DELETE FROM jobs WHERE kind = ? AND key = ? AND revision = ? AND locked_by = ? RETURNING 1",
             [.text(job.kind), .text(job.key), .integer(job.revision), .text(worker)])
         guard removed.isEmpty else { return }
-        try await query(
+        try await write(
             "UPDATE jobs SET locked_by = NULL, locked_until = NULL WHERE kind = ? AND key = ? AND locked_by = ?",
             [.text(job.kind), .text(job.key), .text(worker)])
     }
 
     public func failJob(_ job: QueuedJob, worker: String, failure: JobFailure, retryAt: Date?) async throws {
         // A newer revision (enqueued meanwhile) keeps its own due time and runs again.
-        try await query(
+        try await write(
             """
             UPDATE jobs SET locked_by = NULL, locked_until = NULL, last_error = ?, failure_code = ?,
               next_run_at = CASE WHEN revision = ? AND ? IS NOT NULL THEN ? ELSE next_run_at END,
@@ -503,15 +503,15 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func queuedJob(kind: String, key: String) async throws -> QueuedJob? {
-        try await query("SELECT \(Self.jobColumns) FROM jobs WHERE kind = ? AND key = ?", [.text(kind), .text(key)]).first.map(Self.job)
+        try await read("SELECT \(Self.jobColumns) FROM jobs WHERE kind = ? AND key = ?", [.text(kind), .text(key)]).first.map(Self.job)
     }
 
     public func queuedJobs(limit: Int) async throws -> [QueuedJob] {
-        try await query("SELECT \(Self.jobColumns) FROM jobs ORDER BY created_at, kind, key LIMIT ?", [.integer(limit)]).map(Self.job)
+        try await read("SELECT \(Self.jobColumns) FROM jobs ORDER BY created_at, kind, key LIMIT ?", [.integer(limit)]).map(Self.job)
     }
 
     public func releaseJob(kind: String, key: String, now: Date) async throws -> Bool {
-        let rows = try await query(
+        let rows = try await write(
             "UPDATE jobs SET held = 0, next_run_at = ? WHERE kind = ? AND key = ? RETURNING 1",
             [.float(now.timeIntervalSince1970), .text(kind), .text(key)])
         return !rows.isEmpty
@@ -532,16 +532,20 @@ public final class SQLiteGatewayStore: GatewayStore {
 
     // MARK: plumbing
 
-    /// Runs one statement, mapping driver errors to ``StorageError`` (unique violation → `.duplicate`).
+    /// A single-statement write (driver errors mapped to ``StorageError``, a unique violation to `.duplicate`).
     ///
     /// Writes go through ``writes`` (group commit) and never overlap this store's transactions
     /// (``TransactionGate``): a statement left to wait for the lock inside SQLite would hold one of the few
     /// NIO thread-pool threads that the transaction holding it needs to finish (a stall until the busy
-    /// timeout). Reads never wait (WAL).
+    /// timeout).
     @discardableResult
-    func query(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
-        if sql.hasPrefix("SELECT ") { return try await Self.query(sql, binds, on: connection) }
-        return try await writes.write(sql, binds)
+    func write(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
+        try await writes.write(sql, binds)
+    }
+
+    /// A read: at once, on the main connection (WAL: reads never wait for writers).
+    func read(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
+        try await Self.query(sql, binds, on: connection)
     }
 
     /// Commits `group` in one transaction, alone on the database like any transaction of this store
