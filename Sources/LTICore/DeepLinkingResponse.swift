@@ -47,9 +47,9 @@ public struct DeepLinkResourceLink: Sendable, Equatable {
 
 /// The claims of an `LtiDeepLinkingResponse` (checklist "Deep linking response"; Deep Linking 2.0 §4.5).
 public enum DeepLinkingResponse {
-    public static let dataClaim = "https://purl.imsglobal.org/spec/lti-dl/claim/data"
-    public static let contentItemsClaim = "https://purl.imsglobal.org/spec/lti-dl/claim/content_items"
-    public static let messageClaim = "https://purl.imsglobal.org/spec/lti-dl/claim/msg"
+    public static let dataClaim = LTIClaim.deepLinkingData
+    public static let contentItemsClaim = LTIClaim.contentItems
+    public static let messageClaim = LTIClaim.deepLinkingMessage
 
     /// - Parameters:
     ///   - clientID: our client id (`iss`); `platformIssuer` is the `aud`.
