@@ -5,7 +5,6 @@ public struct StorageError: Error, Sendable, CustomStringConvertible {
     public enum Code: String, Sendable {
         /// A unique key already exists (nonce replay protection depends on it).
         case duplicate
-        case notFound = "not_found"
         /// The database cannot be reached or refused the operation.
         case unavailable
         /// Stored data could not be read back.

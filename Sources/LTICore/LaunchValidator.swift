@@ -7,21 +7,18 @@ public struct ValidatedLaunch: Sendable {
     public var token: LTIIDToken
     public var messageType: LTIMessageType
     public var deploymentID: String
-    /// The raw JSON payload, for claims read later (e.g. deep-linking `data`, echoed byte for byte).
-    public var payload: Data
     /// How the launch was tied to the browser that started its login.
     public var channel: BrowserBindingChannel
 
     /// A launch as ``LaunchValidator`` hands it on (also for tests of what follows validation).
     public init(
         registration: PlatformRegistration, token: LTIIDToken, messageType: LTIMessageType, deploymentID: String,
-        payload: Data, channel: BrowserBindingChannel
+        channel: BrowserBindingChannel
     ) {
         self.registration = registration
         self.token = token
         self.messageType = messageType
         self.deploymentID = deploymentID
-        self.payload = payload
         self.channel = channel
     }
 }
@@ -216,7 +213,7 @@ public struct LaunchValidator: Sendable {
         }
         return ValidatedLaunch(
             registration: registration, token: token, messageType: messageType,
-            deploymentID: deploymentID, payload: jws.payload, channel: channel)
+            deploymentID: deploymentID, channel: channel)
     }
 
     static let notThisBrowser = LaunchRefusal(

@@ -88,7 +88,7 @@ struct LauncherHarness {
             createdAt: now)
         let launch = ValidatedLaunch(
             registration: registration, token: token, messageType: .resourceLinkRequest,
-            deploymentID: platform.deploymentID, payload: payload, channel: .cookie)
+            deploymentID: platform.deploymentID, channel: .cookie)
         return try await launcher.launch(
             launch, trace: LaunchTrace(referenceID: "REF\(UUID().uuidString.prefix(8))", logger: Logger(label: "test")),
             now: now)
