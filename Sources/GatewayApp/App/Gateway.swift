@@ -117,7 +117,10 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
             acctKey: fake.acctKey, apiKey: fake.apiKey, callsPerMinute: settings.skyPrepCallsPerMinute)
     }
     let skyPrep = SkyPrepClient(http: http, settings: skyPrepSettings, logger: logger)
-    let registrations = RegistrationCache(store: store, ttl: .milliseconds(Int64(settings.registrationCacheSeconds * 1000)))
+    // One monotonic clock for every cache and window, shifted as `now` is, so tests can move time.
+    let (startInstant, startDate) = (ContinuousClock.now, now())
+    let monotonicNow: @Sendable () -> ContinuousClock.Instant = { startInstant + .milliseconds(Int64(now().timeIntervalSince(startDate) * 1000)) }
+    let registrations = RegistrationCache(store: store, ttl: .milliseconds(Int64(settings.registrationCacheSeconds * 1000)), now: monotonicNow)
     let environment = ProcessInfo.processInfo.environment
     let skyPrepClients = SkyPrepAccountClients(
         defaultClient: skyPrep, defaultAcctKey: skyPrepSettings.acctKey,
@@ -125,11 +128,9 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
     let provisioning = SkyPrepProvisioningQueue(
         store: store, registrations: registrations, provisioner: SkyPrepProvisioner(store: store, clients: skyPrepClients, now: now), logger: logger,
         baseRetryDelay: settings.skyPrepRetrySeconds)
-    // The key cache runs on the gateway's clock (monotonic, shifted as `now` is), so tests can move time.
-    let (startInstant, startDate) = (ContinuousClock.now, now())
     let platformKeys = PlatformKeySetCache(
         http: http, settings: .init(minRefetchInterval: .milliseconds(Int64(settings.jwksRefetchSeconds * 1000))), logger: logger,
-        now: { startInstant + .milliseconds(Int64(now().timeIntervalSince(startDate) * 1000)) })
+        now: monotonicNow)
 
     let publicAuthority = URLAuthority(settings.baseURL) ?? "127.0.0.1:8080"
     let policy = LaunchPolicy(
@@ -153,7 +154,8 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
     let coordinator = LaunchCoordinator(
         skillable: skillable,
         policy: LaunchRetryPolicy(maxAttempts: settings.launchAttempts, deadline: .milliseconds(Int64(settings.launchDeadlineSeconds * 1000))),
-        deferredRule: settings.deferredLaunchRule, joinWindow: .milliseconds(Int64(settings.launchJoinSeconds * 1000)), logger: logger)
+        deferredRule: settings.deferredLaunchRule, joinWindow: .milliseconds(Int64(settings.launchJoinSeconds * 1000)), logger: logger,
+        now: monotonicNow)
     let recorder = LaunchRecorder(store: store)
     let labChoices = LabChoices(skillable: skillable, tokens: sessionTokens, redirectPolicy: redirectPolicy)
     let launcher = LabLauncher(
@@ -165,7 +167,7 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
     let deepLinking = DeepLinkingController(
         picker: LabPicker(
             sessions: store, registrations: store,
-            catalog: LabCatalog(skillable: skillable, ttl: .seconds(settings.catalogTTLSeconds), logger: logger),
+            catalog: LabCatalog(skillable: skillable, ttl: .seconds(settings.catalogTTLSeconds), logger: logger, now: monotonicNow),
             toolKeys: toolKeys, baseURL: settings.baseURL, sessionLifetime: settings.pickerLifetimeSeconds,
             defaultScoreMaximum: settings.defaultScoreMaximum),
         pages: pages, baseURL: settings.baseURL, now: now)

@@ -9,20 +9,23 @@ actor LabCatalog {
     private let ttl: Duration
     private let logger: Logger
     private var profiles: [SkillableLabProfile]?
-    private var fetchedAt = ContinuousClock.now
+    private let now: @Sendable () -> ContinuousClock.Instant
+    private var fetchedAt: ContinuousClock.Instant
     private var refreshing: Task<Void, Never>?
     private var firstFetch: Task<[SkillableLabProfile], any Error>?
 
-    init(skillable: SkillableClient, ttl: Duration, logger: Logger) {
+    init(skillable: SkillableClient, ttl: Duration, logger: Logger, now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }) {
         self.skillable = skillable
         self.ttl = ttl
         self.logger = logger
+        self.now = now
+        fetchedAt = now()
     }
 
     /// The launchable profiles, sorted by name.
     func launchableProfiles() async throws -> [SkillableLabProfile] {
         if let profiles {
-            if ContinuousClock.now - fetchedAt > ttl, refreshing == nil {
+            if now() - fetchedAt > ttl, refreshing == nil {
                 refreshing = Task { await self.refreshInBackground() }
             }
             return profiles
@@ -37,7 +40,7 @@ actor LabCatalog {
     private func fetch() async throws -> [SkillableLabProfile] {
         let launchable = try await skillable.catalog().labProfiles.filter(\.isLaunchable).sorted { $0.name < $1.name }
         profiles = launchable
-        fetchedAt = ContinuousClock.now
+        fetchedAt = now()
         return launchable
     }
 

@@ -55,30 +55,37 @@ actor LaunchCoordinator {
     private let joinWindow: Duration
     private let logger: Logger
     private var flights: [String: Flight] = [:]
-    private var lastSweep = ContinuousClock.now
+    /// The gateway's monotonic clock (tests move it).
+    private let now: @Sendable () -> ContinuousClock.Instant
+    private var lastSweep: ContinuousClock.Instant
 
-    init(skillable: any SkillableLabService, policy: LaunchRetryPolicy, deferredRule: DeferredLaunchRule, joinWindow: Duration, logger: Logger) {
+    init(
+        skillable: any SkillableLabService, policy: LaunchRetryPolicy, deferredRule: DeferredLaunchRule, joinWindow: Duration, logger: Logger,
+        now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }
+    ) {
         self.skillable = skillable
         self.policy = policy
         self.deferredRule = deferredRule
         self.joinWindow = joinWindow
         self.logger = logger
+        self.now = now
+        lastSweep = now()
     }
 
     /// Starts the lab of `request`, or joins the start already under way (or just finished) for the same
     /// learner and lab. `joined` tells whether this click joined another one's start.
     func start(_ request: SkillableLaunchRequest) async -> (start: LabStart, joined: Bool) {
         let key = "\(request.userID)\u{0}\(request.labID)"
-        let now = ContinuousClock.now
+        let arrived = now()
         // Finished starts are forgotten after the join window: this key at once, the others at most once a second.
-        if now - lastSweep > .seconds(1) {
-            flights = flights.filter { $0.value.finishedAt.map { now - $0 < joinWindow } ?? true }
-            lastSweep = now
+        if arrived - lastSweep > .seconds(1) {
+            flights = flights.filter { $0.value.finishedAt.map { arrived - $0 < joinWindow } ?? true }
+            lastSweep = arrived
         }
         switch flights[key] {
         case .running(_, let task)?:
             return (await task.value, true)
-        case .finished(let start, let at)? where now - at < joinWindow:
+        case .finished(let start, let at)? where arrived - at < joinWindow:
             return (start, true)
         case .finished?, nil:
             break
@@ -89,7 +96,7 @@ actor LaunchCoordinator {
         let start = await task.value
         if case .running(let current, _)? = flights[key], current == id {
             // Only successful starts are shared after they finish.
-            if case .started = start { flights[key] = .finished(start, at: ContinuousClock.now) } else { flights[key] = nil }
+            if case .started = start { flights[key] = .finished(start, at: now()) } else { flights[key] = nil }
         }
         return (start, false)
     }
@@ -101,7 +108,7 @@ actor LaunchCoordinator {
     }
 
     private func attempts(_ request: SkillableLaunchRequest) async -> LabStart {
-        let deadline = ContinuousClock.now + policy.deadline
+        let deadline = now() + policy.deadline
         var mayHaveStarted = false
         var lastError: SkillableError?
         for attempt in 1...policy.maxAttempts {
@@ -116,7 +123,7 @@ actor LaunchCoordinator {
                 guard error.isTransient else { return .unavailable(error) }
                 mayHaveStarted = mayHaveStarted || error.requestMayHaveArrived
                 let delay = policy.delay(afterAttempt: attempt)
-                guard attempt < policy.maxAttempts, ContinuousClock.now + delay < deadline else { break }
+                guard attempt < policy.maxAttempts, now() + delay < deadline else { break }
                 logger.notice(
                     "skillable launch failed; retrying",
                     metadata: [
