@@ -20,6 +20,31 @@ struct GatewaySettingsTests {
         #expect(settings.clockSkewSeconds == 30 && settings.usesSkillableSandbox)
     }
 
+    /// The repository's `config/` folder.
+    static let configFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("config")
+
+    @Test("the shipped config file sets nothing: every default comes from the code")
+    func shippedConfigSetsNothing() async throws {
+        let shipped = try await GatewaySettings.load(configFile: Self.configFolder.appendingPathComponent("gateway.json").path, environment: [:])
+        let none = try await GatewaySettings.load(configFile: "/nonexistent/gateway.json", environment: [:])
+        #expect(String(describing: shipped) == String(describing: none))
+    }
+
+    @Test("the example deployment file is read as documented")
+    func exampleConfig() async throws {
+        let example = try await GatewaySettings.load(
+            configFile: Self.configFolder.appendingPathComponent("gateway.example.json").path,
+            environment: [  // the secrets such a deployment supplies from its environment
+                "GATEWAY_KEY_ENCRYPTION_KEY": Data(repeating: 7, count: 32).base64EncodedString(), "SKILLABLE_API_KEY": "skillable-key",
+                "SKYPREP_ACCT_KEY": "acme.skyprepapp.com", "SKYPREP_API_KEY": "skyprep-key",
+            ])
+        #expect(example.publicURL == "https://lti.example.edu" && example.host == "0.0.0.0" && example.port == 8080)
+        #expect(example.databaseURL.hasPrefix("postgres://gateway@db.example.edu") && example.logLevel == "notice")
+        #expect(example.skillableBaseURL == "https://labondemand.com/api/v3" && example.skyPrepBaseURL == "https://api.skyprep.io/admin/api")
+        #expect(example.skyPrepGroupSync)
+    }
+
     @Test("the file sets values, the environment (SPEC names) overrides them")
     func precedence() async throws {
         let file = try configFile(#"{"gateway": {"port": 9000, "public-url": "https://file.example", "clock-skew-seconds": 45}}"#)
