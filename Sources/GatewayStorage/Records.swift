@@ -118,14 +118,16 @@ public struct PlatformLaunchOptions: Sendable, Equatable, Codable {
     /// The frame storage messages go to when the login names none in `lti_storage_target` (Blackboard: `lti_storage_frame`).
     /// With ``PlatformStorageMode/auto``, setting it makes every login offer storage.
     public var storageFrame: String?
-    /// Send storage messages with target origin `*` and accept answers from any origin (older Canvas versions
-    /// answered from an origin other than their authorization endpoint's); nil = off.
-    public var storageAnyOrigin: Bool?
+    /// The origin of the platform's storage frame when it is not its authorization endpoint's (older Canvas
+    /// versions answered from the institution's own domain); nil = the authorization endpoint's origin.
+    /// Storage messages go only to this origin and answers count only from it — never `*`, which would let
+    /// any page that embeds the activity hand a launch its own secret.
+    public var storageOrigin: String?
 
     public init(
         maxActiveLabs: Int? = nil, maxSavedLabs: Int? = nil, durationMinutes: Int? = nil, regionID: Int? = nil,
         lang: String? = nil, sendTag: Bool = true, sendContextVariables: Bool = false,
-        platformStorage: PlatformStorageMode? = nil, storageFrame: String? = nil, storageAnyOrigin: Bool? = nil
+        platformStorage: PlatformStorageMode? = nil, storageFrame: String? = nil, storageOrigin: String? = nil
     ) {
         self.maxActiveLabs = maxActiveLabs
         self.maxSavedLabs = maxSavedLabs
@@ -136,7 +138,16 @@ public struct PlatformLaunchOptions: Sendable, Equatable, Codable {
         self.sendContextVariables = sendContextVariables
         self.platformStorage = platformStorage
         self.storageFrame = storageFrame
-        self.storageAnyOrigin = storageAnyOrigin
+        self.storageOrigin = storageOrigin
+    }
+
+    /// `scheme://host[:port]` with nothing after it; https, or http on a loopback host.
+    static func isOrigin(_ value: String) -> Bool {
+        guard let components = URLComponents(string: value), let scheme = components.scheme?.lowercased(),
+            let host = components.host?.lowercased(), !host.isEmpty, components.path.isEmpty, components.query == nil,
+            components.fragment == nil, components.user == nil
+        else { return false }
+        return scheme == "https" || (scheme == "http" && ["localhost", "127.0.0.1", "::1", "[::1]"].contains(host))
     }
 
     /// The reason these options cannot be used, naming the option; nil when they are valid.
@@ -148,10 +159,25 @@ public struct PlatformLaunchOptions: Sendable, Equatable, Codable {
         if let v = lang, v.range(of: "^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{1,8})*$", options: .regularExpression) == nil {
             return "lang must be a language tag such as en or pt-BR"
         }
-        if let v = storageFrame, v.range(of: "^[A-Za-z0-9_-]{1,64}$", options: .regularExpression) == nil {
-            return "storageFrame must be a frame name of 1…64 letters, digits, '_' or '-'"
+        if let v = storageFrame, !PlatformStorageFrame.isValid(v) {
+            return "storageFrame must be a frame name of 1…64 letters, digits, '_' or '-' (not a window property such as top or parent)"
+        }
+        if let v = storageOrigin, !Self.isOrigin(v) {
+            return "storageOrigin must be an origin such as https://school.instructure.com (https; http only for localhost)"
         }
         return nil
+    }
+}
+
+/// Frame names a storage message may go to: `_parent`, or a child frame of the LMS window named with
+/// letters, digits, `_` and `-` — never a name a window answers with one of its own properties.
+public enum PlatformStorageFrame {
+    static let windowProperties: Set<String> = [
+        "top", "parent", "opener", "self", "window", "frames", "length", "location", "close", "closed", "focus", "blur", "postMessage",
+    ]
+
+    public static func isValid(_ name: String) -> Bool {
+        name == "_parent" || (name.range(of: "^[A-Za-z0-9_-]{1,64}$", options: .regularExpression) != nil && !windowProperties.contains(name))
     }
 }
 

@@ -94,7 +94,6 @@ public struct PlatformSkyPrepOptions: Sendable, Equatable, Codable {
     }
 }
 
-/// A durable background job (e.g. a SkyPrep provisioning retry), unique by (kind, key).
 /// Why a job's run failed: a stable code the gateway decides by, and words for operators (never a secret).
 public struct JobFailure: Sendable, Equatable {
     public var code: String
@@ -106,6 +105,7 @@ public struct JobFailure: Sendable, Equatable {
     }
 }
 
+/// A durable background job (e.g. a SkyPrep provisioning retry), unique by (kind, key).
 public struct QueuedJob: Sendable, Equatable {
     public var kind: String
     /// What the job is about, unique within its kind (e.g. a learner id); never a secret.

@@ -51,7 +51,10 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     /// Opens (creating if needed) the database file at `path` and its folder.
-    public static func open(path: String, logger: Logger) async throws -> SQLiteGatewayStore {
+    ///
+    /// - Parameter busyTimeout: how long a statement waits for another connection's write lock (launches
+    ///   should not wait longer; tests that race two stores on a starved machine may).
+    public static func open(path: String, logger: Logger, busyTimeout: Duration = .seconds(5)) async throws -> SQLiteGatewayStore {
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -82,11 +85,12 @@ public final class SQLiteGatewayStore: GatewayStore {
         // instance starting at the same moment on a busy machine) wait up to 30 s.
         var opened: [SQLiteConnection] = []
         do {
-            let connection = try await connect(busyTimeout: 5000)
+            let milliseconds = Int(busyTimeout.components.seconds * 1000 + busyTimeout.components.attoseconds / 1_000_000_000_000_000)
+            let connection = try await connect(busyTimeout: milliseconds)
             opened.append(connection)
             let transactionConnection = try await connect(busyTimeout: 30_000)
             opened.append(transactionConnection)
-            let groupConnection = try await connect(busyTimeout: 5000)
+            let groupConnection = try await connect(busyTimeout: milliseconds)
             opened.append(groupConnection)
             let checkpointer: WALCheckpointer
             do {

@@ -84,7 +84,8 @@ enum SQLiteSchema {
         ],
         // 6: a failed job's stable failure code.
         [
-            "ALTER TABLE jobs ADD COLUMN failure_code TEXT"
+            "ALTER TABLE jobs ADD COLUMN failure_code TEXT",
+            "UPDATE jobs SET failure_code = 'email_in_use' WHERE last_error LIKE 'email_in_use%'",
         ],
     ]
 }

@@ -8,6 +8,7 @@ public struct LaunchRefusal: Error, Sendable, Equatable, CustomStringConvertible
         // Login (checklist "Login")
         case loginParameterMissing = "login_parameter_missing"
         case loginParameterTooLong = "login_parameter_too_long"
+        case loginParameterInvalid = "login_parameter_invalid"
         case registrationUnknown = "registration_unknown"
         case registrationAmbiguous = "registration_ambiguous"
         case targetLinkURIForeign = "target_link_uri_foreign"
@@ -18,6 +19,7 @@ public struct LaunchRefusal: Error, Sendable, Equatable, CustomStringConvertible
         case stateNotThisBrowser = "state_not_this_browser"
         case storageSecretMismatch = "storage_secret_mismatch"
         case storageNotOffered = "storage_not_offered"
+        case storageSecretForeign = "storage_secret_foreign"
         // Launch rule 2
         case tokenMissing = "token_missing"
         case tokenTooLarge = "token_too_large"

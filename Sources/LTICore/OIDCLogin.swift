@@ -25,6 +25,10 @@ public struct OIDCLoginRequest: Sendable {
         for (name, value) in parameters where value.utf8.count > Self.maxParameterLength {
             throw LaunchRefusal(.loginParameterTooLong, "The login parameter \(name) is too long.", rule: "Login 1")
         }
+        // Kept with the login state and echoed to the platform: no control characters (a NUL cannot even be stored).
+        for (name, value) in parameters where value.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) {
+            throw LaunchRefusal(.loginParameterInvalid, "The login parameter \(name) contains control characters.", rule: "Login 1")
+        }
         issuer = try required("iss")
         loginHint = try required("login_hint")
         targetLinkURI = try required("target_link_uri")
@@ -38,7 +42,8 @@ public struct OIDCLoginRequest: Sendable {
 /// What a successful login hands back: where to send the browser and the state to bind to it.
 public struct OIDCLoginRedirect: Sendable {
     public var authorizationURL: String
-    /// - Important: Secret; goes only into the browser-binding cookie or platform storage.
+    /// - Important: Secret; goes only into the authorization URL, the browser-binding cookies and the storage
+    ///   login page.
     public var state: String
     public var registration: PlatformRegistration
     public var stateExpiresAt: Date

@@ -39,8 +39,9 @@ public struct PlatformRegistration: Sendable, Equatable, Codable {
 /// started again in a new window when the LMS frame cannot be tied to the browser (no cookie, no storage).
 ///
 /// - Important: `state`, `nonce` and the storage secret behind `storageSecretDigest` are secrets: never log
-///   them or render them. `restartKey` is unguessable but binds nothing: it only starts a new login, which
-///   the platform answers for whoever is signed in to it.
+///   them, and render them only into the storage login page that hands them to the browser that started the
+///   login. `restartKey` is unguessable but binds nothing: it only starts a new login, which the platform
+///   answers for whoever is signed in to it.
 public struct LoginState: Sendable, Equatable {
     public var state: String
     public var nonce: String

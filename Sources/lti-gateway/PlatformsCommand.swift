@@ -31,14 +31,16 @@ struct Platforms: AsyncParsableCommand {
         var platformStorage: PlatformStorageMode?
         @Option(name: .customLong("storage-frame"), help: "Frame for storage messages when the login names none (Blackboard: lti_storage_frame).")
         var storageFrame: String?
-        @Flag(name: .customLong("storage-any-origin"), help: "Send storage messages to any origin (*), for older Canvas versions.")
-        var storageAnyOrigin = false
+        @Option(
+            name: .customLong("storage-origin"),
+            help: "Origin of the platform's storage frame when it is not the auth endpoint's (older Canvas: the institution's domain).")
+        var storageOrigin: String?
 
         var options: PlatformLaunchOptions {
             PlatformLaunchOptions(
                 maxActiveLabs: maxActiveLabs, maxSavedLabs: maxSavedLabs, durationMinutes: durationMinutes,
                 regionID: regionID, lang: lang, sendTag: !noTag, sendContextVariables: contextVariables,
-                platformStorage: platformStorage, storageFrame: storageFrame, storageAnyOrigin: storageAnyOrigin ? true : nil)
+                platformStorage: platformStorage, storageFrame: storageFrame, storageOrigin: storageOrigin)
         }
     }
 

@@ -19,6 +19,8 @@ import Synchronization
 final class TestClock: Sendable {
     private let offset = Mutex<TimeInterval>(0)
     var now: Date { Date().addingTimeInterval(offset.withLock { $0 }) }
+    /// The monotonic clock, moved with ``now``.
+    var instant: ContinuousClock.Instant { ContinuousClock.now + .milliseconds(Int64(offset.withLock { $0 } * 1000)) }
     func advance(_ seconds: TimeInterval) { offset.withLock { $0 += seconds } }
 }
 
@@ -165,7 +167,7 @@ final class EndToEnd: Sendable {
             configure(&settings)
             let gateway = try await buildGateway(
                 settings: settings, logger: logs.logger(label: "lti-gateway", level: .debug),
-                now: { clock.now })
+                now: { clock.now }, monotonicNow: { clock.instant })
             let group = ServiceGroup(services: [gateway.application], gracefulShutdownSignals: [], logger: Logger(label: "gateway"))
             let task = Task { try await group.run() }
             if (try? await gateway.listeningPort.wait(timeout: .seconds(5))) != nil {

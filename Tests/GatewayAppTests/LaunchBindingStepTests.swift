@@ -50,13 +50,45 @@ struct LaunchBindingStepTests {
         return login
     }
 
-    func step(_ state: String?, cookie: (String, Bool)? = nil, secret: String? = nil, failed: Bool = false) async throws -> LaunchBindingStep {
+    func step(
+        _ state: String?, cookie: (String, Bool)? = nil, secret: String? = nil, failed: Bool = false, sameOrigin: Bool = true
+    ) async throws -> LaunchBindingStep {
         try await LaunchBindingResolver(states: store).step(
             state: state,
             evidence: LaunchBindingEvidence(
                 cookie: cookie.map { (value: $0.0, partitioned: $0.1) }, storageSecret: secret,
-                storageFailed: failed),
+                storageFailed: failed, postedByGatewayPage: sameOrigin),
             now: now)
+    }
+
+    @Test("a storage secret posted from another site is refused (rule Launch 1), before any state is read")
+    func foreignSecret() async throws {
+        _ = try await save("s1", storage: true)
+        await #expect(throws: LaunchRefusal(.storageSecretForeign, "This launch's browser secret was posted from another site.", rule: "Launch 1")) {
+            try await step("s1", secret: "posted", sameOrigin: false)
+        }
+        // A cookie needs no same-origin post: the browser itself proves it.
+        #expect(try await step("s1", cookie: ("s1", false), sameOrigin: false) == .validate(.cookie("s1", partitioned: false)))
+    }
+
+    @Test(
+        "a hostile lti_storage_target is ignored: only _parent or a plain frame name",
+        arguments: [
+            "top", "opener", "parent", "self", "window", "frames", "length", "a b", "x\"><script>", String(repeating: "f", count: 65),
+        ])
+    func hostileStorageTarget(target: String) {
+        #expect(PlatformStorageDecision.frame(storageTarget: target, options: PlatformLaunchOptions(), fetchDestination: "iframe") == nil)
+        #expect(PlatformLaunchOptions(storageFrame: target).problem != nil)
+    }
+
+    @Test("a storage origin must be an origin: https (http only on loopback), nothing after the port")
+    func storageOrigin() {
+        for good in ["https://school.instructure.com", "https://lms.example.edu:8443", "http://localhost:9000"] {
+            #expect(PlatformLaunchOptions(storageOrigin: good).problem == nil, "\(good)")
+        }
+        for bad in ["*", "http://school.example.edu", "https://school.example.edu/path", "school.example.edu", "https://u@x.example"] {
+            #expect(PlatformLaunchOptions(storageOrigin: bad).problem?.contains("storageOrigin") == true, "\(bad)")
+        }
     }
 
     @Test("a cookie or a posted secret goes straight to validation")
@@ -91,7 +123,8 @@ struct LaunchBindingStepTests {
         #expect(try await step(nil) == .validate(.none))
         #expect(try await step(String(repeating: "s", count: LaunchBindingResolver.maxStateLength + 1)) == .validate(.none))
         let later = try await LaunchBindingResolver(states: store).step(
-            state: "s3", evidence: LaunchBindingEvidence(cookie: nil, storageSecret: nil, storageFailed: false), now: now.addingTimeInterval(601))
+            state: "s3", evidence: LaunchBindingEvidence(cookie: nil, storageSecret: nil, storageFailed: false, postedByGatewayPage: true),
+            now: now.addingTimeInterval(601))
         #expect(later == .validate(.none))
     }
 }

@@ -80,7 +80,6 @@ struct PlatformStorageLaunchTests {
             let login = try StorageLogin(response)
             #expect(login.page.data("mode") == "login" && login.page.data("frame") == "post_message_forwarding")
             #expect(login.page.data("origin") == "http://127.0.0.1:\(e2e.platformPort)", "the auth endpoint's origin")
-            #expect(login.page.data("any-origin") == "false")
             #expect(login.key == PlatformStorageSecret.key(forState: login.state))
             #expect(response.body.contains("Open in a new window"))
             let csp = try #require(response.headers.first(name: "Content-Security-Policy"))
@@ -105,10 +104,10 @@ struct PlatformStorageLaunchTests {
             try await e2e.waitForOptions { try await e2e.storageLogin().status == 302 }
             try await PlatformAdministration.setLaunchOptions(
                 store: e2e.gateway.store, registrationID: e2e.registrationA.id,
-                options: PlatformLaunchOptions(storageFrame: "lti_storage_frame", storageAnyOrigin: true))
+                options: PlatformLaunchOptions(storageFrame: "lti_storage_frame", storageOrigin: "https://school.example.edu"))
             try await e2e.waitForOptions { try await e2e.storageLogin(target: nil).status == 200 }
             let page = StoragePage(body: try await e2e.storageLogin(target: nil).body)
-            #expect(page.data("frame") == "lti_storage_frame" && page.data("any-origin") == "true")
+            #expect(page.data("frame") == "lti_storage_frame" && page.data("origin") == "https://school.example.edu")
         }
     }
 
@@ -126,14 +125,15 @@ struct PlatformStorageLaunchTests {
             #expect(try await e2e.gateway.store.recentLaunches(limit: 10).isEmpty, "the relay recorded a launch")
 
             let before = try await e2e.bindingCount(.platformStorage)
+            #expect(relay.headers.first(name: "Referrer-Policy") == "same-origin", "the relay's post must carry the gateway's Origin")
             let form = [("id_token", token), ("state", login.state), ("lti_storage_secret", login.secret)]
-            let landed = try await e2e.request(.POST, "/lti/launch", form: form)
+            let landed = try await e2e.request(.POST, "/lti/launch", form: form, headers: EndToEnd.sameOrigin)
             #expect(landed.status == 303, "\(landed.body)")
             #expect(landed.location?.contains("/lab/") == true)
             #expect(try await e2e.bindingCount(.platformStorage) > before)
             #expect(landed.headers["Set-Cookie"].count == 2, "both state cookies are removed")
 
-            let replay = try await e2e.request(.POST, "/lti/launch", form: form)
+            let replay = try await e2e.request(.POST, "/lti/launch", form: form, headers: EndToEnd.sameOrigin)
             #expect(replay.status == 401)
             #expect(e2e.logs.lines(containing: "gw.request.id=\(replay.reference ?? "-")").contains { $0.contains("gw.error=state_unknown") })
             for line in e2e.logs.lines(containing: "") {
@@ -152,7 +152,7 @@ struct PlatformStorageLaunchTests {
             for secret in [other.secret, PlatformStorageSecret.make(), ""] {
                 let refused = try await e2e.request(
                     .POST, "/lti/launch",
-                    form: [("id_token", token), ("state", login.state), ("lti_storage_secret", secret)])
+                    form: [("id_token", token), ("state", login.state), ("lti_storage_secret", secret)], headers: EndToEnd.sameOrigin)
                 #expect(refused.status == 401)
                 let reference = try #require(refused.reference)
                 #expect(e2e.logs.lines(containing: "gw.request.id=\(reference)").contains { $0.contains("gw.error=storage_secret_mismatch") })
@@ -162,8 +162,37 @@ struct PlatformStorageLaunchTests {
             #expect(try await e2e.gateway.store.recentLaunches(limit: 10).isEmpty)
             let landed = try await e2e.request(
                 .POST, "/lti/launch",
-                form: [("id_token", token), ("state", login.state), ("lti_storage_secret", login.secret)])
+                form: [("id_token", token), ("state", login.state), ("lti_storage_secret", login.secret)], headers: EndToEnd.sameOrigin)
             #expect(landed.status == 303)
+        }
+    }
+
+    @Test("a valid token, state and secret posted from another site are refused and change nothing (login forgery)")
+    func foreignPost() async throws {
+        try await withEndToEnd { e2e in
+            let login = try StorageLogin(try await e2e.storageLogin())
+            let token = e2e.platformA.sign(e2e.platformA.launchClaims(nonce: login.nonce, now: e2e.clock.now, toolURL: e2e.baseURL))
+            let form = [("id_token", token), ("state", login.state), ("lti_storage_secret", login.secret)]
+            let calls = await e2e.sandboxCalls
+            let foreign: [[(String, String)]] = [
+                [("Sec-Fetch-Site", "cross-site"), ("Origin", "https://evil.example")], [("Sec-Fetch-Site", "same-site")],
+                [("Sec-Fetch-Site", "none")], [("Origin", "https://evil.example")], [("Origin", "null")], [],
+            ]
+            for headers in foreign {
+                let refused = try await e2e.request(.POST, "/lti/launch", form: form, headers: headers)
+                #expect(refused.status == 401, "\(headers)")
+                #expect(
+                    e2e.logs.lines(containing: "gw.request.id=\(refused.reference ?? "-")").contains {
+                        $0.contains("gw.error=storage_secret_foreign")
+                    },
+                    "\(headers)")
+            }
+            #expect(await e2e.sandboxCalls == calls, "Skillable was called")
+            #expect(try await e2e.gateway.store.recentLaunches(limit: 10).isEmpty)
+            // A browser without Fetch Metadata that sends the gateway's own Origin is the gateway's page.
+            let own = try #require(URLComponents(string: e2e.baseURL)).host.map { "http://\($0):\(URLComponents(string: e2e.baseURL)?.port ?? 80)" }
+            let landed = try await e2e.request(.POST, "/lti/launch", form: form, headers: [("Origin", try #require(own))])
+            #expect(landed.status == 303, "\(landed.body)")
         }
     }
 
@@ -174,7 +203,8 @@ struct PlatformStorageLaunchTests {
             let token = e2e.platformA.sign(e2e.claims(e2e.platformA, login))
             let refused = try await e2e.request(
                 .POST, "/lti/launch",
-                form: [("id_token", token), ("state", login.state), ("lti_storage_secret", PlatformStorageSecret.make())])
+                form: [("id_token", token), ("state", login.state), ("lti_storage_secret", PlatformStorageSecret.make())],
+                headers: EndToEnd.sameOrigin)
             #expect(refused.status == 401)
             #expect(e2e.logs.lines(containing: "gw.request.id=\(refused.reference ?? "-")").contains { $0.contains("gw.error=storage_not_offered") })
             #expect(try await e2e.launch(idToken: token, state: login.state, cookie: login.cookie).status == 303)
@@ -205,7 +235,7 @@ struct PlatformStorageLaunchTests {
                 let reference = try #require(offer.reference)
                 #expect(offer.body.contains("rule Launch 1") && offer.body.contains(reference))
                 #expect(!offer.body.contains(state) && !offer.body.contains(nonce) && !offer.body.contains(token))
-                #expect(offer.headers.first(name: "Content-Security-Policy")?.contains("script-src 'nonce-") == true)
+                #expect(offer.headers.first(name: "Content-Security-Policy")?.contains("script-src") == false, "the page runs no script")
                 #expect(
                     e2e.logs.lines(containing: "gw.request.id=\(offer.reference ?? "-")").contains { $0.contains("gw.error=state_not_this_browser") })
                 #expect(try await e2e.gateway.store.recentLaunches(limit: 100).count == launchesBefore, "the offer recorded a launch")
@@ -261,6 +291,9 @@ struct PlatformStorageLaunchTests {
 }
 
 extension EndToEnd {
+    /// What a browser says of a post from one of the gateway's own pages.
+    static let sameOrigin = [("Sec-Fetch-Site", "same-origin")]
+
     /// Waits (at most 10 s) until `condition` holds: platform options reach a running gateway through its cache.
     func waitForOptions(_ condition: () async throws -> Bool) async throws {
         let deadline = ContinuousClock.now + .seconds(10)

@@ -132,7 +132,9 @@ struct SQLiteStoreTests {
     ) async throws {
         var stores: [SQLiteGatewayStore] = []
         do {
-            for _ in 0..<count { stores.append(try await SQLiteGatewayStore.open(path: path, logger: logger)) }
+            // A minute for another store's write lock: on a starved machine two racing stores can wait longer
+            // than a launch would be allowed to, and the point here is atomicity, not speed.
+            for _ in 0..<count { stores.append(try await SQLiteGatewayStore.open(path: path, logger: logger, busyTimeout: .seconds(60))) }
             try await body(stores)
         } catch {
             for store in stores { try? await store.close() }

@@ -48,6 +48,20 @@ struct OIDCLoginTests {
         await expectRefusal(.loginParameterTooLong) { _ = try await login(parameters) }
     }
 
+    @Test(
+        "rule 1: parameters with control characters are refused (they are kept with the state)",
+        arguments: [
+            "login_hint", "lti_message_hint", "lti_deployment_id", "lti_storage_target", "iss",
+        ])
+    func controlCharacters(name: String) async throws {
+        try await register("a", clientID: "c1")
+        for bad in ["a\u{0}b", "line\nbreak", "tab\there", "del\u{7F}"] {
+            var parameters = base
+            parameters[name] = bad
+            await expectRefusal(.loginParameterInvalid) { _ = try await login(parameters) }
+        }
+    }
+
     @Test("rule 2: one issuer, many client ids: the registration is found by both")
     func issuerAndClientID() async throws {
         try await register("a", clientID: "c1")

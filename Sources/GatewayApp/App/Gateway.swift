@@ -63,7 +63,15 @@ public func signingKeyStore(settings: GatewaySettings, store: any GatewayStore) 
 /// The composition root: builds every part of the gateway from its settings.
 ///
 /// Used by `lti-gateway serve` and by the tests, so that both run the same application.
-public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) async throws -> Gateway {
+///
+/// - Parameters:
+///   - now: the time of day (token times, expiries).
+///   - monotonicNow: the clock of every cache, window and deadline; never steps back with the time of day.
+///     Tests pass one that moves with their `now`.
+public func buildGateway(
+    settings: GatewaySettings, logger: Logger, now: @escaping @Sendable () -> Date = { Date() },
+    monotonicNow: @escaping @Sendable () -> ContinuousClock.Instant = { .now }
+) async throws -> Gateway {
     try settings.validate()
     let metrics = GatewayMetrics.registry
     let pages = try PageRenderer()
@@ -117,9 +125,6 @@ public func buildGateway(settings: GatewaySettings, logger: Logger, now: @escapi
             acctKey: fake.acctKey, apiKey: fake.apiKey, callsPerMinute: settings.skyPrepCallsPerMinute)
     }
     let skyPrep = SkyPrepClient(http: http, settings: skyPrepSettings, logger: logger)
-    // One monotonic clock for every cache and window, shifted as `now` is, so tests can move time.
-    let (startInstant, startDate) = (ContinuousClock.now, now())
-    let monotonicNow: @Sendable () -> ContinuousClock.Instant = { startInstant + .milliseconds(Int64(now().timeIntervalSince(startDate) * 1000)) }
     let registrations = RegistrationCache(store: store, ttl: .milliseconds(Int64(settings.registrationCacheSeconds * 1000)), now: monotonicNow)
     let environment = ProcessInfo.processInfo.environment
     let skyPrepClients = SkyPrepAccountClients(

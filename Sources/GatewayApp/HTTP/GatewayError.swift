@@ -37,7 +37,7 @@ public struct GatewayError: Error, Sendable {
             .signatureInvalid, .algorithmNotAllowed, .keyIDUnknown, .issuerMismatch,
             .audienceMismatch, .authorizedPartyMismatch, .authorizedPartyMissing,
             .nonceMismatch, .nonceReplayed, .stateNotThisBrowser, .stateUnknown,
-            .storageSecretMismatch, .storageNotOffered,
+            .storageSecretMismatch, .storageNotOffered, .storageSecretForeign,
         ]
         let unavailable = refusal.code == .platformKeysUnavailable
         self.init(

@@ -54,10 +54,8 @@ struct LTIController: Sendable {
                 "lti.registration": "\(registration.id)", "lti.platform_storage": "\(frame == nil ? "no" : "offered")",
             ])
         var response: Response
-        if let frame, let secret = redirect.storageSecret, let origin = PlatformStorageTarget.origin(of: registration.authURL) {
-            let target = PlatformStorageTarget(
-                key: PlatformStorageSecret.key(forState: redirect.state), origin: origin,
-                anyOrigin: options.storageAnyOrigin == true, frame: frame)
+        if let frame, let secret = redirect.storageSecret, let origin = PlatformStorageTarget.origin(of: registration, options: options) {
+            let target = PlatformStorageTarget(key: PlatformStorageSecret.key(forState: redirect.state), origin: origin, frame: frame)
             response = pages.storageLoginPage(
                 authorizationURL: redirect.authorizationURL, state: redirect.state, secret: secret,
                 target: target, base: baseURL, restartKey: redirect.restartKey)
@@ -94,6 +92,16 @@ struct LTIController: Sendable {
         return response
     }
 
+    /// Whether this POST comes from one of the gateway's own pages (the storage launch page): the browser
+    /// says `Sec-Fetch-Site: same-origin`, or — in a browser without Fetch Metadata — sends the gateway's own
+    /// `Origin`. A storage secret posted from any other site is refused: otherwise a page elsewhere could post
+    /// someone else's token, state and secret from a victim's browser (login forgery).
+    func postedByGatewayPage(_ request: Request) -> Bool {
+        if let site = request.headers[HTTPField.Name("Sec-Fetch-Site")!] { return site == "same-origin" }
+        guard let origin = request.headers[.origin], let own = PlatformStorageTarget.origin(of: baseURL) else { return false }
+        return origin.lowercased() == own
+    }
+
     /// The id_token launch: tie it to the browser (cookie, or platform storage), every checklist rule, then
     /// dispatch by message type.
     func launch(_ request: Request, context: GatewayRequestContext) async throws -> Response {
@@ -101,7 +109,8 @@ struct LTIController: Sendable {
         let state = parameters["state"]
         let evidence = LaunchBindingEvidence(
             cookie: state.flatMap { StateCookies.value(for: $0, in: request.cookies) },
-            storageSecret: parameters["lti_storage_secret"], storageFailed: parameters["lti_storage_error"] != nil)
+            storageSecret: parameters["lti_storage_secret"], storageFailed: parameters["lti_storage_error"] != nil,
+            postedByGatewayPage: postedByGatewayPage(request))
         let binding: BrowserBinding
         switch try await bindings.step(state: state, evidence: evidence, now: now()) {
         case .validate(let found):
@@ -110,12 +119,11 @@ struct LTIController: Sendable {
             guard let registration = try await registrations.registration(id: registrationID) else {
                 throw LaunchRefusal(.registrationUnknown, "The platform registration for this launch no longer exists.", rule: "Launch 1")
             }
-            let origin = PlatformStorageTarget.origin(of: registration.authURL) ?? ""
             let options = try await registrations.launchOptions(registrationID: registration.id)
             context.logger.info("launch without its state cookie; reading the platform's storage")
             return pages.storageLaunchPage(
                 action: baseURL + request.uri.path, idToken: parameters["id_token"] ?? "", state: state ?? "",
-                target: PlatformStorageTarget(key: key, origin: origin, anyOrigin: options.storageAnyOrigin == true, frame: frame))
+                target: PlatformStorageTarget(key: key, origin: PlatformStorageTarget.origin(of: registration, options: options) ?? "", frame: frame))
         case .offerNewWindow(let restartKey):
             if let reason = parameters["lti_storage_error"] {
                 context.logger.notice("platform storage gave no secret", metadata: ["lti.storage_error": "\(StorageFailure(reason))"])

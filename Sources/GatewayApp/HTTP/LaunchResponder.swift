@@ -124,6 +124,10 @@ extension GatewayError {
             self = page(.badRequest, "Please open the lab again", "This page has expired. Go back to your course and open the lab again.")
         case .labInstanceMissing:
             self = page(.badRequest, "No lab was chosen", "Go back and choose a lab.")
+        case .gatewayFault:
+            self = page(
+                .internalServerError, "Something went wrong",
+                "The gateway could not complete this request. Please try again; if it keeps happening, give your administrator the reference below.")
         case .labInstanceNotYours:
             self = page(
                 .forbidden, "This lab is not available",

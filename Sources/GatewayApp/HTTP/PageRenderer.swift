@@ -83,16 +83,20 @@ struct PageRenderer: Sendable {
     }
 
     /// Renders template `name`; `scriptNonce` allows the page's scripts carrying it, `connectSelf` their
-    /// requests to this gateway.
+    /// requests to this gateway; `referrerPolicy` is `no-referrer` unless a page needs its own origin sent.
     func render(
         _ name: String, status: HTTPResponse.Status, _ values: [String: Any], scriptNonce: String? = nil,
-        connectSelf: Bool = false
+        connectSelf: Bool = false, referrerPolicy: String = "no-referrer"
     ) -> Response {
         let body = library.render(values, withTemplate: name) ?? "<!doctype html><title>Error</title><p>Error</p>"
-        return response(status: status, body: ByteBuffer(string: body), scriptNonce: scriptNonce, connectSelf: connectSelf)
+        return response(
+            status: status, body: ByteBuffer(string: body), scriptNonce: scriptNonce, connectSelf: connectSelf, referrerPolicy: referrerPolicy)
     }
 
-    private func response(status: HTTPResponse.Status, body: ByteBuffer, scriptNonce: String? = nil, connectSelf: Bool = false) -> Response {
+    private func response(
+        status: HTTPResponse.Status, body: ByteBuffer, scriptNonce: String? = nil, connectSelf: Bool = false,
+        referrerPolicy: String = "no-referrer"
+    ) -> Response {
         let scripts = scriptNonce.map { "; script-src 'nonce-\($0)'" } ?? ""
         let connect = connectSelf ? "; connect-src 'self'" : ""
         return Response(
@@ -102,7 +106,7 @@ struct PageRenderer: Sendable {
                 .cacheControl: "no-store",
                 HTTPField.Name("Content-Security-Policy")!: "default-src 'none'; style-src 'unsafe-inline'\(scripts)\(connect); frame-ancestors *",
                 HTTPField.Name("X-Content-Type-Options")!: "nosniff",
-                HTTPField.Name("Referrer-Policy")!: "no-referrer",
+                HTTPField.Name("Referrer-Policy")!: referrerPolicy,
             ], body: .init(byteBuffer: body))
     }
 

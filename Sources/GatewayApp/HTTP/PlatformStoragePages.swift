@@ -1,4 +1,5 @@
 import Foundation
+import GatewayStorage
 import HTTPTypes
 import Hummingbird
 import LTICore
@@ -8,12 +9,16 @@ import LTICore
 struct PlatformStorageTarget {
     /// The login's key in the platform's storage (derived from the state, never the state itself).
     var key: String
-    /// The origin of the platform's authorization endpoint: messages go only there, answers count only from there.
+    /// The origin of the platform's storage frame (its authorization endpoint's, unless the platform's options
+    /// name another): `lti.put_data` and `lti.get_data` go only there, and their answers count only from there.
     var origin: String
-    /// Send to `*` and accept answers from any origin (a per-platform option for older Canvas versions).
-    var anyOrigin: Bool
     /// The frame to use when the platform's `lti.capabilities` answer names none.
     var frame: String
+
+    /// The origin of `registration`'s storage frame: the one its options name, else its authorization endpoint's.
+    static func origin(of registration: PlatformRegistration, options: PlatformLaunchOptions) -> String? {
+        options.storageOrigin.flatMap(origin(of:)) ?? origin(of: registration.authURL)
+    }
 
     /// The `scheme://host[:port]` of an absolute URL; nil when it has none.
     static func origin(of url: String) -> String? {
@@ -23,7 +28,7 @@ struct PlatformStorageTarget {
         return components.port.map { "\(scheme)://\(host):\($0)" } ?? "\(scheme)://\(host)"
     }
 
-    var values: [String: Any] { ["key": key, "origin": origin, "anyOrigin": anyOrigin ? "true" : "false", "frame": frame] }
+    var values: [String: Any] { ["key": key, "origin": origin, "frame": frame] }
 }
 
 extension PageRenderer {
@@ -31,8 +36,9 @@ extension PageRenderer {
     /// platform at once; in a frame it checks whether the state cookie came back, else keeps the login's
     /// secret in the platform's storage, then goes on; when neither works it offers a new window.
     ///
-    /// - Important: Carries the state (inside the authorization URL, as the redirect would) and the storage
-    ///   secret; sent with `Cache-Control: no-store` and `Referrer-Policy: no-referrer`, never logged.
+    /// - Important: Carries the state (inside the authorization URL, as the redirect's `Location` would, and
+    ///   for the cookie check) and the storage secret; sent with `Cache-Control: no-store` and
+    ///   `Referrer-Policy: no-referrer`, never logged.
     func storageLoginPage(
         authorizationURL: String, state: String, secret: String, target: PlatformStorageTarget,
         base: String, restartKey: String
@@ -51,24 +57,23 @@ extension PageRenderer {
     /// again with it (or with the reason it could not).
     ///
     /// - Important: Relays the platform's `id_token` and the state to this gateway in a form, as the platform
-    ///   posted them; no other copy is kept or logged.
+    ///   posted them; no other copy is kept or logged. `Referrer-Policy: same-origin`, so that the relay's POST
+    ///   carries the gateway's own `Origin` (under `no-referrer` a browser without Fetch Metadata sends
+    ///   `Origin: null`), which the launch checks before it takes a secret.
     func storageLaunchPage(action: String, idToken: String, state: String, target: PlatformStorageTarget) -> Response {
         let nonce = SecureRandom.token(byteCount: 16)
         var values = target.values
         values.merge(["title": "Connecting to your course", "action": action, "idToken": idToken, "state": state, "nonce": nonce]) { $1 }
-        return render("storage-launch", status: .ok, values, scriptNonce: nonce)
+        return render("storage-launch", status: .ok, values, scriptNonce: nonce, referrerPolicy: "same-origin")
     }
 
-    /// The refusal of a launch that nothing ties to this browser, offering to open the activity in a new
-    /// window (and, where the browser has it, the Storage Access API).
+    /// The refusal of a launch that nothing ties to this browser, offering to open the activity in a new window.
     func newWindowPage(_ error: GatewayError, reference: String, restartURL: String, restartKey: String) -> Response {
-        let nonce = SecureRandom.token(byteCount: 16)
         var values: [String: Any] = [
-            "title": error.title, "message": error.message, "reference": reference,
-            "restartURL": restartURL, "restartKey": restartKey, "nonce": nonce,
+            "title": error.title, "message": error.message, "reference": reference, "restartURL": restartURL, "restartKey": restartKey,
         ]
         if let rule = error.rule { values["rule"] = rule }
-        return render("new-window-page", status: error.status, values, scriptNonce: nonce)
+        return render("new-window-page", status: error.status, values)
     }
 
     /// The "open in a new window" section shared by the login page and the refusal.
@@ -78,33 +83,28 @@ extension PageRenderer {
         <form id="restart" method="post" action="{{restartURL}}" target="_blank">
         <input type="hidden" name="login" value="{{restartKey}}">
         <p><button type="submit">Open in a new window</button></p></form>
-        <div id="storage-access" hidden><p>Or let this course page keep the activity's cookies, and go on here:</p>
-        <p><button type="button" id="allow-storage">Allow and continue here</button></p>
-        <p id="storage-access-refused" hidden role="status">Your browser did not allow it; use “Open in a new window”.</p></div>
         """
 
     static let newWindowTemplate = """
         {{<layout}}{{$content}}{{> new-window}}
         <p class="ref">{{message}}</p>
-        <p class="ref">Reference: <code>{{reference}}</code>{{#rule}} · rule {{rule}}{{/rule}}</p>
-        <script nonce="{{nonce}}">\(storageAccessScript)</script>{{/content}}{{/layout}}
+        <p class="ref">Reference: <code>{{reference}}</code>{{#rule}} · rule {{rule}}{{/rule}}</p>{{/content}}{{/layout}}
         """
 
     static let storageLoginTemplate = """
         {{<layout}}{{$content}}
         <div id="lti-storage" data-mode="login" data-auth="{{authURL}}" data-state="{{state}}" data-key="{{key}}" data-secret="{{secret}}"
-        data-origin="{{origin}}" data-any-origin="{{anyOrigin}}" data-frame="{{frame}}" data-check="{{checkURL}}"></div>
+        data-origin="{{origin}}" data-frame="{{frame}}" data-check="{{checkURL}}"></div>
         <section id="connecting"><h1>{{title}}</h1><p role="status">One moment…</p>
         <noscript><p><a href="{{authURL}}">Continue</a></p></noscript></section>
         <section id="new-window" hidden>{{> new-window}}</section>
-        <script nonce="{{nonce}}">\(storageScript)\(storageAccessScript)</script>
+        <script nonce="{{nonce}}">\(storageScript)</script>
         {{/content}}{{/layout}}
         """
 
     static let storageLaunchTemplate = """
         {{<layout}}{{$content}}
-        <div id="lti-storage" data-mode="launch" data-key="{{key}}" data-origin="{{origin}}" data-any-origin="{{anyOrigin}}"
-        data-frame="{{frame}}"></div>
+        <div id="lti-storage" data-mode="launch" data-key="{{key}}" data-origin="{{origin}}" data-frame="{{frame}}"></div>
         <h1>{{title}}</h1><p role="status">One moment…</p>
         <form id="relay" method="post" action="{{action}}">
         <input type="hidden" name="id_token" value="{{idToken}}"><input type="hidden" name="state" value="{{state}}">
@@ -116,29 +116,33 @@ extension PageRenderer {
 
     /// The browser side of LTI Platform Storage (Client Side postMessages), for the login and the launch page.
     ///
-    /// - Important: Every answer is taken only from the window the message went to, with the same
-    ///   `message_id`, and — unless the platform is set to any origin — from the platform's origin; the
-    ///   secret is posted only to that origin. Each message waits at most 2 s.
+    /// `lti.capabilities` carries nothing secret: it goes to the parent window with target `*` (the LMS page
+    /// may be on another origin than its storage frame, as on Canvas cloud) and its answer counts only from
+    /// that window. `lti.put_data` and `lti.get_data` go only to the storage frame's origin, and their
+    /// answers count only from the frame they went to, from that origin, with the same `message_id`.
+    ///
+    /// - Important: The secret is never posted to `*` and a secret is never taken from another origin; each
+    ///   message waits at most 2 s.
     static let storageScript = """
         (function () {
           'use strict';
           var d = document.getElementById('lti-storage').dataset;
           var inFrame = window.parent !== window;
-          var anyOrigin = d.anyOrigin === 'true';
-          var targetOrigin = anyOrigin ? '*' : d.origin;
+          var windowProperties = ['top', 'parent', 'opener', 'self', 'window', 'frames', 'length', 'location', 'close',
+                                  'closed', 'focus', 'blur', 'postMessage'];
           function messageID() {
             var bytes = new Uint8Array(16);
             crypto.getRandomValues(bytes);
             return Array.prototype.map.call(bytes, function (b) { return ('0' + b.toString(16)).slice(-2); }).join('');
           }
-          function ask(target, subject, fields) {
+          function ask(target, targetOrigin, subject, fields) {
             return new Promise(function (resolve, reject) {
               var id = messageID();
               var timer = setTimeout(function () { stop(); reject('timeout'); }, 2000);
               function stop() { clearTimeout(timer); window.removeEventListener('message', listen); }
               function listen(event) {
                 if (event.source !== target) return;
-                if (!anyOrigin && event.origin !== d.origin) return;
+                if (targetOrigin !== '*' && event.origin !== targetOrigin) return;
                 var data = event.data;
                 if (typeof data === 'string') { try { data = JSON.parse(data); } catch (e) { return; } }
                 if (!data || data.message_id !== id || data.subject !== subject + '.response') return;
@@ -155,7 +159,7 @@ extension PageRenderer {
             return new Promise(function (resolve, reject) {
               var failed = 0;
               ['lti.capabilities', 'org.imsglobal.lti.capabilities'].forEach(function (subject) {
-                ask(window.parent, subject, {}).then(resolve, function () { if (++failed === 2) { reject('no_capabilities'); } });
+                ask(window.parent, '*', subject, {}).then(resolve, function () { if (++failed === 2) { reject('no_capabilities'); } });
               });
             });
           }
@@ -165,7 +169,12 @@ extension PageRenderer {
               var subject = list[i] && list[i].subject;
               if (subject !== 'lti.' + name && subject !== 'org.imsglobal.lti.' + name) continue;
               var frameName = typeof list[i].frame === 'string' && list[i].frame ? list[i].frame : d.frame;
-              var frame = frameName === '_parent' ? window.parent : window.parent.frames[frameName];
+              var frame = null;
+              if (frameName === '_parent') {
+                frame = window.parent;
+              } else if (/^[A-Za-z0-9_-]{1,64}$/.test(frameName) && windowProperties.indexOf(frameName) < 0) {
+                frame = window.parent.frames[frameName];
+              }
               if (frame) return { subject: subject, frame: frame };
             }
             throw 'unsupported';
@@ -186,7 +195,7 @@ extension PageRenderer {
                 capabilities()
                   .then(function (answer) {
                     var put = storageMessage(answer, 'put_data');
-                    return ask(put.frame, put.subject, { key: d.key, value: d.secret });
+                    return ask(put.frame, d.origin, put.subject, { key: d.key, value: d.secret });
                   })
                   .then(go, offerNewWindow);
               });
@@ -202,7 +211,7 @@ extension PageRenderer {
             capabilities()
               .then(function (answer) {
                 var get = storageMessage(answer, 'get_data');
-                return ask(get.frame, get.subject, { key: d.key });
+                return ask(get.frame, d.origin, get.subject, { key: d.key });
               })
               .then(function (answer) {
                 if (typeof answer.value !== 'string' || !answer.value) throw 'empty';
@@ -210,23 +219,6 @@ extension PageRenderer {
               })
               .catch(function (reason) { send('lti_storage_error', typeof reason === 'string' ? reason : 'error'); });
           }
-        })();
-        """
-
-    /// Shows the Storage Access API button where the browser has it, in a frame; on a click, asks for access
-    /// and starts the login again in this frame.
-    static let storageAccessScript = """
-        (function () {
-          var box = document.getElementById('storage-access');
-          if (!box || window.parent === window || !document.requestStorageAccess) return;
-          box.hidden = false;
-          document.getElementById('allow-storage').addEventListener('click', function () {
-            document.requestStorageAccess().then(function () {
-              var form = document.getElementById('restart');
-              form.target = '_self';
-              form.submit();
-            }, function () { document.getElementById('storage-access-refused').hidden = false; });
-          });
         })();
         """
 }

@@ -24,7 +24,7 @@ struct LabChoices: Sendable {
             let token = try token ?? tokens.issue(session, now: now)
             return .labChoice(LabChoice(token: token, running: labs.runningLabs, saved: labs.savedLabs, message: message))
         } catch {
-            return .refused(LaunchFailure(.skillableResult(.userTooManyActiveLabs), underlying: error))
+            return .refused(LaunchFailure(.gatewayFault, underlying: error))
         }
     }
 

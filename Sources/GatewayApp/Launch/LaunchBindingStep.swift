@@ -22,6 +22,8 @@ struct LaunchBindingEvidence {
     var storageSecret: String?
     /// Set when the storage page could not read the secret (`lti_storage_error`).
     var storageFailed: Bool
+    /// Whether the post comes from the gateway's own page (same origin), where a storage secret must come from.
+    var postedByGatewayPage: Bool
 }
 
 /// Chooses the ``LaunchBindingStep`` of a launch post.
@@ -36,7 +38,14 @@ struct LaunchBindingResolver: Sendable {
 
     func step(state: String?, evidence: LaunchBindingEvidence, now: Date) async throws -> LaunchBindingStep {
         if let cookie = evidence.cookie { return .validate(.cookie(cookie.value, partitioned: cookie.partitioned)) }
-        if let secret = evidence.storageSecret { return .validate(.platformStorage(secret: secret)) }
+        if let secret = evidence.storageSecret {
+            // Checklist "Launch" rule 1: only the gateway's own storage page relays a secret; from any other
+            // site it would let someone else's launch finish in this browser.
+            guard evidence.postedByGatewayPage else {
+                throw LaunchRefusal(.storageSecretForeign, "This launch's browser secret was posted from another site.", rule: "Launch 1")
+            }
+            return .validate(.platformStorage(secret: secret))
+        }
         guard let state, !state.isEmpty, state.utf8.count <= Self.maxStateLength,
             let pending = try await states.loginState(state, now: now)
         else {

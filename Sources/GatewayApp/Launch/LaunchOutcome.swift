@@ -59,6 +59,8 @@ struct LaunchFailure: Error, Sendable {
         case labInstanceMissing
         /// An action names a lab that is not among this learner's running or saved labs.
         case labInstanceNotYours
+        /// The gateway itself failed (e.g. it could not sign the deferred-launch page's token).
+        case gatewayFault
 
         /// The stable identifier, e.g. `labid_missing`, `skillable_result_3`.
         var identifier: String {
@@ -76,6 +78,7 @@ struct LaunchFailure: Error, Sendable {
             case .labSessionExpired: "lab_session_expired"
             case .labInstanceMissing: "lab_instance_missing"
             case .labInstanceNotYours: "lab_instance_not_yours"
+            case .gatewayFault: "internal_error"
             }
         }
     }

@@ -13,7 +13,9 @@ enum PlatformStorageDecision {
     ///     first-party cookies work and storage is skipped without a page, a wait or a message.
     static func frame(storageTarget: String?, options: PlatformLaunchOptions, fetchDestination: String?) -> String? {
         guard fetchDestination != "document" else { return nil }
-        let target = storageTarget.flatMap { $0.isEmpty ? nil : $0 }
+        // A target that is not a plain frame name (or `_parent`) is ignored: it is looked up among the LMS
+        // window's frames, where names such as `top` or `opener` would pick a window that is not a frame.
+        let target = storageTarget.flatMap { PlatformStorageFrame.isValid($0) ? $0 : nil }
         switch options.platformStorage ?? .auto {
         case .off: return nil
         case .auto: return target ?? options.storageFrame
