@@ -170,14 +170,16 @@ public struct PlatformLaunchOptions: Sendable, Equatable, Codable {
 }
 
 /// Frame names a storage message may go to: `_parent`, or a child frame of the LMS window named with
-/// letters, digits, `_` and `-` — never a name a window answers with one of its own properties.
+/// letters, digits, `_` and `-` — never a name a window answers with one of its own properties, nor digits
+/// alone (`frames["0"]` is the first child frame by position, whatever its name).
 public enum PlatformStorageFrame {
     static let windowProperties: Set<String> = [
         "top", "parent", "opener", "self", "window", "frames", "length", "location", "close", "closed", "focus", "blur", "postMessage",
     ]
 
     public static func isValid(_ name: String) -> Bool {
-        name == "_parent" || (name.range(of: "^[A-Za-z0-9_-]{1,64}$", options: .regularExpression) != nil && !windowProperties.contains(name))
+        name == "_parent"
+            || (name.range(of: "^(?![0-9]+$)[A-Za-z0-9_-]{1,64}$", options: .regularExpression) != nil && !windowProperties.contains(name))
     }
 }
 

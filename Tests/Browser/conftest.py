@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gateway import GatewayProcess, free_port  # noqa: E402
 from harness import CookiePolicy, Journey, Stack  # noqa: E402
-from lms import CLIENT_ID, DEPLOYMENT_ID, TestLMS  # noqa: E402
+from lms import CLIENT_ID, CLOUD_CLIENT_ID, DEPLOYMENT_ID, TestLMS  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_LIMIT_SECONDS = int(os.environ.get("BROWSER_TEST_LIMIT", "120"))
@@ -125,9 +125,13 @@ def stack() -> Iterator[Stack]:
     gateway.preexec = _die_with_parent
     try:
         platform_id = gateway.add_platform(lms.issuer, CLIENT_ID, lms.origin, DEPLOYMENT_ID)
+        # Canvas cloud: the same issuer, another registration whose auth endpoint (and so its storage origin)
+        # is on another origin than the course page.
+        cloud_platform_id = gateway.add_platform(lms.issuer, CLOUD_CLIENT_ID, lms.cloud_origin, DEPLOYMENT_ID)
         gateway.start()
-        print(f"\ngateway {gateway.origin} (platform {platform_id}), test LMS {lms.origin}, output {out}")
-        yield Stack(gateway, lms, platform_id, out)
+        print(f"\ngateway {gateway.origin} (platforms {platform_id}, {cloud_platform_id}), test LMS {lms.origin} "
+              f"(cloud auth and storage {lms.cloud_origin}, another site {lms.foreign_origin}), output {out}")
+        yield Stack(gateway, lms, platform_id, out, cloud_platform_id)
     finally:
         gateway.stop()
         lms.stop()

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Callable
@@ -17,6 +18,11 @@ from typing import Callable
 CHANNELS = ("cookie", "partitioned_cookie", "storage", "new_window")
 _BINDING_LINE = re.compile(r"^lti_launch_binding_total\{([^}]*)\}\s+([-+0-9.eE]+)\s*$")
 _CHANNEL_LABEL = re.compile(r'(?:^|,)\s*channel="([^"]*)"')
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D102 (stdlib signature)
+        return None
 
 
 def free_port() -> int:
@@ -123,6 +129,24 @@ class GatewayProcess:
                 return response.status, dict(response.headers), response.read().decode("utf-8", "replace")
         except urllib.error.HTTPError as error:
             return error.code, dict(error.headers), error.read().decode("utf-8", "replace")
+
+    def post_form(self, path: str, fields: dict[str, str], timeout: float = 10) -> tuple[int, dict[str, str], str]:
+        """A form POST from outside any browser: no ``Origin``, no ``Sec-Fetch-*`` headers, no redirects
+        followed."""
+        request = urllib.request.Request(f"{self.origin}{path}", data=urllib.parse.urlencode(fields).encode(),
+                                         headers={"Content-Type": "application/x-www-form-urlencoded"},
+                                         method="POST")
+        opener = urllib.request.build_opener(_NoRedirect)
+        try:
+            with opener.open(request, timeout=timeout) as response:
+                return response.status, dict(response.headers), response.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read().decode("utf-8", "replace")
+
+    def log_lines(self, reference: str) -> list[str]:
+        """The lines of the gateway's log that carry request id ``reference``."""
+        needle = f"gw.request.id={reference} "
+        return [line for line in self.log_path.read_text(errors="replace").splitlines() if needle in line]
 
     def binding_counts(self) -> dict[str, float]:
         """``lti_launch_binding_total`` by channel from ``GET /metrics`` (a missing line counts as 0)."""

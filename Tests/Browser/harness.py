@@ -17,7 +17,7 @@ from typing import Any, Callable
 from playwright.sync_api import BrowserContext, Frame, FrameLocator, Page, Playwright, Request, Response
 
 from gateway import CHANNELS, GatewayProcess
-from lms import TestLMS
+from lms import STORAGE_FRAME, TestLMS
 
 DEFAULT_TIMEOUT_MS = 15_000
 LAB_TIMEOUT_MS = 20_000
@@ -56,24 +56,41 @@ def profile_preferences(policy: CookiePolicy, gateway_origin: str, lms_origin: s
 
 # Records every postMessage that reaches a window (any frame), and every call of a window's own postMessage
 # by a script of the same origin (a top-level page posting to `window.parent`, which is itself, is seen even
-# when the message is never delivered). Installed before any page script runs.
+# when the message is never delivered). Installed before any page script runs. For a received message it
+# also names the window that sent it, as the receiver sees it: `parent`, `frame:NAME` (a frame of the
+# parent window, or of this one, looked up by name as the gateway's page does), `self`, `top`, or `other`.
 RECORDER_SCRIPT = """
 (() => {
   if (window.__browserTestsRecorderInstalled) return;
   window.__browserTestsRecorderInstalled = true;
-  const record = (kind, data, origin) => {
-    const subject = data && typeof data === 'object' && typeof data.subject === 'string' ? data.subject : typeof data;
-    const key = data && typeof data === 'object' && data.key !== undefined ? String(data.key) : null;
-    try { window.__browserTestsRecord(kind, String(location.href), String(origin), subject, key); } catch (e) {}
+  const names = %s;
+  const sourceOf = (source) => {
+    try {
+      if (source === null || source === undefined) return 'none';
+      if (source === window) return 'self';
+      if (window.parent !== window && source === window.parent) return 'parent';
+      for (const name of names) {
+        try { if (window.parent.frames[name] === source) return 'frame:' + name; } catch (e) {}
+      }
+      if (source === window.top) return 'top';
+      return 'other';
+    } catch (e) { return 'unknown'; }
   };
-  window.addEventListener('message', (event) => record('received', event.data, event.origin), true);
+  const record = (kind, data, origin, source) => {
+    const object = data && typeof data === 'object';
+    const subject = object && typeof data.subject === 'string' ? data.subject : typeof data;
+    const key = object && data.key !== undefined ? String(data.key) : null;
+    const id = object && data.message_id !== undefined ? String(data.message_id) : null;
+    try { window.__browserTestsRecord(kind, String(location.href), String(origin), subject, key, id, source); } catch (e) {}
+  };
+  window.addEventListener('message', (event) => record('received', event.data, event.origin, sourceOf(event.source)), true);
   const post = window.postMessage;
   window.postMessage = function (message, targetOrigin) {
-    record('posted-to-window', message, targetOrigin);
+    record('posted-to-window', message, targetOrigin, 'self');
     return post.apply(this, arguments);
   };
 })();
-"""
+""" % json.dumps([STORAGE_FRAME, "tool"])
 
 
 @dataclass
@@ -83,6 +100,10 @@ class RecordedMessage:
     origin: str
     subject: str
     key: str | None
+    #: The message's ``message_id`` (not secret: a random id per request).
+    message_id: str | None = None
+    #: For a received message, the window that sent it (see ``RECORDER_SCRIPT``).
+    source: str = ""
 
 
 class Journey:
@@ -128,10 +149,10 @@ class Journey:
 
     # ------------------------------------------------------------- recording
 
-    def _record_message(self, source: dict[str, Any], kind: str, href: str, origin: str, subject: str,
-                        key: str | None) -> None:
-        self.messages.append(RecordedMessage(kind, href, origin, subject, key))
-        self._write(f"postMessage {kind} at {_short(href)} origin={origin} subject={subject}")
+    def _record_message(self, binding_source: dict[str, Any], kind: str, href: str, origin: str, subject: str,
+                        key: str | None, message_id: str | None = None, source: str = "") -> None:
+        self.messages.append(RecordedMessage(kind, href, origin, subject, key, message_id, source))
+        self._write(f"postMessage {kind} at {_short(href)} origin={origin} from={source} subject={subject}")
 
     def _on_request(self, request: Request) -> None:
         self.requests.append(request)
@@ -194,8 +215,19 @@ class Journey:
         return re.compile(rf"^{re.escape(self.gateway.origin)}/sandbox/skillable/lab/\d+")
 
     def lms_messages(self) -> list[dict[str, Any]]:
-        """The storage messages the course page and its forwarding frame received."""
-        return self.page.evaluate("window.__lmsMessages || []")
+        """The storage messages the course page and its forwarding frame received (and, ``at`` ending in
+        ``-sent``, the answers an impostor sent). A forwarding frame of another origin than the course page
+        keeps its own records: they follow the course page's."""
+        messages = list(self.page.evaluate("window.__lmsMessages || []"))
+        for frame in self.page.frames:
+            if frame.parent_frame == self.page.main_frame and frame.url.startswith(self.lms.cloud_origin + "/"):
+                messages.extend(frame.evaluate("window.__lmsMessages || []"))
+        return messages
+
+    def gateway_received(self, subject: str) -> list[RecordedMessage]:
+        """The messages with ``subject`` that reached one of the gateway's pages."""
+        return [m for m in self.messages if m.kind == "received" and m.subject == subject
+                and m.href.startswith(self.gateway.origin + "/")]
 
     # ------------------------------------------------------------- requests and cookies
 
@@ -285,6 +317,8 @@ class Stack:
     lms: TestLMS
     platform_id: str
     out_dir: Path
+    #: The platform registered with ``lms.CLOUD_CLIENT_ID`` (auth endpoint on ``lms.cloud_origin``).
+    cloud_platform_id: str = ""
 
 
 class BindingCounter:

@@ -4,6 +4,17 @@ deep-linking return endpoint that verifies the gateway's signed response.
 
 The LMS listens on 127.0.0.1 but the browser reaches it as ``http://localhost:PORT``: a different site
 from the gateway's ``http://127.0.0.1:PORT``, so the gateway's frame is a third-party frame.
+
+It listens on three ports, three origins of the same host (cookies are per host, so the LMS's sign-in
+cookie reaches all of them):
+
+* ``origin`` (main): the course page, and the authorization endpoint and forwarding frame of the platform
+  registered with ``CLIENT_ID``;
+* ``cloud_origin``: the authorization endpoint and forwarding frame of the platform registered with
+  ``CLOUD_CLIENT_ID``, while its course page stays on ``origin`` -- the layout of Canvas cloud, whose course
+  page is on the institution's domain (``school.instructure.com``) and its auth endpoint and
+  ``post_message_forwarding`` frame on ``sso.canvaslms.com``;
+* ``foreign_origin``: a page of somebody else (``/evil``) that posts a form to the gateway.
 """
 
 from __future__ import annotations
@@ -25,6 +36,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 CLIENT_ID = "browser-tests"
+#: The client id of the platform whose auth endpoint and storage frame are on ``TestLMS.cloud_origin``.
+CLOUD_CLIENT_ID = "browser-tests-cloud"
 DEPLOYMENT_ID = "d1"
 LAB_ID = "1001"
 DEEP_LINK_DATA = "opaque-123"
@@ -37,8 +50,23 @@ LEARNER_ROLE = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
 INSTRUCTOR_ROLE = "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"
 
 # Scenarios of the course page: whether the login announces storage, and whether anybody answers.
-STORAGE_SCENARIOS = {"storage", "silent", "deeplink"}
-SCENARIOS = STORAGE_SCENARIOS | {"plain", "toplevel"}
+#   storage, deeplink    course page and forwarder on `origin`, both answer
+#   silent               the login announces storage, nobody answers
+#   cloud                the Canvas-cloud layout: the course page on `origin` answers lti.capabilities, the
+#                        forwarder on `cloud_origin` answers put and get
+#   cloud-impostor-put   cloud layout; the forwarder does not answer lti.put_data but hands it to the course
+#                        page, which answers it from `origin` (another window, another origin)
+#   cloud-impostor-get   cloud layout; the forwarder answers put, but on lti.get_data the storage frame goes to
+#                        a page of `origin` that answers it (the window asked, another origin)
+#   hostile-frame        lti.capabilities names the frame `top` for put and get
+#   hostile-target       the login's lti_storage_target is `opener`
+#   plain                no storage announced
+#   toplevel             the link opens the gateway as the whole page
+CLOUD_SCENARIOS = {"cloud", "cloud-impostor-put", "cloud-impostor-get"}
+STORAGE_SCENARIOS = {"storage", "silent", "deeplink", "hostile-frame"} | CLOUD_SCENARIOS
+SCENARIOS = STORAGE_SCENARIOS | {"plain", "toplevel", "hostile-target"}
+#: What an impostor answers lti.get_data with (and lti.put_data, as its value).
+IMPOSTOR_VALUE = "not-the-secret"
 
 
 def b64url(data: bytes) -> str:
@@ -83,10 +111,12 @@ class TestLMS:
         self.auth_requests: list[dict[str, str]] = []
         self.errors: list[str] = []
         self.deep_link_results: list[DeepLinkResult] = []
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._foreign_posts: dict[str, dict[str, str]] = {}
+        self._servers: dict[str, ThreadingHTTPServer] = {}
 
     # ----------------------------------------------------------------- lifecycle
+
+    ROLES = ("main", "cloud", "foreign")
 
     def start(self) -> None:
         lms = self
@@ -94,29 +124,56 @@ class TestLMS:
         class Handler(_Handler):
             platform = lms
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="test-lms", daemon=True)
-        self._thread.start()
+        for role in self.ROLES:
+            server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+            server.daemon_threads = True
+            server.lms_role = role  # type: ignore[attr-defined]
+            self._servers[role] = server
+            threading.Thread(target=server.serve_forever, name=f"test-lms-{role}", daemon=True).start()
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        for server in self._servers.values():
+            server.shutdown()
+            server.server_close()
+        self._servers.clear()
         self._log.close()
+
+    def port_of(self, role: str) -> int:
+        return self._servers[role].server_address[1]
+
+    def origin_of(self, role: str) -> str:
+        return f"http://localhost:{self.port_of(role)}"
 
     @property
     def port(self) -> int:
-        assert self._server is not None
-        return self._server.server_address[1]
+        return self.port_of("main")
 
     @property
     def origin(self) -> str:
-        return f"http://localhost:{self.port}"
+        """The course page's origin (and the auth endpoint's of the platform registered with ``CLIENT_ID``)."""
+        return self.origin_of("main")
+
+    @property
+    def cloud_origin(self) -> str:
+        """The auth endpoint's and storage frame's origin of the platform registered with ``CLOUD_CLIENT_ID``."""
+        return self.origin_of("cloud")
+
+    @property
+    def foreign_origin(self) -> str:
+        """Somebody else's site."""
+        return self.origin_of("foreign")
 
     @property
     def issuer(self) -> str:
         return self.origin
+
+    @staticmethod
+    def client_id_for(scenario: str) -> str:
+        return CLOUD_CLIENT_ID if scenario in CLOUD_SCENARIOS else CLIENT_ID
+
+    def auth_origin_for(self, scenario: str) -> str:
+        """Where the platform of ``scenario`` has its auth endpoint (and storage frame)."""
+        return self.cloud_origin if scenario in CLOUD_SCENARIOS else self.origin
 
     # ----------------------------------------------------------------- URLs
 
@@ -126,13 +183,14 @@ class TestLMS:
             query["pause"] = "1"
         return f"{self.origin}/course?{urllib.parse.urlencode(query)}"
 
-    def login_url(self, user: str, storage_target: str | None = None, message_hint: str | None = None) -> str:
+    def login_url(self, user: str, storage_target: str | None = None, message_hint: str | None = None,
+                  client_id: str = CLIENT_ID) -> str:
         """The gateway's OIDC login URL as this platform builds it for a link."""
         query = {
             "iss": self.issuer,
             "login_hint": user,
             "target_link_uri": self.launch_url,
-            "client_id": CLIENT_ID,
+            "client_id": client_id,
             "lti_deployment_id": DEPLOYMENT_ID,
         }
         if message_hint:
@@ -140,6 +198,13 @@ class TestLMS:
         if storage_target:
             query["lti_storage_target"] = storage_target
         return f"{self.gateway_origin}/lti/login?{urllib.parse.urlencode(query)}"
+
+    def foreign_post_url(self, fields: dict[str, str]) -> str:
+        """The URL of a page on ``foreign_origin`` that posts ``fields`` to the gateway's launch at once."""
+        token = uuid.uuid4().hex
+        with self._lock:
+            self._foreign_posts[token] = dict(fields)
+        return f"{self.foreign_origin}/evil?case={token}"
 
     # ----------------------------------------------------------------- records
 
@@ -172,11 +237,11 @@ class TestLMS:
         signature = self._key.sign(signing_input.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
         return signing_input + "." + b64url(signature)
 
-    def id_token(self, user: str, nonce: str, message_hint: str) -> str:
+    def id_token(self, user: str, nonce: str, message_hint: str, client_id: str = CLIENT_ID) -> str:
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self.issuer,
-            "aud": CLIENT_ID,
+            "aud": client_id,
             "sub": user,
             "iat": now,
             "exp": now + 300,
@@ -263,10 +328,14 @@ class TestLMS:
             if pause:
                 hints.append("pause")
             target = STORAGE_FRAME if scenario in STORAGE_SCENARIOS else None
-            src = self.login_url(user, storage_target=target, message_hint=" ".join(hints) or None)
+            if scenario == "hostile-target":
+                target = "opener"
+            src = self.login_url(user, storage_target=target, message_hint=" ".join(hints) or None,
+                                 client_id=self.client_id_for(scenario))
+            forwarder = f"{self.auth_origin_for(scenario)}/forwarder?scenario={scenario}"
             # Like Canvas, the page's forwarding frame is there before the tool's frame starts loading: the
             # tool's src is set once the forwarder has loaded.
-            tool = (f'<iframe name="{STORAGE_FRAME}" src="/forwarder?scenario={scenario}" '
+            tool = (f'<iframe name="{STORAGE_FRAME}" src="{html.escape(forwarder)}" '
                     f'style="display:none" title="messages" onload="startTool()"></iframe>\n'
                     f'<iframe id="tool" name="tool" data-src="{html.escape(src)}" width="900" height="700" '
                     f'allow="clipboard-write" title="Networking lab" '
@@ -274,10 +343,21 @@ class TestLMS:
         return COURSE_PAGE.format(
             title=title, user=html.escape(user), scenario=html.escape(scenario), tool=tool,
             gateway_origin=json.dumps(self.gateway_origin), scenario_json=json.dumps(scenario),
-            frame=json.dumps(STORAGE_FRAME))
+            frame=json.dumps(STORAGE_FRAME), cloud_origin=json.dumps(self.cloud_origin),
+            bogus=json.dumps(IMPOSTOR_VALUE))
 
     def forwarder_page(self, scenario: str) -> str:
-        return FORWARDER_PAGE.format(gateway_origin=json.dumps(self.gateway_origin), scenario_json=json.dumps(scenario))
+        return FORWARDER_PAGE.format(gateway_origin=json.dumps(self.gateway_origin), scenario_json=json.dumps(scenario),
+                                     course_origin=json.dumps(self.origin), bogus=json.dumps(IMPOSTOR_VALUE))
+
+    def foreign_page(self, token: str) -> str | None:
+        with self._lock:
+            fields = self._foreign_posts.get(token)
+        if fields is None:
+            return None
+        inputs = "\n".join(f'<input type="hidden" name="{html.escape(name)}" value="{html.escape(value)}">'
+                           for name, value in fields.items())
+        return FOREIGN_PAGE.format(action=html.escape(self.launch_url), inputs=inputs)
 
 
 COURSE_PAGE = """<!doctype html>
@@ -302,24 +382,39 @@ COURSE_PAGE = """<!doctype html>
  }}
  (function () {{
    const gatewayOrigin = {gateway_origin};
+   const cloudOrigin = {cloud_origin};
    const scenario = {scenario_json};
    window.addEventListener('message', function (event) {{
      const data = event.data;
      if (!data || typeof data !== 'object' || typeof data.subject !== 'string') return;
      const tool = document.getElementById('tool');
      const fromTool = !!tool && event.source === tool.contentWindow;
+     const forwarder = document.querySelector('iframe[name=' + {frame} + ']');
+     if (data.subject === 'browser-tests.relay') {{
+       // cloud-impostor-put: the forwarder handed over a storage request; answer it from this page (not the
+       // storage frame, not the storage origin), with the request's own message_id.
+       if (scenario !== 'cloud-impostor-put' || !forwarder || event.source !== forwarder.contentWindow
+           || event.origin !== cloudOrigin || !tool) return;
+       const asked = data.message;
+       window.__lmsMessages.push({{ at: 'course-sent', subject: asked.subject + '.response', origin: location.origin,
+                                    fromTool: false, key: String(asked.key) }});
+       tool.contentWindow.postMessage({{ subject: asked.subject + '.response', message_id: asked.message_id,
+                                         key: asked.key, value: {bogus} }}, gatewayOrigin);
+       return;
+     }}
      window.__lmsMessages.push({{ at: 'course', subject: data.subject, origin: event.origin, fromTool: fromTool,
                                   key: data.key === undefined ? null : String(data.key) }});
      if (scenario === 'silent') return;
      if (data.subject !== 'lti.capabilities') return;
      if (event.origin !== gatewayOrigin || !fromTool) return;
+     const storageFrame = scenario === 'hostile-frame' ? 'top' : {frame};
      event.source.postMessage({{
        subject: 'lti.capabilities.response',
        message_id: data.message_id,
        supported_messages: [
          {{ subject: 'lti.capabilities' }},
-         {{ subject: 'lti.put_data', frame: {frame} }},
-         {{ subject: 'lti.get_data', frame: {frame} }}
+         {{ subject: 'lti.put_data', frame: storageFrame }},
+         {{ subject: 'lti.get_data', frame: storageFrame }}
        ]
      }}, event.origin);
    }});
@@ -341,15 +436,40 @@ FORWARDER_PAGE = """<!doctype html>
 <script>
  (function () {{
    const gatewayOrigin = {gateway_origin};
+   const courseOrigin = {course_origin};
    const scenario = {scenario_json};
+   // Records and the store live in the course page when it is of this frame's origin, else in this frame
+   // (the cloud layout; the tests read them from here).
+   let home = window;
+   try {{ if (window.top.__lmsMessages) home = window.top; }} catch (e) {{ home = window; }}
+   home.__lmsMessages = home.__lmsMessages || [];
+   home.__lmsStore = home.__lmsStore || {{}};
+   if (scenario === 'impostor') {{
+     // The storage frame, moved to the course page's origin, answers the request it was handed.
+     const asked = JSON.parse(decodeURIComponent(location.hash.slice(1)));
+     home.__lmsMessages.push({{ at: 'impostor-sent', subject: asked.subject + '.response', origin: location.origin,
+                                fromTool: false, key: String(asked.key) }});
+     window.parent.document.getElementById('tool').contentWindow.postMessage({{
+       subject: asked.subject + '.response', message_id: asked.message_id, key: asked.key, value: {bogus}
+     }}, gatewayOrigin);
+     return;
+   }}
    window.addEventListener('message', function (event) {{
      const data = event.data;
      if (!data || typeof data !== 'object' || typeof data.subject !== 'string') return;
-     const top = window.top;
-     top.__lmsMessages.push({{ at: 'forwarder', subject: data.subject, origin: event.origin, fromTool: false,
-                               key: data.key === undefined ? null : String(data.key) }});
+     home.__lmsMessages.push({{ at: 'forwarder', subject: data.subject, origin: event.origin, fromTool: false,
+                                key: data.key === undefined ? null : String(data.key) }});
      if (scenario === 'silent') return;
      if (event.origin !== gatewayOrigin) return;
+     const asked = {{ subject: data.subject, message_id: data.message_id, key: data.key }};
+     if (scenario === 'cloud-impostor-put' && data.subject === 'lti.put_data') {{
+       window.parent.postMessage({{ subject: 'browser-tests.relay', message: asked }}, courseOrigin);
+       return;
+     }}
+     if (scenario === 'cloud-impostor-get' && data.subject === 'lti.get_data') {{
+       location.replace(courseOrigin + '/forwarder?scenario=impostor#' + encodeURIComponent(JSON.stringify(asked)));
+       return;
+     }}
      const reply = function (message) {{ event.source.postMessage(message, event.origin); }};
      const slot = event.origin + ' ' + data.key;
      if (data.subject === 'lti.put_data') {{
@@ -358,16 +478,16 @@ FORWARDER_PAGE = """<!doctype html>
                   error: {{ code: 'bad_request', message: 'key and value must be strings' }} }});
          return;
        }}
-       top.__lmsStore[slot] = data.value;
+       home.__lmsStore[slot] = data.value;
        reply({{ subject: 'lti.put_data.response', message_id: data.message_id, key: data.key, value: data.value }});
      }} else if (data.subject === 'lti.get_data') {{
-       if (!Object.prototype.hasOwnProperty.call(top.__lmsStore, slot)) {{
+       if (!Object.prototype.hasOwnProperty.call(home.__lmsStore, slot)) {{
          reply({{ subject: 'lti.get_data.response', message_id: data.message_id, key: data.key,
                   error: {{ code: 'bad_request', message: 'no value stored under this key' }} }});
          return;
        }}
        reply({{ subject: 'lti.get_data.response', message_id: data.message_id, key: data.key,
-                value: top.__lmsStore[slot] }});
+                value: home.__lmsStore[slot] }});
      }}
    }});
  }})();
@@ -387,6 +507,20 @@ AUTOPOST_PAGE = """<!doctype html>
 <button type="submit" id="continue">Continue</button>
 </form>
 {script}
+</body></html>
+"""
+
+FOREIGN_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Free prizes</title>
+<style>body {{ font-family: Arial, sans-serif; padding: 24px; color: #2d3b45; }}</style></head>
+<body>
+<h1>Somebody else's page</h1>
+<p>This page posts a launch it obtained elsewhere to the activity, in this browser.</p>
+<form id="launch" method="post" action="{action}">
+{inputs}
+<button type="submit">Continue</button>
+</form>
+<script>document.getElementById('launch').submit();</script>
 </body></html>
 """
 
@@ -411,7 +545,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
-        self.platform.log(f"{self.command} {self.path.split('?')[0]} {format % args}")
+        self.platform.log(f"[{self.role}] {self.command} {self.path.split('?')[0]} {format % args}")
 
     # ------------------------------------------------------------- plumbing
 
@@ -451,26 +585,40 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------- routes
 
+    @property
+    def role(self) -> str:
+        """Which of the LMS's origins this request came to: ``main``, ``cloud`` or ``foreign``."""
+        return getattr(self.server, "lms_role", "main")
+
     def do_GET(self) -> None:  # noqa: N802 (stdlib naming)
         path = urllib.parse.urlsplit(self.path).path
-        if path == "/jwks":
+        role = self.role
+        if role == "foreign":
+            page = self.platform.foreign_page(self._query().get("case", "")) if path == "/evil" else None
+            if page is None:
+                self._send(404, "not found", "text/plain")
+            else:
+                self._send(200, page)
+        elif path == "/jwks":
             self._send(200, json.dumps(self.platform.jwks()), "application/json")
-        elif path == "/course":
+        elif path == "/course" and role == "main":
             self._course()
         elif path == "/forwarder":
             self._send(200, self.platform.forwarder_page(self._query().get("scenario", "storage")))
         elif path == "/auth":
             self._auth(self._query())
-        elif path == "/blank":
+        elif path == "/blank" and role == "main":
             self._send(200, "<!doctype html><title>Test LMS</title><p>Test LMS</p>")
         else:
             self._send(404, "not found", "text/plain")
 
     def do_POST(self) -> None:  # noqa: N802
         path = urllib.parse.urlsplit(self.path).path
-        if path == "/auth":
+        if self.role == "foreign":
+            self._send(404, "not found", "text/plain")
+        elif path == "/auth":
             self._auth(self._form())
-        elif path == "/deep-link-return":
+        elif path == "/deep-link-return" and self.role == "main":
             self._deep_link_return(self._form())
         else:
             self._send(404, "not found", "text/plain")
@@ -493,10 +641,14 @@ class _Handler(BaseHTTPRequestHandler):
         record = dict(params)
         record["_method"] = self.command
         record["_cookie_user"] = self._signed_in_user() or ""
+        record["_origin"] = lms.origin_of(self.role)
         with lms._lock:
             lms.auth_requests.append(record)
+        # Each auth endpoint serves its own registration: CLIENT_ID on the main origin, CLOUD_CLIENT_ID on the
+        # cloud origin.
+        client_id = CLOUD_CLIENT_ID if self.role == "cloud" else CLIENT_ID
         expected = {"response_type": "id_token", "response_mode": "form_post", "scope": "openid",
-                    "prompt": "none", "client_id": CLIENT_ID, "redirect_uri": lms.launch_url}
+                    "prompt": "none", "client_id": client_id, "redirect_uri": lms.launch_url}
         for name, value in expected.items():
             if params.get(name) != value:
                 self._refuse(f"auth: {name} is {params.get(name)!r}, expected {value!r}")
@@ -513,7 +665,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._refuse(f"auth: login_hint {params['login_hint']!r} is not the signed-in user {signed_in!r}")
             return
         hint = params.get("lti_message_hint", "")
-        token = lms.id_token(signed_in, params["nonce"], hint)
+        token = lms.id_token(signed_in, params["nonce"], hint, client_id=client_id)
         pause = "pause" in hint.split()
         script = "" if pause else "<script>document.getElementById('launch').submit();</script>"
         message = ("Signed in. Press Continue to open the activity." if pause

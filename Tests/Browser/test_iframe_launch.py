@@ -6,6 +6,10 @@ gateway's frame is a third-party frame. Three cookie policies (``harness.CookieP
 (third-party cookies blocked, partitioned ones kept), a Safari-like rule (no gateway cookie at all in the LMS
 page), and third-party cookies allowed. Each test proves one way a launch is tied to the browser, and reads
 ``lti_launch_binding_total`` to check which channel the gateway used.
+
+A second registration of the same LMS has its auth endpoint and storage frame on ``http://localhost:LMS2``
+while the course page stays on ``http://localhost:LMS`` (the Canvas cloud layout), and a page of somebody
+else's site is on ``http://localhost:OTHER`` (see ``lms.py``).
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ import urllib.parse
 from playwright.sync_api import Page, Request, expect
 
 from harness import (DEFAULT_TIMEOUT_MS, FALLBACK_BUTTON, FALLBACK_HEADING, LAB_TIMEOUT_MS, BindingCounter,
-                     CookiePolicy, Journey, Stack, wait_until)
-from lms import LAB_ID
+                     CookiePolicy, Journey, RecordedMessage, Stack, wait_until)
+from lms import IMPOSTOR_VALUE, LAB_ID, STORAGE_FRAME
 
 #: The gateway waits about 2 s for each storage answer; the fallback must show well before this.
 FALLBACK_LIMIT_MS = 8_000
@@ -50,15 +54,21 @@ def expect_lab_in_frame(journey: Journey) -> None:
 
 
 def expect_fallback(journey: Journey, timeout_ms: float = DEFAULT_TIMEOUT_MS) -> None:
+    """The "Open this activity in a new window" page (or section) shows, with its one button: the Storage
+    Access button ("Allow and continue here") is gone."""
     view = journey.tool_view()
     expect(view.get_by_role("heading", name=FALLBACK_HEADING)).to_be_visible(timeout=timeout_ms)
     expect(view.get_by_role("button", name=FALLBACK_BUTTON)).to_be_visible()
+    expect(view.get_by_role("button")).to_have_count(1)
+    expect(view.get_by_text(re.compile("Allow and continue", re.IGNORECASE))).to_have_count(0)
 
 
-def open_in_new_window(journey: Journey) -> Page:
+def open_in_new_window(journey: Journey, auth_origin: str | None = None) -> Page:
     """Clicks the fallback page's button: a new top-level window posts to ``/lti/login/restart``, which
-    sends it to the LMS's auth endpoint with a new state; the window must land in the lab."""
-    states_before = auth_states(journey)
+    sends it to the LMS's auth endpoint (at ``auth_origin``, default the course page's) with a new state; the
+    window must land in the lab."""
+    auth_origin = auth_origin or journey.lms.origin
+    states_before = auth_states(journey, auth_origin)
     with journey.context.expect_page(timeout=DEFAULT_TIMEOUT_MS) as new_page:
         journey.tool_view().get_by_role("button", name=FALLBACK_BUTTON).click()
     window = new_page.value
@@ -68,16 +78,18 @@ def open_in_new_window(journey: Journey) -> Page:
     assert [r.status for r in restarts] == [303], [r.status for r in restarts]
     assert restarts[0].frame.page == window, "the restart ran in the new window"
     location = restarts[0].headers.get("location", "")
-    assert location.startswith(journey.lms.origin + "/auth?"), f"restart went to {location!r}"
-    new_states = auth_states(journey)[len(states_before):]
+    assert location.startswith(auth_origin + "/auth?"), f"restart went to {location!r}"
+    new_states = auth_states(journey, auth_origin)[len(states_before):]
     assert len(new_states) == 1 and new_states[0] not in states_before, (states_before, new_states)
     return window
 
 
-def auth_states(journey: Journey) -> list[str]:
-    """The ``state`` of every request the browser made to the LMS's auth endpoint, in order."""
+def auth_states(journey: Journey, auth_origin: str | None = None) -> list[str]:
+    """The ``state`` of every GET the browser made to the LMS's auth endpoint (at ``auth_origin``, default the
+    course page's origin), in order."""
+    prefix = (auth_origin or journey.lms.origin) + "/auth?"
     return [urllib.parse.parse_qs(urllib.parse.urlsplit(r.url).query).get("state", [""])[0]
-            for r in journey.requests if r.url.startswith(journey.lms.origin + "/auth?")]
+            for r in journey.requests if r.url.startswith(prefix)]
 
 
 def form_fields(post_data: str | None) -> dict[str, str]:
@@ -130,12 +142,72 @@ def finish(journey: Journey, stack: Stack) -> None:
     assert stack.lms.take_errors() == [], "the test LMS refused a request (see lms.log)"
 
 
-def storage_launch(journey: Journey, stack: Stack, learner: str) -> dict[str, str]:
+def page_path(message: RecordedMessage) -> str:
+    """The path of the page a recorded message reached (``/lti/login``, ``/lti/launch``, ``/forwarder``…)."""
+    return urllib.parse.urlsplit(message.href).path
+
+
+def answers_to_gateway(journey: Journey) -> list[tuple[str, str, str, str]]:
+    """Every answer to a storage message that reached a gateway page: (subject, the page's path, origin of
+    the answer, the window that sent it), in order."""
+    return [(m.subject, page_path(m), m.origin, m.source) for m in journey.messages
+            if m.kind == "received" and m.href.startswith(journey.gateway.origin + "/")
+            and m.subject.endswith(".response")]
+
+
+def received_by_storage_frame(journey: Journey, origin: str, subject: str) -> list[RecordedMessage]:
+    """The messages with ``subject`` that reached the forwarding frame while it was on ``origin``."""
+    return [m for m in journey.messages if m.kind == "received" and m.subject == subject
+            and m.href.startswith(origin + "/forwarder")]
+
+
+def reference_of(text: str) -> str:
+    match = re.search(r"Reference:\s*(\S+)", text)
+    assert match, f"no reference on the page: {text!r}"
+    return match.group(1)
+
+
+def logged_error(stack: Stack, page: Page, reference: str) -> str:
+    """The ``gw.error`` the gateway logged for the response with request id ``reference`` (waits up to 5 s
+    for the line)."""
+    lines = wait_until(page, lambda: [l for l in stack.gateway.log_lines(reference) if "gw.error=" in l], 5,
+                       f"a gw.error line for {reference} in the gateway's log")
+    assert len(lines) == 1, lines
+    return re.search(r"gw\.error=(\S+)", lines[0]).group(1)
+
+
+POST_FORM_SCRIPT = """([action, fields]) => {
+  const form = document.createElement('form');
+  form.method = 'post';
+  form.action = action;
+  for (const [name, value] of Object.entries(fields)) {
+    const input = document.createElement('input');
+    input.type = 'hidden'; input.name = name; input.value = value;
+    form.appendChild(input);
+  }
+  document.body.appendChild(form);
+  form.submit();
+}"""
+
+
+def post_launch_from(page: Page, stack: Stack, fields: dict[str, str]):
+    """Submits ``fields`` as a form to the gateway's launch from the page ``page`` shows now; returns the
+    launch's response."""
+    launch_url = f"{stack.gateway.origin}/lti/launch"
+    with page.expect_response(lambda r: r.url == launch_url and r.request.method == "POST") as answer:
+        page.evaluate(POST_FORM_SCRIPT, [launch_url, fields])
+    return answer.value
+
+
+def storage_launch(journey: Journey, stack: Stack, learner: str, scenario: str = "storage") -> dict[str, str]:
     """A launch in the LMS iframe tied to the browser by Platform Storage alone; returns the fields of the
-    final launch post (id_token, state, lti_storage_secret)."""
+    final launch post (id_token, state, lti_storage_secret). ``scenario`` ``cloud``: the platform whose auth
+    endpoint and storage frame are on another origin than the course page."""
     gateway = stack.gateway.origin
+    lms = stack.lms
+    storage_origin = lms.auth_origin_for(scenario)
     counter = BindingCounter(stack.gateway)
-    open_course(journey, "storage", learner)
+    open_course(journey, scenario, learner)
     expect_lab_in_frame(journey)
     counter.assert_one("storage")
 
@@ -159,6 +231,23 @@ def storage_launch(journey: Journey, stack: Stack, learner: str) -> dict[str, st
     assert set(first) == {"id_token", "state"}, sorted(first)
     assert set(final) == {"id_token", "state", "lti_storage_secret"}, sorted(final)
     assert final["id_token"] == first["id_token"] and final["state"] == first["state"]
+
+    # Who answered what: lti.capabilities by the course page (the gateway page's parent, on the course page's
+    # origin), put and get by the forwarding frame on the storage origin -- each with its request's message_id.
+    assert answers_to_gateway(journey) == [
+        ("lti.capabilities.response", "/lti/login", lms.origin, "parent"),
+        ("lti.put_data.response", "/lti/login", storage_origin, f"frame:{STORAGE_FRAME}"),
+        ("lti.capabilities.response", "/lti/launch", lms.origin, "parent"),
+        ("lti.get_data.response", "/lti/launch", storage_origin, f"frame:{STORAGE_FRAME}"),
+    ], answers_to_gateway(journey)
+    for subject in ("lti.put_data", "lti.get_data"):
+        asked = received_by_storage_frame(journey, storage_origin, subject)
+        answered = journey.gateway_received(subject + ".response")
+        assert [m.origin for m in asked] == [gateway], asked
+        assert [m.message_id for m in asked] == [m.message_id for m in answered], (asked, answered)
+    auths = [a for a in lms.auth_requests if a.get("login_hint") == learner and a.get("state") == first["state"]]
+    assert [(a["_origin"], a["client_id"], a["_cookie_user"]) for a in auths] == [
+        (storage_origin, lms.client_id_for(scenario), learner)], auths
     assert_no_cookie_in_frame(journey)
     finish(journey, stack)
     return final
@@ -377,33 +466,25 @@ def test_8_third_party_cookies_allowed(stack: Stack, open_browser, learner: str)
 
 def test_9_replayed_storage_launch_is_refused(stack: Stack, open_browser, learner: str) -> None:
     """The final post of a storage launch (id_token, state, lti_storage_secret), taken from a launch that
-    succeeded and posted again from another browser, is refused (401, "refused") and binds nothing."""
+    succeeded and posted again from another browser, is refused (401, "refused") and binds nothing. It is
+    posted from a page of the gateway's own origin (``Sec-Fetch-Site: same-origin``), so that the rule
+    against secrets posted from other sites (test 13) does not decide: the log says ``state_unknown``, the
+    state was used."""
     first = open_browser(CookiePolicy.SAFARI_LIKE, label="launch")
     fields = storage_launch(first, stack, learner)
     first.close()
 
     replay = open_browser(CookiePolicy.SAFARI_LIKE, label="replay")
     counter = BindingCounter(stack.gateway)
-    replay.page.goto(f"{stack.lms.origin}/blank")
-    launch_url = f"{stack.gateway.origin}/lti/launch"
-    with replay.page.expect_response(lambda r: r.url == launch_url and r.request.method == "POST") as answer:
-        replay.page.evaluate(
-            """([action, fields]) => {
-                 const form = document.createElement('form');
-                 form.method = 'post';
-                 form.action = action;
-                 for (const [name, value] of Object.entries(fields)) {
-                   const input = document.createElement('input');
-                   input.type = 'hidden'; input.name = name; input.value = value;
-                   form.appendChild(input);
-                 }
-                 document.body.appendChild(form);
-                 form.submit();
-               }""", [launch_url, fields])
-    assert answer.value.status == 401, f"a replayed launch must be refused with 401, got {answer.value.status}"
+    replay.page.goto(f"{stack.gateway.origin}/")
+    answer = post_launch_from(replay.page, stack, fields)
+    assert answer.request.all_headers().get("sec-fetch-site") == "same-origin", answer.request.all_headers()
+    assert answer.status == 401, f"a replayed launch must be refused with 401, got {answer.status}"
     replay.page.wait_for_load_state()
-    expect(replay.page.locator("body")).to_contain_text(re.compile("refused", re.IGNORECASE))
+    body = replay.page.locator("body")
+    expect(body).to_contain_text(re.compile("refused", re.IGNORECASE))
     replay.shot("replay-refused")
+    assert logged_error(stack, replay.page, reference_of(body.inner_text())) == "state_unknown"
     counter.assert_none()
     finish(replay, stack)
 
@@ -430,3 +511,211 @@ def test_10_platform_storage_turned_off(stack: Stack, open_browser, learner: str
         stack.gateway.cli("platforms", "set-options", stack.platform_id, "--platform-storage", "auto")
 
     storage_launch(open_browser(CookiePolicy.SAFARI_LIKE, label="storage-auto"), stack, learner)
+
+
+def test_11_canvas_cloud_layout(stack: Stack, open_browser, learner: str) -> None:
+    """Canvas cloud: the course page on one origin (``school.instructure.com``), the platform's auth endpoint
+    and ``post_message_forwarding`` frame on another (``sso.canvaslms.com``) -- here ``localhost:LMS`` and
+    ``localhost:LMS2``, registered with ``--auth-url http://localhost:LMS2/auth``. With no cookie in the
+    frame (Safari-like rule), the course page answers ``lti.capabilities`` (sent to it with target ``*``),
+    the forwarder on LMS2 answers put and get (sent only to LMS2), and the frame lands in the lab (channel
+    ``storage``)."""
+    journey = open_browser(CookiePolicy.SAFARI_LIKE)
+    storage_launch(journey, stack, learner, scenario="cloud")
+    assert stack.lms.cloud_origin != stack.lms.origin
+    # The course page's frame of another origin: it holds the stored secret, the course page does not.
+    forwarder = next(f for f in journey.page.frames if f.name == STORAGE_FRAME)
+    assert forwarder.url.startswith(stack.lms.cloud_origin + "/forwarder"), forwarder.url
+    assert journey.page.evaluate("Object.keys(window.__lmsStore).length") == 0
+    stored = forwarder.evaluate("Object.keys(window.__lmsStore)")
+    assert stored and all(slot.startswith(stack.gateway.origin + " ") for slot in stored), stored
+
+
+def test_12_storage_answers_from_another_origin_are_ignored(stack: Stack, open_browser, learner: str) -> None:
+    """On the Canvas-cloud platform (storage origin ``localhost:LMS2``), storage answers that carry the right
+    ``message_id`` but come from the course page's origin ``localhost:LMS`` are ignored; the learner gets the
+    new-window page and nothing is bound by storage.
+
+    1. ``lti.put_data``: the forwarder on LMS2 does not answer but hands the request to the course page,
+       which answers it (value ``not-the-secret``) -- another window, another origin. The login page offers
+       the new window after its 2 s wait; it never goes on to the LMS.
+    2. ``lti.get_data``: the forwarder answers put; on get, the storage frame itself moves to a page of
+       LMS and answers from there -- the very window asked, only its origin is wrong. The launch page posts
+       ``lti_storage_error=timeout`` (no secret), the 401 new-window page shows, and its button opens the lab
+       in a new window (channel ``new_window``, restarting at LMS2's auth endpoint)."""
+    lms = stack.lms
+    gateway = stack.gateway.origin
+    journey = open_browser(CookiePolicy.SAFARI_LIKE, label="put-answered-by-course-page")
+    counter = BindingCounter(stack.gateway)
+    open_course(journey, "cloud-impostor-put", learner)
+    expect_fallback(journey, timeout_ms=FALLBACK_LIMIT_MS + 4_000)
+    journey.shot("fallback")
+    logins = journey.gateway_responses("/lti/login")
+    assert [r.status for r in logins] == [200], [r.status for r in logins]
+    asked = received_by_storage_frame(journey, lms.cloud_origin, "lti.put_data")
+    assert [m.origin for m in asked] == [gateway], asked
+    assert answers_to_gateway(journey) == [
+        ("lti.capabilities.response", "/lti/login", lms.origin, "parent"),
+        ("lti.put_data.response", "/lti/login", lms.origin, "parent"),
+    ], answers_to_gateway(journey)
+    bogus = journey.gateway_received("lti.put_data.response")
+    assert [m.message_id for m in bogus] == [asked[0].message_id], (bogus, asked)
+    assert auth_states(journey, lms.cloud_origin) == [], "the login went on to the LMS after a foreign answer"
+    assert journey.gateway_requests("/lti/launch") == []
+    assert_no_cookie_in_frame(journey)
+    counter.assert_none()
+    finish(journey, stack)
+    journey.close()
+
+    journey = open_browser(CookiePolicy.SAFARI_LIKE, label="get-answered-from-course-origin")
+    counter = BindingCounter(stack.gateway)
+    open_course(journey, "cloud-impostor-get", learner)
+    expect_fallback(journey, timeout_ms=FALLBACK_LIMIT_MS + 4_000)
+    journey.shot("fallback")
+    launches = journey.gateway_responses("/lti/launch", "POST")
+    assert [r.status for r in launches] == [200, 401], [r.status for r in launches]
+    relay = form_fields(launches[1].request.post_data)
+    assert "lti_storage_secret" not in relay and relay.get("lti_storage_error") == "timeout", sorted(relay)
+    assert IMPOSTOR_VALUE not in (launches[1].request.post_data or "")
+    asked = received_by_storage_frame(journey, lms.cloud_origin, "lti.get_data")
+    assert [m.origin for m in asked] == [gateway], asked
+    assert answers_to_gateway(journey) == [
+        ("lti.capabilities.response", "/lti/login", lms.origin, "parent"),
+        ("lti.put_data.response", "/lti/login", lms.cloud_origin, f"frame:{STORAGE_FRAME}"),
+        ("lti.capabilities.response", "/lti/launch", lms.origin, "parent"),
+        ("lti.get_data.response", "/lti/launch", lms.origin, f"frame:{STORAGE_FRAME}"),
+    ], answers_to_gateway(journey)
+    bogus = journey.gateway_received("lti.get_data.response")
+    assert [m.message_id for m in bogus] == [asked[0].message_id], (bogus, asked)
+    forwarder = next(f for f in journey.page.frames if f.name == STORAGE_FRAME)
+    assert forwarder.url.startswith(lms.origin + "/forwarder?scenario=impostor"), forwarder.url
+    assert [m["subject"] for m in journey.lms_messages() if m["at"] == "impostor-sent"] == ["lti.get_data.response"]
+    assert_no_cookie_in_frame(journey)
+    counter.assert_none()
+
+    open_in_new_window(journey, auth_origin=lms.cloud_origin)
+    counter.assert_one("new_window")
+    finish(journey, stack)
+
+
+def storage_launch_stopped_before_relay(journey: Journey, stack: Stack, learner: str) -> dict[str, str]:
+    """A storage launch whose last step -- the launch page's post with ``lti_storage_secret`` -- is stopped
+    in the browser (``route.abort()``); returns the fields it would have posted. Nothing is bound."""
+    launch_url = f"{stack.gateway.origin}/lti/launch"
+    captured: list[dict[str, str]] = []
+
+    def stop_relay(route, request) -> None:
+        fields = form_fields(request.post_data) if request.method == "POST" else {}
+        if "lti_storage_secret" in fields:
+            captured.append(fields)
+            route.abort()
+        else:
+            route.continue_()
+
+    pattern = re.compile("^" + re.escape(launch_url) + "$")
+    counter = BindingCounter(stack.gateway)
+    journey.context.route(pattern, stop_relay)
+    try:
+        open_course(journey, "storage", learner)
+        wait_until(journey.page, lambda: captured, LAB_TIMEOUT_MS / 1000, "the launch page's post with its secret")
+        wait_until(journey.page, lambda: journey.tool().url.startswith("chrome-error:"), 5,
+                   "the stopped post's error page in the frame")
+    finally:
+        journey.context.unroute(pattern, stop_relay)
+    journey.shot("relay-stopped")
+    fields = captured[0]
+    assert sorted(fields) == ["id_token", "lti_storage_secret", "state"], sorted(fields)
+    launches = journey.gateway_responses("/lti/launch", "POST")
+    assert [r.status for r in launches] == [200], f"only the LMS's post reached the gateway: {launches}"
+    counter.assert_none()
+    return fields
+
+
+def test_13_storage_secret_from_another_site_is_refused(stack: Stack, open_browser, learner: str) -> None:
+    """A valid (id_token, state, lti_storage_secret) taken from a storage launch (its last post stopped in
+    the browser) and posted to the gateway by a page of another site in a fresh browser -- as a victim's
+    browser would -- is refused: 401 "This launch was refused", ``gw.error=storage_secret_foreign`` logged
+    for the page's reference, no lab, nothing bound. The same fields posted with no ``Origin`` and no
+    ``Sec-Fetch-Site`` at all (not a browser) are refused with the same code. The state survived both: the
+    same fields posted from a page of the gateway's own origin then land in the lab (channel ``storage``)."""
+    attacker = open_browser(CookiePolicy.SAFARI_LIKE, label="launch-stopped")
+    fields = storage_launch_stopped_before_relay(attacker, stack, learner)
+
+    victim = open_browser(CookiePolicy.CHROMIUM_DEFAULT, label="victim")
+    counter = BindingCounter(stack.gateway)
+    foreign_url = stack.lms.foreign_post_url(fields)
+    launch_url = f"{stack.gateway.origin}/lti/launch"
+    with victim.page.expect_response(lambda r: r.url == launch_url and r.request.method == "POST") as answer:
+        victim.page.goto(foreign_url, wait_until="commit")
+    response = answer.value
+    headers = response.request.all_headers()
+    assert headers.get("sec-fetch-site") == "cross-site" and headers.get("origin") == stack.lms.foreign_origin, (
+        f"the browser posted from another site: {headers.get('sec-fetch-site')!r}, {headers.get('origin')!r}")
+    assert set(form_fields(response.request.post_data)) == set(fields)
+    assert response.status == 401, f"a secret posted from another site must be refused, got {response.status}"
+    victim.page.wait_for_load_state()
+    body = victim.page.locator("body")
+    expect(victim.page.get_by_role("heading", name=re.compile("refused", re.IGNORECASE))).to_be_visible()
+    victim.shot("foreign-post-refused")
+    reference = reference_of(body.inner_text())
+    assert response.headers.get("x-request-id") == reference, (response.headers.get("x-request-id"), reference)
+    assert logged_error(stack, victim.page, reference) == "storage_secret_foreign"
+    assert not victim.lab_url().match(victim.page.url), victim.page.url
+    assert [urllib.parse.urlsplit(r.url).path for r in victim.requests
+            if r.url.startswith(stack.gateway.origin + "/")] == ["/lti/launch"], "the refusal led nowhere else"
+    assert victim.gateway_cookies() == [], victim.gateway_cookies()
+    counter.assert_none()
+    finish(victim, stack)
+    victim.close()
+
+    status, response_headers, text = stack.gateway.post_form("/lti/launch", fields)
+    reference = response_headers.get("X-Request-Id") or response_headers.get("x-request-id") or ""
+    assert status == 401 and re.search("refused", text, re.IGNORECASE), (status, text[:300])
+    assert logged_error(stack, attacker.page, reference) == "storage_secret_foreign"
+    counter.assert_none()
+
+    window = attacker.context.new_page()
+    window.goto(f"{stack.gateway.origin}/")
+    answer = post_launch_from(window, stack, fields)
+    assert answer.request.all_headers().get("sec-fetch-site") == "same-origin", answer.request.all_headers()
+    assert answer.status == 303, f"the state survived the refused posts, so this post launches; got {answer.status}"
+    window.wait_for_url(attacker.lab_url(), timeout=LAB_TIMEOUT_MS)
+    attacker.shot("same-origin-post-lab", window)
+    counter.assert_one("storage")
+    finish(attacker, stack)
+
+
+def test_14_hostile_storage_frame_names_are_ignored(stack: Stack, open_browser, learner: str) -> None:
+    """Frame names that are window properties are never used for storage, with no cookie in the frame:
+    ``lti_storage_target=opener`` on the login offers no storage (the login redirects at once, no message,
+    the 401 new-window page); an ``lti.capabilities`` answer naming the frame ``top`` for put and get gets no
+    ``lti.put_data`` sent anywhere (``top`` would be the course page itself) and the new-window section shows
+    at once."""
+    journey = open_browser(CookiePolicy.SAFARI_LIKE, label="target-opener")
+    counter = BindingCounter(stack.gateway)
+    open_course(journey, "hostile-target", learner)
+    expect_fallback(journey)
+    journey.shot("fallback")
+    login = journey.gateway_responses("/lti/login")[-1]
+    assert "lti_storage_target=opener" in login.url
+    assert login.status == 302, f"a storage target named opener is ignored: the login redirects, got {login.status}"
+    assert [r.status for r in journey.gateway_responses("/lti/launch", "POST")] == [401]
+    assert not [m for m in journey.messages if m.subject.startswith("lti.")], journey.messages
+    assert_no_cookie_in_frame(journey)
+    counter.assert_none()
+    finish(journey, stack)
+    journey.close()
+
+    journey = open_browser(CookiePolicy.SAFARI_LIKE, label="frame-top")
+    counter = BindingCounter(stack.gateway)
+    open_course(journey, "hostile-frame", learner)
+    expect_fallback(journey, timeout_ms=FALLBACK_LIMIT_MS)
+    journey.shot("fallback")
+    assert [r.status for r in journey.gateway_responses("/lti/login")] == [200]
+    assert answers_to_gateway(journey) == [("lti.capabilities.response", "/lti/login", stack.lms.origin, "parent")]
+    storage = [m for m in journey.messages if m.subject in ("lti.put_data", "lti.get_data")]
+    assert storage == [], f"storage messages went to a frame named top: {storage}"
+    assert auth_states(journey) == [] and journey.gateway_requests("/lti/launch") == []
+    assert_no_cookie_in_frame(journey)
+    counter.assert_none()
+    finish(journey, stack)

@@ -74,7 +74,7 @@ struct LaunchBindingStepTests {
     @Test(
         "a hostile lti_storage_target is ignored: only _parent or a plain frame name",
         arguments: [
-            "top", "opener", "parent", "self", "window", "frames", "length", "a b", "x\"><script>", String(repeating: "f", count: 65),
+            "top", "opener", "parent", "self", "window", "frames", "length", "0", "12", "a b", "x\"><script>", String(repeating: "f", count: 65),
         ])
     func hostileStorageTarget(target: String) {
         #expect(PlatformStorageDecision.frame(storageTarget: target, options: PlatformLaunchOptions(), fetchDestination: "iframe") == nil)

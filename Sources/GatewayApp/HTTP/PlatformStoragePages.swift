@@ -172,7 +172,7 @@ extension PageRenderer {
               var frame = null;
               if (frameName === '_parent') {
                 frame = window.parent;
-              } else if (/^[A-Za-z0-9_-]{1,64}$/.test(frameName) && windowProperties.indexOf(frameName) < 0) {
+              } else if (/^(?![0-9]+$)[A-Za-z0-9_-]{1,64}$/.test(frameName) && windowProperties.indexOf(frameName) < 0) {
                 frame = window.parent.frames[frameName];
               }
               if (frame) return { subject: subject, frame: frame };
