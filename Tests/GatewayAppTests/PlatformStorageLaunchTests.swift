@@ -101,11 +101,14 @@ struct PlatformStorageLaunchTests {
             try await PlatformAdministration.setLaunchOptions(
                 store: e2e.gateway.store, registrationID: e2e.registrationA.id,
                 options: PlatformLaunchOptions(platformStorage: .off))
-            try await e2e.waitForOptions { try await e2e.storageLogin().status == 302 }
+            // Platform options reach the running gateway through its registration cache.
+            let off = await eventually { try await e2e.storageLogin().status == 302 }
+            #expect(off)
             try await PlatformAdministration.setLaunchOptions(
                 store: e2e.gateway.store, registrationID: e2e.registrationA.id,
                 options: PlatformLaunchOptions(storageFrame: "lti_storage_frame", storageOrigin: "https://school.example.edu"))
-            try await e2e.waitForOptions { try await e2e.storageLogin(target: nil).status == 200 }
+            let framed = await eventually { try await e2e.storageLogin(target: nil).status == 200 }
+            #expect(framed)
             let page = StoragePage(body: try await e2e.storageLogin(target: nil).body)
             #expect(page.data("frame") == "lti_storage_frame" && page.data("origin") == "https://school.example.edu")
         }
@@ -293,15 +296,4 @@ struct PlatformStorageLaunchTests {
 extension EndToEnd {
     /// What a browser says of a post from one of the gateway's own pages.
     static let sameOrigin = [("Sec-Fetch-Site", "same-origin")]
-
-    /// Waits (at most 10 s) until `condition` holds: platform options reach a running gateway through its cache.
-    func waitForOptions(_ condition: () async throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while try await !condition() {
-            guard ContinuousClock.now < deadline else { throw TimedOut() }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-    }
-
-    struct TimedOut: Error {}
 }

@@ -186,7 +186,8 @@ public func buildGateway(
             identities: store, recorder: recorder, registrations: registrations, clients: skyPrepClients,
             provisioning: provisioning, redirectPolicy: skyPrepRedirects, defaultGroupSync: settings.skyPrepGroupSync),
         responder: responder,
-        pages: pages, baseURL: settings.baseURL, stateLifetime: settings.stateLifetimeSeconds, now: now)
+        pages: pages, baseURL: settings.baseURL, stateLifetime: settings.stateLifetimeSeconds,
+        ownOrigin: PlatformStorageTarget.origin(of: settings.baseURL), now: now)
 
     let router = Router(context: GatewayRequestContext.self)
     router.add(middleware: MetricsMiddleware())

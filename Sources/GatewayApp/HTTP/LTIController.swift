@@ -21,7 +21,15 @@ struct LTIController: Sendable {
     let pages: PageRenderer
     let baseURL: String
     let stateLifetime: TimeInterval
+    /// The gateway's own origin (`scheme://host[:port]` of `baseURL`), worked out once at start.
+    let ownOrigin: String?
     let now: @Sendable () -> Date
+
+    /// `lti_launch_binding_total` by channel, made once rather than looked up in the registry on every launch.
+    static let bindingCounters = Dictionary(
+        uniqueKeysWithValues: BrowserBindingChannel.allCases.map {
+            ($0, Counter(label: "lti_launch_binding_total", dimensions: [("channel", $0.rawValue)]))
+        })
 
     func addRoutes(to router: Router<GatewayRequestContext>) {
         router.get("/lti/login") { request, context in try await self.login(request, context: context) }
@@ -98,7 +106,7 @@ struct LTIController: Sendable {
     /// someone else's token, state and secret from a victim's browser (login forgery).
     func postedByGatewayPage(_ request: Request) -> Bool {
         if let site = request.headers[HTTPField.Name("Sec-Fetch-Site")!] { return site == "same-origin" }
-        guard let origin = request.headers[.origin], let own = PlatformStorageTarget.origin(of: baseURL) else { return false }
+        guard let origin = request.headers[.origin], let own = ownOrigin else { return false }
         return origin.lowercased() == own
     }
 
@@ -131,7 +139,7 @@ struct LTIController: Sendable {
             throw GatewayError.notThisBrowser(restart: NewWindowRestart(url: baseURL + "/lti/login/restart", restartKey: restartKey))
         }
         let launch = try await validator.validate(idToken: parameters["id_token"], state: state, binding: binding, now: now())
-        Counter(label: "lti_launch_binding_total", dimensions: [("channel", launch.channel.rawValue)]).increment()
+        Self.bindingCounters[launch.channel]?.increment()
         var context = context
         context.logger[metadataKey: "lti.registration"] = .string(launch.registration.id)
         context.logger[metadataKey: "lti.binding"] = .string(launch.channel.rawValue)
