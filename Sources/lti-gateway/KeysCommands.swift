@@ -15,7 +15,19 @@ struct Keys: AsyncParsableCommand {
         abstract: "The tool's signing keys: list, rotate, retire.",
         discussion:
             "Keys go next → active → retiring → removed. A running gateway picks up a change within GATEWAY_KEY_RELOAD_SECONDS (default 15 s). See the key-rotation runbook in the README.",
-        subcommands: [List.self, Rotate.self, Retire.self])
+        subcommands: [List.self, Init.self, Rotate.self, Retire.self])
+
+    struct Init: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create the active and next keys if there are none yet (the gateway's first start does the same).")
+        @OptionGroup var common: CommonOptions
+
+        func run() async throws {
+            let settings = try await common.settings()
+            let ring = try await withKeyStore(settings) { try await KeyAdministration.ready(store: $0, policy: settings.keys.policy) }
+            print(KeyAdministration.table(ring), terminator: "")
+        }
+    }
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the keys with their state and dates.")
@@ -41,7 +53,7 @@ struct Keys: AsyncParsableCommand {
 
         func run() async throws {
             let settings = try await common.settings()
-            let ring = try await withKeyStore(settings) { try await KeyAdministration.rotate(store: $0, policy: settings.keyPolicy, force: force) }
+            let ring = try await withKeyStore(settings) { try await KeyAdministration.rotate(store: $0, policy: settings.keys.policy, force: force) }
             print(KeyAdministration.table(ring), terminator: "")
             print("Rotated: \(ring.active?.kid ?? "-") now signs.")
         }
@@ -72,13 +84,17 @@ struct ToolConfig: AsyncParsableCommand {
 
     func run() async throws {
         let settings = try await common.settings()
-        let keys = try await withKeyStore(settings) { try await ToolKeyService.start(store: $0, policy: settings.keyPolicy, now: Date()) }
+        // Read-only: keys are created by the gateway's first start or by `keys init`, never by a command that prints.
+        let ring = try await withKeyStore(settings) { try await $0.loadKeyRing() }
+        guard let active = ring.active else {
+            throw CommandFailure(
+                "no signing keys yet: start the gateway once (lti-gateway serve) or run lti-gateway keys init, then run tool-config again")
+        }
         var registration: PlatformRegistration?
         if let platform {
             registration = try await withStore(settings) { try await $0.registration(id: platform) }
             guard registration != nil else { throw CommandFailure("no platform with id \(platform) (see platforms list)") }
         }
-        guard let active = keys.ring.active else { throw CommandFailure("no active signing key") }
         let configuration = ToolConfiguration(baseURL: settings.baseURL, activeKey: active, registration: registration)
         if json {
             print(String(data: try configuration.json(), encoding: .utf8) ?? "{}")

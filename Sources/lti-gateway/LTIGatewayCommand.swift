@@ -32,7 +32,7 @@ struct CommonOptions: ParsableArguments {
     }
 
     func logger(_ settings: GatewaySettings, label: String = "lti-gateway") -> Logger {
-        let level = Logger.Level(rawValue: settings.logLevel) ?? .info
+        let level = Logger.Level(rawValue: settings.server.logLevel) ?? .info
         LoggingSystem.bootstrap { label in GatewayLogHandler(label: label, level: level) }
         var logger = Logger(label: label)
         logger.logLevel = level

@@ -21,7 +21,7 @@ struct SkyPrepCommand: AsyncParsableCommand {
 
         func run() async throws {
             let settings = try await common.settings()
-            guard let base = settings.skyPrepBaseURL, let acct = settings.skyPrepAcctKey, let key = settings.skyPrepAPIKey else {
+            guard let base = settings.skyPrep.baseURL, let acct = settings.skyPrep.acctKey, let key = settings.skyPrep.apiKey else {
                 throw CommandFailure(
                     "SKYPREP_BASE_URL, SKYPREP_ACCT_KEY and SKYPREP_API_KEY are not all set: the gateway uses its built-in SkyPrep fake")
             }

@@ -101,7 +101,7 @@ final class EndToEnd: Sendable {
     }
 
     /// Whether this run uses PostgreSQL (else SQLite and key files).
-    var onPostgreSQL: Bool { settings.databaseURL.hasPrefix("postgres") }
+    var onPostgreSQL: Bool { settings.database.url.hasPrefix("postgres") }
 
     private init(
         gateway: Gateway, settings: GatewaySettings, baseURL: String, platformA: TestPlatform, platformB: TestPlatform,
@@ -154,15 +154,16 @@ final class EndToEnd: Sendable {
         var started: (Gateway, GatewaySettings, ServiceGroup, Task<Void, any Error>)?
         for _ in 0..<5 where started == nil {
             let port = try await freePort()
-            var settings = GatewaySettings(
-                publicURL: "http://127.0.0.1:\(port)", host: "127.0.0.1", port: port,
-                databaseURL: "sqlite:" + folder.appendingPathComponent("data/gateway.sqlite").path,
-                keysDirectory: folder.appendingPathComponent("keys").path)
+            var settings = GatewaySettings()
+            settings.server.publicURL = "http://127.0.0.1:\(port)"
+            settings.server.port = port
+            settings.database.url = "sqlite:" + folder.appendingPathComponent("data/gateway.sqlite").path
+            settings.keys.directory = folder.appendingPathComponent("keys").path
             // Tests change registrations' options in the store and launch at once (the cache has its own tests).
-            settings.registrationCacheSeconds = 0
+            settings.database.registrationCacheLifetime = .zero
             if let databaseURL {
-                settings.databaseURL = databaseURL
-                settings.keyEncryptionKey = EndToEnd.testKeyEncryptionKey
+                settings.database.url = databaseURL
+                settings.database.keyEncryptionKey = EndToEnd.testKeyEncryptionKey
             }
             configure(&settings)
             let gateway = try await buildGateway(

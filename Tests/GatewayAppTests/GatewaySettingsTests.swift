@@ -1,3 +1,4 @@
+import Configuration
 import Foundation
 import GatewayStoragePostgres
 import Testing
@@ -15,9 +16,10 @@ struct GatewaySettingsTests {
     @Test("no file and no environment: the documented defaults")
     func defaults() async throws {
         let settings = try await GatewaySettings.load(configFile: "/nonexistent/gateway.json", environment: [:])
-        #expect(settings.publicURL == "http://127.0.0.1:8080" && settings.host == "127.0.0.1" && settings.port == 8080)
-        #expect(settings.databaseURL == "sqlite:data/gateway.sqlite" && settings.keysDirectory == "keys")
-        #expect(settings.clockSkewSeconds == 30 && settings.usesSkillableSandbox)
+        #expect(settings.server.publicURL == "http://127.0.0.1:8080" && settings.server.host == "127.0.0.1" && settings.server.port == 8080)
+        #expect(settings.database.url == "sqlite:data/gateway.sqlite" && settings.keys.directory == "keys")
+        #expect(settings.lti.clockSkew == .seconds(30) && settings.skillable.usesSandbox && settings.keys.retiringGrace == .seconds(7 * 86_400))
+        #expect(settings.server.sandboxLatency == .zero && settings.skyPrep.retryDelay == .seconds(30))
     }
 
     /// The repository's `config/` folder.
@@ -39,25 +41,25 @@ struct GatewaySettingsTests {
                 "GATEWAY_KEY_ENCRYPTION_KEY": Data(repeating: 7, count: 32).base64EncodedString(), "SKILLABLE_API_KEY": "skillable-key",
                 "SKYPREP_ACCT_KEY": "acme.skyprepapp.com", "SKYPREP_API_KEY": "skyprep-key",
             ])
-        #expect(example.publicURL == "https://lti.example.edu" && example.host == "0.0.0.0" && example.port == 8080)
-        #expect(example.databaseURL.hasPrefix("postgres://gateway@db.example.edu") && example.logLevel == "notice")
-        #expect(example.skillableBaseURL == "https://labondemand.com/api/v3" && example.skyPrepBaseURL == "https://api.skyprep.io/admin/api")
-        #expect(example.skyPrepGroupSync)
+        #expect(example.server.publicURL == "https://lti.example.edu" && example.server.host == "0.0.0.0" && example.server.port == 8080)
+        #expect(example.database.url.hasPrefix("postgres://gateway@db.example.edu") && example.server.logLevel == "notice")
+        #expect(example.skillable.baseURL == "https://labondemand.com/api/v3" && example.skyPrep.baseURL == "https://api.skyprep.io/admin/api")
+        #expect(example.skyPrep.groupSync && example.skillable.labHosts == [".labondemand.com"])
     }
 
     @Test("the file sets values, the environment (SPEC names) overrides them")
     func precedence() async throws {
         let file = try configFile(#"{"gateway": {"port": 9000, "public-url": "https://file.example", "clock-skew-seconds": 45}}"#)
         let fromFile = try await GatewaySettings.load(configFile: file, environment: [:])
-        #expect(fromFile.port == 9000 && fromFile.publicURL == "https://file.example" && fromFile.clockSkewSeconds == 45)
+        #expect(fromFile.server.port == 9000 && fromFile.server.publicURL == "https://file.example" && fromFile.lti.clockSkew == .seconds(45))
         let overridden = try await GatewaySettings.load(
             configFile: file,
             environment: [
                 "GATEWAY_PORT": "9100", "GATEWAY_PUBLIC_URL": "https://env.example", "GATEWAY_CLOCK_SKEW_SECONDS": "10",
                 "GATEWAY_DATABASE_URL": "sqlite:/tmp/x.sqlite", "GATEWAY_KEYS_DIR": "/tmp/keys", "GATEWAY_HOST": "0.0.0.0",
             ])
-        #expect(overridden.port == 9100 && overridden.publicURL == "https://env.example" && overridden.clockSkewSeconds == 10)
-        #expect(overridden.sqlitePath == "/tmp/x.sqlite" && overridden.keysDirectory == "/tmp/keys" && overridden.host == "0.0.0.0")
+        #expect(overridden.server.port == 9100 && overridden.server.publicURL == "https://env.example" && overridden.lti.clockSkew == .seconds(10))
+        #expect(overridden.database.sqlitePath == "/tmp/x.sqlite" && overridden.keys.directory == "/tmp/keys" && overridden.server.host == "0.0.0.0")
     }
 
     @Test("an API key in the config file is ignored; the environment or a file it names supplies it")
@@ -65,10 +67,11 @@ struct GatewaySettingsTests {
         let file = try configFile(#"{"skillable": {"api-key": "from-file", "base-url": "https://labondemand.com/api/v3"}}"#)
         await #expect(throws: SettingsError.self) { _ = try await GatewaySettings.load(configFile: file, environment: [:]) }
         let fromEnv = try await GatewaySettings.load(configFile: file, environment: ["SKILLABLE_API_KEY": "from-env"])
-        #expect(fromEnv.skillableAPIKey == "from-env" && !fromEnv.usesSkillableSandbox)
+        #expect(fromEnv.skillable.apiKey == "from-env" && !fromEnv.skillable.usesSandbox)
         let keyFile = try configFile("from-secret-file\n")
         let fromKeyFile = try await GatewaySettings.load(configFile: file, environment: ["SKILLABLE_API_KEY_FILE": keyFile])
-        #expect(fromKeyFile.skillableAPIKey == "from-secret-file")
+        #expect(fromKeyFile.skillable.apiKey == "from-secret-file")
+        #expect(!String(describing: fromKeyFile).contains("from-secret-file") && !String(describing: fromEnv).contains("from-env"))
     }
 
     @Test(
@@ -78,6 +81,9 @@ struct GatewaySettingsTests {
             ("GATEWAY_DATABASE_URL", "mysql://x"), ("GATEWAY_CLOCK_SKEW_SECONDS", "-1"), ("SKILLABLE_BASE_URL", "https://labondemand.com/api/v3"),
             ("GATEWAY_DATABASE_URL", "postgres://gw@db:5432/lti"),  // no GATEWAY_KEY_ENCRYPTION_KEY
             ("GATEWAY_DATABASE_URL", "postgres://db:5432/lti"), ("SKYPREP_RETRY_SECONDS", "0"), ("GATEWAY_JOB_POLL_SECONDS", "9999"),
+            ("GATEWAY_PORT", "eighty"), ("GATEWAY_STATE_TTL_SECONDS", "10 minutes"), ("SKYPREP_GROUP_SYNC", "sometimes"),
+            ("GATEWAY_LOG_LEVEL", "loud"), ("SKILLABLE_DEFERRED_LAUNCH_RULE", "maybe"), ("GATEWAY_KEY_BITS", "1024"),
+            ("GATEWAY_JWKS_MAX_AGE_SECONDS", "7200"), ("SKILLABLE_LAB_HOSTS", " , "),
         ])
     func refused(name: String, value: String) async throws {
         do {
@@ -88,8 +94,66 @@ struct GatewaySettingsTests {
                 name == "SKILLABLE_BASE_URL"
                 ? "SKILLABLE_API_KEY"
                 : value.hasPrefix("postgres://gw@") ? "GATEWAY_KEY_ENCRYPTION_KEY" : name
+            #expect(!error.message.isEmpty)
             #expect(error.message.contains(named), "\(error.message)")
         }
+    }
+}
+
+@Suite("Settings: one documented list")
+struct SettingsDocumentationTests {
+    static let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("README.md")
+
+    @Test("every setting has a README table row naming it, with its meaning's default in the last column; no row names a setting that does not exist")
+    func readmeMatchesTheList() throws {
+        let rows = try String(contentsOf: Self.readme, encoding: .utf8).split(separator: "\n").filter { $0.hasPrefix("| `") }
+        for setting in GatewaySettings.documentation {
+            let row = rows.first { $0.split(separator: "|").first?.contains("`\(setting.name)`") == true }
+            guard let row else {
+                Issue.record("README has no row for \(setting.name)")
+                continue
+            }
+            let lastCell = row.split(separator: "|").last.map(String.init) ?? ""
+            let expected = setting.isSecret ? "—" : setting.defaultValue
+            #expect(lastCell.contains(expected), "README's default for \(setting.name) is \(lastCell), the code's is \(expected)")
+        }
+        let names = Set(GatewaySettings.documentation.map(\.name))
+        let named = rows.compactMap { $0.split(separator: "|").first }.flatMap { cell in
+            cell.split(separator: "`").filter { $0.allSatisfy { $0.isUppercase || $0 == "_" } && $0.contains("_") }.map(String.init)
+        }
+        for name in named where !name.hasSuffix("_FILE") {
+            #expect(names.contains(name), "README documents \(name), which is no setting")
+        }
+    }
+
+    @Test("the config file's keys are the names in lower case: first word, then the rest joined by -")
+    func configKeys() {
+        #expect(settingConfigKey("GATEWAY_CLOCK_SKEW_SECONDS").components == ["gateway", "clock-skew-seconds"])
+        #expect(settingConfigKey("SKYPREP_CALLS_PER_MINUTE").components == ["skyprep", "calls-per-minute"])
+    }
+
+    @Test("durations take fractions and units: milliseconds, seconds, days")
+    func durations() async throws {
+        let settings = try await GatewaySettings.load(
+            configFile: "/nonexistent",
+            environment: ["GATEWAY_KEY_RELOAD_SECONDS": "0.25", "GATEWAY_SANDBOX_LATENCY_MS": "150", "GATEWAY_KEY_GRACE_DAYS": "1.5"])
+        #expect(settings.keys.reloadInterval == .milliseconds(250) && settings.server.sandboxLatency == .milliseconds(150))
+        #expect(settings.keys.retiringGrace == .seconds(36 * 3600) && settings.keys.policy.retiringGrace == 36 * 3600)
+    }
+
+    @Test("a secret in the environment is never a plain value, and the config file cannot supply one")
+    func secretsStayOut() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("gw-config-\(UUID().uuidString).json").path
+        try #"{"skyprep": {"acct-key": "file-acct", "api-key": "file-key"}, "gateway": {"database-password": "file-password"}}"#.write(
+            toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let settings = try await GatewaySettings.load(configFile: file, environment: ["SKYPREP_API_KEY": "env-key"])
+        #expect(settings.skyPrep.acctKey == nil && settings.skyPrep.apiKey == "env-key" && settings.database.password == nil)
+        #expect(
+            GatewaySettings.documentation.filter(\.isSecret).map(\.name).sorted() == [
+                "GATEWAY_DATABASE_PASSWORD", "GATEWAY_KEY_ENCRYPTION_KEY", "SKILLABLE_API_KEY", "SKYPREP_ACCT_KEY", "SKYPREP_API_KEY",
+            ])
     }
 }
 
@@ -105,7 +169,7 @@ struct PostgresSettingsTests {
                 "GATEWAY_DATABASE_URL": "postgres://gw:url-password@db.example.edu:6543/lti?sslmode=require&pool=7&connect_timeout=3",
                 "GATEWAY_DATABASE_PASSWORD": "env-password", "GATEWAY_KEY_ENCRYPTION_KEY": Self.kek,
             ])
-        let postgres = try #require(try settings.postgres)
+        let postgres = try #require(try settings.database.postgres)
         #expect(postgres.host == "db.example.edu" && postgres.port == 6543 && postgres.database == "lti" && postgres.username == "gw")
         #expect(postgres.tlsMode == "require" && postgres.maximumConnections == 7 && postgres.connectTimeoutSeconds == 3)
         #expect(postgres.password == "env-password")

@@ -67,7 +67,7 @@ struct KeyRotationTests {
     static func rotate(_ e2e: EndToEnd, force: Bool = false) async throws -> ToolKeyRing {
         let ring = try await KeyAdministration.rotate(
             store: e2e.keyStore,
-            policy: GatewaySettings().keyPolicy, force: force, now: e2e.clock.now)
+            policy: GatewaySettings().keys.policy, force: force, now: e2e.clock.now)
         let active = try #require(ring.active?.kid)
         try await waitForJWKS(e2e) { _ in e2e.gateway.toolKeys.signer.key.kid == active }
         return ring
@@ -111,7 +111,7 @@ struct KeyRotationTests {
 
     @Test("a platform verifies every signature through two rotations without refreshing anything by hand; retire ends the old key")
     func twoRotations() async throws {
-        try await withEndToEnd(configure: { $0.keyReloadSeconds = 0.1 }) { e2e in
+        try await withEndToEnd(configure: { $0.keys.reloadInterval = .milliseconds(100) }) { e2e in
             let platform = PlatformVerifier(e2e)
             let first = try Self.sign(e2e, "before-rotations")
             let firstKid = e2e.gateway.toolKeys.signer.key.kid
@@ -151,7 +151,7 @@ struct KeyRotationTests {
 
     @Test("a retiring key leaves the JWKS by itself when its grace period ends")
     func graceEnds() async throws {
-        try await withEndToEnd(configure: { $0.keyReloadSeconds = 0.1 }) { e2e in
+        try await withEndToEnd(configure: { $0.keys.reloadInterval = .milliseconds(100) }) { e2e in
             let oldKid = e2e.gateway.toolKeys.signer.key.kid
             e2e.clock.advance(7300)
             _ = try await Self.rotate(e2e)
@@ -166,13 +166,13 @@ struct KeyRotationTests {
 
     @Test("after rotate new signatures carry the new kid, and the JWKS never lacks the active kid, while signing and rotating concurrently")
     func concurrentSigningAndRotation() async throws {
-        try await withEndToEnd(configure: { $0.keyReloadSeconds = 0.1 }) { e2e in
+        try await withEndToEnd(configure: { $0.keys.reloadInterval = .milliseconds(100) }) { e2e in
             let store = try e2e.keyStore
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for _ in 0..<3 {
                         try await Task.sleep(for: .milliseconds(150))
-                        _ = try await KeyAdministration.rotate(store: store, policy: GatewaySettings().keyPolicy, force: true, now: e2e.clock.now)
+                        _ = try await KeyAdministration.rotate(store: store, policy: GatewaySettings().keys.policy, force: true, now: e2e.clock.now)
                     }
                 }
                 for worker in 0..<2 {
@@ -201,12 +201,12 @@ struct KeyRotationTests {
 
     @Test("a rotation done by another process is picked up by the running server")
     func rotationElsewhere() async throws {
-        try await withEndToEnd(configure: { $0.keyReloadSeconds = 0.2 }) { e2e in
+        try await withEndToEnd(configure: { $0.keys.reloadInterval = .milliseconds(200) }) { e2e in
             let before = e2e.gateway.toolKeys.signer.key.kid
             // A second handle on the key folder, as `lti-gateway keys rotate` opens it.
             let ring = try await KeyAdministration.rotate(
                 store: e2e.keyStore,
-                policy: GatewaySettings().keyPolicy, force: true, now: e2e.clock.now)
+                policy: GatewaySettings().keys.policy, force: true, now: e2e.clock.now)
             let newKid = try #require(ring.active?.kid)
             #expect(newKid != before)
             try await Self.waitForJWKS(e2e) { $0.contains(ring.next?.kid ?? "?") }
@@ -221,15 +221,34 @@ struct KeyRotationTests {
         let keys = folder.appendingPathComponent("keys").path
         let ring = try await ToolKeyService.start(store: FileSigningKeyStore(folder: keys), policy: .init(), now: Date()).ring
         try FileManager.default.setAttributes([.posixPermissions: 0o640], ofItemAtPath: "\(keys)/\(try #require(ring.active?.kid)).pem")
-        let settings = GatewaySettings(
-            publicURL: "http://127.0.0.1:1", port: 0,
-            databaseURL: "sqlite:" + folder.appendingPathComponent("db.sqlite").path, keysDirectory: keys)
+        var settings = GatewaySettings()
+        settings.server.publicURL = "http://127.0.0.1:1"
+        settings.server.port = 0
+        settings.database.url = "sqlite:" + folder.appendingPathComponent("db.sqlite").path
+        settings.keys.directory = keys
         do {
             _ = try await buildGateway(settings: settings, logger: LogRecorder().logger())
             Issue.record("started with a group-readable key")
         } catch let error as SettingsError {
             #expect(error.message.contains("readable by other users") && error.message.contains("chmod 600"))
         }
+    }
+
+    @Test("tool-config only reads: on a fresh folder it says how to create the keys and creates none; keys init creates them once")
+    func toolConfigReadsOnly() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gw-tool-config-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let keys = folder.appendingPathComponent("keys")
+        let keyFiles = { (try? FileManager.default.contentsOfDirectory(atPath: keys.path).filter { $0.hasSuffix(".pem") }.sorted()) ?? [] }
+        #expect(try GatewayProcess.command(["tool-config"], environment: [:], folder: folder) != 0)
+        #expect(keyFiles().isEmpty)
+        #expect(try GatewayProcess.command(["keys", "init"], environment: [:], folder: folder) == 0)
+        let created = keyFiles()
+        #expect(created.count == 2)
+        #expect(try GatewayProcess.command(["keys", "init"], environment: [:], folder: folder) == 0)
+        #expect(try GatewayProcess.command(["tool-config"], environment: [:], folder: folder) == 0)
+        #expect(keyFiles() == created)
     }
 
     @Test("the tool configuration (GET /lti/config and tool-config) matches the running server's URLs, which answer")

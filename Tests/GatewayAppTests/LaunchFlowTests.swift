@@ -126,7 +126,7 @@ struct LaunchFlowTests {
 
     @Test("a platform that rotates its key: the unknown kid triggers one re-fetch, then launches work; re-fetches are rate-limited")
     func platformKeyRotation() async throws {
-        try await withEndToEnd(configure: { $0.jwksRefetchSeconds = 30 }) { e2e in
+        try await withEndToEnd(configure: { $0.lti.jwksRefetchInterval = .seconds(30) }) { e2e in
             #expect(try await e2e.fullLaunch().status == 303)
             #expect(e2e.platformServer.fetchCount("/jwks-a") == 1)
             #expect(try await e2e.fullLaunch().status == 303)
@@ -222,7 +222,7 @@ struct RedirectPolicyTests {
 struct CleanupTests {
     @Test("expired login states are deleted by the background service")
     func expiredStateCleaned() async throws {
-        try await withEndToEnd(configure: { $0.cleanupIntervalSeconds = 0.2 }) { e2e in
+        try await withEndToEnd(configure: { $0.server.cleanupInterval = .milliseconds(200) }) { e2e in
             _ = try await e2e.login(e2e.platformA)
             _ = try await e2e.login(e2e.platformA)
             e2e.clock.advance(700)

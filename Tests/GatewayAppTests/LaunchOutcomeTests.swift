@@ -112,7 +112,7 @@ struct LaunchOutcomeTests {
             #expect(try await e2e.gateway.store.recentLaunches(limit: 1).first?.outcome == "deferred_redirect")
         }
         // With the rule off, the same answer is treated as Result 2: the gateway's own page.
-        try await withEndToEnd(configure: { $0.deferredLaunchRule = .off }) { e2e in
+        try await withEndToEnd(configure: { $0.skillable.deferredLaunchRule = .off }) { e2e in
             await (try Self.sandbox(e2e)).scriptDeferredLaunches(1)
             let response = try await e2e.fullLaunch()
             #expect(response.status == 200 && response.body.contains("too many labs running"))
@@ -151,7 +151,7 @@ struct LaunchOutcomeTests {
     func timeoutAfterSend() async throws {
         // The client gives up at 1.5 s while the fake holds its answer 3 s: wide enough margins that the fake has
         // started the lab before the gateway looks, also on a saturated machine.
-        try await withEndToEnd(configure: { $0.skillableTimeoutSeconds = 1.5 }) { e2e in
+        try await withEndToEnd(configure: { $0.skillable.timeout = .milliseconds(1500) }) { e2e in
             let sandbox = try Self.sandbox(e2e)
             await sandbox.setHangDuration(.seconds(3))
             await sandbox.scriptFailures([.performThenHang], command: "launch")

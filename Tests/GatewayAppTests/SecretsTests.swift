@@ -18,8 +18,8 @@ struct SecretsTests {
             secrets.append(try #require(e2e.gateway.skyPrepSandbox?.apiKey))
             if e2e.onPostgreSQL {
                 // The key-encryption key and the database password.
-                secrets.append(try #require(e2e.settings.keyEncryptionKey))
-                secrets.append(try #require(try e2e.settings.postgres?.password))
+                secrets.append(try #require(e2e.settings.database.keyEncryptionKey))
+                secrets.append(try #require(try e2e.settings.database.postgres?.password))
             }
 
             // A successful launch, refusals of several kinds, a vendor failure and a vendor refusal.

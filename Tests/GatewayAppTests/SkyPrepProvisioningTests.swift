@@ -25,8 +25,8 @@ func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -
 struct SkyPrepProvisioningTests {
     /// Retries and polls fast enough for a test.
     static func fastQueue(_ settings: inout GatewaySettings) {
-        settings.skyPrepRetrySeconds = 0.2
-        settings.jobPollSeconds = 0.1
+        settings.skyPrep.retryDelay = .milliseconds(200)
+        settings.server.jobPollInterval = .milliseconds(100)
     }
 
     func learnerID(_ e2e: EndToEnd, subject: String = "learner-42") async throws -> String {

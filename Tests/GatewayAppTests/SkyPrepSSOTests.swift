@@ -29,7 +29,7 @@ struct SkyPrepSSOTests {
 
     @Test("with group sync the LMS course becomes the learner's SkyPrep group; skyprep_course_id also selects SkyPrep")
     func groups() async throws {
-        try await withEndToEnd(configure: { $0.skyPrepGroupSync = true }) { e2e in
+        try await withEndToEnd(configure: { $0.skyPrep.groupSync = true }) { e2e in
             let response = try await e2e.fullLaunch(labID: nil) { $0[LTIClaim.custom] = ["skyprep_course_id": "77"] }
             #expect(response.status == 303)
             let sent = try #require(e2e.gateway.skyPrepSandbox?.lastForm["get_login_key"])

@@ -31,15 +31,15 @@ public struct Gateway: Sendable {
     public let toolKeys: ToolKeyService
 }
 
-/// Opens the store named by `settings.databaseURL` (SQLite or PostgreSQL), applying migrations unless
+/// Opens the store named by `settings.database.url` (SQLite or PostgreSQL), applying migrations unless
 /// `migrate` is false.
 public func openStore(settings: GatewaySettings, logger: Logger, migrate: Bool = true) async throws -> any GatewayStore {
     let store: any GatewayStore
-    if let postgres = try settings.postgres {
+    if let postgres = try settings.database.postgres {
         store = PostgresGatewayStore.open(settings: postgres, logger: logger)
         logger.info("database", metadata: ["db.url": "\(postgres.redactedURL)"])
     } else {
-        store = try await SQLiteGatewayStore.open(path: settings.sqlitePath, logger: logger)
+        store = try await SQLiteGatewayStore.open(path: settings.database.sqlitePath, logger: logger)
     }
     guard migrate else { return store }
     do {
@@ -53,8 +53,8 @@ public func openStore(settings: GatewaySettings, logger: Logger, migrate: Bool =
 
 /// Where the signing keys live: sealed in the shared PostgreSQL database, or as files in `GATEWAY_KEYS_DIR`.
 public func signingKeyStore(settings: GatewaySettings, store: any GatewayStore) throws -> any SigningKeyStore {
-    guard let postgres = store as? PostgresGatewayStore else { return FileSigningKeyStore(folder: settings.keysDirectory) }
-    guard let kek = settings.keyEncryptionKey.flatMap(KeyEncryptionKey.init(base64:)) else {
+    guard let postgres = store as? PostgresGatewayStore else { return FileSigningKeyStore(folder: settings.keys.directory) }
+    guard let kek = settings.database.keyEncryptionKey.flatMap(KeyEncryptionKey.init(base64:)) else {
         throw SettingsError(message: "GATEWAY_KEY_ENCRYPTION_KEY must be set to 32 random bytes in base64 with a PostgreSQL database")
     }
     return PostgresSigningKeyStore(store: postgres, encryption: kek)
@@ -75,10 +75,10 @@ public func buildGateway(
     try settings.validate()
     let metrics = GatewayMetrics.registry
     let pages = try PageRenderer()
-    let store = try await openStore(settings: settings, logger: logger, migrate: settings.migrateOnStart)
+    let store = try await openStore(settings: settings, logger: logger, migrate: settings.database.migrateOnStart)
     let toolKeys: ToolKeyService
     do {
-        toolKeys = try await ToolKeyService.start(store: signingKeyStore(settings: settings, store: store), policy: settings.keyPolicy, now: now())
+        toolKeys = try await ToolKeyService.start(store: signingKeyStore(settings: settings, store: store), policy: settings.keys.policy, now: now())
     } catch {
         try? await store.close()  // nothing opened is left unclosed when the start fails
         if let error = error as? StorageError { throw SettingsError(message: error.message) }
@@ -88,25 +88,26 @@ public func buildGateway(
         eventLoopGroupProvider: .singleton,
         configuration: .init(
             redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5), read: .seconds(30)),
-            connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: settings.outboundConnectionsPerHost)))
+            connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: settings.server.outboundConnectionsPerHost)))
     let listeningPort = ListeningPort()
-    let loopback = loopbackHost(settings.host)
+    let loopback = loopbackHost(settings.server.host)
 
     // Skillable: the configured API, or the sandbox served by this same server.
     let sandbox: SkillableSandbox?
     let skillableSettings: SkillableClientSettings
     let skillableAuthority: String?
-    let timeout = TimeAmount.milliseconds(Int64(settings.skillableTimeoutSeconds * 1000))
-    if let base = settings.skillableBaseURL, let key = settings.skillableAPIKey {
+    let timeout = TimeAmount(settings.skillable.timeout)
+    if let base = settings.skillable.baseURL, let key = settings.skillable.apiKey {
         sandbox = nil
         skillableSettings = SkillableClientSettings(baseURL: { base }, apiKey: key, timeout: timeout)
         skillableAuthority = URLAuthority(base)
     } else {
         let fake = SkillableSandbox(apiKey: SecureRandom.token())
-        await fake.state.setLatency(.milliseconds(settings.sandboxLatencyMilliseconds))
+        await fake.state.setLatency(settings.server.sandboxLatency)
         sandbox = fake
         skillableSettings = SkillableClientSettings(
-            baseURL: { "http://\(loopback):\(listeningPort.value ?? settings.port)\(fake.prefix)/api/v3" }, apiKey: fake.apiKey, timeout: timeout)
+            baseURL: { "http://\(loopback):\(listeningPort.value ?? settings.server.port)\(fake.prefix)/api/v3" }, apiKey: fake.apiKey,
+            timeout: timeout)
         skillableAuthority = nil
     }
     let skillable = SkillableClient(http: http, settings: skillableSettings, logger: logger)
@@ -114,33 +115,32 @@ public func buildGateway(
     // SkyPrep: the configured admin API, or the fake served by this same server.
     let skyPrepFake: SkyPrepSandbox?
     let skyPrepSettings: SkyPrepClientSettings
-    if let base = settings.skyPrepBaseURL, let acct = settings.skyPrepAcctKey, let key = settings.skyPrepAPIKey {
+    if let base = settings.skyPrep.baseURL, let acct = settings.skyPrep.acctKey, let key = settings.skyPrep.apiKey {
         skyPrepFake = nil
-        skyPrepSettings = SkyPrepClientSettings(baseURL: { base }, acctKey: acct, apiKey: key, callsPerMinute: settings.skyPrepCallsPerMinute)
+        skyPrepSettings = SkyPrepClientSettings(baseURL: { base }, acctKey: acct, apiKey: key, callsPerMinute: settings.skyPrep.callsPerMinute)
     } else {
         let fake = SkyPrepSandbox(acctKey: "sandbox.skyprepapp.com", apiKey: SecureRandom.token())
         skyPrepFake = fake
         skyPrepSettings = SkyPrepClientSettings(
-            baseURL: { "http://\(loopback):\(listeningPort.value ?? settings.port)\(fake.prefix)/admin/api" },
-            acctKey: fake.acctKey, apiKey: fake.apiKey, callsPerMinute: settings.skyPrepCallsPerMinute)
+            baseURL: { "http://\(loopback):\(listeningPort.value ?? settings.server.port)\(fake.prefix)/admin/api" },
+            acctKey: fake.acctKey, apiKey: fake.apiKey, callsPerMinute: settings.skyPrep.callsPerMinute)
     }
     let skyPrep = SkyPrepClient(http: http, settings: skyPrepSettings, logger: logger)
-    let registrations = RegistrationCache(store: store, ttl: .milliseconds(Int64(settings.registrationCacheSeconds * 1000)), now: monotonicNow)
-    let environment = ProcessInfo.processInfo.environment
+    let registrations = RegistrationCache(store: store, ttl: settings.database.registrationCacheLifetime, now: monotonicNow)
     let skyPrepClients = SkyPrepAccountClients(
         defaultClient: skyPrep, defaultAcctKey: skyPrepSettings.acctKey,
-        secret: { try GatewaySettings.secret($0, environment: environment) })
+        secret: { [secrets = settings.secrets] in try secrets.value($0) })
     let provisioning = SkyPrepProvisioningQueue(
         store: store, registrations: registrations, provisioner: SkyPrepProvisioner(store: store, clients: skyPrepClients, now: now), logger: logger,
-        baseRetryDelay: settings.skyPrepRetrySeconds)
+        baseRetryDelay: settings.skyPrep.retryDelay.seconds)
     let platformKeys = PlatformKeySetCache(
-        http: http, settings: .init(minRefetchInterval: .milliseconds(Int64(settings.jwksRefetchSeconds * 1000))), logger: logger,
+        http: http, settings: .init(minRefetchInterval: settings.lti.jwksRefetchInterval), logger: logger,
         now: monotonicNow)
 
     let publicAuthority = URLAuthority(settings.baseURL) ?? "127.0.0.1:8080"
     let policy = LaunchPolicy(
-        clockLeeway: settings.clockSkewSeconds, maxTokenBytes: settings.maxTokenBytes,
-        stateLifetime: settings.stateLifetimeSeconds, redirectURI: settings.baseURL + "/lti/launch",
+        clockLeeway: settings.lti.clockSkew.seconds, maxTokenBytes: settings.lti.maxTokenBytes,
+        stateLifetime: settings.lti.stateLifetime.seconds, redirectURI: settings.baseURL + "/lti/launch",
         toolHosts: [publicAuthority])
     // The built-in fakes answer on this server's loopback address, known once it listens.
     let loopbackAuthority: @Sendable () -> String? = { listeningPort.value.map { "\(loopback):\($0)" } }
@@ -148,18 +148,18 @@ public func buildGateway(
     if let skillableAuthority { exactAuthorities.insert(skillableAuthority) }
     let redirectPolicy = LabRedirectPolicy(
         exactAuthorities: exactAuthorities,
-        hostSuffixes: settings.skillableLabHosts.map { $0.lowercased() },
+        hostSuffixes: settings.skillable.labHosts.map { $0.lowercased() },
         sandboxAuthority: sandbox == nil ? nil : loopbackAuthority)
 
     // SkyPrep sends learners to the customer's SkyPrep domain (its acct key) or another skyprepapp.com host.
     let skyPrepRedirects = LabRedirectPolicy(
-        exactAuthorities: [publicAuthority], hostSuffixes: [".skyprepapp.com"] + (settings.skyPrepAcctKey.map { [$0.lowercased()] } ?? []),
+        exactAuthorities: [publicAuthority], hostSuffixes: [".skyprepapp.com"] + (settings.skyPrep.acctKey.map { [$0.lowercased()] } ?? []),
         sandboxAuthority: skyPrepFake == nil ? nil : loopbackAuthority)
-    let sessionTokens = LabSessionTokens(toolKeys: toolKeys, lifetime: settings.labSessionSeconds)
+    let sessionTokens = LabSessionTokens(toolKeys: toolKeys, lifetime: settings.skillable.labSessionLifetime.seconds)
     let coordinator = LaunchCoordinator(
         skillable: skillable,
-        policy: LaunchRetryPolicy(maxAttempts: settings.launchAttempts, deadline: .milliseconds(Int64(settings.launchDeadlineSeconds * 1000))),
-        deferredRule: settings.deferredLaunchRule, joinWindow: .milliseconds(Int64(settings.launchJoinSeconds * 1000)), logger: logger,
+        policy: LaunchRetryPolicy(maxAttempts: settings.skillable.launchAttempts, deadline: settings.skillable.launchDeadline),
+        deferredRule: settings.skillable.deferredLaunchRule, joinWindow: settings.skillable.launchJoinWindow, logger: logger,
         now: monotonicNow)
     let recorder = LaunchRecorder(store: store)
     let labChoices = LabChoices(skillable: skillable, tokens: sessionTokens, redirectPolicy: redirectPolicy)
@@ -172,9 +172,9 @@ public func buildGateway(
     let deepLinking = DeepLinkingController(
         picker: LabPicker(
             sessions: store, registrations: store,
-            catalog: LabCatalog(skillable: skillable, ttl: .seconds(settings.catalogTTLSeconds), logger: logger, now: monotonicNow),
-            toolKeys: toolKeys, baseURL: settings.baseURL, sessionLifetime: settings.pickerLifetimeSeconds,
-            defaultScoreMaximum: settings.defaultScoreMaximum),
+            catalog: LabCatalog(skillable: skillable, ttl: settings.skillable.catalogLifetime, logger: logger, now: monotonicNow),
+            toolKeys: toolKeys, baseURL: settings.baseURL, sessionLifetime: settings.lti.pickerLifetime.seconds,
+            defaultScoreMaximum: settings.lti.defaultScoreMaximum),
         pages: pages, baseURL: settings.baseURL, now: now)
     let lti = LTIController(
         loginHandler: OIDCLoginHandler(registrations: registrations, states: store, policy: policy),
@@ -184,9 +184,9 @@ public func buildGateway(
         deepLinking: deepLinking,
         skyPrep: SkyPrepSSO(
             identities: store, recorder: recorder, registrations: registrations, clients: skyPrepClients,
-            provisioning: provisioning, redirectPolicy: skyPrepRedirects, defaultGroupSync: settings.skyPrepGroupSync),
+            provisioning: provisioning, redirectPolicy: skyPrepRedirects, defaultGroupSync: settings.skyPrep.groupSync),
         responder: responder,
-        pages: pages, baseURL: settings.baseURL, stateLifetime: settings.stateLifetimeSeconds,
+        pages: pages, baseURL: settings.baseURL, stateLifetime: settings.lti.stateLifetime.seconds,
         ownOrigin: PlatformStorageTarget.origin(of: settings.baseURL), now: now)
 
     let router = Router(context: GatewayRequestContext.self)
@@ -205,20 +205,21 @@ public func buildGateway(
 
     let application = Application(
         router: router,
-        configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "lti-gateway"),
+        configuration: .init(address: .hostname(settings.server.host, port: settings.server.port), serverName: "lti-gateway"),
         services: [
             ClosingService(name: "store") { try await store.close() },
             ClosingService(name: "http-client") { try await http.shutdown() },
-            ExpiredStateCleaner(store: store, now: now, logger: logger).service(every: .seconds(settings.cleanupIntervalSeconds)),
-            JobWorkerService(poll: .milliseconds(Int64(settings.jobPollSeconds * 1000))) { poll in await provisioning.work(poll: poll) },
-            KeyRingReloader(keys: toolKeys, now: now, logger: logger).service(every: .milliseconds(Int64(settings.keyReloadSeconds * 1000))),
+            ExpiredStateCleaner(store: store, now: now, logger: logger).service(every: settings.server.cleanupInterval),
+            JobWorkerService(poll: settings.server.jobPollInterval) { poll in await provisioning.work(poll: poll) },
+            KeyRingReloader(keys: toolKeys, now: now, logger: logger).service(every: settings.keys.reloadInterval),
         ],
         onServerRunning: { channel in
             if let port = channel.localAddress?.port { listeningPort.set(port) }
             logger.info(
                 "lti-gateway listening",
                 metadata: [
-                    "gw.address": "\(settings.host):\(channel.localAddress?.port ?? settings.port)", "gw.public_url": "\(settings.baseURL)",
+                    "gw.address": "\(settings.server.host):\(channel.localAddress?.port ?? settings.server.port)",
+                    "gw.public_url": "\(settings.baseURL)",
                     "gw.skillable": "\(sandbox == nil ? "configured" : "sandbox")",
                 ])
         },

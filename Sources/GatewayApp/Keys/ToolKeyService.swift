@@ -55,10 +55,7 @@ public final class ToolKeyService: Sendable {
 
     /// Loads the stored ring, creating the active and next keys when missing.
     public static func start(store: any SigningKeyStore, policy: KeyPolicy, now: Date) async throws -> ToolKeyService {
-        var ring = try await store.loadKeyRing()
-        if ring.active == nil || ring.next == nil {
-            ring = try await store.updateKeyRing { try $0.readied(now: now, generate: { try ToolKey.generate(bits: policy.keyBits, now: now) }) }
-        }
+        let ring = try await KeyAdministration.ready(store: store, policy: policy, now: now)
         let revision = try await store.keyRingRevision()
         return ToolKeyService(store: store, policy: policy, snapshot: try makeSnapshot(ring, revision: revision, now: now))
     }
@@ -114,6 +111,13 @@ struct KeyRingReloader: Sendable {
 
 /// What `lti-gateway keys …` does.
 public enum KeyAdministration {
+    /// `keys init` (and every start): creates the active and next keys when missing; otherwise changes nothing.
+    public static func ready(store: any SigningKeyStore, policy: KeyPolicy, now: Date = Date()) async throws -> ToolKeyRing {
+        let ring = try await store.loadKeyRing()
+        guard ring.active == nil || ring.next == nil else { return ring }
+        return try await store.updateKeyRing { try $0.readied(now: now, generate: { try ToolKey.generate(bits: policy.keyBits, now: now) }) }
+    }
+
     /// `keys rotate`: next → active, active → retiring, a new next.
     public static func rotate(store: any SigningKeyStore, policy: KeyPolicy, force: Bool, now: Date = Date()) async throws -> ToolKeyRing {
         try await store.updateKeyRing { ring in

@@ -1,0 +1,91 @@
+import Configuration
+import Foundation
+import GatewayStoragePostgres
+import LTICore
+import SystemPackage
+
+/// Every setting of the gateway, read once at start, in areas with a job each.
+///
+/// Sources, highest first: the environment (SPEC.md's names, e.g. `GATEWAY_PUBLIC_URL`), then the JSON file
+/// `config/gateway.json` (the same names as nested keys: `{"gateway": {"public-url": …}}`), then the defaults,
+/// which are the areas' initial values. Secrets are read from the environment only — the variable itself, or
+/// the file named by `<NAME>_FILE` — never from the configuration file.
+public struct GatewaySettings: Sendable, CustomStringConvertible {
+    public var server = ServerSettings()
+    public var database = DatabaseSettings()
+    public var lti = LTISettings()
+    public var keys = KeySettings()
+    public var skillable = SkillableSettings()
+    public var skyPrep = SkyPrepSettings()
+    /// The environment's secrets, for the ones named at run time (a platform's own SkyPrep API key variable).
+    public var secrets = EnvironmentSecrets(environment: [:])
+
+    /// The defaults.
+    public init() {}
+
+    /// Reads every area from `config`, the secrets from `secrets`.
+    public init(config: ConfigReader, secrets: EnvironmentSecrets) throws {
+        let secretReader = try secrets.reader(names: Self.documentation.filter(\.isSecret).map(\.name))
+        server = try ServerSettings(config: config, secrets: secretReader)
+        database = try DatabaseSettings(config: config, secrets: secretReader)
+        lti = try LTISettings(config: config, secrets: secretReader)
+        keys = try KeySettings(config: config, secrets: secretReader)
+        skillable = try SkillableSettings(config: config, secrets: secretReader)
+        skyPrep = try SkyPrepSettings(config: config, secrets: secretReader)
+        self.secrets = secrets
+    }
+
+    /// Loads settings from the environment over `configFile` (when it exists), and checks them.
+    public static func load(
+        configFile: String = "config/gateway.json",
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) async throws -> GatewaySettings {
+        let secretNames = Set(documentation.filter(\.isSecret).map(\.name))
+        // Secrets never pass through the plain reader: neither the environment's copy nor the file can supply them.
+        let plainEnvironment = environment.filter { name, _ in
+            !secretNames.contains(name) && !(name.hasSuffix("_FILE") && secretNames.contains(String(name.dropLast(5))))
+        }
+        var providers: [any ConfigProvider] = [EnvironmentVariablesProvider(environmentVariables: plainEnvironment)]
+        if FileManager.default.fileExists(atPath: configFile) {
+            do {
+                providers.append(try await FileProvider<JSONSnapshot>(filePath: .init(configFile)))
+            } catch {
+                throw SettingsError(message: "config file \(configFile) is not valid JSON")
+            }
+        }
+        let settings = try GatewaySettings(config: ConfigReader(providers: providers), secrets: EnvironmentSecrets(environment: environment))
+        try settings.validate()
+        return settings
+    }
+
+    /// Refuses settings that cannot work, with the setting's name.
+    public func validate() throws {
+        try server.validate()
+        try database.validate()
+        try lti.validate()
+        try keys.validate()
+        try skillable.validate()
+        try skyPrep.validate()
+    }
+
+    /// Every setting with its meaning and default, in the README's order: the settings' one list.
+    public static var documentation: [SettingDocumentation] {
+        ServerSettings.documentation + DatabaseSettings.documentation + LTISettings.documentation + KeySettings.documentation
+            + SkillableSettings.documentation + SkyPrepSettings.documentation
+    }
+
+    /// The normalised public base URL (no trailing slash).
+    public var baseURL: String { server.baseURL }
+
+    /// Every setting as `NAME=value`, secrets only as `(set)`.
+    public var description: String {
+        [server.description, database.description, lti.description, keys.description, skillable.description, skyPrep.description]
+            .joined(separator: " ")
+    }
+}
+
+/// A setting that cannot work; the message names it.
+public struct SettingsError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}

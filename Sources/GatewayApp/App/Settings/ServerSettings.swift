@@ -1,0 +1,52 @@
+import Foundation
+
+/// Where the gateway listens, how it names itself, and how its background work is paced.
+public struct ServerSettings: SettingsArea {
+    /// The external base URL used in every URL the gateway hands out.
+    public var publicURL = "http://127.0.0.1:8080"
+    /// Listen address; port 0 picks a free port.
+    public var host = "127.0.0.1"
+    public var port = 8080
+    /// `trace` … `critical`.
+    public var logLevel = "info"
+    /// Connections kept per vendor or platform host.
+    public var outboundConnectionsPerHost = 256
+    /// Delay of every answer of the built-in sandbox.
+    public var sandboxLatency = Duration.zero
+    /// Time between clean-ups of expired state.
+    public var cleanupInterval = Duration.seconds(60)
+    /// How often background workers look for due jobs queued by any instance.
+    public var jobPollInterval = Duration.seconds(5)
+
+    public init() {}
+
+    public static let settings: [Setting<Self>] = [
+        .text(
+            "GATEWAY_PUBLIC_URL", \.publicURL, "external base URL used in every URL the gateway hands out",
+            reason: { value in
+                guard let url = URLComponents(string: value), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil,
+                    url.path.isEmpty || url.path == "/"
+                else { return "must be an absolute http(s) URL without a path, e.g. https://lti.example.edu" }
+                return nil
+            }),
+        .text("GATEWAY_HOST", \.host, "listen address"),
+        .integer("GATEWAY_PORT", \.port, "listen port (0 picks a free one)", allowed: 0...65535),
+        .parsed(
+            "GATEWAY_LOG_LEVEL", \.logLevel, "`trace` … `critical`", rule: "trace, debug, info, notice, warning, error or critical",
+            parse: { ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains($0) ? $0 : nil }, format: { $0 }),
+        .integer(
+            "GATEWAY_OUTBOUND_CONNECTIONS", \.outboundConnectionsPerHost,
+            "connections kept per vendor or platform host (too few makes launches queue behind a slow vendor)", allowed: 1...4096),
+        .duration(
+            "GATEWAY_SANDBOX_LATENCY_MS", \.sandboxLatency,
+            "delay of every answer of the built-in Skillable fake (to stand in for a real vendor)", unit: .milliseconds, range: 0...10_000),
+        .duration(
+            "GATEWAY_CLEANUP_INTERVAL_SECONDS", \.cleanupInterval, "how often expired state and nonces are deleted",
+            range: 0.05...86_400),
+        .duration(
+            "GATEWAY_JOB_POLL_SECONDS", \.jobPollInterval, "how often each instance looks for due background jobs", range: 0.05...600),
+    ]
+
+    /// The normalised public base URL (no trailing slash).
+    public var baseURL: String { publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL }
+}

@@ -1,0 +1,38 @@
+import LTICore
+
+/// The SkyPrep admin API and how learners' accounts are kept there.
+public struct SkyPrepSettings: SettingsArea {
+    /// SkyPrep admin API base, e.g. https://api.skyprep.io/admin/api; nil → the built-in fake.
+    public var baseURL: String?
+    /// - Important: Secret: the customer's SkyPrep domain, e.g. acme.skyprepapp.com.
+    public var acctKey: String?
+    /// - Important: Secret.
+    public var apiKey: String?
+    /// Client-side rate limit of SkyPrep calls.
+    public var callsPerMinute = 100
+    /// Send the LMS course title as the learner's SkyPrep group on SSO.
+    public var groupSync = false
+    /// First delay before a failed provisioning runs again; doubles per attempt up to an hour.
+    public var retryDelay = Duration.seconds(30)
+
+    public init() {}
+
+    public static let settings: [Setting<Self>] = [
+        .optionalText(
+            "SKYPREP_BASE_URL", \.baseURL, "SkyPrep admin API, e.g. `https://api.skyprep.io/admin/api`", absent: "built-in sandbox",
+            reason: { URLAuthority($0) == nil ? "must be an absolute http(s) URL" : nil }),
+        .secret("SKYPREP_ACCT_KEY", \.acctKey, "the customer's SkyPrep domain, e.g. `acme.skyprepapp.com`"),
+        .secret("SKYPREP_API_KEY", \.apiKey, "the SkyPrep API key"),
+        .integer("SKYPREP_CALLS_PER_MINUTE", \.callsPerMinute, "client-side rate limit", allowed: 1...10_000),
+        .flag("SKYPREP_GROUP_SYNC", \.groupSync, "send the LMS course title as a SkyPrep group on sign-in"),
+        .duration(
+            "SKYPREP_RETRY_SECONDS", \.retryDelay, "first wait before a failed provisioning runs again (doubles, at most 1 h)",
+            range: 0.1...3600),
+    ]
+
+    public func validateTogether() throws {
+        if baseURL != nil, acctKey?.isEmpty != false || apiKey?.isEmpty != false {
+            throw SettingsError(message: "SKYPREP_ACCT_KEY and SKYPREP_API_KEY must be set when SKYPREP_BASE_URL is set")
+        }
+    }
+}
