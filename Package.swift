@@ -32,9 +32,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
     ],
     targets: [
+        .target(name: "GatewaySupport", swiftSettings: swiftSettings),
         .target(
             name: "LTICore",
             dependencies: [
+                "GatewaySupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -76,6 +78,7 @@ let package = Package(
         .target(
             name: "Skillable",
             dependencies: [
+                "GatewaySupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -88,6 +91,7 @@ let package = Package(
         .target(
             name: "SkyPrep",
             dependencies: [
+                "GatewaySupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -110,6 +114,7 @@ let package = Package(
         .target(
             name: "Sandbox",
             dependencies: [
+                "GatewaySupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -120,6 +125,7 @@ let package = Package(
             name: "GatewayApp",
             dependencies: [
                 "LTICore", "GatewayStorage", "GatewayStorageSQLite", "GatewayStoragePostgres", "Skillable", "SkyPrep", "PlatformServices", "Sandbox",
+                "GatewaySupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -162,7 +168,7 @@ let package = Package(
         .executableTarget(
             name: "lti-bench",
             dependencies: [
-                "LTICore",
+                "LTICore", "GatewaySupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
@@ -175,7 +181,7 @@ let package = Package(
         .testTarget(
             name: "LTICoreTests",
             dependencies: [
-                "LTICore", "LTITestSupport", "GatewayStorage",
+                "LTICore", "LTITestSupport", "GatewayStorage", "GatewaySupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ],
@@ -228,7 +234,7 @@ let package = Package(
             name: "GatewayAppTests",
             dependencies: [
                 "GatewayApp", "LTICore", "GatewayStorage", "GatewayStorageTesting", "GatewayStoragePostgres", "Sandbox", "Skillable", "SkyPrep",
-                "LTITestSupport",
+                "LTITestSupport", "GatewaySupport",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,4 +1,5 @@
 import Foundation
+import GatewaySupport
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -83,8 +84,8 @@ public struct SkillableSandbox: Sendable {
                 body: .init(byteBuffer: ByteBuffer(string: "No such sandbox lab.")))
         }
         let profile = await state.profiles.first { $0.id == instance.labProfileID }
-        let title = Self.escape(profile?.name ?? "Lab \(instance.labProfileID)")
-        let learner = Self.escape([instance.firstName, instance.lastName].compactMap { $0 }.joined(separator: " "))
+        let title = HTMLEscaping.escape(profile?.name ?? "Lab \(instance.labProfileID)")
+        let learner = HTMLEscaping.escape([instance.firstName, instance.lastName].compactMap { $0 }.joined(separator: " "))
         let html = """
             <!doctype html><html lang="en"><head><meta charset="utf-8"><title>\(title) (sandbox)</title></head>
             <body><main><h1>\(title)</h1><p>Sandbox lab instance \(instance.id) is \(instance.state.rawValue)\(learner.isEmpty ? "" : " for \(learner)").</p>
@@ -122,18 +123,4 @@ public struct SkillableSandbox: Sendable {
             body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
-    static func escape(_ text: String) -> String {
-        var out = ""
-        for c in text {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.append(c)
-            }
-        }
-        return out
-    }
 }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import GatewaySupport
 import Logging
 import Metrics
 import NIOCore
@@ -156,7 +157,7 @@ public struct SkillableClient: Sendable {
     ) async throws -> T {
         var base = settings.baseURL()
         while base.hasSuffix("/") { base.removeLast() }
-        let encoded = query.map { Self.escape($0.0) + "=" + Self.escape($0.1) }.joined(separator: "&")
+        let encoded = FormEncoding.encode(query)
         var request = HTTPClientRequest(url: base + "/" + command + (encoded.isEmpty ? "" : "?" + encoded))
         request.method = .GET
         request.headers.add(name: "api_key", value: settings.apiKey)
@@ -220,13 +221,4 @@ public struct SkillableClient: Sendable {
         return false
     }
 
-    private static let allowed: CharacterSet = {
-        var set = CharacterSet()
-        set.insert(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-        return set
-    }()
-
-    static func escape(_ value: String) -> String {
-        value.addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
-    }
 }

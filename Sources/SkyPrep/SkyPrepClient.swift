@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import GatewaySupport
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -18,7 +19,8 @@ public struct SkyPrepClientSettings: Sendable {
     public var callsPerMinute: Int
     /// Attempts of one call on 5xx or timeouts (4xx is never retried).
     public var maxAttempts: Int
-    public var baseRetryDelay: Duration
+    /// Waits between attempts of one call (doubling, no jitter: the rate limiter spreads calls already).
+    public var retry: Backoff
     public var timeout: TimeAmount
 
     public init(
@@ -30,7 +32,7 @@ public struct SkyPrepClientSettings: Sendable {
         self.apiKey = apiKey
         self.callsPerMinute = callsPerMinute
         self.maxAttempts = maxAttempts
-        self.baseRetryDelay = baseRetryDelay
+        self.retry = Backoff(base: baseRetryDelay, cap: .seconds(30), jitter: .none)
         self.timeout = timeout
     }
 }
@@ -194,7 +196,7 @@ public struct SkyPrepClient: Sendable {
                 log(error, parameters: parameters, attempt: attempt)
                 // SkyPrep's rate limit is not retried here: the caller's queue tries again much later.
                 guard error.isTransient, error.code != .rateLimited, attempt < settings.maxAttempts else { throw error }
-                try await Task.sleep(for: settings.baseRetryDelay * (1 << (attempt - 1)))
+                try await Task.sleep(for: settings.retry.delay(afterAttempt: attempt))
             }
         }
     }
@@ -208,7 +210,7 @@ public struct SkyPrepClient: Sendable {
         request.headers.add(name: "X-SkyPrep-API-Key", value: settings.apiKey)
         request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
         request.headers.add(name: "Accept", value: "application/json")
-        let form = parameters.sorted { $0.key < $1.key }.map { Self.escape($0.key) + "=" + Self.escape($0.value) }.joined(separator: "&")
+        let form = FormEncoding.encode(parameters.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
         request.body = .bytes(ByteBuffer(string: form))
         let response: HTTPClientResponse
         do {
@@ -263,10 +265,6 @@ public struct SkyPrepClient: Sendable {
         case let v as [String: Any]: v.compactMapValues { sendable($0) }
         default: nil
         }
-    }
-
-    static func escape(_ value: String) -> String {
-        value.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? ""
     }
 }
 

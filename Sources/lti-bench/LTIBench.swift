@@ -2,6 +2,7 @@ import ArgumentParser
 import Crypto
 import CryptoExtras
 import Foundation
+import GatewaySupport
 import LTICore
 import NIOCore
 import NIOHTTP1

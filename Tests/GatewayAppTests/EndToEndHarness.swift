@@ -3,6 +3,7 @@ import Foundation
 import GatewayApp
 import GatewayStorage
 import GatewayStorageTesting
+import GatewaySupport
 import HTTPTypes
 import Hummingbird
 import LTICore

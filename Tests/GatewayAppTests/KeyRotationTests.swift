@@ -2,6 +2,7 @@ import Foundation
 import GatewayApp
 import GatewayStorage
 import GatewayStoragePostgres
+import GatewaySupport
 import JWTKit
 import LTICore
 import LTITestSupport

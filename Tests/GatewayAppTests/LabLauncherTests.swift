@@ -1,5 +1,6 @@
 import Foundation
 import GatewayStorage
+import GatewaySupport
 import LTICore
 import LTITestSupport
 import Logging
@@ -70,7 +71,8 @@ struct LauncherHarness {
         let policy = LabRedirectPolicy(exactAuthorities: [], hostSuffixes: [".labondemand.com"], sandboxAuthority: nil)
         choices = LabChoices(skillable: skillable, tokens: LabSessionTokens(toolKeys: keys, lifetime: 900), redirectPolicy: policy)
         let coordinator = LaunchCoordinator(
-            skillable: skillable, policy: LaunchRetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(1), maxDelay: .milliseconds(2)),
+            skillable: skillable,
+            policy: LaunchRetryPolicy(maxAttempts: 3, backoff: Backoff(base: .milliseconds(1), cap: .milliseconds(2), jitter: .full)),
             deferredRule: .urlWithNonSuccess, joinWindow: .zero, logger: Logger(label: "test"))
         launcher = LabLauncher(
             identities: store, skillable: skillable, coordinator: coordinator, redirectPolicy: policy, choices: choices,

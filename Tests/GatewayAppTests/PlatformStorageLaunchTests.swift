@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import GatewayApp
 import GatewayStorage
+import GatewaySupport
 import HTTPTypes
 import LTICore
 import LTITestSupport

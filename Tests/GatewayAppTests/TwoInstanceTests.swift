@@ -4,6 +4,7 @@ import GatewayApp
 import GatewayStorage
 import GatewayStoragePostgres
 import GatewayStorageTesting
+import GatewaySupport
 import Hummingbird
 import HummingbirdTesting
 import LTICore

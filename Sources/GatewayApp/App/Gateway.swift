@@ -3,6 +3,7 @@ import Foundation
 import GatewayStorage
 import GatewayStoragePostgres
 import GatewayStorageSQLite
+import GatewaySupport
 import Hummingbird
 import LTICore
 import Logging
@@ -132,15 +133,15 @@ public func buildGateway(
         secret: { [secrets = settings.secrets] in try secrets.value($0) })
     let provisioning = SkyPrepProvisioningQueue(
         store: store, registrations: registrations, provisioner: SkyPrepProvisioner(store: store, clients: skyPrepClients, now: now), logger: logger,
-        baseRetryDelay: settings.skyPrep.retryDelay.seconds)
+        retry: Backoff(base: settings.skyPrep.retryDelay, cap: .seconds(3600), jitter: .proportional(0.2)))
     let platformKeys = PlatformKeySetCache(
         http: http, settings: .init(minRefetchInterval: settings.lti.jwksRefetchInterval), logger: logger,
         now: monotonicNow)
 
     let publicAuthority = URLAuthority(settings.baseURL) ?? "127.0.0.1:8080"
     let policy = LaunchPolicy(
-        clockLeeway: settings.lti.clockSkew.seconds, maxTokenBytes: settings.lti.maxTokenBytes,
-        stateLifetime: settings.lti.stateLifetime.seconds, redirectURI: settings.baseURL + "/lti/launch",
+        clockLeeway: settings.lti.clockSkew.totalSeconds, maxTokenBytes: settings.lti.maxTokenBytes,
+        stateLifetime: settings.lti.stateLifetime.totalSeconds, redirectURI: settings.baseURL + "/lti/launch",
         toolHosts: [publicAuthority])
     // The built-in fakes answer on this server's loopback address, known once it listens.
     let loopbackAuthority: @Sendable () -> String? = { listeningPort.value.map { "\(loopback):\($0)" } }
@@ -155,7 +156,7 @@ public func buildGateway(
     let skyPrepRedirects = LabRedirectPolicy(
         exactAuthorities: [publicAuthority], hostSuffixes: [".skyprepapp.com"] + (settings.skyPrep.acctKey.map { [$0.lowercased()] } ?? []),
         sandboxAuthority: skyPrepFake == nil ? nil : loopbackAuthority)
-    let sessionTokens = LabSessionTokens(toolKeys: toolKeys, lifetime: settings.skillable.labSessionLifetime.seconds)
+    let sessionTokens = LabSessionTokens(toolKeys: toolKeys, lifetime: settings.skillable.labSessionLifetime.totalSeconds)
     let coordinator = LaunchCoordinator(
         skillable: skillable,
         policy: LaunchRetryPolicy(maxAttempts: settings.skillable.launchAttempts, deadline: settings.skillable.launchDeadline),
@@ -173,7 +174,7 @@ public func buildGateway(
         picker: LabPicker(
             sessions: store, registrations: store,
             catalog: LabCatalog(skillable: skillable, ttl: settings.skillable.catalogLifetime, logger: logger, now: monotonicNow),
-            toolKeys: toolKeys, baseURL: settings.baseURL, sessionLifetime: settings.lti.pickerLifetime.seconds,
+            toolKeys: toolKeys, baseURL: settings.baseURL, sessionLifetime: settings.lti.pickerLifetime.totalSeconds,
             defaultScoreMaximum: settings.lti.defaultScoreMaximum),
         pages: pages, baseURL: settings.baseURL, now: now)
     let lti = LTIController(
@@ -186,7 +187,7 @@ public func buildGateway(
             identities: store, recorder: recorder, registrations: registrations, clients: skyPrepClients,
             provisioning: provisioning, redirectPolicy: skyPrepRedirects, defaultGroupSync: settings.skyPrep.groupSync),
         responder: responder,
-        pages: pages, baseURL: settings.baseURL, stateLifetime: settings.lti.stateLifetime.seconds,
+        pages: pages, baseURL: settings.baseURL, stateLifetime: settings.lti.stateLifetime.totalSeconds,
         ownOrigin: PlatformStorageTarget.origin(of: settings.baseURL), now: now)
 
     let router = Router(context: GatewayRequestContext.self)

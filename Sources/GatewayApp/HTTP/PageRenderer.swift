@@ -1,4 +1,5 @@
 import Foundation
+import GatewaySupport
 import HTTPTypes
 import Hummingbird
 import LTICore
@@ -236,14 +237,7 @@ extension ByteBuffer {
     /// Writes `text` with `<`, `>`, `&`, `"` and `'` escaped as Mustache's `{{…}}` does.
     mutating func writeHTMLEscaped(_ text: String) {
         for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "<"): writeStaticString("&lt;")
-            case UInt8(ascii: ">"): writeStaticString("&gt;")
-            case UInt8(ascii: "&"): writeStaticString("&amp;")
-            case UInt8(ascii: "\""): writeStaticString("&quot;")
-            case UInt8(ascii: "'"): writeStaticString("&#39;")
-            default: writeInteger(byte)
-            }
+            if let entity = HTMLEscaping.entity(for: byte) { writeStaticString(entity) } else { writeInteger(byte) }
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GatewaySupport
 import Logging
 import Skillable
 
@@ -19,17 +20,12 @@ enum LabStart: Sendable {
 /// Retries and deadline of a lab launch.
 struct LaunchRetryPolicy: Sendable {
     var maxAttempts = 3
-    var baseDelay: Duration = .milliseconds(250)
-    var maxDelay: Duration = .seconds(2)
+    /// Waits between attempts: full jitter up to the exponential bound.
+    var backoff = Backoff(base: .milliseconds(250), cap: .seconds(2), jitter: .full)
     /// How long a learner is kept waiting in all.
     var deadline: Duration = .seconds(20)
 
-    /// Full jitter: uniformly random up to the exponential bound.
-    func delay(afterAttempt attempt: Int) -> Duration {
-        let bound = min(maxDelay, baseDelay * (1 << min(attempt - 1, 10)))
-        let milliseconds = Int64(bound.components.seconds * 1000 + bound.components.attoseconds / 1_000_000_000_000_000)
-        return .milliseconds(Int64.random(in: 0...max(milliseconds, 1)))
-    }
+    func delay(afterAttempt attempt: Int) -> Duration { backoff.delay(afterAttempt: attempt) }
 }
 
 /// Starts labs: at most one Skillable `Launch` in flight per learner and lab (double clicks join it),

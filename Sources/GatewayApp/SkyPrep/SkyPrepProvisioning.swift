@@ -1,5 +1,6 @@
 import Foundation
 import GatewayStorage
+import GatewaySupport
 import LTICore
 import Logging
 import Metrics
@@ -156,23 +157,22 @@ final class SkyPrepProvisioningQueue: Sendable {
     let provisioner: SkyPrepProvisioner
     let workerID: String
     let lease: TimeInterval
-    let baseRetryDelay: TimeInterval
-    let maxRetryDelay: TimeInterval
+    /// Waits before a failed job runs again: doubling up to an hour, ±20 % so that held-up jobs do not retry in step.
+    let retry: Backoff
     let logger: Logger
     private let wakeUp: AsyncStream<Void>.Continuation
     private let wakeUps: AsyncStream<Void>
 
     init(
         store: any GatewayStore, registrations: RegistrationCache, provisioner: SkyPrepProvisioner, logger: Logger, lease: TimeInterval = 300,
-        baseRetryDelay: TimeInterval = 30, maxRetryDelay: TimeInterval = 3600
+        retry: Backoff = Backoff(base: .seconds(30), cap: .seconds(3600), jitter: .proportional(0.2))
     ) {
         self.store = store
         self.registrations = registrations
         self.provisioner = provisioner
         self.workerID = "worker-" + SecureRandom.token().prefix(12)
         self.lease = lease
-        self.baseRetryDelay = baseRetryDelay
-        self.maxRetryDelay = maxRetryDelay
+        self.retry = retry
         self.logger = logger
         (wakeUps, wakeUp) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
@@ -285,7 +285,7 @@ final class SkyPrepProvisioningQueue: Sendable {
             let transient = (error as? SkyPrepProvisioningError)?.isTransient ?? ((error as? StorageError)?.code != .corrupt)
             let delay =
                 Task.isCancelled || error is CancellationError
-                ? 0 : min(maxRetryDelay, baseRetryDelay * pow(2, Double(max(0, job.attempts - 1)))) * Double.random(in: 0.8...1.2)
+                ? 0 : retry.delay(afterAttempt: max(1, job.attempts)).totalSeconds
             let retryAt = transient ? provisioner.now().addingTimeInterval(delay) : nil
             Counter(label: "skyprep_provisioning_total", dimensions: [("outcome", transient ? "retry" : "held")]).increment()
             logger.warning(

@@ -1,3 +1,4 @@
+import GatewaySupport
 import LTICore
 
 /// The tool's signing keys: where they are kept, their size, and the pace of their rotation.
@@ -43,6 +44,7 @@ public struct KeySettings: SettingsArea {
     /// The key management policy these settings describe.
     public var policy: KeyPolicy {
         KeyPolicy(
-            keyBits: keyBits, retiringGrace: retiringGrace.seconds, jwksMaxAge: Int(jwksMaxAge.seconds), minimumNextAge: minimumNextAge.seconds)
+            keyBits: keyBits, retiringGrace: retiringGrace.totalSeconds, jwksMaxAge: Int(jwksMaxAge.totalSeconds),
+            minimumNextAge: minimumNextAge.totalSeconds)
     }
 }

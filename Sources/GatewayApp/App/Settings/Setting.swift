@@ -1,5 +1,6 @@
 import Configuration
 import Foundation
+import GatewaySupport
 
 /// One setting of the gateway: its environment name, what it means, whether it is secret, how it is read into
 /// the part of the settings it belongs to, and the rule its value must keep.
@@ -246,15 +247,7 @@ enum TimeUnit: Sendable {
 
     func duration(_ count: Double) -> Duration { .milliseconds(Int64((count * seconds * 1000).rounded())) }
 
-    func count(_ duration: Duration) -> Double { duration.seconds / seconds }
-}
-
-extension Duration {
-    /// The duration in seconds, fractions included (for the APIs that count time in `TimeInterval`).
-    public var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
+    func count(_ duration: Duration) -> Double { duration.totalSeconds / seconds }
 }
 
 /// `30` rather than `30.0`; `0.1` as it is.

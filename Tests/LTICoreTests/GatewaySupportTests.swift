@@ -1,0 +1,51 @@
+import GatewaySupport
+import LTICore
+import Testing
+
+@Suite("Form encoding")
+struct FormEncodingTests {
+    @Test("unreserved bytes stay, every other byte becomes %XX (UTF-8, upper case)")
+    func percentEncoding() {
+        #expect(FormEncoding.percentEncode("AZaz09-._~") == "AZaz09-._~")
+        #expect(FormEncoding.percentEncode("a b/ü+&=%") == "a%20b%2F%C3%BC%2B%26%3D%25")
+        #expect(FormEncoding.percentEncode("") == "")
+        #expect(
+            FormEncoding.encode([("redirect_uri", "https://t/lti/launch?x=1"), ("state", "s")])
+                == "redirect_uri=https%3A%2F%2Ft%2Flti%2Flaunch%3Fx%3D1&state=s")
+    }
+}
+
+@Suite("HTML escaping")
+struct HTMLEscapingTests {
+    @Test("the five characters that end text or an attribute become entities; the rest, UTF-8 included, stays")
+    func escaping() {
+        #expect(HTMLEscaping.escape(#"<a href="x" title='y'>Q&A</a> é"#) == "&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;Q&amp;A&lt;/a&gt; é")
+        #expect(HTMLEscaping.escape("plain") == "plain" && HTMLEscaping.entity(for: UInt8(ascii: "a")) == nil)
+    }
+}
+
+@Suite("Backoff")
+struct BackoffTests {
+    @Test("doubles from the base per attempt and stops at the cap")
+    func bound() {
+        let backoff = Backoff(base: .milliseconds(250), cap: .seconds(2), jitter: .none)
+        #expect(
+            (1...6).map { backoff.delay(afterAttempt: $0) } == [
+                .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2), .seconds(2), .seconds(2),
+            ])
+        #expect(backoff.delay(afterAttempt: 0) == .milliseconds(250) && backoff.delay(afterAttempt: 1000) == .seconds(2))
+    }
+
+    @Test("full jitter stays within zero and the bound; proportional within its fraction of the bound")
+    func jitter() {
+        let full = Backoff(base: .seconds(1), cap: .seconds(8), jitter: .full)
+        let proportional = Backoff(base: .seconds(30), cap: .seconds(3600), jitter: .proportional(0.2))
+        for attempt in 1...200 {
+            let fullDelay = full.delay(afterAttempt: attempt % 6 + 1)
+            #expect(fullDelay >= .zero && fullDelay <= full.bound(afterAttempt: attempt % 6 + 1))
+            let spread = proportional.delay(afterAttempt: 2)
+            #expect(spread >= .seconds(48) && spread <= .seconds(72))
+        }
+        #expect(proportional.delay(afterAttempt: 20) <= .seconds(4320))
+    }
+}
