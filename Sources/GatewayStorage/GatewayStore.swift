@@ -49,8 +49,24 @@ public protocol GatewayStore: RegistrationStore, LoginStateStore, NonceStore, Id
     func ping() async throws
     /// Deletes login states, used nonces and picker sessions that expired before `now`; returns how many rows went.
     func deleteExpired(now: Date) async throws -> Int
-    /// Releases connections.
+    /// Runs the store's background work until the calling task is cancelled: PostgreSQL's connection pool (no
+    /// statement runs without it), SQLite's log checkpointer. Whoever opens a store runs it around its use of the
+    /// store — ``whileRunning(_:)`` — so that the work has an owner and ends before ``close()``.
+    func run() async
+    /// Releases connections; after ``run()`` has ended.
     func close() async throws
+}
+
+extension GatewayStore {
+    /// Runs `body` with the store's background work (``run()``) running beside it, and stops that work when
+    /// `body` ends, on every path.
+    public func whileRunning<T>(_ body: () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: Void.self, returning: T.self) { group in
+            group.addTask { await self.run() }
+            defer { group.cancelAll() }
+            return try await body()
+        }
+    }
 }
 
 /// SkyPrep users of learners, and per-registration SkyPrep settings.

@@ -18,6 +18,11 @@ public actor MemoryGatewayStore: GatewayStore {
 
     public func migrate() async throws {}
     public func ping() async throws {}
+    /// Nothing runs in the background: waits until cancelled.
+    public func run() async {
+        while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+    }
+
     public func close() async throws {}
 
     public func addRegistration(_ registration: PlatformRegistration) async throws {

@@ -13,23 +13,24 @@ import PostgresNIO
 public final class PostgresGatewayStore: GatewayStore {
     let client: PostgresClient
     let logger: Logger
-    private let runner: Task<Void, Never>
 
     private init(client: PostgresClient, logger: Logger) {
         self.client = client
         self.logger = logger
-        self.runner = Task { await client.run() }
     }
 
-    /// Connects (lazily: the pool opens connections on first use) with `settings`.
+    /// Connects (lazily: the pool opens connections on first use, once ``run()`` runs) with `settings`.
     public static func open(settings: PostgresSettings, logger: Logger) -> PostgresGatewayStore {
         PostgresGatewayStore(client: PostgresClient(configuration: settings.clientConfiguration, backgroundLogger: logger), logger: logger)
     }
 
-    public func close() async throws {
-        runner.cancel()
-        await runner.value
+    /// Runs the connection pool until cancelled; statements wait for it.
+    public func run() async {
+        await client.run()
     }
+
+    /// Nothing left to release: the pool's connections close when ``run()`` ends.
+    public func close() async throws {}
 
     public func ping() async throws {
         try await run("SELECT 1")

@@ -108,6 +108,11 @@ public final class SQLiteGatewayStore: GatewayStore {
         }
     }
 
+    /// Runs the log checkpointer until cancelled (without it, SQLite's own checkpoint at 64 MiB of log is the backstop).
+    public func run() async {
+        await checkpointer.run()
+    }
+
     public func close() async throws {
         await checkpointer.stop()
         try await groupConnection.close()

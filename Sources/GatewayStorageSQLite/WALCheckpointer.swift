@@ -9,7 +9,8 @@ import Synchronization
 /// `synchronous = NORMAL`, syncs both files there: under load every few dozen launches waited for two
 /// `fsync`s on the connection all statements share. This checkpointer does the same work on a connection
 /// and a thread of its own, in `PASSIVE` mode (it never blocks a writer or a reader), within ``interval``
-/// of the store's writes (``noteWrite()``) and not at all while it writes nothing. The request connections keep automatic checkpoints only as a backstop at ``backstopPages``,
+/// of the store's writes (``noteWrite()``) and not at all while it writes nothing, for as long as ``run()`` runs
+/// (the store's own ``SQLiteGatewayStore/run()``). The request connections keep automatic checkpoints only as a backstop at ``backstopPages``,
 /// should this one fall behind.
 final class WALCheckpointer: Sendable {
     /// How soon after a write the log is checkpointed (small checkpoints keep each one short).
@@ -21,33 +22,34 @@ final class WALCheckpointer: Sendable {
 
     private let connection: SQLiteConnection
     private let threadPool: NIOThreadPool
-    private let loop: Task<Void, Never>
-    private let written: WriteFlag
+    private let written = WriteFlag()
+    private let logger: Logger
 
     private init(connection: SQLiteConnection, threadPool: NIOThreadPool, logger: Logger) {
         self.connection = connection
         self.threadPool = threadPool
-        let written = WriteFlag()
-        self.written = written
-        loop = Task {
-            var failing = false
-            while !Task.isCancelled {
-                try? await Task.sleep(for: Self.interval)
-                guard !Task.isCancelled else { break }
-                guard written.take() else { continue }
-                do {
-                    _ = try await connection.query("PRAGMA wal_checkpoint(PASSIVE)", [])
-                    failing = false
-                } catch {
-                    // Logged once per run of failures; the backstop keeps the log bounded meanwhile.
-                    if !failing { logger.warning("SQLite checkpoint failed", metadata: ["error": "\(String(reflecting: error))"]) }
-                    failing = true
-                }
+        self.logger = logger
+    }
+
+    /// Checkpoints within ``interval`` of each run of writes, until cancelled.
+    func run() async {
+        var failing = false
+        while !Task.isCancelled {
+            try? await Task.sleep(for: Self.interval)
+            guard !Task.isCancelled else { break }
+            guard written.take() else { continue }
+            do {
+                _ = try await connection.query("PRAGMA wal_checkpoint(PASSIVE)", [])
+                failing = false
+            } catch {
+                // Logged once per run of failures; the backstop keeps the log bounded meanwhile.
+                if !failing { logger.warning("SQLite checkpoint failed", metadata: ["error": "\(String(reflecting: error))"]) }
+                failing = true
             }
         }
     }
 
-    /// Starts checkpointing the database at `path` (already in WAL mode).
+    /// Opens the checkpointer's own connection to the database at `path` (already in WAL mode).
     static func start(path: String, logger: Logger) async throws -> WALCheckpointer {
         let threadPool = NIOThreadPool(numberOfThreads: 1)
         threadPool.start()
@@ -68,10 +70,8 @@ final class WALCheckpointer: Sendable {
         written.set()
     }
 
-    /// Stops the loop after its current checkpoint and closes the connection.
+    /// Closes the connection (after ``run()`` has ended).
     func stop() async {
-        loop.cancel()
-        await loop.value
         try? await connection.close()
         try? await threadPool.shutdownGracefully()
     }

@@ -1,4 +1,5 @@
 import Foundation
+import GatewayStorage
 import GatewayStoragePostgres
 import Logging
 
@@ -19,24 +20,19 @@ public enum TemporaryPostgresDatabase {
         }
         let name = "gw_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(20)
         let admin = PostgresGatewayStore.open(settings: try PostgresSettings(url: serverURL), logger: Logger(label: "test-postgres"))
-        do {
-            try await admin.createDatabase(named: String(name))
-        } catch {
-            try? await admin.close()
-            throw error
-        }
         components.path = "/" + name
-        let result: T
-        do {
-            result = try await body(components.string ?? serverURL)
-        } catch {
-            try? await admin.dropDatabase(named: String(name))
-            try? await admin.close()
-            throw error
+        return try await admin.whileRunning {
+            try await admin.createDatabase(named: String(name))
+            let result: T
+            do {
+                result = try await body(components.string ?? serverURL)
+            } catch {
+                try? await admin.dropDatabase(named: String(name))
+                throw error
+            }
+            try await admin.dropDatabase(named: String(name))
+            return result
         }
-        try await admin.dropDatabase(named: String(name))
-        try await admin.close()
-        return result
     }
 
     /// Thrown when a test asks for PostgreSQL without `GATEWAY_TEST_POSTGRES_URL`.

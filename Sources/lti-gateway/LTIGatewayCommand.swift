@@ -40,22 +40,14 @@ struct CommonOptions: ParsableArguments {
     }
 }
 
-/// Opens the configured store, runs `body`, and closes the store on every path; refusals become a
+/// Opens the configured store (migrated), runs `body`, and closes the store on every path; refusals become a
 /// one-line reason and a non-zero exit.
 func withStore<T>(_ settings: GatewaySettings, _ body: (any GatewayStore) async throws -> T) async throws -> T {
-    let store = try await openStore(settings: settings, logger: quietLogger)
-    let result: T
     do {
-        result = try await body(store)
+        return try await GatewayApp.withStore(settings: settings, logger: quietLogger) { try await body($0) }
     } catch let error as SettingsError {
-        try? await store.close()
         throw CommandFailure(error.message)
-    } catch {
-        try? await store.close()
-        throw error
     }
-    try await store.close()
-    return result
 }
 
 /// Runs a key operation, turning refusals into a one-line reason and a non-zero exit.

@@ -17,13 +17,11 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let settings = try await common.settings()
         let logger = common.logger(settings)
-        let gateway: Gateway
         do {
-            gateway = try await buildGateway(settings: settings, logger: logger)
+            try await runGateway(settings: settings, logger: logger)
         } catch let error as SettingsError {
             throw CommandFailure(error.message)
         }
-        try await gateway.application.runService()
     }
 }
 
@@ -36,14 +34,11 @@ struct Migrate: AsyncParsableCommand {
         let settings = try await common.settings()
         var logger = quietLogger
         logger.logLevel = .info
-        let store = try await openStore(settings: settings, logger: logger, migrate: false)
         do {
-            try await store.migrate()
+            try await withStore(settings: settings, logger: logger) { _ in }
         } catch {
-            try? await store.close()
             throw CommandFailure("migration failed: \(error)")
         }
-        try await store.close()
         print("Database is up to date.")
     }
 }

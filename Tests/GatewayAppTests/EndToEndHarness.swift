@@ -167,11 +167,30 @@ final class EndToEnd: Sendable {
                 settings.database.keyEncryptionKey = EndToEnd.testKeyEncryptionKey
             }
             configure(&settings)
-            let gateway = try await buildGateway(
-                settings: settings, logger: logs.logger(label: "lti-gateway", level: .debug),
-                now: { clock.now }, monotonicNow: { clock.instant })
-            let group = ServiceGroup(services: [gateway.application], gracefulShutdownSignals: [], logger: Logger(label: "gateway"))
-            let task = Task { try await group.run() }
+            // The store runs (and is closed) around the gateway's service group, as `lti-gateway serve` runs it.
+            let (built, handOver) = AsyncThrowingStream.makeStream(of: (Gateway, ServiceGroup).self)
+            let task = Task { [settings] in
+                do {
+                    try await withStore(settings: settings, logger: logs.logger(label: "lti-gateway", level: .debug)) { store in
+                        let gateway = try await buildGateway(
+                            settings: settings, store: store, logger: logs.logger(label: "lti-gateway", level: .debug),
+                            now: { clock.now }, monotonicNow: { clock.instant })
+                        let group = ServiceGroup(services: [gateway.application], gracefulShutdownSignals: [], logger: Logger(label: "gateway"))
+                        handOver.yield((gateway, group))
+                        try await group.run()
+                    }
+                    handOver.finish()
+                } catch {
+                    handOver.finish(throwing: error)
+                    throw error
+                }
+            }
+            var first: (Gateway, ServiceGroup)?
+            for try await pair in built {
+                first = pair
+                break
+            }
+            guard let (gateway, group) = first else { throw LoginFailed(status: 0, body: "gateway did not start") }
             if (try? await gateway.listeningPort.wait(timeout: .seconds(5))) != nil {
                 started = (gateway, settings, group, task)
             } else {

@@ -228,7 +228,9 @@ struct KeyRotationTests {
         settings.database.url = "sqlite:" + folder.appendingPathComponent("db.sqlite").path
         settings.keys.directory = keys
         do {
-            _ = try await buildGateway(settings: settings, logger: LogRecorder().logger())
+            _ = try await withStore(settings: settings, logger: LogRecorder().logger()) { store in
+                try await buildGateway(settings: settings, store: store, logger: LogRecorder().logger())
+            }
             Issue.record("started with a group-readable key")
         } catch let error as SettingsError {
             #expect(error.message.contains("readable by other users") && error.message.contains("chmod 600"))

@@ -68,6 +68,7 @@ struct LauncherHarness {
     init() async throws {
         keysFolder = FileManager.default.temporaryDirectory.appendingPathComponent("launcher-keys-\(UUID().uuidString)")
         let keys = try await ToolKeyService.start(store: FileSigningKeyStore(folder: keysFolder.path), policy: KeyPolicy(), now: now)
+        try? FileManager.default.removeItem(at: keysFolder)  // the service keeps the ring in memory; nothing reloads it here
         let policy = LabRedirectPolicy(exactAuthorities: [], hostSuffixes: [".labondemand.com"], sandboxAuthority: nil)
         choices = LabChoices(skillable: skillable, tokens: LabSessionTokens(toolKeys: keys, lifetime: 900), redirectPolicy: policy)
         let coordinator = LaunchCoordinator(

@@ -141,47 +141,50 @@ func withTwoInstances(_ body: @escaping @Sendable (TwoInstances) async throws ->
             let lms = "http://127.0.0.1:\(try #require(lmsPort))"
 
             let store = PostgresGatewayStore.open(settings: try PostgresSettings(url: databaseURL), logger: Logger(label: "test"))
-            try await store.migrate()
-            let registration = try await PlatformAdministration.add(
-                store: store, issuer: platform.issuer, clientID: platform.clientID, authURL: lms + "/auth-a", tokenURL: lms + "/token-a",
-                jwksURL: lms + "/jwks-a", deployments: [platform.deploymentID])
+            try await store.whileRunning {
+                try await store.migrate()
+                let registration = try await PlatformAdministration.add(
+                    store: store, issuer: platform.issuer, clientID: platform.clientID, authURL: lms + "/auth-a", tokenURL: lms + "/token-a",
+                    jwksURL: lms + "/jwks-a", deployments: [platform.deploymentID])
 
-            let (portA, portB) = (try await freePort(), try await freePort())
-            let publicURL = "http://127.0.0.1:\(portA)"
-            let environment = [
-                "GATEWAY_DATABASE_URL": databaseURL, "GATEWAY_KEY_ENCRYPTION_KEY": EndToEnd.testKeyEncryptionKey,
-                "GATEWAY_PUBLIC_URL": publicURL, "GATEWAY_KEY_RELOAD_SECONDS": "1", "GATEWAY_JOB_POLL_SECONDS": "0.2",
-                "SKYPREP_RETRY_SECONDS": "0.3", "SKYPREP_BASE_URL": "http://127.0.0.1:\(try #require(skyPrepClient.port))/sandbox/skyprep/admin/api",
-                "SKYPREP_ACCT_KEY": skyPrep.acctKey, "SKYPREP_API_KEY": skyPrep.apiKey, "GATEWAY_LOG_LEVEL": "info",
-                "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
-            ]
-            let a = try GatewayProcess(port: portA, environment: environment, folder: folder, name: "a")
-            let b = try GatewayProcess(port: portB, environment: environment, folder: folder, name: "b")
-            let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
-            let instances = TwoInstances(
-                a: a, b: b, publicURL: publicURL, platform: platform, http: http, skyPrep: skyPrep, store: store,
-                environment: environment, folder: folder, registrationID: registration.id)
-            do {
-                for instance in [a, b] {
-                    let ready = await eventually(timeout: .seconds(30)) {
-                        try await instances.request(.GET, instances.url(instance, "/readyz")).status == 200
+                let (portA, portB) = (try await freePort(), try await freePort())
+                let publicURL = "http://127.0.0.1:\(portA)"
+                let environment = [
+                    "GATEWAY_DATABASE_URL": databaseURL, "GATEWAY_KEY_ENCRYPTION_KEY": EndToEnd.testKeyEncryptionKey,
+                    "GATEWAY_PUBLIC_URL": publicURL, "GATEWAY_KEY_RELOAD_SECONDS": "1", "GATEWAY_JOB_POLL_SECONDS": "0.2",
+                    "SKYPREP_RETRY_SECONDS": "0.3",
+                    "SKYPREP_BASE_URL": "http://127.0.0.1:\(try #require(skyPrepClient.port))/sandbox/skyprep/admin/api",
+                    "SKYPREP_ACCT_KEY": skyPrep.acctKey, "SKYPREP_API_KEY": skyPrep.apiKey, "GATEWAY_LOG_LEVEL": "info",
+                    "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+                ]
+                let a = try GatewayProcess(port: portA, environment: environment, folder: folder, name: "a")
+                let b = try GatewayProcess(port: portB, environment: environment, folder: folder, name: "b")
+                let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
+                let instances = TwoInstances(
+                    a: a, b: b, publicURL: publicURL, platform: platform, http: http, skyPrep: skyPrep, store: store,
+                    environment: environment, folder: folder, registrationID: registration.id)
+                do {
+                    for instance in [a, b] {
+                        let ready = await eventually(timeout: .seconds(30)) {
+                            try await instances.request(.GET, instances.url(instance, "/readyz")).status == 200
+                        }
+                        guard ready else { throw EndToEnd.LoginFailed(status: 0, body: "instance did not start:\n" + instance.log) }
                     }
-                    guard ready else { throw EndToEnd.LoginFailed(status: 0, body: "instance did not start:\n" + instance.log) }
+                    try await body(instances)
+                } catch {
+                    a.stop()
+                    b.stop()
+                    try? await http.shutdown()
+                    try? await store.close()
+                    platformTask.cancel()
+                    throw error
                 }
-                try await body(instances)
-            } catch {
                 a.stop()
                 b.stop()
-                try? await http.shutdown()
-                try? await store.close()
+                try await http.shutdown()
+                try await store.close()
                 platformTask.cancel()
-                throw error
             }
-            a.stop()
-            b.stop()
-            try await http.shutdown()
-            try await store.close()
-            platformTask.cancel()
         }
     }
 }

@@ -41,14 +41,10 @@ struct PostgresConformanceTests {
     static func withStore(_ body: (PostgresGatewayStore) async throws -> Void) async throws {
         try await TemporaryPostgresDatabase.with { url in
             let store = PostgresGatewayStore.open(settings: try PostgresSettings(url: url), logger: Logger(label: "test"))
-            do {
+            try await store.whileRunning {
                 try await store.migrate()
                 try await body(store)
-            } catch {
-                try? await store.close()
-                throw error
             }
-            try await store.close()
         }
     }
 
@@ -66,17 +62,13 @@ struct PostgresConformanceTests {
                 PostgresGatewayStore.open(settings: settings, logger: Logger(label: "a")),
                 PostgresGatewayStore.open(settings: settings, logger: Logger(label: "b"))
             )
-            do {
-                try await a.migrate()
-                try await b.migrate()
-                try await check.run(PostgresSigningKeyStore(store: a, encryption: kek), PostgresSigningKeyStore(store: b, encryption: kek))
-            } catch {
-                try? await a.close()
-                try? await b.close()
-                throw error
+            try await a.whileRunning {
+                try await b.whileRunning {
+                    try await a.migrate()
+                    try await b.migrate()
+                    try await check.run(PostgresSigningKeyStore(store: a, encryption: kek), PostgresSigningKeyStore(store: b, encryption: kek))
+                }
             }
-            try await a.close()
-            try await b.close()
         }
     }
 
@@ -105,10 +97,9 @@ struct PostgresConformanceTests {
             let settings = try PostgresSettings(url: url)
             let stores = (0..<3).map { _ in PostgresGatewayStore.open(settings: settings, logger: recorder.logger()) }
             try await withThrowingTaskGroup(of: Void.self) { group in
-                for store in stores { group.addTask { try await store.migrate() } }
+                for store in stores { group.addTask { try await store.whileRunning { try await store.migrate() } } }
                 try await group.waitForAll()
             }
-            for store in stores { try await store.close() }
             // Each migration once in all, whichever instance applied it.
             let applied = recorder.lines(containing: "applied database migration")
             #expect(applied.count == PostgresGatewayStore.migrationCount)
@@ -125,12 +116,14 @@ struct SQLiteStoreTests {
         FileManager.default.temporaryDirectory.appendingPathComponent("gw-sqlite-\(UUID().uuidString)/gateway.sqlite").path
     }
 
-    /// Opens `count` stores on one file, runs `body`, and closes every store whatever happens.
+    /// Opens `count` stores on one file, runs `body`, and closes every store whatever happens; then removes the file's
+    /// folder unless `removeAfter` is false.
     func withStores(
-        _ count: Int, path: String, logger: Logger = Logger(label: "t"),
+        _ count: Int, path: String, logger: Logger = Logger(label: "t"), removeAfter: Bool = true,
         _ body: ([SQLiteGatewayStore]) async throws -> Void
     ) async throws {
         var stores: [SQLiteGatewayStore] = []
+        defer { if removeAfter { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) } }
         do {
             // A minute for another store's write lock: on a starved machine two racing stores can wait longer
             // than a launch would be allowed to, and the point here is atomicity, not speed.
@@ -163,7 +156,7 @@ struct SQLiteStoreTests {
     @Test("what was stored survives closing and reopening the file")
     func durable() async throws {
         let path = temporaryPath()
-        try await withStores(1, path: path) { stores in
+        try await withStores(1, path: path, removeAfter: false) { stores in
             try await stores[0].migrate()
             try await GatewayStoreConformance.checks[0].run(stores[0])
         }

@@ -1,4 +1,5 @@
 import Foundation
+import GatewayStorage
 import GatewayStorageSQLite
 import Logging
 import Testing
@@ -28,9 +29,11 @@ struct SQLiteCheckpointTests {
                     expiresAt: Date().addingTimeInterval(600)))
         }
         var after = before
-        for _ in 0..<40 where after < before + 500_000 {
-            try await Task.sleep(for: .milliseconds(50))
-            after = try databaseFileSize()
+        try await store.whileRunning {
+            for _ in 0..<100 where after < before + 500_000 {
+                try await Task.sleep(for: .milliseconds(50))
+                after = try databaseFileSize()
+            }
         }
         try await store.close()  // closing checkpoints too, so the file is measured before
         #expect(after >= before + 500_000, "database file at \(after) bytes, from \(before)")

@@ -32,9 +32,11 @@ public struct Gateway: Sendable {
     public let toolKeys: ToolKeyService
 }
 
-/// Opens the store named by `settings.database.url` (SQLite or PostgreSQL), applying migrations unless
-/// `migrate` is false.
-public func openStore(settings: GatewaySettings, logger: Logger, migrate: Bool = true) async throws -> any GatewayStore {
+/// Opens the store named by `settings.database.url` (SQLite or PostgreSQL), runs its background work beside
+/// `body` (applying migrations first unless `migrate` is false), and closes it when `body` ends, on every path.
+public func withStore<T>(
+    settings: GatewaySettings, logger: Logger, migrate: Bool = true, _ body: (any GatewayStore) async throws -> T
+) async throws -> T {
     let store: any GatewayStore
     if let postgres = try settings.database.postgres {
         store = PostgresGatewayStore.open(settings: postgres, logger: logger)
@@ -42,14 +44,28 @@ public func openStore(settings: GatewaySettings, logger: Logger, migrate: Bool =
     } else {
         store = try await SQLiteGatewayStore.open(path: settings.database.sqlitePath, logger: logger)
     }
-    guard migrate else { return store }
+    let result: T
     do {
-        try await store.migrate()
+        result = try await store.whileRunning {
+            if migrate { try await store.migrate() }
+            return try await body(store)
+        }
     } catch {
         try? await store.close()
         throw error
     }
-    return store
+    try await store.close()
+    return result
+}
+
+/// Runs the gateway until SIGTERM or SIGINT: opens the store, builds every part, serves, then stops the server,
+/// the store's background work and the store, in that order.
+public func runGateway(settings: GatewaySettings, logger: Logger) async throws {
+    try settings.validate()
+    try await withStore(settings: settings, logger: logger, migrate: settings.database.migrateOnStart) { store in
+        let gateway = try await buildGateway(settings: settings, store: store, logger: logger)
+        try await gateway.application.runService()
+    }
 }
 
 /// Where the signing keys live: sealed in the shared PostgreSQL database, or as files in `GATEWAY_KEYS_DIR`.
@@ -61,29 +77,27 @@ public func signingKeyStore(settings: GatewaySettings, store: any GatewayStore) 
     return PostgresSigningKeyStore(store: postgres, encryption: kek)
 }
 
-/// The composition root: builds every part of the gateway from its settings.
+/// The composition root: builds every part of the gateway from its settings, on `store` (running, migrated:
+/// see ``withStore(settings:logger:migrate:_:)``).
 ///
-/// Used by `lti-gateway serve` and by the tests, so that both run the same application.
+/// Used by `lti-gateway serve` (``runGateway(settings:logger:)``) and by the tests, so that both run the same application.
 ///
 /// - Parameters:
 ///   - now: the time of day (token times, expiries).
 ///   - monotonicNow: the clock of every cache, window and deadline; never steps back with the time of day.
 ///     Tests pass one that moves with their `now`.
 public func buildGateway(
-    settings: GatewaySettings, logger: Logger, now: @escaping @Sendable () -> Date = { Date() },
+    settings: GatewaySettings, store: any GatewayStore, logger: Logger, now: @escaping @Sendable () -> Date = { Date() },
     monotonicNow: @escaping @Sendable () -> ContinuousClock.Instant = { .now }
 ) async throws -> Gateway {
     try settings.validate()
     let metrics = GatewayMetrics.registry
     let pages = try PageRenderer()
-    let store = try await openStore(settings: settings, logger: logger, migrate: settings.database.migrateOnStart)
     let toolKeys: ToolKeyService
     do {
         toolKeys = try await ToolKeyService.start(store: signingKeyStore(settings: settings, store: store), policy: settings.keys.policy, now: now())
-    } catch {
-        try? await store.close()  // nothing opened is left unclosed when the start fails
-        if let error = error as? StorageError { throw SettingsError(message: error.message) }
-        throw error
+    } catch let error as StorageError {
+        throw SettingsError(message: error.message)
     }
     let http = HTTPClient(
         eventLoopGroupProvider: .singleton,
@@ -208,7 +222,6 @@ public func buildGateway(
         router: router,
         configuration: .init(address: .hostname(settings.server.host, port: settings.server.port), serverName: "lti-gateway"),
         services: [
-            ClosingService(name: "store") { try await store.close() },
             ClosingService(name: "http-client") { try await http.shutdown() },
             ExpiredStateCleaner(store: store, now: now, logger: logger).service(every: settings.server.cleanupInterval),
             JobWorkerService(poll: settings.server.jobPollInterval) { poll in await provisioning.work(poll: poll) },
