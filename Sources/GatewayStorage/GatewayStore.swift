@@ -39,16 +39,25 @@ public protocol DeepLinkSessionStore: Sendable {
     func consumeDeepLinkSession(id: String, now: Date) async throws -> DeepLinkSession?
 }
 
-/// Everything the gateway keeps. A backend implements all of it and passes `GatewayStoreConformance`.
+/// Whether the database answers (readiness).
+public protocol DatabaseHealth: Sendable {
+    /// Throws when the database cannot be reached.
+    func ping() async throws
+}
+
+/// Removal of one-time state that expired.
+public protocol ExpiredStateStore: Sendable {
+    /// Deletes login states, used nonces and picker sessions that expired before `now`; returns how many rows went.
+    func deleteExpired(now: Date) async throws -> Int
+}
+
+/// Everything the gateway keeps. A backend implements all of it and passes `GatewayStoreConformance`; each
+/// consumer depends only on the narrow protocols it uses.
 public protocol GatewayStore: RegistrationStore, LoginStateStore, NonceStore, IdentityStore, LaunchStore, DeepLinkSessionStore,
-    SkyPrepAccountStore, JobQueueStore
+    SkyPrepAccountStore, JobQueueStore, DatabaseHealth, ExpiredStateStore
 {
     /// Applies pending schema migrations.
     func migrate() async throws
-    /// Throws when the database cannot be reached (readiness).
-    func ping() async throws
-    /// Deletes login states, used nonces and picker sessions that expired before `now`; returns how many rows went.
-    func deleteExpired(now: Date) async throws -> Int
     /// Runs the store's background work until the calling task is cancelled: PostgreSQL's connection pool (no
     /// statement runs without it), SQLite's log checkpointer. Whoever opens a store runs it around its use of the
     /// store — ``whileRunning(_:)`` — so that the work has an owner and ends before ``close()``.

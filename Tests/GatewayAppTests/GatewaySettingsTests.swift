@@ -50,6 +50,7 @@ struct GatewaySettingsTests {
     @Test("the file sets values, the environment (SPEC names) overrides them")
     func precedence() async throws {
         let file = try configFile(#"{"gateway": {"port": 9000, "public-url": "https://file.example", "clock-skew-seconds": 45}}"#)
+        defer { try? FileManager.default.removeItem(atPath: file) }
         let fromFile = try await GatewaySettings.load(configFile: file, environment: [:])
         #expect(fromFile.server.port == 9000 && fromFile.server.publicURL == "https://file.example" && fromFile.lti.clockSkew == .seconds(45))
         let overridden = try await GatewaySettings.load(
@@ -65,10 +66,12 @@ struct GatewaySettingsTests {
     @Test("an API key in the config file is ignored; the environment or a file it names supplies it")
     func secretsOnlyFromEnvironment() async throws {
         let file = try configFile(#"{"skillable": {"api-key": "from-file", "base-url": "https://labondemand.com/api/v3"}}"#)
+        defer { try? FileManager.default.removeItem(atPath: file) }
         await #expect(throws: SettingsError.self) { _ = try await GatewaySettings.load(configFile: file, environment: [:]) }
         let fromEnv = try await GatewaySettings.load(configFile: file, environment: ["SKILLABLE_API_KEY": "from-env"])
         #expect(fromEnv.skillable.apiKey == "from-env" && !fromEnv.skillable.usesSandbox)
         let keyFile = try configFile("from-secret-file\n")
+        defer { try? FileManager.default.removeItem(atPath: keyFile) }
         let fromKeyFile = try await GatewaySettings.load(configFile: file, environment: ["SKILLABLE_API_KEY_FILE": keyFile])
         #expect(fromKeyFile.skillable.apiKey == "from-secret-file")
         #expect(!String(describing: fromKeyFile).contains("from-secret-file") && !String(describing: fromEnv).contains("from-env"))

@@ -6,7 +6,7 @@ import LTICore
 public enum PlatformAdministration {
     /// Validates and stores a new registration; returns it.
     public static func add(
-        store: any GatewayStore, issuer: String, clientID: String, authURL: String, tokenURL: String,
+        store: any RegistrationStore & SkyPrepAccountStore, issuer: String, clientID: String, authURL: String, tokenURL: String,
         jwksURL: String, deployments: [String], now: Date = Date()
     ) async throws -> PlatformRegistration {
         guard !issuer.isEmpty, issuer.count <= 255 else { throw SettingsError(message: "--issuer must be 1…255 characters") }
@@ -44,7 +44,9 @@ public enum PlatformAdministration {
     }
 
     /// Validates and stores a registration's launch options.
-    public static func setLaunchOptions(store: any GatewayStore, registrationID: String, options: PlatformLaunchOptions) async throws {
+    public static func setLaunchOptions(
+        store: any RegistrationStore & SkyPrepAccountStore, registrationID: String, options: PlatformLaunchOptions
+    ) async throws {
         if let problem = options.problem { throw SettingsError(message: problem) }
         guard try await store.setLaunchOptions(options, registrationID: registrationID) else {
             throw SettingsError(message: "no platform with id \(registrationID) (see platforms list)")
@@ -52,7 +54,9 @@ public enum PlatformAdministration {
     }
 
     /// Validates and stores a registration's SkyPrep options.
-    public static func setSkyPrepOptions(store: any GatewayStore, registrationID: String, options: PlatformSkyPrepOptions) async throws {
+    public static func setSkyPrepOptions(
+        store: any RegistrationStore & SkyPrepAccountStore, registrationID: String, options: PlatformSkyPrepOptions
+    ) async throws {
         if let problem = options.problem { throw SettingsError(message: problem) }
         guard try await store.setSkyPrepOptions(options, registrationID: registrationID) else {
             throw SettingsError(message: "no platform with id \(registrationID) (see platforms list)")

@@ -47,7 +47,7 @@ struct JobWorkerService: Service {
 
 /// Deletes expired login states, used nonces and picker sessions.
 struct ExpiredStateCleaner: Sendable {
-    let store: any GatewayStore
+    let store: any ExpiredStateStore
     let now: @Sendable () -> Date
     let logger: Logger
 

@@ -18,7 +18,7 @@ final class RegistrationCache: RegistrationLookup {
         let skyPrep: PlatformSkyPrepOptions
     }
 
-    let store: any GatewayStore
+    let store: any RegistrationStore & SkyPrepAccountStore
     let ttl: Duration
     /// The cache's clock (tests move it).
     let now: @Sendable () -> ContinuousClock.Instant
@@ -27,7 +27,7 @@ final class RegistrationCache: RegistrationLookup {
     private let options = Mutex<[String: Entry<Options>]>([:])
 
     /// - Parameter ttl: zero reads the store every time.
-    init(store: any GatewayStore, ttl: Duration, now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }) {
+    init(store: any RegistrationStore & SkyPrepAccountStore, ttl: Duration, now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }) {
         self.store = store
         self.ttl = ttl
         self.now = now

@@ -6,7 +6,7 @@ import Prometheus
 
 /// `/healthz`, `/readyz`, `/metrics` and the tool's public key set.
 struct OperationsController: Sendable {
-    let store: any GatewayStore
+    let store: any DatabaseHealth
     let metrics: PrometheusCollectorRegistry
     let toolKeys: ToolKeyService
 

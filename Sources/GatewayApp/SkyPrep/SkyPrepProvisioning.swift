@@ -91,7 +91,7 @@ struct SkyPrepProvisioner: Sendable {
         case skippedNoEmail = "skipped_no_email"
     }
 
-    let store: any GatewayStore
+    let store: any SkyPrepAccountStore & JobQueueStore
     let clients: SkyPrepAccountClients
     let now: @Sendable () -> Date
 
@@ -151,7 +151,7 @@ struct SkyPrepProvisioner: Sendable {
 final class SkyPrepProvisioningQueue: Sendable {
     static let kind = "skyprep.provision"
 
-    let store: any GatewayStore
+    let store: any SkyPrepAccountStore & JobQueueStore
     /// Registrations' SkyPrep options, cached (read on every launch).
     let registrations: RegistrationCache
     let provisioner: SkyPrepProvisioner
@@ -164,7 +164,8 @@ final class SkyPrepProvisioningQueue: Sendable {
     private let wakeUps: AsyncStream<Void>
 
     init(
-        store: any GatewayStore, registrations: RegistrationCache, provisioner: SkyPrepProvisioner, logger: Logger, lease: TimeInterval = 300,
+        store: any SkyPrepAccountStore & JobQueueStore, registrations: RegistrationCache, provisioner: SkyPrepProvisioner, logger: Logger,
+        lease: TimeInterval = 300,
         retry: Backoff = Backoff(base: .seconds(30), cap: .seconds(3600), jitter: .proportional(0.2))
     ) {
         self.store = store
