@@ -87,5 +87,14 @@ enum SQLiteSchema {
             "ALTER TABLE jobs ADD COLUMN failure_code TEXT",
             "UPDATE jobs SET failure_code = 'email_in_use' WHERE last_error LIKE 'email_in_use%'",
         ],
+        // 7: deployments keep their order in a column of their own, as in PostgreSQL (it was the rowid).
+        [
+            "ALTER TABLE platform_deployments ADD COLUMN position INTEGER NOT NULL DEFAULT 0",
+            """
+            UPDATE platform_deployments SET position = (
+              SELECT count(*) FROM platform_deployments earlier
+              WHERE earlier.registration_id = platform_deployments.registration_id AND earlier.rowid < platform_deployments.rowid)
+            """,
+        ],
     ]
 }

@@ -249,3 +249,37 @@ struct SigningKeyStoreConformanceTests {
         }
     }
 }
+
+/// The two SQL backends keep the same tables with the same columns (their migration histories differ in number:
+/// released migrations are never edited), so that one set of statements (`GatewaySQL`) serves both.
+@Suite("SQL schemas", .enabled(if: TemporaryPostgresDatabase.isAvailable, "GATEWAY_TEST_POSTGRES_URL is not set"))
+struct SQLSchemaTests {
+    static let tables = [
+        "platform_registrations", "platform_deployments", "login_states", "used_nonces", "learner_identities", "launches",
+        "deep_link_sessions", "skyprep_accounts", "jobs",
+    ]
+
+    @Test("every table has the same columns in SQLite and in PostgreSQL")
+    func sameColumns() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gw-schema-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let sqlite = try await SQLiteGatewayStore.open(path: folder.appendingPathComponent("gateway.sqlite").path, logger: Logger(label: "test"))
+        try await sqlite.migrate()
+        var sqliteColumns: [String: Set<String>] = [:]
+        for table in Self.tables {
+            let rows = try await sqlite.read(SQLStatement("SELECT name FROM pragma_table_info('\(table)')"), [])
+            sqliteColumns[table] = Set(try rows.compactMap { try $0.text("name") })
+        }
+        try await sqlite.close()
+        try await PostgresConformanceTests.withStore { postgres in
+            for table in Self.tables {
+                let rows = try await postgres.read(
+                    SQLStatement("SELECT column_name::text AS name FROM information_schema.columns WHERE table_name = ?"), [.text(table)])
+                let columns = Set(try rows.compactMap { try $0.text("name") })
+                #expect(
+                    !columns.isEmpty && columns == sqliteColumns[table],
+                    "\(table): PostgreSQL \(columns.sorted()), SQLite \(sqliteColumns[table]?.sorted() ?? [])")
+            }
+        }
+    }
+}

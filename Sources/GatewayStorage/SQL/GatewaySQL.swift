@@ -1,0 +1,247 @@
+import Foundation
+import LTICore
+
+/// Every statement both SQL backends run, and the decoding of their rows: written once, sent in each backend's
+/// placeholder form (``SQLStatement``). What differs between the backends — migrations, transactions, the job claim
+/// (`SKIP LOCKED` in PostgreSQL) — stays in each backend.
+public enum GatewaySQL {
+    // MARK: registrations
+
+    public static let insertRegistration = SQLStatement(
+        "INSERT INTO platform_registrations (id, issuer, client_id, auth_url, token_url, jwks_url, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+
+    public static func values(_ r: PlatformRegistration) -> [SQLValue] {
+        [.text(r.id), .text(r.issuer), .text(r.clientID), .text(r.authURL), .text(r.tokenURL), .text(r.jwksURL), .time(r.createdAt)]
+    }
+
+    public static let insertDeployment = SQLStatement(
+        "INSERT INTO platform_deployments (registration_id, deployment_id, position) VALUES (?, ?, ?)")
+
+    /// Registrations with their deployments, one row per deployment (or one with a NULL deployment), in order.
+    static func registrations(where condition: String) -> SQLStatement {
+        SQLStatement(
+            """
+            SELECT r.id, r.issuer, r.client_id, r.auth_url, r.token_url, r.jwks_url, r.created_at, d.deployment_id
+            FROM platform_registrations r LEFT JOIN platform_deployments d ON d.registration_id = r.id
+            WHERE \(condition) ORDER BY r.created_at, r.id, d.position
+            """)
+    }
+    static let allRegistrations = registrations(where: "1 = 1")
+    static let registrationsByIssuer = registrations(where: "r.issuer = ?")
+    static let registrationByID = registrations(where: "r.id = ?")
+
+    /// Folds the rows of ``registrations(where:)`` into registrations.
+    static func registrations(_ rows: [some SQLRow]) throws -> [PlatformRegistration] {
+        var result: [PlatformRegistration] = []
+        for row in rows {
+            let id = try row.requiredText("id")
+            if result.last?.id != id {
+                result.append(
+                    PlatformRegistration(
+                        id: id, issuer: try row.requiredText("issuer"), clientID: try row.requiredText("client_id"),
+                        authURL: try row.requiredText("auth_url"), tokenURL: try row.requiredText("token_url"),
+                        jwksURL: try row.requiredText("jwks_url"), deploymentIDs: [], createdAt: try row.date("created_at")))
+            }
+            if let deployment = try row.text("deployment_id") { result[result.count - 1].deploymentIDs.append(deployment) }
+        }
+        return result
+    }
+
+    static let removeRegistration = SQLStatement("DELETE FROM platform_registrations WHERE id = ? RETURNING id")
+
+    /// The JSON options columns of a registration.
+    enum OptionsColumn: String {
+        case launch = "launch_options"
+        case skyPrep = "skyprep_options"
+
+        var read: SQLStatement { self == .launch ? GatewaySQL.readLaunchOptions : GatewaySQL.readSkyPrepOptions }
+        var write: SQLStatement { self == .launch ? GatewaySQL.writeLaunchOptions : GatewaySQL.writeSkyPrepOptions }
+    }
+    static let readLaunchOptions = SQLStatement("SELECT launch_options FROM platform_registrations WHERE id = ?")
+    static let readSkyPrepOptions = SQLStatement("SELECT skyprep_options FROM platform_registrations WHERE id = ?")
+    static let writeLaunchOptions = SQLStatement("UPDATE platform_registrations SET launch_options = ? WHERE id = ? RETURNING id")
+    static let writeSkyPrepOptions = SQLStatement("UPDATE platform_registrations SET skyprep_options = ? WHERE id = ? RETURNING id")
+
+    // MARK: login state and nonces
+
+    static let loginStateColumns = """
+        state, nonce, registration_id, target_link_uri, created_at, expires_at, login_hint, message_hint, deployment_hint,
+        restart_key, storage_digest, storage_frame, new_window
+        """
+    static let saveLoginState = SQLStatement(
+        "INSERT INTO login_states (\(loginStateColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+    static func values(_ s: LoginState) -> [SQLValue] {
+        [
+            .text(s.state), .text(s.nonce), .text(s.registrationID), .text(s.targetLinkURI), .time(s.createdAt), .time(s.expiresAt),
+            .text(s.loginHint), .text(s.ltiMessageHint), .text(s.deploymentHint), .text(s.restartKey), .text(s.storageSecretDigest),
+            .text(s.storageFrame), .bool(s.startedInNewWindow),
+        ]
+    }
+
+    /// One statement: of racing consumers (in any process), exactly one gets the row.
+    static let consumeLoginState = SQLStatement("DELETE FROM login_states WHERE state = ? RETURNING \(loginStateColumns)")
+    static let loginStateByState = SQLStatement("SELECT \(loginStateColumns) FROM login_states WHERE state = ? AND expires_at > ?")
+    static let loginStateByRestartKey = SQLStatement(
+        "SELECT \(loginStateColumns) FROM login_states WHERE restart_key = ? AND expires_at > ?")
+
+    static func loginState(_ row: some SQLRow) throws -> LoginState {
+        LoginState(
+            state: try row.requiredText("state"), nonce: try row.requiredText("nonce"), registrationID: try row.requiredText("registration_id"),
+            targetLinkURI: try row.requiredText("target_link_uri"), createdAt: try row.date("created_at"), expiresAt: try row.date("expires_at"),
+            loginHint: try row.text("login_hint") ?? "", ltiMessageHint: try row.text("message_hint"),
+            deploymentHint: try row.text("deployment_hint"), restartKey: try row.text("restart_key") ?? "",
+            storageSecretDigest: try row.text("storage_digest"), storageFrame: try row.text("storage_frame"),
+            startedInNewWindow: try row.bool("new_window") ?? false)
+    }
+
+    /// One statement: of racing uses of one nonce, exactly one inserts it.
+    static let markNonceUsed = SQLStatement(
+        "INSERT INTO used_nonces (issuer, nonce, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING nonce")
+
+    static let deleteExpired = ["login_states", "used_nonces", "deep_link_sessions"].map {
+        SQLStatement("DELETE FROM \($0) WHERE expires_at <= ? RETURNING 1")
+    }
+
+    // MARK: deep-linking sessions
+
+    static let deepLinkSessionColumns =
+        "id, registration_id, deployment_id, return_url, data, accept_multiple, accept_lineitem, created_at, expires_at"
+    static let saveDeepLinkSession = SQLStatement(
+        "INSERT INTO deep_link_sessions (\(deepLinkSessionColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+    static func values(_ s: DeepLinkSession) -> [SQLValue] {
+        [
+            .text(s.id), .text(s.registrationID), .text(s.deploymentID), .text(s.returnURL), .text(s.data), .bool(s.acceptMultiple),
+            .bool(s.acceptLineItem), .time(s.createdAt), .time(s.expiresAt),
+        ]
+    }
+
+    static let consumeDeepLinkSession = SQLStatement("DELETE FROM deep_link_sessions WHERE id = ? RETURNING \(deepLinkSessionColumns)")
+
+    static func deepLinkSession(_ row: some SQLRow) throws -> DeepLinkSession {
+        DeepLinkSession(
+            id: try row.requiredText("id"), registrationID: try row.requiredText("registration_id"),
+            deploymentID: try row.requiredText("deployment_id"), returnURL: try row.requiredText("return_url"), data: try row.text("data"),
+            acceptMultiple: try row.bool("accept_multiple") ?? false, acceptLineItem: try row.bool("accept_lineitem") ?? false,
+            createdAt: try row.date("created_at"), expiresAt: try row.date("expires_at"))
+    }
+
+    // MARK: identities
+
+    static let identityColumns = "id, issuer, subject, given_name, family_name, email, first_seen, last_seen"
+    static let upsertIdentity = SQLStatement(
+        """
+        INSERT INTO learner_identities (\(identityColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (issuer, subject) DO UPDATE SET
+          given_name = excluded.given_name, family_name = excluded.family_name, email = excluded.email, last_seen = excluded.last_seen
+        RETURNING \(identityColumns)
+        """)
+
+    static func values(_ i: LearnerIdentity) -> [SQLValue] {
+        [
+            .text(i.id), .text(i.issuer), .text(i.subject), .text(i.givenName), .text(i.familyName), .text(i.email), .time(i.firstSeen),
+            .time(i.lastSeen),
+        ]
+    }
+
+    static let identity = SQLStatement("SELECT \(identityColumns) FROM learner_identities WHERE issuer = ? AND subject = ?")
+
+    static func identity(_ row: some SQLRow) throws -> LearnerIdentity {
+        LearnerIdentity(
+            id: try row.requiredText("id"), issuer: try row.requiredText("issuer"), subject: try row.requiredText("subject"),
+            givenName: try row.text("given_name"), familyName: try row.text("family_name"), email: try row.text("email"),
+            firstSeen: try row.date("first_seen"), lastSeen: try row.date("last_seen"))
+    }
+
+    // MARK: launches
+
+    static let launchColumns = """
+        id, registration_id, deployment_id, learner_id, subject, message_type, resource_link_id, context_id, lab_id,
+        outcome, vendor_result_code, lab_instance_id, ags_lineitem, created_at
+        """
+    static let recordLaunch = SQLStatement("INSERT INTO launches (\(launchColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+    static func values(_ l: LaunchRecord) -> [SQLValue] {
+        [
+            .text(l.id), .text(l.registrationID), .text(l.deploymentID), .text(l.learnerID), .text(l.subject), .text(l.messageType),
+            .text(l.resourceLinkID), .text(l.contextID), .text(l.labID), .text(l.outcome), l.vendorResultCode.map(SQLValue.integer) ?? .null,
+            .text(l.labInstanceID), .text(l.agsLineItem), .time(l.createdAt),
+        ]
+    }
+
+    static let launchByID = SQLStatement("SELECT \(launchColumns) FROM launches WHERE id = ?")
+    static let recentLaunches = SQLStatement("SELECT \(launchColumns) FROM launches ORDER BY created_at DESC, id DESC LIMIT ?")
+
+    static func launch(_ row: some SQLRow) throws -> LaunchRecord {
+        LaunchRecord(
+            id: try row.requiredText("id"), registrationID: try row.requiredText("registration_id"),
+            deploymentID: try row.requiredText("deployment_id"), learnerID: try row.requiredText("learner_id"),
+            subject: try row.requiredText("subject"), messageType: try row.requiredText("message_type"),
+            resourceLinkID: try row.text("resource_link_id"), contextID: try row.text("context_id"), labID: try row.text("lab_id"),
+            outcome: try row.requiredText("outcome"), vendorResultCode: try row.integer("vendor_result_code"),
+            labInstanceID: try row.text("lab_instance_id"), agsLineItem: try row.text("ags_lineitem"), createdAt: try row.date("created_at"))
+    }
+
+    // MARK: SkyPrep accounts
+
+    static let accountColumns = "learner_id, user_id, email, first_name, last_name, role, updated_at"
+    static let accountByLearner = SQLStatement("SELECT \(accountColumns) FROM skyprep_accounts WHERE learner_id = ?")
+    static let accountsByUser = SQLStatement("SELECT \(accountColumns) FROM skyprep_accounts WHERE user_id = ? ORDER BY learner_id")
+    static let saveAccount = SQLStatement(
+        """
+        INSERT INTO skyprep_accounts (\(accountColumns)) VALUES (?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (learner_id) DO UPDATE SET user_id = excluded.user_id, email = excluded.email, first_name = excluded.first_name,
+          last_name = excluded.last_name, role = excluded.role, updated_at = excluded.updated_at
+        """)
+
+    static func values(_ a: SkyPrepAccount) -> [SQLValue] {
+        [.text(a.learnerID), .integer(a.userID), .text(a.email), .text(a.firstName), .text(a.lastName), .text(a.role), .time(a.updatedAt)]
+    }
+
+    static func account(_ row: some SQLRow) throws -> SkyPrepAccount {
+        SkyPrepAccount(
+            learnerID: try row.requiredText("learner_id"), userID: try row.requiredInteger("user_id"), email: try row.requiredText("email"),
+            firstName: try row.requiredText("first_name"), lastName: try row.requiredText("last_name"), role: try row.requiredText("role"),
+            updatedAt: try row.date("updated_at"))
+    }
+
+    // MARK: jobs
+
+    public static let jobColumns = "kind, key, payload, revision, attempts, next_run_at, held, last_error, failure_code, created_at"
+    /// Queued, or — when (kind, key) is queued — its payload replaced, due by the earlier time, released, revision bumped.
+    static let enqueueJob = SQLStatement(
+        """
+        INSERT INTO jobs (kind, key, payload, revision, attempts, next_run_at, held, created_at) VALUES (?, ?, ?, 1, 0, ?, ?, ?)
+        ON CONFLICT (kind, key) DO UPDATE SET payload = excluded.payload, revision = jobs.revision + 1,
+          next_run_at = CASE WHEN excluded.next_run_at < jobs.next_run_at THEN excluded.next_run_at ELSE jobs.next_run_at END,
+          held = excluded.held
+        """)
+    static let completeJob = SQLStatement("DELETE FROM jobs WHERE kind = ? AND key = ? AND revision = ? AND locked_by = ? RETURNING 1")
+    static let unlockJob = SQLStatement("UPDATE jobs SET locked_by = NULL, locked_until = NULL WHERE kind = ? AND key = ? AND locked_by = ?")
+    /// A newer revision (enqueued meanwhile) keeps its own due time.
+    static let retryJob = SQLStatement(
+        """
+        UPDATE jobs SET locked_by = NULL, locked_until = NULL, last_error = ?, failure_code = ?,
+          next_run_at = CASE WHEN revision = ? THEN ? ELSE next_run_at END
+        WHERE kind = ? AND key = ? AND locked_by = ?
+        """)
+    /// A newer revision (enqueued meanwhile) is not held: it runs again.
+    static let holdJob = SQLStatement(
+        """
+        UPDATE jobs SET locked_by = NULL, locked_until = NULL, last_error = ?, failure_code = ?,
+          held = CASE WHEN revision = ? THEN ? ELSE held END
+        WHERE kind = ? AND key = ? AND locked_by = ?
+        """)
+    static let queuedJob = SQLStatement("SELECT \(jobColumns) FROM jobs WHERE kind = ? AND key = ?")
+    static let queuedJobs = SQLStatement("SELECT \(jobColumns) FROM jobs ORDER BY created_at, kind, key LIMIT ?")
+    static let releaseJob = SQLStatement("UPDATE jobs SET held = ?, next_run_at = ? WHERE kind = ? AND key = ? RETURNING 1")
+
+    public static func job(_ row: some SQLRow) throws -> QueuedJob {
+        QueuedJob(
+            kind: try row.requiredText("kind"), key: try row.requiredText("key"), payload: try row.requiredText("payload"),
+            revision: try row.requiredInteger("revision"), attempts: try row.requiredInteger("attempts"), nextRunAt: try row.date("next_run_at"),
+            lastError: try row.text("last_error"), failureCode: try row.text("failure_code"), held: try row.bool("held") ?? false,
+            createdAt: try row.date("created_at"))
+    }
+}

@@ -1,0 +1,174 @@
+import Foundation
+import LTICore
+
+/// A ``GatewayStore`` over SQL: the backend supplies how one statement runs (``read(_:_:)``, ``write(_:_:)``);
+/// every store operation that is one statement, or a few independent ones, is written here once (``GatewaySQL``).
+/// The backend keeps what differs: migrations, multi-statement transactions, the job claim.
+public protocol SQLGatewayStore: GatewayStore {
+    associatedtype Row: SQLRow
+    /// Runs a statement that changes nothing.
+    func read(_ statement: SQLStatement, _ values: [SQLValue]) async throws -> [Row]
+    /// Runs a single-statement write, atomically; a unique violation is ``StorageError`` `.duplicate`.
+    @discardableResult
+    func write(_ statement: SQLStatement, _ values: [SQLValue]) async throws -> [Row]
+}
+
+extension SQLGatewayStore {
+    // MARK: registrations
+
+    public func allRegistrations() async throws -> [PlatformRegistration] {
+        try GatewaySQL.registrations(try await read(GatewaySQL.allRegistrations, []))
+    }
+
+    public func registrations(issuer: String) async throws -> [PlatformRegistration] {
+        try GatewaySQL.registrations(try await read(GatewaySQL.registrationsByIssuer, [.text(issuer)]))
+    }
+
+    public func registration(id: String) async throws -> PlatformRegistration? {
+        try GatewaySQL.registrations(try await read(GatewaySQL.registrationByID, [.text(id)])).first
+    }
+
+    public func removeRegistration(id: String) async throws -> Bool {
+        !(try await write(GatewaySQL.removeRegistration, [.text(id)]).isEmpty)
+    }
+
+    public func launchOptions(registrationID: String) async throws -> PlatformLaunchOptions {
+        try await options(.launch, of: registrationID) ?? PlatformLaunchOptions()
+    }
+
+    public func setLaunchOptions(_ options: PlatformLaunchOptions, registrationID: String) async throws -> Bool {
+        try await setOptions(.launch, to: options, of: registrationID)
+    }
+
+    public func skyPrepOptions(registrationID: String) async throws -> PlatformSkyPrepOptions {
+        try await options(.skyPrep, of: registrationID) ?? PlatformSkyPrepOptions()
+    }
+
+    public func setSkyPrepOptions(_ options: PlatformSkyPrepOptions, registrationID: String) async throws -> Bool {
+        try await setOptions(.skyPrep, to: options, of: registrationID)
+    }
+
+    /// A registration's JSON options column; nil when unset.
+    private func options<T: Decodable>(_ column: GatewaySQL.OptionsColumn, of registrationID: String) async throws -> T? {
+        guard let text = try await read(column.read, [.text(registrationID)]).first?.text(column.rawValue) else { return nil }
+        return try StoredJSON.decode(T.self, from: text, what: "\(column.rawValue) of \(registrationID)")
+    }
+
+    private func setOptions<T: Encodable>(_ column: GatewaySQL.OptionsColumn, to value: T, of registrationID: String) async throws -> Bool {
+        !(try await write(column.write, [.text(try StoredJSON.encode(value)), .text(registrationID)]).isEmpty)
+    }
+
+    // MARK: login state and nonces
+
+    public func saveLoginState(_ state: LoginState) async throws {
+        try await write(GatewaySQL.saveLoginState, GatewaySQL.values(state))
+    }
+
+    public func consumeLoginState(_ state: String, now: Date) async throws -> LoginState? {
+        guard let row = try await write(GatewaySQL.consumeLoginState, [.text(state)]).first else { return nil }
+        let found = try GatewaySQL.loginState(row)
+        return found.expiresAt > now ? found : nil
+    }
+
+    public func loginState(_ state: String, now: Date) async throws -> LoginState? {
+        try await read(GatewaySQL.loginStateByState, [.text(state), .time(now)]).first.map(GatewaySQL.loginState)
+    }
+
+    public func loginState(restartKey: String, now: Date) async throws -> LoginState? {
+        try await read(GatewaySQL.loginStateByRestartKey, [.text(restartKey), .time(now)]).first.map(GatewaySQL.loginState)
+    }
+
+    public func markNonceUsed(issuer: String, nonce: String, expiresAt: Date) async throws -> Bool {
+        !(try await write(GatewaySQL.markNonceUsed, [.text(issuer), .text(nonce), .time(expiresAt)]).isEmpty)
+    }
+
+    public func deleteExpired(now: Date) async throws -> Int {
+        var removed = 0
+        for statement in GatewaySQL.deleteExpired { removed += try await write(statement, [.time(now)]).count }
+        return removed
+    }
+
+    // MARK: deep-linking sessions
+
+    public func saveDeepLinkSession(_ session: DeepLinkSession) async throws {
+        try await write(GatewaySQL.saveDeepLinkSession, GatewaySQL.values(session))
+    }
+
+    public func consumeDeepLinkSession(id: String, now: Date) async throws -> DeepLinkSession? {
+        guard let row = try await write(GatewaySQL.consumeDeepLinkSession, [.text(id)]).first else { return nil }
+        let session = try GatewaySQL.deepLinkSession(row)
+        return session.expiresAt > now ? session : nil
+    }
+
+    // MARK: identities
+
+    public func upsertIdentity(_ identity: LearnerIdentity) async throws -> LearnerIdentity {
+        guard let row = try await write(GatewaySQL.upsertIdentity, GatewaySQL.values(identity)).first else {
+            throw StorageError(.corrupt, "upsert returned no row")
+        }
+        return try GatewaySQL.identity(row)
+    }
+
+    public func identity(issuer: String, subject: String) async throws -> LearnerIdentity? {
+        try await read(GatewaySQL.identity, [.text(issuer), .text(subject)]).first.map(GatewaySQL.identity)
+    }
+
+    // MARK: launches
+
+    public func recordLaunch(_ launch: LaunchRecord) async throws {
+        try await write(GatewaySQL.recordLaunch, GatewaySQL.values(launch))
+    }
+
+    public func launch(id: String) async throws -> LaunchRecord? {
+        try await read(GatewaySQL.launchByID, [.text(id)]).first.map(GatewaySQL.launch)
+    }
+
+    public func recentLaunches(limit: Int) async throws -> [LaunchRecord] {
+        try await read(GatewaySQL.recentLaunches, [.integer(max(0, limit))]).map(GatewaySQL.launch)
+    }
+
+    // MARK: SkyPrep accounts
+
+    public func skyPrepAccount(learnerID: String) async throws -> SkyPrepAccount? {
+        try await read(GatewaySQL.accountByLearner, [.text(learnerID)]).first.map(GatewaySQL.account)
+    }
+
+    public func skyPrepAccounts(userID: Int) async throws -> [SkyPrepAccount] {
+        try await read(GatewaySQL.accountsByUser, [.integer(userID)]).map(GatewaySQL.account)
+    }
+
+    public func saveSkyPrepAccount(_ account: SkyPrepAccount) async throws {
+        try await write(GatewaySQL.saveAccount, GatewaySQL.values(account))
+    }
+
+    // MARK: jobs
+
+    public func enqueueJob(kind: String, key: String, payload: String, runAt: Date) async throws {
+        try await write(GatewaySQL.enqueueJob, [.text(kind), .text(key), .text(payload), .time(runAt), .bool(false), .time(runAt)])
+    }
+
+    public func completeJob(_ job: QueuedJob, worker: String) async throws {
+        let removed = try await write(GatewaySQL.completeJob, [.text(job.kind), .text(job.key), .integer(job.revision), .text(worker)])
+        guard removed.isEmpty else { return }
+        try await write(GatewaySQL.unlockJob, [.text(job.kind), .text(job.key), .text(worker)])
+    }
+
+    public func failJob(_ job: QueuedJob, worker: String, failure: JobFailure, retryAt: Date?) async throws {
+        let (statement, value): (SQLStatement, SQLValue) = retryAt.map { (GatewaySQL.retryJob, .time($0)) } ?? (GatewaySQL.holdJob, .bool(true))
+        try await write(
+            statement,
+            [.text(failure.detail), .text(failure.code), .integer(job.revision), value, .text(job.kind), .text(job.key), .text(worker)])
+    }
+
+    public func queuedJob(kind: String, key: String) async throws -> QueuedJob? {
+        try await read(GatewaySQL.queuedJob, [.text(kind), .text(key)]).first.map(GatewaySQL.job)
+    }
+
+    public func queuedJobs(limit: Int) async throws -> [QueuedJob] {
+        try await read(GatewaySQL.queuedJobs, [.integer(max(0, limit))]).map(GatewaySQL.job)
+    }
+
+    public func releaseJob(kind: String, key: String, now: Date) async throws -> Bool {
+        !(try await write(GatewaySQL.releaseJob, [.bool(false), .time(now), .text(kind), .text(key)]).isEmpty)
+    }
+}
