@@ -17,7 +17,7 @@ struct PageRendererTests {
     func errorPageReuse() async throws {
         let pages = try PageRenderer()
         let error = GatewayError(
-            code: "state_unknown", status: .unauthorized, title: "This launch was refused",
+            code: .init(.stateUnknown), status: .unauthorized, title: "This launch was refused",
             message: "Start the activity again from your course & try once more.", rule: "Launch 1")
         for reference in ["ref-one", "ref-two", "<b>\"x\"&'y'</b>"] {
             let response = pages.errorPage(error, reference: reference)
@@ -29,7 +29,8 @@ struct PageRendererTests {
             #expect(try await Self.body(response) == expected)
         }
         // A different error is not served another error's page.
-        let other = GatewayError(code: "labid_missing", status: .badRequest, title: "No lab", message: "This link names no lab.")
+        let other = GatewayError(
+            code: .init(LaunchFailure.Code.labIDMissing), status: .badRequest, title: "No lab", message: "This link names no lab.")
         let page = try await Self.body(pages.errorPage(other, reference: "ref-three"))
         #expect(page.contains("No lab") && page.contains("ref-three") && !page.contains("Launch 1") && !page.contains("refused"))
     }

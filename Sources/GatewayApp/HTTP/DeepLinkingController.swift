@@ -75,7 +75,7 @@ struct DeepLinkingController: Sendable {
 extension GatewayError {
     /// The instructor's page for a picker that could not open or a refused submission.
     init(_ failure: DeepLinkFailure) {
-        let code = failure.code.rawValue
+        let code = GatewayError.Code(failure.code)
         func reopen(_ what: String) -> GatewayError {
             GatewayError(
                 code: code, status: .badRequest, title: "Please reopen the lab picker",

@@ -66,7 +66,7 @@ enum FormParameters {
             return String(buffer: try await request.body.collect(upTo: context.maxUploadSize))
         } catch is NIOTooManyBytesError {
             throw GatewayError(
-                code: "request_too_large", status: .contentTooLarge, title: "Request too large",
+                code: .requestTooLarge, status: .contentTooLarge, title: "Request too large",
                 message: "The request is larger than this gateway accepts (\(context.maxUploadSize / 1024) KiB).")
         }
     }

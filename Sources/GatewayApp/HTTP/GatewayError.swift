@@ -6,8 +6,29 @@ import LTICore
 /// Thrown by controllers; ``GatewayErrorMiddleware`` renders it (HTML page or JSON) with the request's
 /// reference id and logs it. `underlying` goes to the log only, never to the page.
 public struct GatewayError: Error, Sendable {
-    /// Stable identifier, safe as a log field and metric label (e.g. `state_unknown`, `labid_missing`).
-    public var code: String
+    /// A refusal's stable identifier, safe as a log field and metric label (e.g. `state_unknown`, `labid_missing`):
+    /// an LTI rule's code, a launch's or a picker's failure code, or one of the HTTP-level codes here — never free text.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        public let rawValue: String
+        private init(_ rawValue: String) { self.rawValue = rawValue }
+
+        /// An LTI login or launch rule (LTICore's refusal codes).
+        public init(_ refusal: LaunchRefusal.Code) { self.init(refusal.rawValue) }
+        /// A resource-link launch that opened nothing.
+        init(_ failure: LaunchFailure.Code) { self.init(failure.identifier) }
+        /// A lab picker that could not open, or a refused submission.
+        init(_ failure: DeepLinkFailure.Code) { self.init(failure.rawValue) }
+
+        public static let notFound = Code("not_found")
+        public static let requestTooLarge = Code("request_too_large")
+        public static let methodNotAllowed = Code("method_not_allowed")
+        public static let badRequest = Code("bad_request")
+        public static let internalError = Code("internal_error")
+
+        public var description: String { rawValue }
+    }
+
+    public var code: Code
     public var status: HTTPResponse.Status
     /// Short headline for the page.
     public var title: String
@@ -20,7 +41,7 @@ public struct GatewayError: Error, Sendable {
     var newWindow: NewWindowRestart?
 
     public init(
-        code: String, status: HTTPResponse.Status, title: String, message: String, rule: String? = nil,
+        code: Code, status: HTTPResponse.Status, title: String, message: String, rule: String? = nil,
         underlying: (any Error)? = nil
     ) {
         self.code = code
@@ -41,7 +62,7 @@ public struct GatewayError: Error, Sendable {
         ]
         let unavailable = refusal.code == .platformKeysUnavailable
         self.init(
-            code: refusal.code.rawValue,
+            code: Code(refusal.code),
             status: unavailable ? .badGateway : forged.contains(refusal.code) ? .unauthorized : .badRequest,
             title: unavailable ? "The LMS could not be reached" : "This launch was refused",
             message: refusal.message
@@ -53,7 +74,7 @@ public struct GatewayError: Error, Sendable {
     /// refused, with a way on in a new window.
     static func notThisBrowser(restart: NewWindowRestart) -> GatewayError {
         var error = GatewayError(
-            code: LaunchRefusal.Code.stateNotThisBrowser.rawValue, status: .unauthorized, title: "Open this activity in a new window",
+            code: Code(LaunchRefusal.Code.stateNotThisBrowser), status: .unauthorized, title: "Open this activity in a new window",
             message:
                 "This launch could not be tied to your browser inside the course page (its cookies are blocked there and the LMS keeps nothing for the activity).",
             rule: "Launch 1")
@@ -62,7 +83,7 @@ public struct GatewayError: Error, Sendable {
     }
 
     static func notFound() -> GatewayError {
-        GatewayError(code: "not_found", status: .notFound, title: "Page not found", message: "There is nothing at this address.")
+        GatewayError(code: .notFound, status: .notFound, title: "Page not found", message: "There is nothing at this address.")
     }
 }
 

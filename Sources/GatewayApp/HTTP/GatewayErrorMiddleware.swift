@@ -43,20 +43,20 @@ struct GatewayErrorMiddleware: RouterMiddleware {
             case .notFound: return .notFound()
             case .contentTooLarge:
                 return GatewayError(
-                    code: "request_too_large", status: .contentTooLarge, title: "Request too large",
+                    code: .requestTooLarge, status: .contentTooLarge, title: "Request too large",
                     message: "The request is larger than this gateway accepts.", underlying: error)
             case .methodNotAllowed:
                 return GatewayError(
-                    code: "method_not_allowed", status: .methodNotAllowed, title: "Not allowed",
+                    code: .methodNotAllowed, status: .methodNotAllowed, title: "Not allowed",
                     message: "This address does not accept this kind of request.", underlying: error)
             default:
                 return GatewayError(
-                    code: "bad_request", status: error.status.code < 500 ? error.status : .internalServerError,
+                    code: .badRequest, status: error.status.code < 500 ? error.status : .internalServerError,
                     title: "Request refused", message: "The request could not be handled.", underlying: error)
             }
         default:
             return GatewayError(
-                code: "internal_error", status: .internalServerError, title: "Something went wrong",
+                code: .internalError, status: .internalServerError, title: "Something went wrong",
                 message:
                     "The gateway could not complete this request. Please try again; if it keeps happening, give your administrator the reference below.",
                 underlying: error)
@@ -65,12 +65,12 @@ struct GatewayErrorMiddleware: RouterMiddleware {
 
     func log(_ error: GatewayError, request: Request, context: Context) {
         var metadata: Logger.Metadata = [
-            "gw.error": .string(error.code), "http.status": .stringConvertible(error.status.code),
+            "gw.error": .string(error.code.rawValue), "http.status": .stringConvertible(error.status.code),
             "http.path": .string(request.uri.path),
         ]
         if let rule = error.rule { metadata["lti.rule"] = .string(rule) }
         if let underlying = error.underlying { metadata["error.underlying"] = .string(String(describing: underlying)) }
-        Counter(label: "gateway_refusals_total", dimensions: [("code", error.code)]).increment()
+        Counter(label: "gateway_refusals_total", dimensions: [("code", error.code.rawValue)]).increment()
         if error.status.code >= 500 {
             context.logger.error("\(error.message)", metadata: metadata)
         } else {
@@ -83,7 +83,7 @@ struct GatewayErrorMiddleware: RouterMiddleware {
             struct Inner: Encodable { var type: String; var message: String; var reference: String }
             var error: Inner
         }
-        let body = Body(error: .init(type: error.code, message: error.message, reference: reference))
+        let body = Body(error: .init(type: error.code.rawValue, message: error.message, reference: reference))
         let data = (try? JSONEncoder().encode(body)) ?? Data()
         return Response(
             status: error.status, headers: [.contentType: "application/json; charset=utf-8"],

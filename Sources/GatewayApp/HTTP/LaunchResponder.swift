@@ -52,7 +52,7 @@ struct LaunchResponder: Sendable {
 extension GatewayError {
     /// The learner's page for a launch that opened nothing: plain words by cause, the failure's stable code.
     init(_ failure: LaunchFailure) {
-        let code = failure.code.identifier
+        let code = GatewayError.Code(failure.code)
         func page(_ status: HTTPResponse.Status, _ title: String, _ message: String) -> GatewayError {
             GatewayError(code: code, status: status, title: title, message: message, underlying: failure.underlying)
         }

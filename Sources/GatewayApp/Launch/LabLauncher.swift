@@ -67,15 +67,15 @@ struct LabLauncher: Sendable {
         case .started(let url, let instanceID):
             record.vendorResultCode = 1
             record.labInstanceID = instanceID.map(String.init)
-            return await redirect(to: joined ? (target ?? url) : url, outcome: joined ? "joined_launch" : "launched", record: &record, trace: trace)
+            return await redirect(to: joined ? (target ?? url) : url, outcome: joined ? .joinedLaunch : .launched, record: &record, trace: trace)
         case .existing(let instanceID):
             record.labInstanceID = String(instanceID)
             guard let url = try? await skillable.labAccessURL(labInstanceID: instanceID).url else {
                 return await recorder.refuse(&record, LaunchFailure(.skillableUnavailable), trace: trace)
             }
-            return await redirect(to: url, outcome: "recovered_running", record: &record, trace: trace)
+            return await redirect(to: url, outcome: .recoveredRunning, record: &record, trace: trace)
         case .deferred(let url):
-            return await redirect(to: url, outcome: "deferred_redirect", record: &record, trace: trace)
+            return await redirect(to: url, outcome: .deferredRedirect, record: &record, trace: trace)
         case .refused(let response):
             record.vendorResultCode = response.result.code
             record.labInstanceID = response.labInstanceID.map(String.init)
@@ -87,7 +87,7 @@ struct LabLauncher: Sendable {
                 ])
             switch response.result {
             case .userTooManyActiveLabs:
-                await recorder.finish(&record, outcome: LaunchFailure.Code.skillableResult(response.result).identifier, trace: trace)
+                await recorder.finish(&record, outcome: .refused(.skillableResult(response.result)), trace: trace)
                 return await choices.choices(session, token: nil, message: nil, now: now)
             case .userHasSavedInstance:
                 if let saved = try? await skillable.userRunningAndSavedLabs(userID: session.learnerID).savedLabs
@@ -95,7 +95,7 @@ struct LabLauncher: Sendable {
                     let url = try? await skillable.resume(labInstanceID: saved.labInstanceID).url
                 {
                     record.labInstanceID = String(saved.labInstanceID)
-                    return await redirect(to: url, outcome: "resumed_saved", record: &record, trace: trace)
+                    return await redirect(to: url, outcome: .resumedSaved, record: &record, trace: trace)
                 }
                 return await recorder.refuse(&record, LaunchFailure(.skillableResult(response.result)), trace: trace)
             default:
@@ -107,7 +107,7 @@ struct LabLauncher: Sendable {
     }
 
     /// The redirect to `url` when the policy allows it (checklist "Launch" rule 12), recorded with `outcome`.
-    private func redirect(to url: String, outcome: String, record: inout LaunchRecord, trace: LaunchTrace) async -> LaunchOutcome {
+    private func redirect(to url: String, outcome: RecordedOutcome, record: inout LaunchRecord, trace: LaunchTrace) async -> LaunchOutcome {
         guard redirectPolicy.allows(url) else { return await recorder.refuse(&record, LaunchFailure(.labURLRefused), trace: trace) }
         await recorder.finish(&record, outcome: outcome, trace: trace)
         return .redirect(url)

@@ -24,25 +24,25 @@ struct LaunchRecorder: Sendable {
         LaunchRecord(
             id: trace.referenceID, registrationID: registrationID, deploymentID: deploymentID, learnerID: learnerID,
             subject: subject, messageType: LTIMessageType.resourceLinkRequest.rawValue, resourceLinkID: resourceLinkID,
-            contextID: contextID, labID: labID, outcome: "pending", vendorResultCode: nil, labInstanceID: nil,
+            contextID: contextID, labID: labID, outcome: RecordedOutcome.pending.identifier, vendorResultCode: nil, labInstanceID: nil,
             agsLineItem: agsLineItem, createdAt: now)
     }
 
     /// Sets the launch's outcome, counts it (`lti_launches_total`), stores the record and logs it.
-    func finish(_ record: inout LaunchRecord, outcome: String, trace: LaunchTrace) async {
-        record.outcome = outcome
-        Counter(label: "lti_launches_total", dimensions: [("outcome", outcome.hasPrefix("skillable_result_") ? "skillable_refused" : outcome)])
-            .increment()
+    func finish(_ record: inout LaunchRecord, outcome: RecordedOutcome, trace: LaunchTrace) async {
+        record.outcome = outcome.identifier
+        Counter(label: "lti_launches_total", dimensions: [("outcome", outcome.metricLabel)]).increment()
         do {
             try await store.recordLaunch(record)
         } catch {
             // The lab may already run; the learner still goes in, and the operator sees why the record is missing.
-            trace.logger.error("launch record not stored", metadata: ["gw.launch.outcome": "\(outcome)", "error": "\(error)"])
+            trace.logger.error("launch record not stored", metadata: ["gw.launch.outcome": "\(outcome.identifier)", "error": "\(error)"])
         }
         trace.logger.info(
             "launch",
             metadata: [
-                "gw.launch.outcome": "\(outcome)", "lti.registration": "\(record.registrationID)", "lti.deployment": "\(record.deploymentID)",
+                "gw.launch.outcome": "\(outcome.identifier)", "lti.registration": "\(record.registrationID)",
+                "lti.deployment": "\(record.deploymentID)",
                 "lab.id": "\(record.labID ?? "-")", "lab.instance": "\(record.labInstanceID ?? "-")",
                 "skillable.result": "\(record.vendorResultCode.map(String.init) ?? "-")",
             ])
@@ -50,7 +50,7 @@ struct LaunchRecorder: Sendable {
 
     /// Records `failure` as the launch's outcome and hands it back as the outcome to show.
     func refuse(_ record: inout LaunchRecord, _ failure: LaunchFailure, trace: LaunchTrace) async -> LaunchOutcome {
-        await finish(&record, outcome: failure.code.identifier, trace: trace)
+        await finish(&record, outcome: .refused(failure.code), trace: trace)
         return .refused(failure)
     }
 }

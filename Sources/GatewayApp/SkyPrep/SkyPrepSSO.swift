@@ -63,7 +63,7 @@ struct SkyPrepSSO: Sendable {
         guard redirectPolicy.allows(url) || accountHost else {
             return await recorder.refuse(&record, LaunchFailure(.skyPrepURLRefused), trace: trace)
         }
-        await recorder.finish(&record, outcome: "skyprep_sso", trace: trace)
+        await recorder.finish(&record, outcome: .skyPrepSignIn, trace: trace)
         return .redirect(url)
     }
 }
