@@ -13,6 +13,8 @@ public struct CompactJWS: Sendable {
         public var jku: String?
         public var x5u: String?
         public var jwk: IgnoredValue?
+        /// Extensions the signer says must be understood (RFC 7515 §4.1.11); the gateway understands none.
+        public var crit: IgnoredValue?
         /// Present only to notice that a header carried the member; its value is never used.
         public struct IgnoredValue: Sendable, Decodable {
             public init(from decoder: any Decoder) throws {}

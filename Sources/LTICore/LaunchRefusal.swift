@@ -25,6 +25,7 @@ public struct LaunchRefusal: Error, Sendable, Equatable, CustomStringConvertible
         case tokenTooLarge = "token_too_large"
         case tokenMalformed = "token_malformed"
         case algorithmNotAllowed = "algorithm_not_allowed"
+        case criticalHeaderUnsupported = "crit_unsupported"
         case keyIDMissing = "kid_missing"
         // Launch rule 3
         case keyIDUnknown = "kid_unknown"

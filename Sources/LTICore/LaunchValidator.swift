@@ -103,10 +103,15 @@ public struct LaunchValidator: Sendable {
             throw LaunchRefusal(.registrationUnknown, "The platform registration for this launch no longer exists.", rule: "Launch 1")
         }
 
-        // Rule 2: compact JWS, RS256 only, kid present; jku / x5u / jwk ignored.
+        // Rule 2: compact JWS, RS256 only, no critical extensions, kid present; jku / x5u / jwk ignored.
         let jws = try CompactJWS(idToken)
         guard jws.header.alg == "RS256" else {
             throw LaunchRefusal(.algorithmNotAllowed, "The launch token is not signed with RS256.", rule: "Launch 2")
+        }
+        guard jws.header.crit == nil else {
+            // RFC 7515 §4.1.11: a recipient that does not understand a listed extension must reject the JWS.
+            throw LaunchRefusal(
+                .criticalHeaderUnsupported, "The launch token requires header extensions (crit) the gateway does not support.", rule: "Launch 2")
         }
         guard let kid = jws.header.kid, !kid.isEmpty else {
             throw LaunchRefusal(.keyIDMissing, "The launch token's header has no kid.", rule: "Launch 2")

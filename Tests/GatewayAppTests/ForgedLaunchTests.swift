@@ -49,6 +49,9 @@ let forgeries: [Forgery] = [
     .token("no kid in the header", "kid_missing", 400) { e2e, login in
         TestPlatform.signRS256(header: ["alg": "RS256"], claims: e2e.claims(e2e.platformA, login), key: TestKeys.platformA)
     },
+    .token("a crit header naming an extension (RFC 7515 §4.1.11)", "crit_unsupported", 401) { e2e, login in
+        e2e.platformA.sign(e2e.claims(e2e.platformA, login), extraHeader: ["crit": ["exp"], "exp": 1])
+    },
     .token("a kid the platform does not publish", "kid_unknown", 401) { e2e, login in
         e2e.platformA.sign(e2e.claims(e2e.platformA, login), kid: "unknown-kid")
     },

@@ -193,6 +193,14 @@ struct LaunchValidatorTests {
         await expectRefusal(.algorithmNotAllowed) { _ = try await h.validate(sign: { p, c in p.unsignedToken(c) }) }
     }
 
+    @Test("rule 2: a crit header is refused (RFC 7515 §4.1.11: no extension is understood), even over a good signature")
+    func critHeader() async throws {
+        await expectRefusal(.criticalHeaderUnsupported) {
+            _ = try await h.validate(sign: { p, c in p.sign(c, extraHeader: ["crit": ["b64"], "b64": false]) })
+        }
+        _ = try await h.validate(sign: { p, c in p.sign(c, extraHeader: ["typ": "JWT"]) })
+    }
+
     @Test("rule 2: HS256 with the platform's public key as secret is refused")
     func hs256Confusion() async {
         await expectRefusal(.algorithmNotAllowed) { _ = try await h.validate(sign: { p, c in p.hs256WithPublicKey(c) }) }

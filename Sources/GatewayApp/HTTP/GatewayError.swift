@@ -55,7 +55,7 @@ public struct GatewayError: Error, Sendable {
     /// An LTI login or launch refusal: 400 (401 for forgery-class failures) with the rule named.
     init(_ refusal: LaunchRefusal) {
         let forged: Set<LaunchRefusal.Code> = [
-            .signatureInvalid, .algorithmNotAllowed, .keyIDUnknown, .issuerMismatch,
+            .signatureInvalid, .algorithmNotAllowed, .criticalHeaderUnsupported, .keyIDUnknown, .issuerMismatch,
             .audienceMismatch, .authorizedPartyMismatch, .authorizedPartyMissing,
             .nonceMismatch, .nonceReplayed, .stateNotThisBrowser, .stateUnknown,
             .storageSecretMismatch, .storageNotOffered, .storageSecretForeign,
