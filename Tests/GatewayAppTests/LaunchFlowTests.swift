@@ -1,6 +1,7 @@
 import Foundation
 import GatewayApp
 import GatewayStorage
+import GatewaySupport
 import LTICore
 import LTITestSupport
 import NIOHTTP1
@@ -51,6 +52,23 @@ struct LaunchFlowTests {
             // The same learner later gets the same opaque id.
             _ = try await e2e.fullLaunch(labID: "1002")
             #expect(await sandbox.state.lastQuery["launch"]?["userid"] == sent["userid"])
+        }
+    }
+
+    @Test("a launch's id_token and state are read from the POST body only: in the query string they count for nothing")
+    func launchParametersFromBodyOnly() async throws {
+        try await withEndToEnd { e2e in
+            let login = try await e2e.login(e2e.platformA)
+            let token = e2e.platformA.sign(e2e.claims(e2e.platformA, login))
+            let query = FormEncoding.encode([("id_token", token), ("state", login.state)])
+            let inQuery = try await e2e.request(.POST, "/lti/launch?" + query, form: [], cookie: login.cookie)
+            #expect(inQuery.status == 400)
+            let reference = try #require(inQuery.reference)
+            #expect(!e2e.logs.lines(containing: "gw.request.id=\(reference)").filter { $0.contains("gw.error=state_missing") }.isEmpty)
+            #expect(try await e2e.gateway.skillableSandbox?.state.lastQuery["launch"] == nil)
+            // The state was not consumed: the same launch in the body goes through.
+            let inBody = try await e2e.launch(idToken: token, state: login.state, cookie: login.cookie)
+            #expect(inBody.status == 303)
         }
     }
 

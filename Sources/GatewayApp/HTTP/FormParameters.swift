@@ -52,12 +52,12 @@ enum FormParameters {
     }
 
     /// The parameters of a GET query, or of a form POST body (read up to the context's upload limit).
+    ///
+    /// A POST's query string is ignored: what a POST carries (an `id_token`, a `state`, a picker's choice) belongs in
+    /// its body, where it stays out of access logs and browser history, and a value in the URL cannot stand in for it.
     static func of(_ request: Request, context: some RequestContext) async throws -> [String: String] {
-        var parameters = parse(Substring(request.uri.query ?? ""))
-        if request.method == .post {
-            for (name, value) in parse(Substring(try await body(of: request, context: context))) { parameters[name] = value }
-        }
-        return parameters
+        guard request.method == .post else { return parse(Substring(request.uri.query ?? "")) }
+        return parse(Substring(try await body(of: request, context: context)))
     }
 
     /// The form body of a POST, as text, refused past the upload limit.
