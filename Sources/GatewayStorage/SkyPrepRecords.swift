@@ -65,6 +65,12 @@ public struct PlatformSkyPrepOptions: Sendable, Equatable, Codable {
         self.enrolOnSSO = enrolOnSSO
     }
 
+    /// Whether `name` may hold a platform's SkyPrep API key: `SKYPREP_API_KEY` or `SKYPREP_API_KEY_<NAME>` only, so that
+    /// no option can make the gateway send another secret (the key-encryption key, the database password) to SkyPrep.
+    public static func isAPIKeyVariable(_ name: String) -> Bool {
+        name == "SKYPREP_API_KEY" || name.range(of: "^SKYPREP_API_KEY_[A-Z0-9_]+$", options: .regularExpression) != nil
+    }
+
     /// The reason these options cannot be used, naming the option; nil when they are valid.
     public var problem: String? {
         if let domain = syntheticEmailDomain,
@@ -73,8 +79,9 @@ public struct PlatformSkyPrepOptions: Sendable, Equatable, Codable {
         {
             return "syntheticEmailDomain must be a domain name such as learners.example.edu"
         }
-        if let variable = apiKeyVariable, variable.range(of: "^[A-Z_][A-Z0-9_]*$", options: .regularExpression) == nil {
-            return "apiKeyVariable must be an environment variable name such as SKYPREP_API_KEY_ACME"
+        if let variable = apiKeyVariable, !Self.isAPIKeyVariable(variable) {
+            return
+                "apiKeyVariable must be SKYPREP_API_KEY or start with SKYPREP_API_KEY_ (e.g. SKYPREP_API_KEY_ACME): another variable could hold any secret"
         }
         if let account, account.isEmpty || account.count > 253 { return "account must be the SkyPrep domain, e.g. acme.skyprepapp.com" }
         if let bad = roleMap.values.first(where: { !Self.roles.contains($0) }) {

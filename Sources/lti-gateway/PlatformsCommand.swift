@@ -67,7 +67,9 @@ struct Platforms: AsyncParsableCommand {
         @Argument(help: "The platform id (see platforms list).") var id: String
         @Flag(inversion: .prefixedNo, help: "Create and update these learners' SkyPrep users on launches.") var provisioning = true
         @Option(help: "SkyPrep account (acct_key, e.g. acme.skyprepapp.com); default SKYPREP_ACCT_KEY.") var account: String?
-        @Option(name: .customLong("api-key-variable"), help: "Environment variable holding that account's API key; default SKYPREP_API_KEY.")
+        @Option(
+            name: .customLong("api-key-variable"),
+            help: "Environment variable holding that account's API key: SKYPREP_API_KEY_<NAME>; default SKYPREP_API_KEY.")
         var apiKeyVariable: String?
         @Flag(inversion: .prefixedNo, help: "Send the LMS course title as a SkyPrep group on sign-in (default: SKYPREP_GROUP_SYNC).")
         var groupSync: Bool?

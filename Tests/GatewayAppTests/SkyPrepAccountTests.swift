@@ -21,13 +21,17 @@ struct SkyPrepAccountTests {
     @Test("a platform's own account reads its API key from the variable it names; a missing variable is a configuration error")
     func accountKeys() async throws {
         let http = HTTPClient(eventLoopGroupProvider: .singleton)
-        let clients = clients(http, secrets: ["SKYPREP_API_KEY_ACME": "ACME-KEY"])
+        let clients = clients(http, secrets: ["SKYPREP_API_KEY_ACME": "ACME-KEY", "GATEWAY_KEY_ENCRYPTION_KEY": "KEK"])
         let main = try clients.client(for: PlatformSkyPrepOptions())
         #expect(main.settings.acctKey == "main.skyprepapp.com" && main.settings.apiKey == "MAIN-KEY")
         let acme = try clients.client(for: PlatformSkyPrepOptions(account: "acme.skyprepapp.com", apiKeyVariable: "SKYPREP_API_KEY_ACME"))
         #expect(acme.settings.acctKey == "acme.skyprepapp.com" && acme.settings.apiKey == "ACME-KEY")
         #expect(throws: SkyPrepProvisioningError.self) {
             _ = try clients.client(for: PlatformSkyPrepOptions(account: "x.skyprepapp.com", apiKeyVariable: "SKYPREP_API_KEY_X"))
+        }
+        // Options stored before the naming rule cannot send another secret to SkyPrep, even when it is set.
+        #expect(throws: SkyPrepProvisioningError.self) {
+            _ = try clients.client(for: PlatformSkyPrepOptions(account: "x.skyprepapp.com", apiKeyVariable: "GATEWAY_KEY_ENCRYPTION_KEY"))
         }
         try await http.shutdown()
     }
@@ -38,6 +42,11 @@ struct SkyPrepAccountTests {
         #expect(PlatformSkyPrepOptions(roleMap: ["Instructor": "teacher"]).problem?.contains("teacher") == true)
         #expect(PlatformSkyPrepOptions(syntheticEmailDomain: "not a domain").problem != nil)
         #expect(PlatformSkyPrepOptions(apiKeyVariable: "lower-case").problem != nil)
+        // Only SKYPREP_API_KEY_… names: another variable could hold any secret, which would be sent to SkyPrep.
+        for other in ["GATEWAY_KEY_ENCRYPTION_KEY", "GATEWAY_DATABASE_PASSWORD", "SKILLABLE_API_KEY", "SKYPREP_API_KEYS", "SKYPREP_API_KEY_"] {
+            #expect(PlatformSkyPrepOptions(apiKeyVariable: other).problem != nil, "\(other)")
+        }
+        #expect(PlatformSkyPrepOptions(apiKeyVariable: "SKYPREP_API_KEY").problem == nil)
         let mapped = PlatformSkyPrepOptions(roleMap: [
             "Instructor": "manager", "http://purl.imsglobal.org/vocab/lis/v2/system/person#Administrator": "admin",
         ])

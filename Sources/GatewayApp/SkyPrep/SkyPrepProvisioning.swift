@@ -41,6 +41,10 @@ struct SkyPrepAccountClients: Sendable {
     func client(for options: PlatformSkyPrepOptions) throws -> SkyPrepClient {
         guard options.account != nil || options.apiKeyVariable != nil else { return defaultClient }
         let variable = options.apiKeyVariable ?? "SKYPREP_API_KEY"
+        // Checked again here: options stored before the rule existed must not send another secret to SkyPrep.
+        guard PlatformSkyPrepOptions.isAPIKeyVariable(variable) else {
+            throw SkyPrepProvisioningError.configuration("the API key variable \(variable) does not start with SKYPREP_API_KEY_")
+        }
         guard let key = try secret(variable) else {
             throw SkyPrepProvisioningError.configuration("the environment variable \(variable) (SkyPrep API key) is not set")
         }
