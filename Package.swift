@@ -67,7 +67,7 @@ let package = Package(
         .target(
             name: "GatewayStoragePostgres",
             dependencies: [
-                "GatewayStorage", "LTICore",
+                "GatewayStorage", "LTICore", "GatewaySupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,11 +1,13 @@
 import Foundation
+import GatewaySupport
 import NIOSSL
 import PostgresNIO
 
 /// How to reach PostgreSQL, parsed from `GATEWAY_DATABASE_URL=postgres://user:password@host:port/database?…`.
 ///
 /// Query parameters: `sslmode` = `disable` | `prefer` | `require` (certificate and host name verified;
-/// default `prefer`), `pool` (maximum connections per instance, default 20), `connect_timeout` (seconds,
+/// default `require`, or `prefer` for a loopback host: a downgradable connection across a network would let
+/// anyone on the path read the database's traffic), `pool` (maximum connections per instance, default 20), `connect_timeout` (seconds,
 /// default 10).
 public struct PostgresSettings: Sendable {
     public var host: String
@@ -37,7 +39,7 @@ public struct PostgresSettings: Sendable {
         self.username = user.removingPercentEncoding ?? user
         self.password = components.password.map { $0.removingPercentEncoding ?? $0 }
         self.database = database
-        self.tlsMode = query["sslmode"] ?? "prefer"
+        self.tlsMode = query["sslmode"] ?? (Loopback.isLoopback(host) ? "prefer" : "require")
         guard ["disable", "prefer", "require"].contains(tlsMode) else {
             throw PostgresSettingsError("sslmode in GATEWAY_DATABASE_URL must be disable, prefer or require")
         }

@@ -103,6 +103,25 @@ struct GatewaySettingsTests {
     }
 }
 
+@Suite("Settings: vendor URLs")
+struct VendorURLSettingsTests {
+    @Test("a vendor API over plain http is refused unless it is this machine: its API key would cross the network in clear")
+    func httpOnlyToLoopback() async throws {
+        let keys = ["SKILLABLE_API_KEY": "k", "SKYPREP_ACCT_KEY": "a.skyprepapp.com", "SKYPREP_API_KEY": "k"]
+        for (name, url) in [("SKILLABLE_BASE_URL", "http://labondemand.com/api/v3"), ("SKYPREP_BASE_URL", "http://api.skyprep.io/admin/api")] {
+            await #expect(throws: SettingsError.self, "\(name)=\(url)") {
+                _ = try await GatewaySettings.load(configFile: "/nonexistent", environment: keys.merging([name: url]) { $1 })
+            }
+        }
+        for url in [
+            "http://127.0.0.1:8081/sandbox/skillable/api/v3", "http://localhost:8081/x", "http://[::1]:8081/x", "https://labondemand.com/api/v3",
+        ] {
+            let settings = try await GatewaySettings.load(configFile: "/nonexistent", environment: keys.merging(["SKILLABLE_BASE_URL": url]) { $1 })
+            #expect(settings.skillable.baseURL == url)
+        }
+    }
+}
+
 @Suite("Settings: one documented list")
 struct SettingsDocumentationTests {
     static let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -163,6 +182,15 @@ struct SettingsDocumentationTests {
 @Suite("Settings: PostgreSQL")
 struct PostgresSettingsTests {
     static let kek = Data(repeating: 1, count: 32).base64EncodedString()
+
+    @Test("TLS is required by default across a network, preferred only to this machine; an explicit sslmode is kept")
+    func tlsDefault() throws {
+        #expect(try PostgresSettings(url: "postgres://gw@db.example.edu/lti").tlsMode == "require")
+        #expect(try PostgresSettings(url: "postgres://gw@10.0.0.5:5432/lti").tlsMode == "require")
+        #expect(try PostgresSettings(url: "postgres://gw@127.0.0.1:5432/lti").tlsMode == "prefer")
+        #expect(try PostgresSettings(url: "postgres://gw@localhost/lti").tlsMode == "prefer")
+        #expect(try PostgresSettings(url: "postgres://gw@db.example.edu/lti?sslmode=disable").tlsMode == "disable")
+    }
 
     @Test("a postgres URL with pool, TLS mode and timeout; the password from GATEWAY_DATABASE_PASSWORD, never in the redacted URL")
     func parsed() async throws {

@@ -49,3 +49,14 @@ struct BackoffTests {
         #expect(proportional.delay(afterAttempt: 20) <= .seconds(4320))
     }
 }
+
+@Suite("Loopback hosts")
+struct LoopbackTests {
+    @Test("127.0.0.0/8, ::1 and localhost are this machine; nothing else is")
+    func loopback() {
+        for host in ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST"] { #expect(Loopback.isLoopback(host), "\(host)") }
+        for host in ["10.0.0.1", "127.0.0.1.example.com", "localhost.example.com", "::2", "db.example.edu", "127.0.0", "0.0.0.0"] {
+            #expect(!Loopback.isLoopback(host), "\(host)")
+        }
+    }
+}

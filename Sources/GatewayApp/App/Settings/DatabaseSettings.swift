@@ -19,7 +19,7 @@ public struct DatabaseSettings: SettingsArea {
     public static let settings: [Setting<Self>] = [
         .text(
             "GATEWAY_DATABASE_URL", \.url,
-            "`sqlite:PATH`, or `postgres://USER@HOST:5432/DB?sslmode=prefer&pool=20&connect_timeout=10` (see *Several instances*)",
+            "`sqlite:PATH`, or `postgres://USER@HOST:5432/DB?sslmode=require&pool=20&connect_timeout=10` (see *Several instances*)",
             reason: { url in
                 url.hasPrefix("postgres") || (url.hasPrefix("sqlite:") && url.count > "sqlite:".count)
                     ? nil : "must be sqlite:PATH or postgres://user@host:5432/database"

@@ -1,6 +1,7 @@
 import Configuration
 import Foundation
 import GatewaySupport
+import LTICore
 
 /// One setting of the gateway: its environment name, what it means, whether it is secret, how it is read into
 /// the part of the settings it belongs to, and the rule its value must keep.
@@ -258,4 +259,16 @@ func formatNumber(_ value: Double) -> String {
 private func describeRange(_ range: ClosedRange<Double>) -> String {
     range.upperBound == .greatestFiniteMagnitude
         ? "at least \(formatNumber(range.lowerBound))" : "\(formatNumber(range.lowerBound))…\(formatNumber(range.upperBound))"
+}
+
+/// Why a vendor's base URL cannot be used: not an absolute http(s) URL, or plain `http` to a host that is not
+/// this machine (the API key would cross the network in clear). Nil when it can.
+func vendorURLProblem(_ url: String) -> String? {
+    guard URLAuthority(url) != nil, let components = URLComponents(string: url), let host = components.host else {
+        return "must be an absolute http(s) URL"
+    }
+    if components.scheme?.lowercased() == "http" && !Loopback.isLoopback(host) {
+        return "must use https (plain http only to this machine: 127.0.0.1, ::1, localhost)"
+    }
+    return nil
 }

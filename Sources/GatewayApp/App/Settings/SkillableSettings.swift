@@ -33,7 +33,7 @@ public struct SkillableSettings: SettingsArea {
     public static let settings: [Setting<Self>] = [
         .optionalText(
             "SKILLABLE_BASE_URL", \.baseURL, "Lab on Demand API v3, e.g. `https://labondemand.com/api/v3`", absent: "built-in sandbox",
-            reason: { URLAuthority($0) == nil ? "must be an absolute http(s) URL" : nil }),
+            reason: vendorURLProblem),
         .secret("SKILLABLE_API_KEY", \.apiKey, "the Lab on Demand API key"),
         .duration("SKILLABLE_TIMEOUT_SECONDS", \.timeout, "deadline of one Skillable call", range: 0.1...120),
         .parsed(

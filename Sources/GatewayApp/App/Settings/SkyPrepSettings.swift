@@ -20,7 +20,7 @@ public struct SkyPrepSettings: SettingsArea {
     public static let settings: [Setting<Self>] = [
         .optionalText(
             "SKYPREP_BASE_URL", \.baseURL, "SkyPrep admin API, e.g. `https://api.skyprep.io/admin/api`", absent: "built-in sandbox",
-            reason: { URLAuthority($0) == nil ? "must be an absolute http(s) URL" : nil }),
+            reason: vendorURLProblem),
         .secret("SKYPREP_ACCT_KEY", \.acctKey, "the customer's SkyPrep domain, e.g. `acme.skyprepapp.com`"),
         .secret("SKYPREP_API_KEY", \.apiKey, "the SkyPrep API key"),
         .integer("SKYPREP_CALLS_PER_MINUTE", \.callsPerMinute, "client-side rate limit", allowed: 1...10_000),
