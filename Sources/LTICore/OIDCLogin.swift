@@ -12,6 +12,16 @@ public struct OIDCLoginRequest: Sendable {
     public var deploymentID: String?
     public var ltiStorageTarget: String?
 
+    /// The parameters of a third-party-initiated login (LTI 1.3 §4.1, and Platform Storage's `lti_storage_target`).
+    static let knownParameters: Set<String> = [
+        "iss", "login_hint", "target_link_uri", "lti_message_hint", "client_id", "lti_deployment_id", "lti_storage_target",
+    ]
+
+    /// `name` when it is a known parameter; otherwise words that say so without repeating it.
+    static func describe(_ name: String) -> String {
+        knownParameters.contains(name) ? name : "(one the gateway does not use)"
+    }
+
     /// Longest accepted value of any login parameter.
     public static let maxParameterLength = 4096
 
@@ -23,12 +33,15 @@ public struct OIDCLoginRequest: Sendable {
             }
             return value
         }
+        // The refusal names a parameter only when it is one of LTI's: a name the request made up is never echoed
+        // (into the page, the log, or the error pages' cache).
         for (name, value) in parameters where value.utf8.count > Self.maxParameterLength {
-            throw LaunchRefusal(.loginParameterTooLong, "The login parameter \(name) is too long.", rule: "Login 1")
+            throw LaunchRefusal(.loginParameterTooLong, "The login parameter \(Self.describe(name)) is too long.", rule: "Login 1")
         }
         // Kept with the login state and echoed to the platform: no control characters (a NUL cannot even be stored).
         for (name, value) in parameters where value.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) {
-            throw LaunchRefusal(.loginParameterInvalid, "The login parameter \(name) contains control characters.", rule: "Login 1")
+            throw LaunchRefusal(
+                .loginParameterInvalid, "The login parameter \(Self.describe(name)) contains control characters.", rule: "Login 1")
         }
         issuer = try required("iss")
         loginHint = try required("login_hint")

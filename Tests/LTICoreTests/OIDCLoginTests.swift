@@ -48,6 +48,26 @@ struct OIDCLoginTests {
         await expectRefusal(.loginParameterTooLong) { _ = try await login(parameters) }
     }
 
+    @Test("rule 1: a refusal never repeats a parameter name the request made up (page, log and page cache stay ours)")
+    func madeUpNamesNotEchoed() async throws {
+        try await register("a", clientID: "c1")
+        let invented = "<img src=x onerror=alert(1)>-\(UUID().uuidString)"
+        for value in [String(repeating: "x", count: OIDCLoginRequest.maxParameterLength + 1), "bell\u{07}"] {
+            var parameters = base
+            parameters[invented] = value
+            do {
+                _ = try await login(parameters)
+                Issue.record("accepted")
+            } catch let refusal as LaunchRefusal {
+                #expect(!refusal.message.contains(invented) && !refusal.message.contains("img"), "\(refusal.message)")
+            }
+        }
+        var parameters = base
+        parameters["lti_message_hint"] = "bell\u{07}"
+        await expectRefusal(.loginParameterInvalid) { _ = try await login(parameters) }
+        do { _ = try await login(parameters) } catch let refusal as LaunchRefusal { #expect(refusal.message.contains("lti_message_hint")) }
+    }
+
     @Test(
         "rule 1: parameters with control characters are refused (they are kept with the state)",
         arguments: [
