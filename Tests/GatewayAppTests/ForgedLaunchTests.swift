@@ -160,7 +160,7 @@ struct Unexpected: Error { var text: String }
 /// The cookie name the gateway uses, computed the same documented way (a digest of the state).
 enum LTIControllerCookie {
     static func name(for state: String) -> String {
-        // Recomputed independently: "lti_gw_state_" + first 6 bytes of SHA-256(state) in hex.
+        // Recomputed independently: "__Host-lti_gw_state_" + first 6 bytes of SHA-256(state) in hex.
         GatewayCookieNames.stateCookieName(for: state)
     }
 }

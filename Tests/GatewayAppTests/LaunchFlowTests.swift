@@ -25,7 +25,8 @@ struct LaunchFlowTests {
                     && query["prompt"] == "none")
             // The state cookie: bound to this browser, usable in an LMS iframe, invisible to scripts.
             #expect(login.setCookie.contains("HttpOnly") && login.setCookie.contains("Secure") && login.setCookie.contains("SameSite=None"))
-            #expect(login.setCookie.contains("Path=/lti"))
+            // __Host-: only Secure, Path=/ and no Domain, so no sibling subdomain or plain-http page can plant one.
+            #expect(login.setCookie.hasPrefix("__Host-lti_gw_state_") && login.setCookie.contains("Path=/;") && !login.setCookie.contains("Domain"))
 
             let token = e2e.platformA.sign(e2e.claims(e2e.platformA, login))
             let launch = try await e2e.launch(idToken: token, state: login.state, cookie: login.cookie)

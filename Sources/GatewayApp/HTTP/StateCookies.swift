@@ -15,11 +15,14 @@ enum StorageFailure: String, CustomStringConvertible {
 /// (CHIPS) one, which Chromium-family browsers keep inside an LMS frame when they block third-party cookies.
 /// They have different names, so a browser that keeps both (cookies allowed, or no CHIPS support) sends
 /// both, and neither replaces the other.
+///
+/// Both carry the `__Host-` prefix, so a browser accepts them only as `Secure`, `Path=/` and without `Domain`: a
+/// sibling subdomain or a plain-http page cannot plant a state cookie of its own (login CSRF).
 enum StateCookies {
     /// `Set-Cookie` values binding `state` to this browser.
     static func set(for state: String, maxAge: Int) -> [String] {
         let names = GatewayCookieNames.stateCookieNames(for: state)
-        let attributes = "Path=/lti; Max-Age=\(maxAge); HttpOnly; Secure; SameSite=None"
+        let attributes = "Path=/; Max-Age=\(maxAge); HttpOnly; Secure; SameSite=None"
         return ["\(names.plain)=\(state); \(attributes)", "\(names.partitioned)=\(state); \(attributes); Partitioned"]
     }
 
@@ -27,8 +30,8 @@ enum StateCookies {
     static func expire(for state: String) -> [String] {
         let names = GatewayCookieNames.stateCookieNames(for: state)
         return [
-            "\(names.plain)=; Path=/lti; Max-Age=0; HttpOnly; Secure; SameSite=None",
-            "\(names.partitioned)=; Path=/lti; Max-Age=0; HttpOnly; Secure; SameSite=None; Partitioned",
+            "\(names.plain)=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=None",
+            "\(names.partitioned)=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=None; Partitioned",
         ]
     }
 
@@ -45,14 +48,14 @@ enum StateCookies {
 /// Names of the cookies the gateway sets.
 public enum GatewayCookieNames {
     /// One cookie per login, named after a digest of its state, so several launches in one browser
-    /// (several LMS frames) do not overwrite each other: `lti_gw_state_` and 12 hex digits of SHA-256(state).
+    /// (several LMS frames) do not overwrite each other: `__Host-lti_gw_state_` and 12 hex digits of SHA-256(state).
     public static func stateCookieName(for state: String) -> String {
         stateCookieNames(for: state).plain
     }
 
-    /// The login's two state cookies: `lti_gw_state_…` and the partitioned `lti_gw_pstate_…`, with the same digest.
+    /// The login's two state cookies: `__Host-lti_gw_state_…` and the partitioned `__Host-lti_gw_pstate_…`, with the same digest.
     public static func stateCookieNames(for state: String) -> (plain: String, partitioned: String) {
         let digest = Hex.encode(SHA256.hash(data: Data(state.utf8)).prefix(6))
-        return ("lti_gw_state_" + digest, "lti_gw_pstate_" + digest)
+        return ("__Host-lti_gw_state_" + digest, "__Host-lti_gw_pstate_" + digest)
     }
 }
