@@ -37,6 +37,29 @@ struct SkyPrepSSOTests {
         }
     }
 
+    @Test("provisioning off: no sign-in into an account the gateway did not create or link, even one with the LMS email (an administrator's)")
+    func onlyLinkedAccounts() async throws {
+        try await withEndToEnd { e2e in
+            let fake = try #require(e2e.gateway.skyPrepSandbox)
+            _ = fake.addUser(email: "ada@example.edu", firstName: "SkyPrep", lastName: "Administrator")
+            #expect(try await e2e.gateway.store.setSkyPrepOptions(PlatformSkyPrepOptions(provisioning: false), registrationID: e2e.registrationA.id))
+            let refused = try await e2e.fullLaunch(labID: nil) { $0[LTIClaim.custom] = ["destination": "skyprep"] }
+            #expect(refused.status == 403 && refused.body.contains("Your SkyPrep account is not linked"))
+            #expect(fake.calls["get_login_key"] == nil)
+            #expect(try await e2e.gateway.store.recentLaunches(limit: 1).first?.outcome == "skyprep_account_not_linked")
+
+            // Once an account is linked to this learner, sign-in uses that account's email.
+            let learner = try #require(try await e2e.gateway.store.recentLaunches(limit: 1).first?.learnerID)
+            try await e2e.gateway.store.saveSkyPrepAccount(
+                SkyPrepAccount(
+                    learnerID: learner, userID: 4242, email: "ada.linked@example.edu", firstName: "Ada", lastName: "Lovelace", role: "learner",
+                    updatedAt: Date()))
+            let linked = try await e2e.fullLaunch(labID: nil) { $0[LTIClaim.custom] = ["destination": "skyprep"] }
+            #expect(linked.status == 303)
+            #expect(fake.lastForm["get_login_key"]?["user_email"] == "ada.linked@example.edu")
+        }
+    }
+
     @Test("no email from the LMS: a clear page; SkyPrep down: a clear page with the reference id")
     func failures() async throws {
         try await withEndToEnd { e2e in

@@ -198,7 +198,7 @@ public func buildGateway(
         launcher: launcher,
         deepLinking: deepLinking,
         skyPrep: SkyPrepSSO(
-            identities: store, recorder: recorder, registrations: registrations, clients: skyPrepClients,
+            identities: store, accounts: store, recorder: recorder, registrations: registrations, clients: skyPrepClients,
             provisioning: provisioning, redirectPolicy: skyPrepRedirects, defaultGroupSync: settings.skyPrep.groupSync),
         responder: responder,
         pages: pages, baseURL: settings.baseURL, stateLifetime: settings.lti.stateLifetime.totalSeconds,

@@ -112,6 +112,11 @@ extension GatewayError {
             self = page(
                 .conflict, "Your email belongs to another SkyPrep account",
                 "SkyPrep already has an account with your email address that is not linked to your LMS account. An administrator can link them.")
+        case .skyPrepAccountNotLinked:
+            self = page(
+                .forbidden, "Your SkyPrep account is not linked",
+                "This gateway signs you into SkyPrep only with an account it created or linked for your LMS account, and there is none yet. Ask your SkyPrep administrator to link your account."
+            )
         case .skyPrepUnavailable:
             self = page(.badGateway, "SkyPrep is not available", "SkyPrep, the training platform, did not answer. Please try again in a few minutes.")
         case .skyPrepURLRefused:

@@ -47,6 +47,8 @@ struct LaunchFailure: Error, Sendable {
         case skyPrepEmailMissing
         /// SkyPrep has the learner's email on an account that is not theirs.
         case skyPrepEmailInUse
+        /// SkyPrep knows no account this gateway created or linked for the learner (provisioning off).
+        case skyPrepAccountNotLinked
         /// SkyPrep did not answer.
         case skyPrepUnavailable
         /// SkyPrep answered with a URL the gateway does not send learners to.
@@ -72,6 +74,7 @@ struct LaunchFailure: Error, Sendable {
             case .labURLRefused: "lab_url_refused"
             case .skyPrepEmailMissing: "skyprep_email_missing"
             case .skyPrepEmailInUse: "skyprep_email_in_use"
+            case .skyPrepAccountNotLinked: "skyprep_account_not_linked"
             case .skyPrepUnavailable: "skyprep_unavailable"
             case .skyPrepURLRefused: "skyprep_url_refused"
             case .labSessionInvalid: "lab_session_invalid"

@@ -8,8 +8,13 @@ import SkyPrep
 /// provisioned first (so that it carries our learner id and role, and an email that belongs to another
 /// identity is never signed into), optionally enrolled in the launch's course, then `get_login_key` with
 /// `autocreate`, a one-time link and — with group sync — the LMS course as a group; then SkyPrep's URL.
+///
+/// Only into an account this gateway created or linked for this identity: the email signed into is that
+/// account's, never merely the one the LMS sends (which may be a SkyPrep administrator's). With provisioning off
+/// for the platform, a learner without such an account gets a page that says so.
 struct SkyPrepSSO: Sendable {
     let identities: any IdentityStore
+    let accounts: any SkyPrepAccountStore
     let recorder: LaunchRecorder
     let registrations: RegistrationCache
     let clients: SkyPrepAccountClients
@@ -40,10 +45,14 @@ struct SkyPrepSSO: Sendable {
         let url: String
         do {
             client = try clients.client(for: options)
-            var signInEmail = email
-            if options.provisioning, let account = try await provisioning.provisionNow(request) {
-                signInEmail = account.email
+            let account =
+                options.provisioning
+                ? try await provisioning.provisionNow(request) : try await accounts.skyPrepAccount(learnerID: identity.id)
+            guard let account else {
+                trace.logger.notice("SkyPrep sign-in refused: no SkyPrep account linked to this learner", metadata: ["gw.learner": "\(identity.id)"])
+                return await recorder.refuse(&record, LaunchFailure(.skyPrepAccountNotLinked), trace: trace)
             }
+            let signInEmail = account.email
             if let course = token.custom?["skyprep_course_id"], !course.isEmpty, options.enrolOnSSO {
                 do {
                     try await client.enrolUser(email: signInEmail, courseIDs: [course])
