@@ -68,12 +68,12 @@ public final class SkyPrepSandbox: Sendable {
     /// Every call fails this way until `setOutage(nil)`.
     public func setOutage(_ failure: Failure?) { state.withLock { $0.outage = failure } }
     /// Adds a user as an administrator would by hand (no `user_identifier`).
-    public func addUser(email: String, firstName: String, lastName: String) -> Int {
+    public func addUser(email: String, firstName: String, lastName: String, role: String = "learner") -> Int {
         state.withLock { s in
             s.users.append(
                 User(
                     id: s.nextID, email: email, firstName: firstName, lastName: lastName, userIdentifier: nil,
-                    role: "learner", groups: [], courseIDs: []))
+                    role: role, groups: [], courseIDs: []))
             s.nextID += 1
             return s.nextID - 1
         }

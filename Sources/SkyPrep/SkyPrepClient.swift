@@ -127,9 +127,18 @@ public struct SkyPrepClient: Sendable {
         return try Self.userID(in: try await call("create_user", parameters), method: "create_user")
     }
 
-    /// `update_user`: names and role.
-    public func updateUser(id: Int, firstName: String, lastName: String, role: String) async throws {
-        _ = try await call("update_user", ["user_id": String(id), "first_name": firstName, "last_name": lastName, "role": role])
+    /// `update_user`: names, and the role unless it is nil (then SkyPrep keeps the user's own).
+    public func updateUser(id: Int, firstName: String, lastName: String, role: String?) async throws {
+        var parameters = ["user_id": String(id), "first_name": firstName, "last_name": lastName]
+        if let role { parameters["role"] = role }
+        _ = try await call("update_user", parameters)
+    }
+
+    /// `get_user`: the user's SkyPrep role (`learner`, `admin`, …), nil when SkyPrep's answer names none.
+    public func userRole(id: Int) async throws -> String? {
+        let answer = try await call("get_user", ["user_id": String(id)])
+        let user = (answer as? [String: any Sendable]).map { ($0["user"] as? [String: any Sendable]) ?? $0 }
+        return (user?["role"] ?? user?["user_role"]) as? String
     }
 
     /// `enroll_user_in_courses` for the user with `email`.

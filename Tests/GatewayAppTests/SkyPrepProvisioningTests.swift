@@ -151,7 +151,7 @@ struct SkyPrepProvisioningTests {
         }
     }
 
-    @Test("an existing SkyPrep user made by hand is linked only with linking by email; a mapped LTI role sets the SkyPrep role")
+    @Test("an existing SkyPrep learner made by hand is linked only with linking by email, and linking never changes its role")
     func existingUserAndRoles() async throws {
         try await withEndToEnd(configure: Self.fastQueue) { e2e in
             let fake = try #require(e2e.gateway.skyPrepSandbox)
@@ -165,7 +165,27 @@ struct SkyPrepProvisioningTests {
             let id = try await learnerID(e2e)
             let settled10 = await eventually { (try await store.skyPrepAccount(learnerID: id))?.userID == existing }
             #expect(settled10)
-            #expect(fake.users.count == 1 && fake.users.first?.role == "manager" && fake.users.first?.firstName == "Ada")
+            #expect(fake.users.count == 1 && fake.users.first?.role == "learner" && fake.users.first?.firstName == "Ada")
+        }
+    }
+
+    @Test("linking by email never takes over a SkyPrep administrator's account: the job is held, the account untouched, sign-in refused")
+    func privilegedAccountNotLinked() async throws {
+        try await withEndToEnd(configure: Self.fastQueue) { e2e in
+            let fake = try #require(e2e.gateway.skyPrepSandbox)
+            let store = e2e.gateway.store
+            let admin = fake.addUser(email: "ada@example.edu", firstName: "Site", lastName: "Admin", role: "admin")
+            #expect(try await store.setSkyPrepOptions(PlatformSkyPrepOptions(linkByEmail: true), registrationID: e2e.registrationA.id))
+            #expect(try await e2e.fullLaunch().status == 303)
+            let id = try await learnerID(e2e)
+            let held = await eventually { (try await store.queuedJob(kind: "skyprep.provision", key: id))?.held == true }
+            #expect(held)
+            #expect(try await store.queuedJob(kind: "skyprep.provision", key: id)?.failureCode == "privileged_account")
+            #expect(try await store.skyPrepAccount(learnerID: id) == nil)
+            let user = try #require(fake.users.first { $0.id == admin })
+            #expect(user.role == "admin" && user.firstName == "Site" && fake.calls["update_user"] == nil)
+            let sso = try await e2e.fullLaunch(labID: nil) { $0[LTIClaim.custom] = ["destination": "skyprep"] }
+            #expect(sso.status == 409 && fake.calls["get_login_key"] == nil)
         }
     }
 

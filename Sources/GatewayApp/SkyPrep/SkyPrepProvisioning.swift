@@ -56,6 +56,8 @@ struct SkyPrepAccountClients: Sendable {
 enum SkyPrepProvisioningError: Error, CustomStringConvertible {
     /// SkyPrep has a user with this email that is not this learner's, and linking by email is off.
     case emailInUse
+    /// SkyPrep's user with this email has a role above `learner`: never linked by email (an operator links it).
+    case privilegedAccount(role: String)
     case configuration(String)
     case vendor(SkyPrepError)
 
@@ -70,6 +72,7 @@ enum SkyPrepProvisioningError: Error, CustomStringConvertible {
     var code: String {
         switch self {
         case .emailInUse: "email_in_use"
+        case .privilegedAccount: "privileged_account"
         case .configuration: "configuration"
         case .vendor(let error): "skyprep_\(error.code.rawValue)"
         }
@@ -78,6 +81,8 @@ enum SkyPrepProvisioningError: Error, CustomStringConvertible {
     var description: String {
         switch self {
         case .emailInUse: "email_in_use: SkyPrep has another user with this email; enable linking by email for the platform to link them"
+        case .privilegedAccount(let role):
+            "privileged_account: SkyPrep's user with this email is \(role), not learner; linking by email never takes over such an account"
         case .configuration(let message): "configuration: \(message)"
         case .vendor(let error): "\(error)"
         }
@@ -88,7 +93,9 @@ enum SkyPrepProvisioningError: Error, CustomStringConvertible {
 /// against the learner's (issuer, sub) identity, so that later launches make no SkyPrep call.
 ///
 /// Email is SkyPrep's key, so a user found by email is linked only when it is provably this learner's
-/// (its `user_identifier` is our learner id) or the platform's operator enabled linking by email.
+/// (its `user_identifier` is our learner id) or the platform's operator enabled linking by email — and then only a
+/// user whose SkyPrep role is `learner`, whose role linking never changes (an administrator's account is never
+/// taken over by a learner who shares its email: the job is held for an operator).
 struct SkyPrepProvisioner: Sendable {
     enum Outcome: String, Sendable {
         case created, updated, unchanged, linked
@@ -135,9 +142,18 @@ struct SkyPrepProvisioner: Sendable {
             } catch let error as SkyPrepError where error.code == .badParameters {
                 // Most likely the email is taken; anything else is a real refusal.
                 guard let existing = try await client.users().first(where: { $0.email.lowercased() == email.lowercased() }) else { throw error }
-                guard existing.userIdentifier == request.learnerID || options.linkByEmail else { throw SkyPrepProvisioningError.emailInUse }
+                if existing.userIdentifier == request.learnerID {
+                    // Ours (created for this learner by an earlier run that did not finish): names and role as for any update.
+                    try await client.updateUser(id: existing.id, firstName: request.firstName, lastName: request.lastName, role: role)
+                } else {
+                    guard options.linkByEmail else { throw SkyPrepProvisioningError.emailInUse }
+                    // Someone else's user: only a learner is linked, and its role stays what it is.
+                    let existingRole = try await client.userRole(id: existing.id)
+                    guard existingRole == "learner" else { throw SkyPrepProvisioningError.privilegedAccount(role: existingRole ?? "unknown") }
+                    try await client.updateUser(id: existing.id, firstName: request.firstName, lastName: request.lastName, role: nil)
+                    account.role = "learner"
+                }
                 account.userID = existing.id
-                try await client.updateUser(id: existing.id, firstName: request.firstName, lastName: request.lastName, role: role)
                 outcome = .linked
             }
             try await store.saveSkyPrepAccount(account)
@@ -216,8 +232,8 @@ final class SkyPrepProvisioningQueue: Sendable {
             if let job = try await store.queuedJob(kind: Self.kind, key: request.learnerID) {
                 // Held by another worker's run: the same cause holds here.
                 if job.held {
-                    throw job.failureCode == SkyPrepProvisioningError.emailInUse.code
-                        ? SkyPrepProvisioningError.emailInUse : SkyPrepProvisioningError.configuration(job.lastError ?? "held")
+                    let anotherAccount = [SkyPrepProvisioningError.emailInUse.code, "privileged_account"].contains(job.failureCode ?? "")
+                    throw anotherAccount ? SkyPrepProvisioningError.emailInUse : SkyPrepProvisioningError.configuration(job.lastError ?? "held")
                 }
             } else {
                 return try await store.skyPrepAccount(learnerID: request.learnerID)

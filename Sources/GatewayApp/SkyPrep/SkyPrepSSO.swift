@@ -63,7 +63,7 @@ struct SkyPrepSSO: Sendable {
             }
             let groups = (options.groupSync ?? defaultGroupSync) ? [token.context?.title].compactMap { $0 }.filter { !$0.isEmpty } : []
             url = try await client.loginURL(email: signInEmail, firstName: request.firstName, lastName: request.lastName, groups: groups)
-        } catch SkyPrepProvisioningError.emailInUse {
+        } catch SkyPrepProvisioningError.emailInUse, SkyPrepProvisioningError.privilegedAccount {
             return await recorder.refuse(&record, LaunchFailure(.skyPrepEmailInUse), trace: trace)
         } catch {
             return await recorder.refuse(&record, LaunchFailure(.skyPrepUnavailable, underlying: error), trace: trace)
