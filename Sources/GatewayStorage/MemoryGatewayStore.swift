@@ -80,6 +80,15 @@ public actor MemoryGatewayStore: GatewayStore {
         loginStates.values.first { $0.restartKey == restartKey && $0.expiresAt > now }
     }
 
+    public func assignRestartKey(_ key: String, toState state: String, now: Date) async throws -> String? {
+        guard var found = loginStates[state], found.expiresAt > now else { return nil }
+        if found.restartKey == nil {
+            found.restartKey = key
+            loginStates[state] = found
+        }
+        return found.restartKey
+    }
+
     public func markNonceUsed(issuer: String, nonce: String, expiresAt: Date) async throws -> Bool {
         let key = issuer + "\u{0}" + nonce
         guard usedNonces[key] == nil else { return false }

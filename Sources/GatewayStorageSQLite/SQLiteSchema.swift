@@ -96,5 +96,10 @@ enum SQLiteSchema {
               WHERE earlier.registration_id = platform_deployments.registration_id AND earlier.rowid < platform_deployments.rowid)
             """,
         ],
+        // 8: restart keys only for the logins that need one, so the index holds those alone (a write per login less).
+        [
+            "DROP INDEX login_states_restart",
+            "CREATE INDEX login_states_restart ON login_states (restart_key) WHERE restart_key IS NOT NULL",
+        ],
     ]
 }

@@ -43,7 +43,7 @@ public enum GatewayStoreConformance {
             state: state, nonce: "nonce-\(state)", registrationID: "reg", targetLinkURI: "https://tool/lti/launch",
             createdAt: epoch, expiresAt: epoch.addingTimeInterval(expiresIn), loginHint: "hint-\(state)",
             ltiMessageHint: storage ? "message-\(state)" : nil, deploymentHint: storage ? "dep-\(state)" : nil,
-            restartKey: "restart-\(state)", storageSecretDigest: storage ? "digest-\(state)" : nil,
+            restartKey: storage ? "restart-\(state)" : nil, storageSecretDigest: storage ? "digest-\(state)" : nil,
             storageFrame: storage ? "post_message_forwarding" : nil, startedInNewWindow: !storage)
     }
 
@@ -102,8 +102,15 @@ public enum GatewayStoreConformance {
             for state in ["plain", "stored"] {
                 let expected = loginState(state, storage: state == "stored")
                 try expect(try await store.loginState(state, now: epoch) == expected, "read \(state)")
-                try expect(try await store.loginState(restartKey: "restart-\(state)", now: epoch) == expected, "read \(state) by restart key")
             }
+            try expect(
+                try await store.loginState(restartKey: "restart-stored", now: epoch) == loginState("stored", storage: true), "read by restart key")
+            // A login saved without a restart key gets one when asked, once; the first key stays.
+            try expect(try await store.assignRestartKey("restart-plain", toState: "plain", now: epoch) == "restart-plain", "assigned")
+            try expect(try await store.assignRestartKey("another", toState: "plain", now: epoch) == "restart-plain", "assigned twice")
+            try expect(try await store.loginState(restartKey: "restart-plain", now: epoch)?.state == "plain", "read by assigned key")
+            try expect(try await store.assignRestartKey("k", toState: "never", now: epoch) == nil, "assigned to an unknown state")
+            try expect(try await store.assignRestartKey("k", toState: "plain", now: epoch.addingTimeInterval(601)) == nil, "assigned when expired")
             try expect(try await store.loginState("stored", now: epoch.addingTimeInterval(601)) == nil, "expired state read")
             try expect(
                 try await store.loginState(restartKey: "restart-stored", now: epoch.addingTimeInterval(601)) == nil,

@@ -19,6 +19,9 @@ public protocol LoginStateStore: Sendable {
     func loginState(_ state: String, now: Date) async throws -> LoginState?
     /// The unexpired login whose ``LoginState/restartKey`` is `restartKey`, left in place.
     func loginState(restartKey: String, now: Date) async throws -> LoginState?
+    /// Gives the unexpired login `state` the restart key `key` unless it has one already; the key it has then, or
+    /// nil when there is no such login. (Most logins never need a restart key, so they are saved without one.)
+    func assignRestartKey(_ key: String, toState state: String, now: Date) async throws -> String?
 }
 
 /// Remembers nonces that have been used, until they could no longer be accepted anyway.

@@ -65,8 +65,9 @@ public struct OIDCLoginRedirect: Sendable {
     ///
     /// - Important: Secret; goes only into the login page that hands it to the platform's storage.
     public var storageSecret: String?
-    /// The login's handle on the "open in a new window" page.
-    public var restartKey: String
+    /// The login's handle on the "open in a new window" page, when the login offers platform storage (whose page
+    /// links to it); nil otherwise.
+    public var restartKey: String?
 }
 
 /// Handles the OIDC third-party-initiated login (checklist "Login" rules 1–4).
@@ -131,6 +132,7 @@ public struct OIDCLoginHandler: Sendable {
             state: SecureRandom.token(), nonce: SecureRandom.token(), registrationID: registration.id,
             targetLinkURI: targetLinkURI, createdAt: now, expiresAt: now.addingTimeInterval(policy.stateLifetime),
             loginHint: loginHint, ltiMessageHint: ltiMessageHint, deploymentHint: deploymentHint,
+            restartKey: storageFrame.map { _ in SecureRandom.token(byteCount: 16) },
             storageSecretDigest: storageSecret.map(PlatformStorageSecret.digest), storageFrame: storageFrame,
             startedInNewWindow: startedInNewWindow)
         try await states.saveLoginState(loginState)

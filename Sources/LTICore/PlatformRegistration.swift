@@ -55,8 +55,9 @@ public struct LoginState: Sendable, Equatable {
     public var ltiMessageHint: String?
     /// The login's `lti_deployment_id`, if any.
     public var deploymentHint: String?
-    /// The handle of this login on the "open in a new window" page.
-    public var restartKey: String
+    /// The handle of this login on the "open in a new window" page; given only to logins that may need it
+    /// (a storage login, or a launch that offers the new window), so that most logins index nothing more.
+    public var restartKey: String?
     /// SHA-256 (hex) of the browser secret the login page keeps in the platform's storage (LTI Platform
     /// Storage); nil when the login did not offer storage.
     public var storageSecretDigest: String?
@@ -69,7 +70,7 @@ public struct LoginState: Sendable, Equatable {
     public init(
         state: String, nonce: String, registrationID: String, targetLinkURI: String,
         createdAt: Date, expiresAt: Date, loginHint: String = "", ltiMessageHint: String? = nil,
-        deploymentHint: String? = nil, restartKey: String = SecureRandom.token(byteCount: 16),
+        deploymentHint: String? = nil, restartKey: String? = nil,
         storageSecretDigest: String? = nil, storageFrame: String? = nil, startedInNewWindow: Bool = false
     ) {
         self.state = state

@@ -131,8 +131,8 @@ struct BrowserBindingTests {
     func restart() async throws {
         let (first, _) = try await login()
         let handler = OIDCLoginHandler(registrations: h.store, states: h.store, policy: h.policy)
-        let again = try await handler.restart(restartKey: first.restartKey, now: now)
-        #expect(again.state != first.state && again.restartKey != first.restartKey)
+        let again = try await handler.restart(restartKey: try #require(first.restartKey), now: now)
+        #expect(again.state != first.state && again.restartKey == nil)
         #expect(again.storageSecret == nil)
         #expect(again.authorizationURL.contains("login_hint=learner-42") && again.authorizationURL.contains("lti_message_hint=resource-7"))
         let stored = try #require(try await h.store.loginState(again.state, now: now))
@@ -151,7 +151,17 @@ struct BrowserBindingTests {
         await expectRefusal(.loginRestartUnknown) { _ = try await handler.restart(restartKey: "never-issued", now: now) }
         await expectRefusal(.loginRestartUnknown) { _ = try await handler.restart(restartKey: first.state, now: now) }
         await expectRefusal(.loginRestartUnknown) {
-            _ = try await handler.restart(restartKey: first.restartKey, now: now.addingTimeInterval(h.policy.stateLifetime + 1))
+            _ = try await handler.restart(restartKey: try #require(first.restartKey), now: now.addingTimeInterval(h.policy.stateLifetime + 1))
         }
+    }
+
+    @Test("a login without platform storage is saved without a restart key (no index entry); one is given when first needed")
+    func restartKeyOnDemand() async throws {
+        let (plain, _) = try await login(frame: nil)
+        #expect(plain.restartKey == nil)
+        #expect(try await h.store.loginState(plain.state, now: now)?.restartKey == nil)
+        let key = try #require(try await h.store.assignRestartKey("on-demand", toState: plain.state, now: now))
+        let handler = OIDCLoginHandler(registrations: h.store, states: h.store, policy: h.policy)
+        #expect(try await handler.restart(restartKey: key, now: now).state != plain.state)
     }
 }

@@ -62,11 +62,13 @@ struct LTIController: Sendable {
                 "lti.registration": "\(registration.id)", "lti.platform_storage": "\(frame == nil ? "no" : "offered")",
             ])
         var response: Response
-        if let frame, let secret = redirect.storageSecret, let origin = PlatformStorageTarget.origin(of: registration, options: options) {
+        if let frame, let secret = redirect.storageSecret, let restartKey = redirect.restartKey,
+            let origin = PlatformStorageTarget.origin(of: registration, options: options)
+        {
             let target = PlatformStorageTarget(key: PlatformStorageSecret.key(forState: redirect.state), origin: origin, frame: frame)
             response = pages.storageLoginPage(
                 authorizationURL: redirect.authorizationURL, state: redirect.state, secret: secret,
-                target: target, base: baseURL, restartKey: redirect.restartKey)
+                target: target, base: baseURL, restartKey: restartKey)
         } else {
             response = Response(status: .found, headers: [.location: redirect.authorizationURL, .cacheControl: "no-store"])
         }
@@ -79,7 +81,10 @@ struct LTIController: Sendable {
     func checkCookie(_ request: Request, context: GatewayRequestContext) async throws -> Response {
         let parameters = try await FormParameters.of(request, context: context)
         let state = parameters["state"] ?? ""
-        let cookie = !state.isEmpty && StateCookies.value(for: state, in: request.cookies).map { constantTimeEquals($0.value, state) } == true
+        let cookie =
+            !state.isEmpty
+            && StateCookies.value(GatewayCookieNames.stateCookieNames(for: state), in: request.cookies).map { constantTimeEquals($0.value, state) }
+                == true
         return Response(
             status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
             body: .init(byteBuffer: ByteBuffer(string: cookie ? #"{"cookie":true}"# : #"{"cookie":false}"#)))
@@ -115,8 +120,9 @@ struct LTIController: Sendable {
     func launch(_ request: Request, context: GatewayRequestContext) async throws -> Response {
         let parameters = try await FormParameters.of(request, context: context)
         let state = parameters["state"]
+        let cookieNames = GatewayCookieNames.stateCookieNames(for: state ?? "")  // once: a digest of the state
         let evidence = LaunchBindingEvidence(
-            cookie: state.flatMap { StateCookies.value(for: $0, in: request.cookies) },
+            cookie: state == nil ? nil : StateCookies.value(cookieNames, in: request.cookies),
             storageSecret: parameters["lti_storage_secret"], storageFailed: parameters["lti_storage_error"] != nil,
             postedByGatewayPage: postedByGatewayPage(request))
         let binding: BrowserBinding
@@ -155,7 +161,7 @@ struct LTIController: Sendable {
         case .deepLinkingRequest:
             response = try await deepLinking.startPicker(launch, context: context)
         }
-        response.headers[values: .setCookie].append(contentsOf: StateCookies.expire(for: state ?? ""))
+        response.headers[values: .setCookie].append(contentsOf: StateCookies.expire(cookieNames))
         return response
     }
 

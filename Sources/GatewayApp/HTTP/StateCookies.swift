@@ -26,19 +26,17 @@ enum StateCookies {
         return ["\(names.plain)=\(state); \(attributes)", "\(names.partitioned)=\(state); \(attributes); Partitioned"]
     }
 
-    /// `Set-Cookie` values removing both cookies of `state`.
-    static func expire(for state: String) -> [String] {
-        let names = GatewayCookieNames.stateCookieNames(for: state)
-        return [
+    /// `Set-Cookie` values removing both cookies named `names`.
+    static func expire(_ names: (plain: String, partitioned: String)) -> [String] {
+        [
             "\(names.plain)=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=None",
             "\(names.partitioned)=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=None; Partitioned",
         ]
     }
 
-    /// The value of the state cookie of `state` this request carries (the plain one first), and whether it
+    /// The value of the state cookie named `names` this request carries (the plain one first), and whether it
     /// was the partitioned one.
-    static func value(for state: String, in cookies: Cookies) -> (value: String, partitioned: Bool)? {
-        let names = GatewayCookieNames.stateCookieNames(for: state)
+    static func value(_ names: (plain: String, partitioned: String), in cookies: Cookies) -> (value: String, partitioned: Bool)? {
         if let plain = cookies[names.plain]?.value { return (plain, false) }
         if let partitioned = cookies[names.partitioned]?.value { return (partitioned, true) }
         return nil

@@ -28,8 +28,9 @@ struct LaunchBindingEvidence {
 
 /// Chooses the ``LaunchBindingStep`` of a launch post.
 ///
-/// - Important: Reads at most one login state and changes nothing; the launch validator still checks the
-///   binding (constant time) and consumes the state.
+/// - Important: Reads at most one login state and changes nothing but, when it offers the new window, the
+///   login's restart key (given then, not at every login); the launch validator still checks the binding
+///   (constant time) and consumes the state.
 struct LaunchBindingResolver: Sendable {
     let states: any LoginStateStore
 
@@ -56,6 +57,10 @@ struct LaunchBindingResolver: Sendable {
                 key: PlatformStorageSecret.key(forState: state), frame: pending.storageFrame ?? "_parent",
                 registrationID: pending.registrationID)
         }
-        return .offerNewWindow(restartKey: pending.restartKey)
+        if let restartKey = pending.restartKey { return .offerNewWindow(restartKey: restartKey) }
+        guard let restartKey = try await states.assignRestartKey(SecureRandom.token(byteCount: 16), toState: state, now: now) else {
+            return .validate(.none)  // used or expired meanwhile
+        }
+        return .offerNewWindow(restartKey: restartKey)
     }
 }

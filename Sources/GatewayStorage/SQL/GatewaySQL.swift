@@ -90,10 +90,14 @@ public enum GatewaySQL {
             state: try row.requiredText("state"), nonce: try row.requiredText("nonce"), registrationID: try row.requiredText("registration_id"),
             targetLinkURI: try row.requiredText("target_link_uri"), createdAt: try row.date("created_at"), expiresAt: try row.date("expires_at"),
             loginHint: try row.text("login_hint") ?? "", ltiMessageHint: try row.text("message_hint"),
-            deploymentHint: try row.text("deployment_hint"), restartKey: try row.text("restart_key") ?? "",
+            deploymentHint: try row.text("deployment_hint"), restartKey: try row.text("restart_key"),
             storageSecretDigest: try row.text("storage_digest"), storageFrame: try row.text("storage_frame"),
             startedInNewWindow: try row.bool("new_window") ?? false)
     }
+
+    /// One statement: of racing assignments, the first key stays.
+    static let assignRestartKey = SQLStatement(
+        "UPDATE login_states SET restart_key = COALESCE(restart_key, ?) WHERE state = ? AND expires_at > ? RETURNING restart_key")
 
     /// One statement: of racing uses of one nonce, exactly one inserts it.
     static let markNonceUsed = SQLStatement(

@@ -78,6 +78,10 @@ extension SQLGatewayStore {
         try await read(GatewaySQL.loginStateByRestartKey, [.text(restartKey), .time(now)]).first.map(GatewaySQL.loginState)
     }
 
+    public func assignRestartKey(_ key: String, toState state: String, now: Date) async throws -> String? {
+        try await write(GatewaySQL.assignRestartKey, [.text(key), .text(state), .time(now)]).first?.text("restart_key")
+    }
+
     public func markNonceUsed(issuer: String, nonce: String, expiresAt: Date) async throws -> Bool {
         !(try await write(GatewaySQL.markNonceUsed, [.text(issuer), .text(nonce), .time(expiresAt)]).isEmpty)
     }
