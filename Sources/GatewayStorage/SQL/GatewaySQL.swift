@@ -70,13 +70,25 @@ public enum GatewaySQL {
         """
     static let saveLoginState = SQLStatement(
         "INSERT INTO login_states (\(loginStateColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    /// Most logins: no restart key, no platform storage, not a new window (those columns keep their defaults). A
+    /// shorter statement, because SQLite parses every statement it runs.
+    static let savePlainLoginState = SQLStatement(
+        """
+        INSERT INTO login_states (state, nonce, registration_id, target_link_uri, created_at, expires_at, login_hint, message_hint,
+          deployment_hint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """)
 
-    static func values(_ s: LoginState) -> [SQLValue] {
-        [
+    /// The statement that saves `s`, and its values.
+    static func save(_ s: LoginState) -> (SQLStatement, [SQLValue]) {
+        var values: [SQLValue] = [
             .text(s.state), .text(s.nonce), .text(s.registrationID), .text(s.targetLinkURI), .time(s.createdAt), .time(s.expiresAt),
-            .text(s.loginHint), .text(s.ltiMessageHint), .text(s.deploymentHint), .text(s.restartKey), .text(s.storageSecretDigest),
-            .text(s.storageFrame), .bool(s.startedInNewWindow),
+            .text(s.loginHint), .text(s.ltiMessageHint), .text(s.deploymentHint),
         ]
+        guard s.restartKey != nil || s.storageSecretDigest != nil || s.storageFrame != nil || s.startedInNewWindow else {
+            return (savePlainLoginState, values)
+        }
+        values += [.text(s.restartKey), .text(s.storageSecretDigest), .text(s.storageFrame), .bool(s.startedInNewWindow)]
+        return (saveLoginState, values)
     }
 
     /// One statement: of racing consumers (in any process), exactly one gets the row.

@@ -61,7 +61,8 @@ extension SQLGatewayStore {
     // MARK: login state and nonces
 
     public func saveLoginState(_ state: LoginState) async throws {
-        try await write(GatewaySQL.saveLoginState, GatewaySQL.values(state))
+        let (statement, values) = GatewaySQL.save(state)
+        try await write(statement, values)
     }
 
     public func consumeLoginState(_ state: String, now: Date) async throws -> LoginState? {
