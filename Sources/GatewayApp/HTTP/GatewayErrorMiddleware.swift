@@ -28,7 +28,7 @@ struct GatewayErrorMiddleware: RouterMiddleware {
                 response = pages.errorPage(gatewayError, reference: context.referenceID)
             }
         }
-        response.headers[HTTPField.Name("X-Request-Id")!] = context.referenceID
+        response.headers[.xRequestID] = context.referenceID
         return response
     }
 

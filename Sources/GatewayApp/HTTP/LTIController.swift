@@ -53,7 +53,7 @@ struct LTIController: Sendable {
         let options = try await registrations.launchOptions(registrationID: registration.id)
         let frame = PlatformStorageDecision.frame(
             storageTarget: loginRequest.ltiStorageTarget, options: options,
-            fetchDestination: request.headers[HTTPField.Name("Sec-Fetch-Dest")!])
+            fetchDestination: request.headers[.secFetchDest])
         let redirect = try await loginHandler.login(loginRequest, registration: registration, platformStorageFrame: frame, now: now())
         context.logger.info(
             "login",
@@ -110,7 +110,7 @@ struct LTIController: Sendable {
     /// `Origin`. A storage secret posted from any other site is refused: otherwise a page elsewhere could post
     /// someone else's token, state and secret from a victim's browser (login forgery).
     func postedByGatewayPage(_ request: Request) -> Bool {
-        if let site = request.headers[HTTPField.Name("Sec-Fetch-Site")!] { return site == "same-origin" }
+        if let site = request.headers[.secFetchSite] { return site == "same-origin" }
         guard let origin = request.headers[.origin], let own = ownOrigin else { return false }
         return origin.lowercased() == own
     }

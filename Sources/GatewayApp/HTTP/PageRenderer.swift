@@ -105,9 +105,9 @@ struct PageRenderer: Sendable {
             headers: [
                 .contentType: "text/html; charset=utf-8",
                 .cacheControl: "no-store",
-                HTTPField.Name("Content-Security-Policy")!: "default-src 'none'; style-src 'unsafe-inline'\(scripts)\(connect); frame-ancestors *",
-                HTTPField.Name("X-Content-Type-Options")!: "nosniff",
-                HTTPField.Name("Referrer-Policy")!: referrerPolicy,
+                .contentSecurityPolicy: "default-src 'none'; style-src 'unsafe-inline'\(scripts)\(connect); frame-ancestors *",
+                .xContentTypeOptions: "nosniff",
+                .referrerPolicy: referrerPolicy,
             ], body: .init(byteBuffer: body))
     }
 
