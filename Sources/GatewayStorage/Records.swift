@@ -123,11 +123,22 @@ public struct PlatformLaunchOptions: Sendable, Equatable, Codable {
     /// Storage messages go only to this origin and answers count only from it — never `*`, which would let
     /// any page that embeds the activity hand a launch its own secret.
     public var storageOrigin: String?
+    /// Roles that may open the lab picker (full URIs, or short names of course roles); nil = ``defaultPickerRoles``.
+    public var pickerRoles: [String]?
+
+    /// Who may add labs to a course by default: its instructors, content developers, teaching assistants and
+    /// administrators, and the institution's or the system's administrators.
+    public static let defaultPickerRoles = [
+        "Instructor", "ContentDeveloper", "Administrator", "http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#TeachingAssistant",
+        "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Administrator",
+        "http://purl.imsglobal.org/vocab/lis/v2/system/person#Administrator",
+    ]
 
     public init(
         maxActiveLabs: Int? = nil, maxSavedLabs: Int? = nil, durationMinutes: Int? = nil, regionID: Int? = nil,
         lang: String? = nil, sendTag: Bool = true, sendContextVariables: Bool = false,
-        platformStorage: PlatformStorageMode? = nil, storageFrame: String? = nil, storageOrigin: String? = nil
+        platformStorage: PlatformStorageMode? = nil, storageFrame: String? = nil, storageOrigin: String? = nil,
+        pickerRoles: [String]? = nil
     ) {
         self.maxActiveLabs = maxActiveLabs
         self.maxSavedLabs = maxSavedLabs
@@ -139,6 +150,7 @@ public struct PlatformLaunchOptions: Sendable, Equatable, Codable {
         self.platformStorage = platformStorage
         self.storageFrame = storageFrame
         self.storageOrigin = storageOrigin
+        self.pickerRoles = pickerRoles
     }
 
     /// `scheme://host[:port]` with nothing after it; https, or http on a loopback host.

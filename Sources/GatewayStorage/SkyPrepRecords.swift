@@ -1,4 +1,5 @@
 import Foundation
+import LTICore
 
 /// The SkyPrep user a learner identity was provisioned as, remembered so that later launches make no lookup.
 public struct SkyPrepAccount: Sendable, Equatable {
@@ -90,14 +91,28 @@ public struct PlatformSkyPrepOptions: Sendable, Equatable, Codable {
         return nil
     }
 
-    /// The SkyPrep role for a launch with these LTI `roles`: the first mapped one, else learner.
+    /// The SkyPrep role for a launch with these LTI `roles`: of the roles the map names, the least privileged one;
+    /// `learner` when it names none.
+    ///
+    /// A map key is a full role URI, which matches only itself, or a short name (`Instructor`), which matches only
+    /// a course-level role: the context membership vocabulary (`…/lis/v2/membership#Instructor`) or a bare legacy
+    /// name. An institution's or the system's `Instructor` never passes for a course's: a learner in this course
+    /// who teaches elsewhere in the institution stays a learner.
     public func skyPrepRole(for roles: [String]) -> String {
+        var mapped: [String] = []
         for role in roles {
-            if let mapped = roleMap[role] { return mapped }
-            let short = role.split(whereSeparator: { $0 == "#" || $0 == "/" }).last.map(String.init) ?? role
-            if let mapped = roleMap[short] { return mapped }
+            if let found = roleMap[role] {
+                mapped.append(found)
+            } else if let name = LTIRoles.courseRoleName(role), let found = roleMap[name] {
+                mapped.append(found)
+            }
         }
-        return "learner"
+        return mapped.min { Self.privilege($0) < Self.privilege($1) } ?? "learner"
+    }
+
+    /// SkyPrep's roles from least to most privileged.
+    static func privilege(_ role: String) -> Int {
+        ["learner", "content_manager", "manager", "admin"].firstIndex(of: role) ?? Int.max
     }
 }
 

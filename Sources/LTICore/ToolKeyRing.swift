@@ -151,6 +151,20 @@ public struct ToolKeyRing: Sendable {
         return ring.pruned(now: now)
     }
 
+    /// Emergency replacement, for keys that may have leaked (the folder or database they are kept in): every key
+    /// goes — active, next and retiring alike, since a published key verifies whatever it signs — and a freshly
+    /// generated key becomes active at once, with a fresh next key.
+    ///
+    /// Platforms that cached the old key set see an unknown kid on the next signature and fetch the set again.
+    public func replacedAll(now: Date, generate: () throws -> ToolKey) throws -> ToolKeyRing {
+        var active = try generate()
+        active.state = .active
+        active.activatedAt = now
+        var next = try generate()
+        next.state = .next
+        return ToolKeyRing(keys: [active, next])
+    }
+
     /// Removes a retiring key at once (compromise). The active and next keys cannot be retired.
     public func retired(kid: String) throws -> ToolKeyRing {
         guard let key = key(kid: kid) else { throw KeyRingError.unknownKey(kid) }

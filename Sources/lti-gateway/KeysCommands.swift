@@ -48,14 +48,27 @@ struct Keys: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Make the next key active, the active key retiring, and create a new next key.")
         @OptionGroup var common: CommonOptions
-        @Flag(help: "Promote the next key even if platforms may not have fetched it yet (emergency rotation).")
+        @Flag(help: "Promote the next key even if platforms may not have fetched it yet (the active key leaked, the next did not).")
         var force = false
+        @Flag(
+            help:
+                "Replace every key (active, next, retiring) with fresh ones at once: for keys that may all have leaked with the folder or database they are kept in."
+        )
+        var emergency = false
 
         func run() async throws {
             let settings = try await common.settings()
-            let ring = try await withKeyStore(settings) { try await KeyAdministration.rotate(store: $0, policy: settings.keys.policy, force: force) }
+            guard !(force && emergency) else { throw CommandFailure("--force and --emergency exclude each other (--emergency replaces every key)") }
+            let ring = try await withKeyStore(settings) { store in
+                emergency
+                    ? try await KeyAdministration.replaceAll(store: store, policy: settings.keys.policy)
+                    : try await KeyAdministration.rotate(store: store, policy: settings.keys.policy, force: force)
+            }
             print(KeyAdministration.table(ring), terminator: "")
-            print("Rotated: \(ring.active?.kid ?? "-") now signs.")
+            print(
+                emergency
+                    ? "Replaced every key: \(ring.active?.kid ?? "-") now signs; no earlier key is published."
+                    : "Rotated: \(ring.active?.kid ?? "-") now signs.")
         }
     }
 

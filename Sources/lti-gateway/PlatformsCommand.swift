@@ -35,12 +35,19 @@ struct Platforms: AsyncParsableCommand {
             name: .customLong("storage-origin"),
             help: "Origin of the platform's storage frame when it is not the auth endpoint's (older Canvas: the institution's domain).")
         var storageOrigin: String?
+        @Option(
+            name: .customLong("picker-role"),
+            help:
+                "A role that may open the lab picker (repeatable): a full LTI role URI, or a course role's short name (Instructor). Default: course instructors, content developers, teaching assistants and administrators, and institution or system administrators."
+        )
+        var pickerRoles: [String] = []
 
         var options: PlatformLaunchOptions {
             PlatformLaunchOptions(
                 maxActiveLabs: maxActiveLabs, maxSavedLabs: maxSavedLabs, durationMinutes: durationMinutes,
                 regionID: regionID, lang: lang, sendTag: !noTag, sendContextVariables: contextVariables,
-                platformStorage: platformStorage, storageFrame: storageFrame, storageOrigin: storageOrigin)
+                platformStorage: platformStorage, storageFrame: storageFrame, storageOrigin: storageOrigin,
+                pickerRoles: pickerRoles.isEmpty ? nil : pickerRoles)
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import GatewayApp
+import GatewayStorage
 import JWTKit
 import LTICore
 import LTITestSupport
@@ -24,12 +25,14 @@ extension EndToEnd {
     }
 
     /// An `LtiDeepLinkingRequest` launch to `path`; returns the picker (or refusal) page.
-    func openPicker(_ settings: [String: Any], path: String = "/lti/deep-link") async throws -> BrowserResponse {
+    func openPicker(
+        _ settings: [String: Any], path: String = "/lti/deep-link", roles: [String] = ["http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"]
+    ) async throws -> BrowserResponse {
         let login = try await login(platformA)
         let claims = self.claims(platformA, login, labID: nil) {
             $0[LTIClaim.messageType] = "LtiDeepLinkingRequest"
             $0[LTIClaim.resourceLink] = nil
-            $0[LTIClaim.roles] = ["http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"]
+            $0[LTIClaim.roles] = roles
             $0[LTIClaim.deepLinkingSettings] = settings
         }
         return try await launch(idToken: platformA.sign(claims), state: login.state, cookie: login.cookie, path: path)
@@ -163,6 +166,26 @@ struct DeepLinkingTests {
             let r2 = try await ReturnedResponse(try await e2e.submitPicker(session: s2, labs: ["1002"]), e2e: e2e)
             #expect(r2.claims.keys.contains(DeepLinkingResponse.dataClaim) == false)
             #expect(r1.claims["nonce"] as? String != r2.claims["nonce"] as? String)
+        }
+    }
+
+    @Test("only roles that may change the course open the picker: a learner gets a page; a platform may name other roles")
+    func pickerRoles() async throws {
+        try await withEndToEnd { e2e in
+            let membership = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
+            let learner = try await e2e.openPicker(EndToEnd.deepLinkSettings(), roles: [membership + "Learner"])
+            #expect(learner.status == 403 && learner.body.contains("Only instructors add labs here"))
+            #expect(try await e2e.gateway.store.recentLaunches(limit: 5).isEmpty)
+            // An institution's instructor is no instructor of this course.
+            let elsewhere = try await e2e.openPicker(
+                EndToEnd.deepLinkSettings(), roles: ["http://purl.imsglobal.org/vocab/lis/v2/institution/person#Instructor", membership + "Learner"])
+            #expect(elsewhere.status == 403)
+            #expect(try await e2e.openPicker(EndToEnd.deepLinkSettings(), roles: [membership + "ContentDeveloper"]).status == 200)
+            // The platform lets its mentors add labs too, and only them.
+            #expect(
+                try await e2e.gateway.store.setLaunchOptions(PlatformLaunchOptions(pickerRoles: ["Mentor"]), registrationID: e2e.registrationA.id))
+            #expect(try await e2e.openPicker(EndToEnd.deepLinkSettings(), roles: [membership + "Mentor"]).status == 200)
+            #expect(try await e2e.openPicker(EndToEnd.deepLinkSettings()).status == 403)
         }
     }
 

@@ -254,6 +254,26 @@ struct KeyRotationTests {
         #expect(keyFiles() == created)
     }
 
+    @Test("keys rotate --emergency replaces every key at once and leaves no earlier private key on disk; with --force it is refused")
+    func emergencyRotation() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gw-emergency-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let keys = FileSigningKeyStore(folder: folder.appendingPathComponent("keys").path)
+        #expect(try GatewayProcess.command(["keys", "init"], environment: [:], folder: folder) == 0)
+        #expect(try GatewayProcess.command(["keys", "rotate", "--force"], environment: [:], folder: folder) == 0)
+        let before = Set(try await keys.loadKeyRing().keys.map(\.kid))
+        #expect(before.count == 3)  // active, next, retiring
+        #expect(try GatewayProcess.command(["keys", "rotate", "--force", "--emergency"], environment: [:], folder: folder) != 0)
+        #expect(Set(try await keys.loadKeyRing().keys.map(\.kid)) == before)
+        #expect(try GatewayProcess.command(["keys", "rotate", "--emergency"], environment: [:], folder: folder) == 0)
+        let after = try await keys.loadKeyRing()
+        #expect(after.keys.count == 2 && after.active != nil && after.next != nil)
+        #expect(Set(after.keys.map(\.kid)).isDisjoint(with: before))
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("keys").path).filter { $0.hasSuffix(".pem") }
+        #expect(Set(files) == Set(after.keys.map { "\($0.kid).pem" }))
+    }
+
     @Test("the tool configuration (GET /lti/config and tool-config) matches the running server's URLs, which answer")
     func toolConfiguration() async throws {
         try await withEndToEnd { e2e in

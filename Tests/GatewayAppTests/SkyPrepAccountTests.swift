@@ -36,6 +36,27 @@ struct SkyPrepAccountTests {
         try await http.shutdown()
     }
 
+    @Test("roles map by vocabulary: a short name matches only a course role; of several matches the least privileged wins")
+    func roleMapping() {
+        let membership = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
+        let institution = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#"
+        let options = PlatformSkyPrepOptions(roleMap: [
+            "Instructor": "manager", "ContentDeveloper": "content_manager", institution + "Administrator": "admin",
+        ])
+        // An institution-level Instructor launching as a learner in this course stays a learner.
+        #expect(options.skyPrepRole(for: [institution + "Instructor", membership + "Learner"]) == "learner")
+        #expect(options.skyPrepRole(for: ["http://purl.imsglobal.org/vocab/lis/v2/system/person#Instructor"]) == "learner")
+        #expect(options.skyPrepRole(for: [membership + "Instructor"]) == "manager")
+        #expect(options.skyPrepRole(for: ["Instructor"]) == "manager")  // a bare legacy name is a course role
+        // Several apply: the least privileged, whatever the order.
+        #expect(options.skyPrepRole(for: [membership + "Instructor", membership + "ContentDeveloper"]) == "content_manager")
+        #expect(options.skyPrepRole(for: [membership + "ContentDeveloper", membership + "Instructor"]) == "content_manager")
+        // A full URI in the map matches exactly that role.
+        #expect(options.skyPrepRole(for: [institution + "Administrator"]) == "admin")
+        #expect(options.skyPrepRole(for: [membership + "Administrator"]) == "learner")
+        #expect(options.skyPrepRole(for: []) == "learner")
+    }
+
     @Test("options are validated: roles, synthetic domain, key variable name")
     func validation() {
         #expect(PlatformSkyPrepOptions().problem == nil)

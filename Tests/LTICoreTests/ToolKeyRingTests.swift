@@ -50,6 +50,27 @@ struct ToolKeyRingTests {
         #expect(rotated.published(now: later.addingTimeInterval(601)).map(\.state) == [.active, .next])
     }
 
+    @Test("emergency replacement: no earlier key stays (active, next or retiring), fresh ones sign and wait at once")
+    func replacedAll() throws {
+        let generate = Generator()
+        let ring = try readied(generate)
+        let later = Self.t0.addingTimeInterval(10_000)
+        let rotated = try ring.rotated(now: later, grace: 600, minimumNextAge: 7200, force: false, generate: { generate(later) })
+        let fresh = Self.pool[3]
+        let replacements = [fresh, try ToolKey.generate(now: later)]
+        let handedOut = Mutex(0)
+        let replaced = try rotated.replacedAll(
+            now: later,
+            generate: {
+                handedOut.withLock { i in
+                    defer { i += 1 }; return replacements[i]
+                }
+            })
+        #expect(Set(replaced.keys.map(\.kid)).isDisjoint(with: rotated.keys.map(\.kid)))
+        #expect(replaced.published(now: later).map(\.state) == [.active, .next])
+        #expect(replaced.active?.activatedAt == later && replaced.active?.kid == fresh.kid)
+    }
+
     @Test("rotate refuses a next key younger than the minimum publication time, unless forced")
     func nextTooYoung() throws {
         let generate = Generator()

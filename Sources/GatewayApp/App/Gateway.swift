@@ -187,6 +187,7 @@ public func buildGateway(
     let deepLinking = DeepLinkingController(
         picker: LabPicker(
             sessions: store, registrations: store,
+            launchOptions: { [registrations] in try await registrations.launchOptions(registrationID: $0) },
             catalog: LabCatalog(skillable: skillable, ttl: settings.skillable.catalogLifetime, logger: logger, now: monotonicNow),
             toolKeys: toolKeys, baseURL: settings.baseURL, sessionLifetime: settings.lti.pickerLifetime.totalSeconds,
             defaultScoreMaximum: settings.lti.defaultScoreMaximum),

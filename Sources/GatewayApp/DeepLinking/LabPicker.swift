@@ -37,6 +37,7 @@ struct PickerSubmission: Sendable {
 struct DeepLinkFailure: Error, Sendable {
     enum Code: String, Sendable {
         case typeNotAccepted = "deep_link_type_not_accepted"
+        case roleNotAllowed = "deep_link_role_not_allowed"
         case catalogUnavailable = "catalog_unavailable"
         case nothingChosen = "deep_link_nothing_chosen"
         case tooMany = "deep_link_too_many"
@@ -67,6 +68,8 @@ struct DeepLinkFailure: Error, Sendable {
 struct LabPicker: Sendable {
     let sessions: any DeepLinkSessionStore
     let registrations: any RegistrationLookup
+    /// The registration's launch options (who may open the picker).
+    let launchOptions: @Sendable (String) async throws -> PlatformLaunchOptions
     let catalog: LabCatalog
     let toolKeys: ToolKeyService
     let baseURL: String
@@ -78,6 +81,12 @@ struct LabPicker: Sendable {
 
     /// Opens the picker for a validated deep-linking request.
     func open(_ launch: ValidatedLaunch, trace: LaunchTrace, now: Date) async throws -> PickerOutcome {
+        // Only people who may change the course add labs to it (per platform: `platforms set-options --picker-role`).
+        let allowed = try await launchOptions(launch.registration.id).pickerRoles ?? PlatformLaunchOptions.defaultPickerRoles
+        guard LTIRoles.any(of: launch.token.roles ?? [], namedBy: allowed) else {
+            trace.logger.notice("lab picker refused: no role that may add labs", metadata: ["lti.roles": "\((launch.token.roles ?? []).count)"])
+            throw DeepLinkFailure(.roleNotAllowed)
+        }
         let settings = launch.token.deepLinkingSettings
         guard settings?.acceptTypes?.contains("ltiResourceLink") == true, let returnURL = settings?.deepLinkReturnURL else {
             throw DeepLinkFailure(.typeNotAccepted)

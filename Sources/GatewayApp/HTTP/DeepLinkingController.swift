@@ -88,6 +88,12 @@ extension GatewayError {
                 message:
                     "This place in the LMS does not accept links to activities (ltiResourceLink). Add the lab from a module, assignment or link placement instead."
             )
+        case .roleNotAllowed:
+            self = GatewayError(
+                code: code, status: .forbidden, title: "Only instructors add labs here",
+                message:
+                    "Adding labs to a course is for its instructors. If you teach this course, ask your LMS administrator to give you an instructor role."
+            )
         case .catalogUnavailable:
             self = GatewayError(
                 code: code, status: .badGateway, title: "The lab list is not available",

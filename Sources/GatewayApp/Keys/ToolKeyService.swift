@@ -128,6 +128,13 @@ public enum KeyAdministration {
         }
     }
 
+    /// `keys rotate --emergency`: every key replaced by fresh ones at once (the keys may have leaked).
+    public static func replaceAll(store: any SigningKeyStore, policy: KeyPolicy, now: Date = Date()) async throws -> ToolKeyRing {
+        try await store.updateKeyRing { ring in
+            try ring.replacedAll(now: now, generate: { try ToolKey.generate(bits: policy.keyBits, now: now) })
+        }
+    }
+
     /// `keys retire KID`: removes a retiring key at once.
     public static func retire(store: any SigningKeyStore, kid: String) async throws -> ToolKeyRing {
         try await store.updateKeyRing { try $0.retired(kid: kid) }
