@@ -10,7 +10,9 @@ import Glibc
 /// Writers take an exclusive `flock` on `<folder>/.lock`, so a `keys rotate` from the command line and
 /// a running server never interleave. New key files are written before the metadata that names them, and
 /// the metadata is replaced by an atomic rename: a crash leaves at worst an unreferenced key file.
-/// Any key file readable by group or others is refused.
+/// Any key file readable by group or others is refused, and so is a folder another user owns or may write to
+/// (they could swap the files). Temporary files are created exclusively and never through a symbolic link,
+/// and the folder is synced after each rename, so a crash cannot lose a rename that was reported done.
 public struct FileSigningKeyStore: SigningKeyStore {
     public let folder: String
 
@@ -82,6 +84,7 @@ public struct FileSigningKeyStore: SigningKeyStore {
     }
 
     private func loadRing(_ metadata: Metadata) throws -> ToolKeyRing {
+        if !metadata.keys.isEmpty { try checkFolder() }
         var keys: [ToolKey] = []
         for entry in metadata.keys {
             let path = keyPath(entry.kid)
@@ -115,10 +118,28 @@ public struct FileSigningKeyStore: SigningKeyStore {
         }
     }
 
-    /// Writes a 0600 file next to `path`, flushes it, and renames it into place.
+    /// Refuses a keys folder that another user owns or that group or others may write to.
+    private func checkFolder() throws {
+        var info = stat()
+        guard lstat(folder, &info) == 0 else { throw StorageError(.invalidLocation, "cannot read the keys folder \(folder) (errno \(errno))") }
+        guard (info.st_mode & S_IFMT) == S_IFDIR else {
+            throw StorageError(.insecure, "the keys folder \(folder) is not a directory (a symbolic link?)")
+        }
+        guard info.st_uid == geteuid() else {
+            throw StorageError(.insecure, "the keys folder \(folder) belongs to another user (uid \(info.st_uid)); it must be this user's")
+        }
+        guard info.st_mode & 0o022 == 0 else {
+            throw StorageError(
+                .insecure,
+                "the keys folder \(folder) may be written by other users (mode \(String(info.st_mode & 0o777, radix: 8))); run: chmod 700 \(folder)")
+        }
+    }
+
+    /// Writes a 0600 file next to `path` (created exclusively, never through a symbolic link), flushes it, renames it
+    /// into place and syncs the folder.
     private func writeAtomically(_ data: Data, to path: String) throws {
-        let temporary = path + ".tmp-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let temporary = path + ".tmp-\(getpid())-" + SecureRandom.token(byteCount: 8)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw StorageError(.invalidLocation, "cannot write \(temporary) (errno \(errno))") }
         let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         let synced = fsync(fd)
@@ -127,6 +148,10 @@ public struct FileSigningKeyStore: SigningKeyStore {
             unlink(temporary)
             throw StorageError(.invalidLocation, "cannot write \(path) (errno \(errno))")
         }
+        let directory = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard directory >= 0 else { throw StorageError(.invalidLocation, "cannot open the keys folder \(folder) (errno \(errno))") }
+        defer { close(directory) }
+        guard fsync(directory) == 0 else { throw StorageError(.invalidLocation, "cannot sync the keys folder \(folder) (errno \(errno))") }
     }
 
     /// An exclusive lock on `<folder>/.lock`, waited for without blocking a thread.

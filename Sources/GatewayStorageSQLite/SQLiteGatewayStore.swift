@@ -6,6 +6,10 @@ import NIOCore
 import NIOPosix
 import SQLiteNIO
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The embedded ``GatewayStore``: one SQLite file in WAL mode.
 ///
 /// Single statements (`DELETE … RETURNING`, `INSERT … ON CONFLICT`) give the atomicity the one-time
@@ -57,9 +61,16 @@ public final class SQLiteGatewayStore: SQLGatewayStore {
     public static func open(path: String, logger: Logger, busyTimeout: Duration = .seconds(5)) async throws -> SQLiteGatewayStore {
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         do {
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            // Only its owner reads the database (it holds login states, identities and emails): a new folder is
+            // 0700 and the file 0600 before SQLite first opens it (its log files take the file's mode).
+            if !FileManager.default.fileExists(atPath: folder) {
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            }
+            let created = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            if created >= 0 { Glibc.close(created) }
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
         } catch {
-            throw StorageError(.invalidLocation, "cannot create the database folder \(folder)", underlying: error)
+            throw StorageError(.invalidLocation, "cannot create the database \(path) (mode 0600) in \(folder)", underlying: error)
         }
         /// `busyTimeout`: how long a statement waits for another process's write lock.
         let threadPool = NIOThreadPool(numberOfThreads: max(2, System.coreCount))

@@ -153,6 +153,20 @@ struct SQLiteStoreTests {
         #expect(applied.count == versions)
     }
 
+    @Test("the database folder is 0700 and the database file 0600: only its owner reads login states and emails")
+    func fileModes() async throws {
+        let path = temporaryPath()
+        try await withStores(1, path: path) { stores in
+            try await stores[0].migrate()
+            let fm = FileManager.default
+            #expect(
+                (try fm.attributesOfItem(atPath: (path as NSString).deletingLastPathComponent)[.posixPermissions] as? NSNumber)?.intValue == 0o700)
+            for file in [path, path + "-wal"] where fm.fileExists(atPath: file) {
+                #expect((try fm.attributesOfItem(atPath: file)[.posixPermissions] as? NSNumber)?.intValue == 0o600, "\(file)")
+            }
+        }
+    }
+
     @Test("what was stored survives closing and reopening the file")
     func durable() async throws {
         let path = temporaryPath()
@@ -247,6 +261,29 @@ struct SigningKeyStoreConformanceTests {
         } catch let error as StorageError {
             #expect(error.code == .insecure && error.message.contains("chmod 600"))
         }
+    }
+
+    @Test("file store: a keys folder others may write to is refused; updates leave no temporary file behind")
+    func folderAndTemporaryFiles() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gw-keys-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = FileSigningKeyStore(folder: folder)
+        let now = Date()
+        _ = try await store.updateKeyRing { try $0.readied(now: now, generate: { try ToolKey.generate(now: now) }) }
+        _ = try await store.updateKeyRing {
+            try $0.rotated(now: now, grace: 60, minimumNextAge: 0, force: true, generate: { try ToolKey.generate(now: now) })
+        }
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder)
+        #expect(!names.contains { $0.contains(".tmp-") }, "\(names)")
+        try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: folder)
+        do {
+            _ = try await store.loadKeyRing()
+            Issue.record("a keys folder writable by everyone was accepted")
+        } catch let error as StorageError {
+            #expect(error.code == .insecure && error.message.contains("chmod 700"))
+        }
+        try FileManager.default.setAttributes([.posixPermissions: 0o750], ofItemAtPath: folder)
+        #expect(try await store.loadKeyRing().keys.count == 3)
     }
 }
 
