@@ -93,8 +93,9 @@ public protocol SkyPrepAccountStore: Sendable {
 
 /// A durable job queue: what is accepted survives restarts; each job runs on one worker at a time.
 public protocol JobQueueStore: Sendable {
-    /// Adds the job, or — when (kind, key) is queued — replaces its payload, makes it due by `runAt` at the
-    /// latest, releases a hold and bumps its revision.
+    /// Adds the job, or — when (kind, key) is queued — replaces its payload and bumps its revision; a job that has
+    /// not run yet becomes due by `runAt` at the latest, while a job that failed keeps its backoff and a held job
+    /// stays held until an operator releases it (new input never hammers a failing vendor or undoes a hold).
     func enqueueJob(kind: String, key: String, payload: String, runAt: Date) async throws
     /// Leases up to `limit` due jobs of `kind` (optionally only `key`) that are neither held nor leased, to
     /// `worker` until `leaseUntil`, counting an attempt.

@@ -167,8 +167,7 @@ public actor MemoryGatewayStore: GatewayStore {
         if var entry = jobs[id] {
             entry.job.payload = payload
             entry.job.revision += 1
-            entry.job.nextRunAt = min(entry.job.nextRunAt, runAt)
-            entry.job.held = false
+            if entry.job.attempts == 0 { entry.job.nextRunAt = min(entry.job.nextRunAt, runAt) }
             jobs[id] = entry
         } else {
             jobs[id] = (

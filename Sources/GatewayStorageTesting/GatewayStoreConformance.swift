@@ -352,5 +352,26 @@ public enum GatewayStoreConformance {
                 worker: "w", limit: 5)
             try expect(released.map(\.key) == ["b"], "released job not claimable")
         },
+        Check(name: "new input for a failed or held job keeps its backoff and its hold") { store in
+            for key in ["waiting", "held"] { try await store.enqueueJob(kind: "k", key: key, payload: "{}", runAt: epoch) }
+            let claimed = try await store.claimJobs(kind: "k", key: nil, now: epoch, leaseUntil: epoch.addingTimeInterval(60), worker: "w", limit: 2)
+            for job in claimed {
+                try await store.failJob(
+                    job, worker: "w", failure: JobFailure(code: job.key == "held" ? "email_in_use" : "skyprep_server_error", detail: "x"),
+                    retryAt: job.key == "held" ? nil : epoch.addingTimeInterval(300))
+            }
+            for key in ["waiting", "held"] {
+                try await store.enqueueJob(kind: "k", key: key, payload: "{\"new\":1}", runAt: epoch.addingTimeInterval(1))
+            }
+            let due = try await store.claimJobs(
+                kind: "k", key: nil, now: epoch.addingTimeInterval(2), leaseUntil: epoch.addingTimeInterval(60), worker: "w", limit: 5)
+            try expect(due.isEmpty, "new input undid a backoff or a hold: \(due.map(\.key))")
+            let held = try await store.queuedJob(kind: "k", key: "held")
+            try expect(held?.held == true && held?.payload == "{\"new\":1}" && held?.revision == 2, "held job \(String(describing: held))")
+            let waiting = try await store.queuedJob(kind: "k", key: "waiting")
+            try expect(
+                waiting?.nextRunAt == epoch.addingTimeInterval(300) && waiting?.payload == "{\"new\":1}", "waiting job \(String(describing: waiting))"
+            )
+        },
     ]
 }

@@ -225,13 +225,14 @@ public enum GatewaySQL {
     // MARK: jobs
 
     public static let jobColumns = "kind, key, payload, revision, attempts, next_run_at, held, last_error, failure_code, created_at"
-    /// Queued, or — when (kind, key) is queued — its payload replaced, due by the earlier time, released, revision bumped.
+    /// Queued, or — when (kind, key) is queued — its payload replaced and revision bumped; due by the earlier time
+    /// only when it has not run yet (a failed job keeps its backoff, a held one its hold).
     static let enqueueJob = SQLStatement(
         """
         INSERT INTO jobs (kind, key, payload, revision, attempts, next_run_at, held, created_at) VALUES (?, ?, ?, 1, 0, ?, ?, ?)
         ON CONFLICT (kind, key) DO UPDATE SET payload = excluded.payload, revision = jobs.revision + 1,
-          next_run_at = CASE WHEN excluded.next_run_at < jobs.next_run_at THEN excluded.next_run_at ELSE jobs.next_run_at END,
-          held = excluded.held
+          next_run_at = CASE WHEN jobs.attempts = 0 AND excluded.next_run_at < jobs.next_run_at THEN excluded.next_run_at
+                             ELSE jobs.next_run_at END
         """)
     static let completeJob = SQLStatement("DELETE FROM jobs WHERE kind = ? AND key = ? AND revision = ? AND locked_by = ? RETURNING 1")
     static let unlockJob = SQLStatement("UPDATE jobs SET locked_by = NULL, locked_until = NULL WHERE kind = ? AND key = ? AND locked_by = ?")
