@@ -76,21 +76,3 @@ public enum DeepLinkingResponse {
         return claims
     }
 }
-
-/// Verifies tokens the tool signed itself (e.g. picker sessions) against its own published keys.
-public struct ToolTokenVerifier: Sendable {
-    let keys: [String: ToolKey]
-
-    public init(ring: ToolKeyRing, now: Date) {
-        keys = Dictionary(ring.published(now: now).map { ($0.kid, $0) }, uniquingKeysWith: { a, _ in a })
-    }
-
-    /// The payload of `token` when it is an RS256 JWS by one of the published keys; nil otherwise.
-    public func payload(of token: String, maxBytes: Int = 8192) -> Data? {
-        guard token.utf8.count <= maxBytes, let jws = try? CompactJWS(token), jws.header.alg == "RS256",
-            let kid = jws.header.kid, let key = keys[kid]
-        else { return nil }
-        let signature = CryptoExtrasSignature.verify(jws.signature, jws.signingInput, key)
-        return signature ? jws.payload : nil
-    }
-}

@@ -217,12 +217,3 @@ public struct ToolTokenSigner: Sendable {
         return input + "." + Base64URL.encode(signature.rawRepresentation)
     }
 }
-
-/// RS256 verification with one of the tool's own keys.
-enum CryptoExtrasSignature {
-    static func verify(_ signature: Data, _ signingInput: [UInt8], _ key: ToolKey) -> Bool {
-        key.privateKey.publicKey.isValidSignature(
-            _RSA.Signing.RSASignature(rawRepresentation: signature),
-            for: SHA256.hash(data: signingInput), padding: .insecurePKCS1v1_5)
-    }
-}

@@ -257,9 +257,15 @@ struct DeepLinkingTests {
             }
             // A real session id, signed by the gateway, but for another purpose or already expired.
             let sid = try #require((try JSONSerialization.jsonObject(with: Base64URL.decode(parts[1])!) as? [String: Any])?["sid"] as? String)
-            let wrongAudience = try e2e.gateway.toolKeys.signer.sign(claims: ["aud": "something-else", "sid": sid, "exp": 9_999_999_999])
+            let internalTokens = InternalTokens(ring: e2e.gateway.toolKeys.ring)
+            let wrongAudience = try internalTokens.sign(claims: ["aud": "something-else", "sid": sid, "exp": 9_999_999_999])
             #expect(try await e2e.submitPicker(session: wrongAudience, labs: ["1001"]).status == 400)
-            let pastExpiry = try e2e.gateway.toolKeys.signer.sign(claims: [
+            // Signed with the key platforms trust (as a deep-linking response is): never an internal token.
+            let platformFacing = try e2e.gateway.toolKeys.signer.sign(claims: [
+                "aud": "lti-gateway/deep-link-picker", "sid": sid, "exp": 9_999_999_999,
+            ])
+            #expect(try await e2e.submitPicker(session: platformFacing, labs: ["1001"]).status == 400)
+            let pastExpiry = try internalTokens.sign(claims: [
                 "aud": "lti-gateway/deep-link-picker", "sid": sid,
                 "exp": Int(e2e.clock.now.timeIntervalSince1970) - 1,
             ])

@@ -122,3 +122,41 @@ struct ToolKeyRingTests {
         #expect(throws: KeyRingError.invalidKeySize(1024)) { try ToolKey.generate(bits: 1024, now: Self.t0) }
     }
 }
+
+@Suite("Internal tokens: never a signature a platform would accept")
+struct InternalTokensTests {
+    static let now = ToolKeyRingTests.t0
+
+    func ring() throws -> ToolKeyRing {
+        try ToolKeyRing(keys: []).readied(now: Self.now, generate: { try ToolKey.generate(now: Self.now) })
+    }
+
+    @Test("HS256 under a secret derived from the active key; read back only with it, intact")
+    func roundTrip() throws {
+        let ring = try ring()
+        let tokens = InternalTokens(ring: ring)
+        let token = try tokens.sign(claims: ["aud": "lti-gateway/test", "sid": "s1"])
+        let header = try CompactJWS(token).header
+        #expect(header.alg == "HS256" && header.kid == ring.active?.kid)
+        let payload = try #require(tokens.payload(of: token, now: Self.now))
+        #expect(String(decoding: payload, as: UTF8.self).contains("\"sid\":\"s1\""))
+        // Tampered payload, another ring's secret, or a key no longer published: refused.
+        var parts = token.split(separator: ".").map(String.init)
+        parts[1] = Base64URL.encode(Data(#"{"aud":"lti-gateway/test","sid":"s2"}"#.utf8))
+        #expect(tokens.payload(of: parts.joined(separator: "."), now: Self.now) == nil)
+        #expect(InternalTokens(ring: try self.ring()).payload(of: token, now: Self.now) == nil)
+    }
+
+    @Test("an RS256 token by the same key (what platforms verify) is no internal token, and an internal token verifies at no platform")
+    func notInterchangeable() throws {
+        let ring = try ring()
+        let active = try #require(ring.active)
+        let platformFacing = try ToolTokenSigner(activeKey: active).sign(claims: ["aud": "lti-gateway/test", "sid": "s1"])
+        #expect(InternalTokens(ring: ring).payload(of: platformFacing, now: Self.now) == nil)
+        let internalToken = try CompactJWS(try InternalTokens(ring: ring).sign(claims: ["sid": "s1"]))
+        let verifies = active.privateKey.publicKey.isValidSignature(
+            _RSA.Signing.RSASignature(rawRepresentation: internalToken.signature), for: SHA256.hash(data: internalToken.signingInput),
+            padding: .insecurePKCS1v1_5)
+        #expect(!verifies)
+    }
+}

@@ -97,7 +97,7 @@ struct LabPicker: Sendable {
             data: settings?.data, acceptMultiple: settings?.acceptMultiple ?? false, acceptLineItem: settings?.acceptLineItem ?? false,
             createdAt: now, expiresAt: now.addingTimeInterval(sessionLifetime))
         try await sessions.saveDeepLinkSession(session)
-        let token = try toolKeys.signer.sign(claims: [
+        let token = try InternalTokens(ring: toolKeys.ring).sign(claims: [
             "aud": Self.tokenAudience, "sid": session.id, "iat": Int(now.timeIntervalSince1970),
             "exp": Int(session.expiresAt.timeIntervalSince1970),
         ])
@@ -176,10 +176,10 @@ struct LabPicker: Sendable {
         }
     }
 
-    /// The session id of a picker token signed by one of our published keys, unexpired, for the picker.
+    /// The session id of an internal picker token under one of our published keys, unexpired, for the picker.
     private func verifiedSessionID(_ token: String?, now: Date) throws -> String {
         struct Claims: Decodable { var aud: String?; var sid: String?; var exp: Double? }
-        guard let token, let payload = ToolTokenVerifier(ring: toolKeys.ring, now: now).payload(of: token),
+        guard let token, let payload = InternalTokens(ring: toolKeys.ring).payload(of: token, now: now, maxBytes: 8192),
             let claims = try? JSONDecoder().decode(Claims.self, from: payload),
             claims.aud == Self.tokenAudience, let sid = claims.sid, let exp = claims.exp
         else {

@@ -15,7 +15,8 @@ struct LabSession: Sendable, Codable {
     var request: SkillableLaunchRequest
 }
 
-/// Issues and checks lab-session tokens: signed with the tool's active key, short-lived, sent only in
+/// Issues and checks lab-session tokens: internal tokens (``InternalTokens``: never a signature a platform would
+/// accept), short-lived, sent only in
 /// form bodies (never URLs) — unguessable to another site, so they also protect the actions against
 /// cross-site forgery. The learner id inside is what every action is checked against.
 struct LabSessionTokens: Sendable {
@@ -27,7 +28,7 @@ struct LabSessionTokens: Sendable {
         let data = try JSONEncoder().encode(session)
         let object = try JSONSerialization.jsonObject(with: data)
         guard let sessionClaims = object as? [String: any Sendable] else { throw LaunchFailure(.labSessionInvalid) }
-        return try toolKeys.signer.sign(claims: [
+        return try InternalTokens(ring: toolKeys.ring).sign(claims: [
             "aud": Self.audience, "exp": Int(now.addingTimeInterval(lifetime).timeIntervalSince1970), "session": sessionClaims,
         ])
     }
@@ -35,7 +36,7 @@ struct LabSessionTokens: Sendable {
     /// The session inside `token`; throws ``LaunchFailure`` (`lab_session_invalid` or `lab_session_expired`).
     func verify(_ token: String?, now: Date) throws -> LabSession {
         struct Claims: Decodable { var aud: String; var exp: Double; var session: LabSession }
-        guard let token, let payload = ToolTokenVerifier(ring: toolKeys.ring, now: now).payload(of: token, maxBytes: 16_384),
+        guard let token, let payload = InternalTokens(ring: toolKeys.ring).payload(of: token, now: now),
             let claims = try? JSONDecoder().decode(Claims.self, from: payload), claims.aud == Self.audience
         else {
             throw LaunchFailure(.labSessionInvalid)

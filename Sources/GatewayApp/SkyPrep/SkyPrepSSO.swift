@@ -38,7 +38,7 @@ struct SkyPrepSSO: Sendable {
         let options = try await registrations.skyPrepOptions(registrationID: launch.registration.id)
         let request = SkyPrepProvisioningRequest(identity: identity, registrationID: launch.registration.id, roles: token.roles ?? [])
         // SkyPrep keys accounts by email: without one (and no synthetic rule) there is no account to sign into.
-        guard let email = request.email(options: options) else {
+        guard request.email(options: options) != nil else {
             return await recorder.refuse(&record, LaunchFailure(.skyPrepEmailMissing), trace: trace)
         }
         let client: SkyPrepClient
