@@ -107,7 +107,7 @@ struct LaunchBindingStepTests {
                 == .readPlatformStorage(
                     key: PlatformStorageSecret.key(forState: "s1"), frame: "post_message_forwarding",
                     registrationID: "reg"))
-        #expect(try await step("s1", failed: true) == .offerNewWindow(restartKey: try #require(login.restartKey)))
+        #expect(try await step("s1", failed: true) == .offerNewWindow(restartKey: try #require(login.restartKey), registrationID: "reg"))
     }
 
     @Test("a login without storage and without its cookie is offered a new window")
@@ -115,11 +115,11 @@ struct LaunchBindingStepTests {
         let login = try await save("s2", storage: false)
         #expect(login.restartKey == nil)
         // The restart key is given now, once: a second look offers the same one.
-        guard case .offerNewWindow(let key) = try await step("s2") else {
+        guard case .offerNewWindow(let key, _) = try await step("s2") else {
             Issue.record("no new window offered")
             return
         }
-        #expect(try await step("s2") == .offerNewWindow(restartKey: key))
+        #expect(try await step("s2") == .offerNewWindow(restartKey: key, registrationID: "reg"))
         #expect(try await store.loginState(restartKey: key, now: now)?.state == "s2")
     }
 

@@ -34,6 +34,26 @@ struct PageRendererTests {
         let page = try await Self.body(pages.errorPage(other, reference: "ref-three"))
         #expect(page.contains("No lab") && page.contains("ref-three") && !page.contains("Launch 1") && !page.contains("refused"))
     }
+
+    @Test("quotes and brackets followed by a combining mark are escaped too (one character to Mustache, bytes to us)")
+    func combiningMarks() async throws {
+        let pages = try PageRenderer()
+        let hostile = "Lab\"\u{301} formaction=https://evil.example \u{301}<\u{301}script\u{301}>'\u{301}&\u{301}"
+        let page = try await Self.body(pages.messagePage(title: hostile, message: hostile))
+        for raw in ["\"\u{301}", "<\u{301}", ">", "'\u{301}", "&\u{301}"] where raw != ">" {
+            #expect(!page.contains(raw), "unescaped \(raw.unicodeScalars.map { String($0.value, radix: 16) })")
+        }
+        #expect(page.contains("Lab&quot;\u{301} formaction") && page.contains("&lt;\u{301}scrip"))
+    }
+
+    @Test("forms post only to the gateway; the return to the LMS only to the LMS's origin")
+    func formAction() async throws {
+        let pages = try PageRenderer()
+        let csp = { (response: Response) in response.headers[.contentSecurityPolicy] ?? "" }
+        #expect(csp(pages.messagePage(title: "t", message: "m")).contains("form-action 'self';"))
+        let back = pages.autoPostPage(action: "https://lms.example.edu:8443/deep_links/return?x=1", jwt: "j", summary: "s")
+        #expect(csp(back).contains("form-action https://lms.example.edu:8443;"))
+    }
 }
 
 /// Collects a response body.

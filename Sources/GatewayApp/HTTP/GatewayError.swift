@@ -93,4 +93,6 @@ struct NewWindowRestart: Sendable {
     var url: String
     /// The login's ``LoginState/restartKey``.
     var restartKey: String
+    /// The origin of the platform's authorization endpoint, where the restarted login goes (the page's form may post there).
+    var platformOrigin: String?
 }

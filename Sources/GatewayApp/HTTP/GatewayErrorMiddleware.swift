@@ -23,7 +23,7 @@ struct GatewayErrorMiddleware: RouterMiddleware {
             if request.uri.path.hasPrefix("/api/") {
                 response = Self.json(gatewayError, reference: context.referenceID)
             } else if let restart = gatewayError.newWindow {
-                response = pages.newWindowPage(gatewayError, reference: context.referenceID, restartURL: restart.url, restartKey: restart.restartKey)
+                response = pages.newWindowPage(gatewayError, reference: context.referenceID, restart: restart)
             } else {
                 response = pages.errorPage(gatewayError, reference: context.referenceID)
             }

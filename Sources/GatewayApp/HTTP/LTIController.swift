@@ -138,11 +138,13 @@ struct LTIController: Sendable {
             return pages.storageLaunchPage(
                 action: baseURL + request.uri.path, idToken: parameters["id_token"] ?? "", state: state ?? "",
                 target: PlatformStorageTarget(key: key, origin: PlatformStorageTarget.origin(of: registration, options: options) ?? "", frame: frame))
-        case .offerNewWindow(let restartKey):
+        case .offerNewWindow(let restartKey, let registrationID):
             if let reason = parameters["lti_storage_error"] {
                 context.logger.notice("platform storage gave no secret", metadata: ["lti.storage_error": "\(StorageFailure(reason))"])
             }
-            throw GatewayError.notThisBrowser(restart: NewWindowRestart(url: baseURL + "/lti/login/restart", restartKey: restartKey))
+            let authOrigin = try await registrations.registration(id: registrationID).flatMap { PlatformStorageTarget.origin(of: $0.authURL) }
+            throw GatewayError.notThisBrowser(
+                restart: NewWindowRestart(url: baseURL + "/lti/login/restart", restartKey: restartKey, platformOrigin: authOrigin))
         }
         let launch = try await validator.validate(idToken: parameters["id_token"], state: state, binding: binding, now: now())
         Self.bindingCounters[launch.channel]?.increment()

@@ -7,25 +7,34 @@ import Mustache
 import Synchronization
 
 /// Learner-facing HTML pages from Mustache templates (values HTML-escaped: claim values are untrusted).
+///
+/// Values are escaped by ``HTMLEscaping`` (bytes), not Mustache's own escaper, which works on characters: a `"`
+/// followed by a combining mark is one character to it, and slipped through unescaped (a lab name could have
+/// added attributes to a button). Every page's forms may post only to this gateway (`form-action 'self'`), the
+/// return to the LMS only to the LMS's return address.
 struct PageRenderer: Sendable {
     let library: MustacheLibrary
     private let errorPages = ErrorPageCache()
 
     init() throws {
+        MustacheContentTypes.register(ByteEscapedHTML(), named: ByteEscapedHTML.name)
         var library = MustacheLibrary()
-        try library.register(Self.layout, named: "layout")
-        try library.register(Self.errorTemplate, named: "error")
-        try library.register(Self.messageTemplate, named: "message")
-        try library.register(Self.pickerTemplate, named: "picker")
-        try library.register(Self.autoPostTemplate, named: "autopost")
-        try library.register(Self.labActionsTemplate, named: "lab-actions")
-        try library.register(Self.labsTemplate, named: "labs")
-        try library.register(Self.confirmEndTemplate, named: "confirm-end")
-        try library.register(Self.newWindowPartial, named: "new-window")
-        try library.register(Self.newWindowTemplate, named: "new-window-page")
-        try library.register(Self.storageLoginTemplate, named: "storage-login")
-        try library.register(Self.storageLaunchTemplate, named: "storage-launch")
+        let templates = [
+            ("layout", Self.layout), ("error", Self.errorTemplate), ("message", Self.messageTemplate), ("picker", Self.pickerTemplate),
+            ("autopost", Self.autoPostTemplate), ("lab-actions", Self.labActionsTemplate), ("labs", Self.labsTemplate),
+            ("confirm-end", Self.confirmEndTemplate), ("new-window", Self.newWindowPartial), ("new-window-page", Self.newWindowTemplate),
+            ("storage-login", Self.storageLoginTemplate), ("storage-launch", Self.storageLaunchTemplate),
+        ]
+        for (name, template) in templates {
+            try library.register("{{% CONTENT_TYPE: \(ByteEscapedHTML.name)}}" + template, named: name)
+        }
         self.library = library
+    }
+
+    /// Mustache's content type for our pages: ``HTMLEscaping`` over bytes.
+    struct ByteEscapedHTML: MustacheContentType {
+        static let name = "GATEWAY_HTML"
+        func escapeText(_ text: String) -> String { HTMLEscaping.escape(text) }
     }
 
     /// The page for an error, with its reference id; never the underlying error.
@@ -80,23 +89,25 @@ struct PageRenderer: Sendable {
             [
                 "title": "Returning to your course", "action": action, "jwt": jwt,
                 "summary": summary, "nonce": nonce,
-            ], scriptNonce: nonce)
+            ], scriptNonce: nonce, formAction: PlatformStorageTarget.origin(of: action) ?? "'none'")
     }
 
     /// Renders template `name`; `scriptNonce` allows the page's scripts carrying it, `connectSelf` their
-    /// requests to this gateway; `referrerPolicy` is `no-referrer` unless a page needs its own origin sent.
+    /// requests to this gateway; `referrerPolicy` is `no-referrer` unless a page needs its own origin sent;
+    /// `formAction` is where its forms may post (this gateway unless said).
     func render(
         _ name: String, status: HTTPResponse.Status, _ values: [String: Any], scriptNonce: String? = nil,
-        connectSelf: Bool = false, referrerPolicy: String = "no-referrer"
+        connectSelf: Bool = false, referrerPolicy: String = "no-referrer", formAction: String = "'self'"
     ) -> Response {
         let body = library.render(values, withTemplate: name) ?? "<!doctype html><title>Error</title><p>Error</p>"
         return response(
-            status: status, body: ByteBuffer(string: body), scriptNonce: scriptNonce, connectSelf: connectSelf, referrerPolicy: referrerPolicy)
+            status: status, body: ByteBuffer(string: body), scriptNonce: scriptNonce, connectSelf: connectSelf, referrerPolicy: referrerPolicy,
+            formAction: formAction)
     }
 
     private func response(
         status: HTTPResponse.Status, body: ByteBuffer, scriptNonce: String? = nil, connectSelf: Bool = false,
-        referrerPolicy: String = "no-referrer"
+        referrerPolicy: String = "no-referrer", formAction: String = "'self'"
     ) -> Response {
         let scripts = scriptNonce.map { "; script-src 'nonce-\($0)'" } ?? ""
         let connect = connectSelf ? "; connect-src 'self'" : ""
@@ -105,7 +116,8 @@ struct PageRenderer: Sendable {
             headers: [
                 .contentType: "text/html; charset=utf-8",
                 .cacheControl: "no-store",
-                .contentSecurityPolicy: "default-src 'none'; style-src 'unsafe-inline'\(scripts)\(connect); frame-ancestors *",
+                .contentSecurityPolicy:
+                    "default-src 'none'; style-src 'unsafe-inline'\(scripts)\(connect); form-action \(formAction); frame-ancestors *",
                 .xContentTypeOptions: "nosniff",
                 .referrerPolicy: referrerPolicy,
             ], body: .init(byteBuffer: body))

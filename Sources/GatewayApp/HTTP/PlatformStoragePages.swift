@@ -50,7 +50,9 @@ extension PageRenderer {
             "checkURL": base + "/lti/login/check", "restartURL": base + "/lti/login/restart", "restartKey": restartKey,
             "nonce": nonce,
         ]) { $1 }
-        return render("storage-login", status: .ok, values, scriptNonce: nonce, connectSelf: true)
+        return render(
+            "storage-login", status: .ok, values, scriptNonce: nonce, connectSelf: true,
+            formAction: "'self'" + (PlatformStorageTarget.origin(of: authorizationURL).map { " " + $0 } ?? ""))
     }
 
     /// The launch page that reads the login's secret back from the platform's storage and posts the launch
@@ -68,12 +70,13 @@ extension PageRenderer {
     }
 
     /// The refusal of a launch that nothing ties to this browser, offering to open the activity in a new window.
-    func newWindowPage(_ error: GatewayError, reference: String, restartURL: String, restartKey: String) -> Response {
+    func newWindowPage(_ error: GatewayError, reference: String, restart: NewWindowRestart) -> Response {
         var values: [String: Any] = [
-            "title": error.title, "message": error.message, "reference": reference, "restartURL": restartURL, "restartKey": restartKey,
+            "title": error.title, "message": error.message, "reference": reference, "restartURL": restart.url, "restartKey": restart.restartKey,
         ]
         if let rule = error.rule { values["rule"] = rule }
-        return render("new-window-page", status: error.status, values)
+        // The restart form posts here and is redirected on to the platform's authorization endpoint.
+        return render("new-window-page", status: error.status, values, formAction: "'self'" + (restart.platformOrigin.map { " " + $0 } ?? ""))
     }
 
     /// The "open in a new window" section shared by the login page and the refusal.

@@ -11,7 +11,7 @@ enum LaunchBindingStep: Equatable {
     case readPlatformStorage(key: String, frame: String, registrationID: String)
     /// Neither a cookie nor platform storage ties the launch to this browser, but its login is known:
     /// refuse it, offering to start that login again in a new window.
-    case offerNewWindow(restartKey: String)
+    case offerNewWindow(restartKey: String, registrationID: String)
 }
 
 /// What the browser sent that may tie a launch to its login.
@@ -57,10 +57,10 @@ struct LaunchBindingResolver: Sendable {
                 key: PlatformStorageSecret.key(forState: state), frame: pending.storageFrame ?? "_parent",
                 registrationID: pending.registrationID)
         }
-        if let restartKey = pending.restartKey { return .offerNewWindow(restartKey: restartKey) }
+        if let restartKey = pending.restartKey { return .offerNewWindow(restartKey: restartKey, registrationID: pending.registrationID) }
         guard let restartKey = try await states.assignRestartKey(SecureRandom.token(byteCount: 16), toState: state, now: now) else {
             return .validate(.none)  // used or expired meanwhile
         }
-        return .offerNewWindow(restartKey: restartKey)
+        return .offerNewWindow(restartKey: restartKey, registrationID: pending.registrationID)
     }
 }
