@@ -155,6 +155,20 @@ struct SettingsDocumentationTests {
         #expect(settingConfigKey("SKYPREP_CALLS_PER_MINUTE").components == ["skyprep", "calls-per-minute"])
     }
 
+    @Test("SkyPrep sign-in hosts: a customer's own domain, https only; the default is skyprepapp.com")
+    func skyPrepLoginHosts() async throws {
+        #expect(GatewaySettings().skyPrep.loginHosts == [".skyprepapp.com"])
+        let settings = try await GatewaySettings.load(
+            configFile: "/nonexistent", environment: ["SKYPREP_LOGIN_HOSTS": "learn.acme.edu, .skyprepapp.com"])
+        #expect(settings.skyPrep.loginHosts == ["learn.acme.edu", ".skyprepapp.com"])
+        let policy = LabRedirectPolicy(exactAuthorities: [], hostSuffixes: settings.skyPrep.loginHosts, sandboxAuthority: nil)
+        #expect(policy.allows("https://learn.acme.edu/login/otl/abc") && policy.allows("https://acme.skyprepapp.com/x"))
+        #expect(!policy.allows("http://learn.acme.edu/login") && !policy.allows("https://evil.example/login"))
+        await #expect(throws: SettingsError.self) {
+            _ = try await GatewaySettings.load(configFile: "/nonexistent", environment: ["SKYPREP_LOGIN_HOSTS": "https://learn.acme.edu/"])
+        }
+    }
+
     @Test("durations take fractions and units: milliseconds, seconds, days")
     func durations() async throws {
         let settings = try await GatewaySettings.load(

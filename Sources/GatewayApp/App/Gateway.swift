@@ -166,9 +166,9 @@ public func buildGateway(
         hostSuffixes: settings.skillable.labHosts.map { $0.lowercased() },
         sandboxAuthority: sandbox == nil ? nil : loopbackAuthority)
 
-    // SkyPrep sends learners to the customer's SkyPrep domain (its acct key) or another skyprepapp.com host.
+    // SkyPrep sends learners to the customer's SkyPrep domain (its acct key) or a host of SKYPREP_LOGIN_HOSTS.
     let skyPrepRedirects = LabRedirectPolicy(
-        exactAuthorities: [publicAuthority], hostSuffixes: [".skyprepapp.com"] + (settings.skyPrep.acctKey.map { [$0.lowercased()] } ?? []),
+        exactAuthorities: [publicAuthority], hostSuffixes: settings.skyPrep.loginHosts + (settings.skyPrep.acctKey.map { [$0.lowercased()] } ?? []),
         sandboxAuthority: skyPrepFake == nil ? nil : loopbackAuthority)
     let sessionTokens = LabSessionTokens(toolKeys: toolKeys, lifetime: settings.skillable.labSessionLifetime.totalSeconds)
     let coordinator = LaunchCoordinator(

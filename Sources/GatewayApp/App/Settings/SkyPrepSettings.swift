@@ -1,3 +1,4 @@
+import Foundation
 import LTICore
 
 /// The SkyPrep admin API and how learners' accounts are kept there.
@@ -14,6 +15,9 @@ public struct SkyPrepSettings: SettingsArea {
     public var groupSync = false
     /// First delay before a failed provisioning runs again; doubles per attempt up to an hour.
     public var retryDelay = Duration.seconds(30)
+    /// Hosts SkyPrep sign-in links may point to besides the account's own domain (https only; a leading `.` allows
+    /// subdomains), for customers on a domain of their own.
+    public var loginHosts = [".skyprepapp.com"]
 
     public init() {}
 
@@ -28,6 +32,14 @@ public struct SkyPrepSettings: SettingsArea {
         .duration(
             "SKYPREP_RETRY_SECONDS", \.retryDelay, "first wait before a failed provisioning runs again (doubles, at most 1 h)",
             range: 0.1...3600),
+        .parsed(
+            "SKYPREP_LOGIN_HOSTS", \.loginHosts,
+            "hosts SkyPrep sign-in links may point to besides the account's domain (comma-separated, https only; leading `.` = subdomains)",
+            rule: "a comma-separated list of host names",
+            parse: { text in
+                let hosts = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+                return hosts.isEmpty || hosts.contains(where: { $0.contains("/") || $0.contains(":") }) ? nil : hosts
+            }, format: { $0.joined(separator: ",") }),
     ]
 
     public func validateTogether() throws {
