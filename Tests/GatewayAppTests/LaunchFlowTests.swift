@@ -56,6 +56,26 @@ struct LaunchFlowTests {
         }
     }
 
+    @Test("a browser keeps at most eight logins' state cookies of each kind: a login expires the oldest beyond them")
+    func stateCookiesBounded() async throws {
+        try await withEndToEnd { e2e in
+            let plain = (0..<10).map { "__Host-lti_gw_state_old\($0)=s\($0)" }
+            let partitioned = (0..<3).map { "__Host-lti_gw_pstate_old\($0)=s\($0)" }
+            let cookie = (["theme=dark"] + plain + partitioned).joined(separator: "; ")
+            let query = FormEncoding.encode([
+                ("iss", e2e.platformA.issuer), ("login_hint", "user-hint"), ("target_link_uri", e2e.baseURL + "/lti/launch"),
+                ("client_id", e2e.platformA.clientID),
+            ])
+            let login = try await e2e.request(.GET, "/lti/login?" + query, cookie: cookie)
+            #expect(login.status == 302)
+            let setCookies = login.headers["Set-Cookie"]
+            let expired = setCookies.filter { $0.contains("Max-Age=0") }.compactMap { $0.split(separator: "=").first.map(String.init) }
+            // 10 old plain ones + the new one: the three oldest go; 3 partitioned + 1 new: none goes; other cookies are not ours.
+            #expect(expired == ["__Host-lti_gw_state_old0", "__Host-lti_gw_state_old1", "__Host-lti_gw_state_old2"], "\(expired)")
+            #expect(setCookies.filter { !$0.contains("Max-Age=0") }.count == 2)
+        }
+    }
+
     @Test("a launch's id_token and state are read from the POST body only: in the query string they count for nothing")
     func launchParametersFromBodyOnly() async throws {
         try await withEndToEnd { e2e in

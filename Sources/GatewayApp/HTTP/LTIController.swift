@@ -72,6 +72,7 @@ struct LTIController: Sendable {
         } else {
             response = Response(status: .found, headers: [.location: redirect.authorizationURL, .cacheControl: "no-store"])
         }
+        response.headers[values: .setCookie].append(contentsOf: StateCookies.expireOldest(in: request.headers[.cookie]))
         response.headers[values: .setCookie].append(contentsOf: StateCookies.set(for: redirect.state, maxAge: Int(stateLifetime)))
         return response
     }
@@ -101,6 +102,7 @@ struct LTIController: Sendable {
                 "lti.client_id": "\(redirect.registration.clientID)", "lti.registration": "\(redirect.registration.id)",
             ])
         var response = Response(status: .seeOther, headers: [.location: redirect.authorizationURL, .cacheControl: "no-store"])
+        response.headers[values: .setCookie].append(contentsOf: StateCookies.expireOldest(in: request.headers[.cookie]))
         response.headers[values: .setCookie].append(contentsOf: StateCookies.set(for: redirect.state, maxAge: Int(stateLifetime)))
         return response
     }

@@ -26,6 +26,27 @@ enum StateCookies {
         return ["\(names.plain)=\(state); \(attributes)", "\(names.partitioned)=\(state); \(attributes); Partitioned"]
     }
 
+    /// How many logins' state cookies of each kind a browser keeps at once: with more, a page that makes a browser
+    /// start logins over and over could push the learner's real state cookie out of the browser's cookie jar.
+    static let maxLivePerKind = 8
+
+    /// `Set-Cookie` values expiring the oldest state cookies `cookieHeader` carries, so that with the login's own
+    /// there are at most ``maxLivePerKind`` of each kind. Browsers list older cookies first (RFC 6265 §5.4).
+    static func expireOldest(in cookieHeader: String?) -> [String] {
+        guard let cookieHeader else { return [] }
+        let names = cookieHeader.split(separator: ";").compactMap { pair in
+            pair.split(separator: "=", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        var expired: [String] = []
+        for (prefix, partitioned) in [(GatewayCookieNames.plainPrefix, false), (GatewayCookieNames.partitionedPrefix, true)] {
+            let live = names.filter { $0.hasPrefix(prefix) }
+            for name in live.prefix(max(0, live.count - (maxLivePerKind - 1))) {
+                expired.append("\(name)=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=None" + (partitioned ? "; Partitioned" : ""))
+            }
+        }
+        return expired
+    }
+
     /// `Set-Cookie` values removing both cookies named `names`.
     static func expire(_ names: (plain: String, partitioned: String)) -> [String] {
         [
@@ -54,6 +75,9 @@ public enum GatewayCookieNames {
     /// The login's two state cookies: `__Host-lti_gw_state_…` and the partitioned `__Host-lti_gw_pstate_…`, with the same digest.
     public static func stateCookieNames(for state: String) -> (plain: String, partitioned: String) {
         let digest = Hex.encode(SHA256.hash(data: Data(state.utf8)).prefix(6))
-        return ("__Host-lti_gw_state_" + digest, "__Host-lti_gw_pstate_" + digest)
+        return (plainPrefix + digest, partitionedPrefix + digest)
     }
+
+    static let plainPrefix = "__Host-lti_gw_state_"
+    static let partitionedPrefix = "__Host-lti_gw_pstate_"
 }
