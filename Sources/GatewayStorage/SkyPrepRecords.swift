@@ -51,10 +51,20 @@ public struct PlatformSkyPrepOptions: Sendable, Equatable, Codable {
     public var roleMap: [String: String]
     /// Enrol the learner in the SkyPrep course of an SSO launch (`skyprep_course_id`).
     public var enrolOnSSO: Bool
+    /// The SkyPrep course ids a link may enrol learners in (whoever edits an LMS link sets `skyprep_course_id`);
+    /// nil or empty → none: a link naming a course is refused.
+    public var allowedCourseIDs: [String]?
+    /// What the names of groups made from LMS course titles start with (nil → ``defaultGroupPrefix``), so that group
+    /// sync never joins a group an administrator made (say "Managers") because a course was titled so.
+    public var groupPrefix: String?
+
+    /// The group-name prefix when a platform sets none.
+    public static let defaultGroupPrefix = "LMS: "
 
     public init(
         provisioning: Bool = true, account: String? = nil, apiKeyVariable: String? = nil, groupSync: Bool? = nil,
-        linkByEmail: Bool = false, syntheticEmailDomain: String? = nil, roleMap: [String: String] = [:], enrolOnSSO: Bool = true
+        linkByEmail: Bool = false, syntheticEmailDomain: String? = nil, roleMap: [String: String] = [:], enrolOnSSO: Bool = true,
+        allowedCourseIDs: [String]? = nil, groupPrefix: String? = nil
     ) {
         self.provisioning = provisioning
         self.account = account
@@ -64,6 +74,8 @@ public struct PlatformSkyPrepOptions: Sendable, Equatable, Codable {
         self.syntheticEmailDomain = syntheticEmailDomain
         self.roleMap = roleMap
         self.enrolOnSSO = enrolOnSSO
+        self.allowedCourseIDs = allowedCourseIDs
+        self.groupPrefix = groupPrefix
     }
 
     /// Whether `name` may hold a platform's SkyPrep API key: `SKYPREP_API_KEY` or `SKYPREP_API_KEY_<NAME>` only, so that

@@ -87,6 +87,10 @@ struct Platforms: AsyncParsableCommand {
         @Option(name: .customLong("role"), help: "Map an LTI role to a SkyPrep role, e.g. Instructor=manager (repeat for several).")
         var roles: [String] = []
         @Flag(inversion: .prefixedNo, help: "Enrol the learner in the launch's skyprep_course_id on sign-in.") var enrol = true
+        @Option(name: .customLong("course"), help: "A SkyPrep course id links may enrol learners in (repeatable); a link naming another is refused.")
+        var courses: [String] = []
+        @Option(name: .customLong("group-prefix"), help: "What group names made from course titles start with (default \"LMS: \").")
+        var groupPrefix: String?
 
         func run() async throws {
             var roleMap: [String: String] = [:]
@@ -97,7 +101,8 @@ struct Platforms: AsyncParsableCommand {
             }
             let options = PlatformSkyPrepOptions(
                 provisioning: provisioning, account: account, apiKeyVariable: apiKeyVariable, groupSync: groupSync, linkByEmail: linkByEmail,
-                syntheticEmailDomain: syntheticEmailDomain, roleMap: roleMap, enrolOnSSO: enrol)
+                syntheticEmailDomain: syntheticEmailDomain, roleMap: roleMap, enrolOnSSO: enrol,
+                allowedCourseIDs: courses.isEmpty ? nil : courses, groupPrefix: groupPrefix)
             let settings = try await common.settings()
             try await withStore(settings) { store in
                 try await PlatformAdministration.setSkyPrepOptions(store: store, registrationID: id, options: options)

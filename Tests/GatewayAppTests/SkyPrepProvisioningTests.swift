@@ -193,6 +193,8 @@ struct SkyPrepProvisioningTests {
     func ssoProvisionsAndEnrols() async throws {
         try await withEndToEnd(configure: Self.fastQueue) { e2e in
             let fake = try #require(e2e.gateway.skyPrepSandbox)
+            #expect(
+                try await e2e.gateway.store.setSkyPrepOptions(PlatformSkyPrepOptions(allowedCourseIDs: ["77"]), registrationID: e2e.registrationA.id))
             let response = try await e2e.fullLaunch(labID: nil) { $0[LTIClaim.custom] = ["skyprep_course_id": "77"] }
             #expect(response.status == 303)
             let id = try await learnerID(e2e)

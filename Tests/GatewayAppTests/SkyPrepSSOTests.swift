@@ -27,13 +27,38 @@ struct SkyPrepSSOTests {
         }
     }
 
-    @Test("with group sync the LMS course becomes the learner's SkyPrep group; skyprep_course_id also selects SkyPrep")
+    @Test("with group sync the LMS course becomes the learner's SkyPrep group, under the platform's prefix; skyprep_course_id also selects SkyPrep")
     func groups() async throws {
         try await withEndToEnd(configure: { $0.skyPrep.groupSync = true }) { e2e in
+            #expect(
+                try await e2e.gateway.store.setSkyPrepOptions(PlatformSkyPrepOptions(allowedCourseIDs: ["77"]), registrationID: e2e.registrationA.id))
             let response = try await e2e.fullLaunch(labID: nil) { $0[LTIClaim.custom] = ["skyprep_course_id": "77"] }
             #expect(response.status == 303)
             let sent = try #require(e2e.gateway.skyPrepSandbox?.lastForm["get_login_key"])
-            #expect(sent["user_groups"] == "Networking 101" && sent["autocreate_user_groups"] == "1")
+            // Never a bare course title: a course titled like an administrator's group must not join it.
+            #expect(sent["user_groups"] == "LMS: Networking 101" && sent["autocreate_user_groups"] == "1")
+            #expect(
+                try await e2e.gateway.store.setSkyPrepOptions(
+                    PlatformSkyPrepOptions(allowedCourseIDs: ["77"], groupPrefix: "Acme LMS / "), registrationID: e2e.registrationA.id))
+            #expect(try await e2e.fullLaunch(labID: nil) { $0[LTIClaim.custom] = ["skyprep_course_id": "77"] }.status == 303)
+            #expect(e2e.gateway.skyPrepSandbox?.lastForm["get_login_key"]?["user_groups"] == "Acme LMS / Networking 101")
+        }
+    }
+
+    @Test("a link naming a SkyPrep course the platform does not allow is refused (one of several too), with nothing enrolled")
+    func courseAllowList() async throws {
+        try await withEndToEnd { e2e in
+            let fake = try #require(e2e.gateway.skyPrepSandbox)
+            let none = try await e2e.fullLaunch(labID: nil) { $0[LTIClaim.custom] = ["skyprep_course_id": "77"] }
+            #expect(none.status == 403 && none.body.contains("may not use"))
+            #expect(try await e2e.gateway.store.recentLaunches(limit: 1).first?.outcome == "skyprep_course_not_allowed")
+            #expect(
+                try await e2e.gateway.store.setSkyPrepOptions(PlatformSkyPrepOptions(allowedCourseIDs: ["77"]), registrationID: e2e.registrationA.id))
+            let mixed = try await e2e.fullLaunch(labID: nil) { $0[LTIClaim.custom] = ["skyprep_course_id": "77;99"] }
+            #expect(mixed.status == 403)
+            #expect(fake.calls["enroll_user_in_courses"] == nil && fake.calls["get_login_key"] == nil)
+            #expect(try await e2e.fullLaunch(labID: nil) { $0[LTIClaim.custom] = ["skyprep_course_id": "77"] }.status == 303)
+            #expect(fake.calls["enroll_user_in_courses"] == 1)
         }
     }
 

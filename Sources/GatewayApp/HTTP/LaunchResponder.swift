@@ -112,6 +112,11 @@ extension GatewayError {
             self = page(
                 .conflict, "Your email belongs to another SkyPrep account",
                 "SkyPrep already has an account with your email address that is not linked to your LMS account. An administrator can link them.")
+        case .skyPrepCourseNotAllowed:
+            self = page(
+                .forbidden, "This link names a SkyPrep course it may not use",
+                "The LMS link asks to enrol you in a SkyPrep course that this LMS is not allowed to enrol learners in. Tell your instructor; an administrator can allow the course."
+            )
         case .skyPrepAccountNotLinked:
             self = page(
                 .forbidden, "Your SkyPrep account is not linked",

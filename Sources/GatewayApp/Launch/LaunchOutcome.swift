@@ -47,6 +47,8 @@ struct LaunchFailure: Error, Sendable {
         case skyPrepEmailMissing
         /// SkyPrep has the learner's email on an account that is not theirs.
         case skyPrepEmailInUse
+        /// The link names a SkyPrep course the platform does not allow.
+        case skyPrepCourseNotAllowed
         /// SkyPrep knows no account this gateway created or linked for the learner (provisioning off).
         case skyPrepAccountNotLinked
         /// SkyPrep did not answer.
@@ -74,6 +76,7 @@ struct LaunchFailure: Error, Sendable {
             case .labURLRefused: "lab_url_refused"
             case .skyPrepEmailMissing: "skyprep_email_missing"
             case .skyPrepEmailInUse: "skyprep_email_in_use"
+            case .skyPrepCourseNotAllowed: "skyprep_course_not_allowed"
             case .skyPrepAccountNotLinked: "skyprep_account_not_linked"
             case .skyPrepUnavailable: "skyprep_unavailable"
             case .skyPrepURLRefused: "skyprep_url_refused"

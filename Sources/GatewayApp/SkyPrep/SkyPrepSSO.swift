@@ -41,6 +41,14 @@ struct SkyPrepSSO: Sendable {
         guard request.email(options: options) != nil else {
             return await recorder.refuse(&record, LaunchFailure(.skyPrepEmailMissing), trace: trace)
         }
+        // Whoever edits the LMS link sets skyprep_course_id: only the platform's allowed courses (`;` lists several).
+        let courses = (token.custom?["skyprep_course_id"] ?? "").split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
+        let allowed = Set(options.allowedCourseIDs ?? [])
+        if options.enrolOnSSO, let refused = courses.first(where: { !allowed.contains($0) }) {
+            trace.logger.notice("SkyPrep sign-in refused: course not allowed for this platform", metadata: ["skyprep.course": "\(refused)"])
+            return await recorder.refuse(&record, LaunchFailure(.skyPrepCourseNotAllowed), trace: trace)
+        }
         let client: SkyPrepClient
         let url: String
         do {
@@ -53,15 +61,19 @@ struct SkyPrepSSO: Sendable {
                 return await recorder.refuse(&record, LaunchFailure(.skyPrepAccountNotLinked), trace: trace)
             }
             let signInEmail = account.email
-            if let course = token.custom?["skyprep_course_id"], !course.isEmpty, options.enrolOnSSO {
+            if !courses.isEmpty, options.enrolOnSSO {
                 do {
-                    try await client.enrolUser(email: signInEmail, courseIDs: [course])
+                    try await client.enrolUser(email: signInEmail, courseIDs: courses)
                 } catch {
                     // The learner may be enrolled already or the course id may be wrong: SkyPrep still opens.
-                    trace.logger.warning("SkyPrep enrolment failed", metadata: ["skyprep.course": "\(course)", "error": "\(error)"])
+                    trace.logger.warning(
+                        "SkyPrep enrolment failed", metadata: ["skyprep.course": "\(courses.joined(separator: ";"))", "error": "\(error)"])
                 }
             }
-            let groups = (options.groupSync ?? defaultGroupSync) ? [token.context?.title].compactMap { $0 }.filter { !$0.isEmpty } : []
+            // Groups made from course titles carry the platform's prefix, so no title joins a group someone else made.
+            let prefix = options.groupPrefix ?? PlatformSkyPrepOptions.defaultGroupPrefix
+            let groups =
+                (options.groupSync ?? defaultGroupSync) ? [token.context?.title].compactMap { $0 }.filter { !$0.isEmpty }.map { prefix + $0 } : []
             url = try await client.loginURL(email: signInEmail, firstName: request.firstName, lastName: request.lastName, groups: groups)
         } catch SkyPrepProvisioningError.emailInUse, SkyPrepProvisioningError.privilegedAccount {
             return await recorder.refuse(&record, LaunchFailure(.skyPrepEmailInUse), trace: trace)
