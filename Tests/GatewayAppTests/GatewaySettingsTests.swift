@@ -49,17 +49,17 @@ struct GatewaySettingsTests {
 
     @Test("the file sets values, the environment (SPEC names) overrides them")
     func precedence() async throws {
-        let file = try configFile(#"{"gateway": {"port": 9000, "public-url": "https://file.example", "clock-skew-seconds": 45}}"#)
+        let file = try configFile(#"{"gateway": {"port": 9000, "public-url": "http://file.example", "clock-skew-seconds": 45}}"#)
         defer { try? FileManager.default.removeItem(atPath: file) }
         let fromFile = try await GatewaySettings.load(configFile: file, environment: [:])
-        #expect(fromFile.server.port == 9000 && fromFile.server.publicURL == "https://file.example" && fromFile.lti.clockSkew == .seconds(45))
+        #expect(fromFile.server.port == 9000 && fromFile.server.publicURL == "http://file.example" && fromFile.lti.clockSkew == .seconds(45))
         let overridden = try await GatewaySettings.load(
             configFile: file,
             environment: [
-                "GATEWAY_PORT": "9100", "GATEWAY_PUBLIC_URL": "https://env.example", "GATEWAY_CLOCK_SKEW_SECONDS": "10",
+                "GATEWAY_PORT": "9100", "GATEWAY_PUBLIC_URL": "http://env.example", "GATEWAY_CLOCK_SKEW_SECONDS": "10",
                 "GATEWAY_DATABASE_URL": "sqlite:/tmp/x.sqlite", "GATEWAY_KEYS_DIR": "/tmp/keys", "GATEWAY_HOST": "0.0.0.0",
             ])
-        #expect(overridden.server.port == 9100 && overridden.server.publicURL == "https://env.example" && overridden.lti.clockSkew == .seconds(10))
+        #expect(overridden.server.port == 9100 && overridden.server.publicURL == "http://env.example" && overridden.lti.clockSkew == .seconds(10))
         #expect(overridden.database.sqlitePath == "/tmp/x.sqlite" && overridden.keys.directory == "/tmp/keys" && overridden.server.host == "0.0.0.0")
     }
 
@@ -105,6 +105,28 @@ struct GatewaySettingsTests {
 
 @Suite("Settings: vendor URLs")
 struct VendorURLSettingsTests {
+    @Test("a deployment on https never runs the built-in fakes: each vendor URL must be set; on http (a demo) the fakes answer")
+    func noSandboxOnHTTPS() async throws {
+        let keys = ["SKILLABLE_API_KEY": "k", "SKYPREP_ACCT_KEY": "a.skyprepapp.com", "SKYPREP_API_KEY": "k"]
+        let vendors = ["SKILLABLE_BASE_URL": "https://labondemand.com/api/v3", "SKYPREP_BASE_URL": "https://api.skyprep.io/admin/api"]
+        for missing in vendors.keys {
+            do {
+                _ = try await GatewaySettings.load(
+                    configFile: "/nonexistent",
+                    environment: keys.merging(vendors.filter { $0.key != missing }) { $1 }.merging(["GATEWAY_PUBLIC_URL": "https://lti.example.edu"])
+                    { $1 })
+                Issue.record("https without \(missing) was accepted")
+            } catch let error as SettingsError {
+                #expect(error.message.hasPrefix(missing), "\(error.message)")
+            }
+        }
+        let deployed = try await GatewaySettings.load(
+            configFile: "/nonexistent", environment: keys.merging(vendors) { $1 }.merging(["GATEWAY_PUBLIC_URL": "https://lti.example.edu"]) { $1 })
+        #expect(deployed.sandboxVendors.isEmpty)
+        let demo = try await GatewaySettings.load(configFile: "/nonexistent", environment: ["GATEWAY_PUBLIC_URL": "http://127.0.0.1:8080"])
+        #expect(demo.sandboxVendors == ["SKILLABLE_BASE_URL", "SKYPREP_BASE_URL"])
+    }
+
     @Test("a vendor API over plain http is refused unless it is this machine: its API key would cross the network in clear")
     func httpOnlyToLoopback() async throws {
         let keys = ["SKILLABLE_API_KEY": "k", "SKYPREP_ACCT_KEY": "a.skyprepapp.com", "SKYPREP_API_KEY": "k"]

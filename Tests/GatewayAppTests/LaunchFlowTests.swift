@@ -217,7 +217,10 @@ struct LaunchFlowTests {
             _ = try await e2e.fullLaunch()
             _ = try await e2e.fullLaunch(labID: nil)
             #expect(try await e2e.request(.GET, "/healthz").status == 200)
-            #expect(try await e2e.request(.GET, "/readyz").status == 200)
+            let ready = try await e2e.request(.GET, "/readyz")
+            // The built-in fakes answer here, and readiness says so: no one mistakes a demo for a deployment.
+            #expect(ready.status == 200 && ready.body.contains("sandbox: fake Skillable and SkyPrep"))
+            #expect(!e2e.logs.lines(containing: "SANDBOX: the built-in fakes answer").isEmpty)
             let metrics = try await e2e.request(.GET, "/metrics").body
             #expect(metrics.contains(#"lti_launches_total{outcome="launched"}"#))
             #expect(metrics.contains(#"lti_launches_total{outcome="labid_missing"}"#))

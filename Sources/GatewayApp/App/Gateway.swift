@@ -211,7 +211,15 @@ public func buildGateway(
     lti.addRoutes(to: router)
     deepLinking.addRoutes(to: router)
     labSessions.addRoutes(to: router)
-    OperationsController(store: store, metrics: metrics, toolKeys: toolKeys).addRoutes(to: router)
+    OperationsController(
+        store: store, metrics: metrics, toolKeys: toolKeys,
+        sandboxVendors: settings.sandboxVendors.map { $0 == "SKILLABLE_BASE_URL" ? "Skillable" : "SkyPrep" }
+    ).addRoutes(to: router)
+    if !settings.sandboxVendors.isEmpty {
+        logger.warning(
+            "SANDBOX: the built-in fakes answer for \(settings.sandboxVendors.joined(separator: ", ")) unset; learners get fake labs — set them for a deployment"
+        )
+    }
     ToolConfigurationController(settings: settings, toolKeys: toolKeys).addRoutes(to: router)
     sandbox?.addRoutes(to: router)
     skyPrepFake?.addRoutes(to: router)

@@ -9,13 +9,16 @@ struct OperationsController: Sendable {
     let store: any DatabaseHealth
     let metrics: PrometheusCollectorRegistry
     let toolKeys: ToolKeyService
+    /// The vendors the built-in sandbox stands in for; `/readyz` names them, so no one mistakes a demo for a deployment.
+    var sandboxVendors: [String] = []
 
     func addRoutes(to router: Router<GatewayRequestContext>) {
         router.get("/healthz") { _, _ in Self.text("ok\n") }
         router.get("/readyz") { _, context in
             do {
                 try await store.ping()
-                return Self.text("ready\n")
+                return Self.text(
+                    sandboxVendors.isEmpty ? "ready\n" : "ready (sandbox: fake \(sandboxVendors.joined(separator: " and ")), not for learners)\n")
             } catch {
                 context.logger.error("database not reachable", metadata: ["error": "\(error)"])
                 return Response(

@@ -66,6 +66,18 @@ public struct GatewaySettings: Sendable, CustomStringConvertible {
         try keys.validate()
         try skillable.validate()
         try skyPrep.validate()
+        // A deployment (https) never serves the built-in fakes on the listener of /lti: learners would get fake labs.
+        if server.publicURL.lowercased().hasPrefix("https://"), let fake = sandboxVendors.first {
+            throw SettingsError(
+                message:
+                    "\(fake) must be set when GATEWAY_PUBLIC_URL is https: without it the built-in sandbox would answer learners with fake labs (for a demo, use an http public URL)"
+            )
+        }
+    }
+
+    /// The vendors the built-in sandbox stands in for (their base URL unset), by setting name.
+    public var sandboxVendors: [String] {
+        (skillable.usesSandbox ? ["SKILLABLE_BASE_URL"] : []) + (skyPrep.baseURL == nil ? ["SKYPREP_BASE_URL"] : [])
     }
 
     /// Every setting with its meaning and default, in the README's order: the settings' one list.
