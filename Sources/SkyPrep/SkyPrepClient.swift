@@ -22,6 +22,9 @@ public struct SkyPrepClientSettings: Sendable {
     /// Waits between attempts of one call (doubling, no jitter: the rate limiter spreads calls already).
     public var retry: Backoff
     public var timeout: TimeAmount
+    /// The longest a call waits for a free slot of the rate limiter; nil → as long as it takes (background work).
+    /// Calls a browser waits for set it, and fail as `rate_limited` rather than keep the learner waiting.
+    public var maxQueueWait: Duration?
 
     public init(
         baseURL: @escaping @Sendable () -> String, acctKey: String, apiKey: String, callsPerMinute: Int = 100, maxAttempts: Int = 3,
@@ -89,6 +92,13 @@ public struct SkyPrepClient: Sendable {
         self.logger = logger
     }
 
+    /// This client with calls that wait at most `maxWait` for a free slot of the rate limiter.
+    public func waitingAtMost(_ maxWait: Duration) -> SkyPrepClient {
+        var settings = settings
+        settings.maxQueueWait = maxWait
+        return SkyPrepClient(http: http, settings: settings, logger: logger, limiter: limiter)
+    }
+
     /// This client for another SkyPrep account (same rate limiter, same retry policy).
     public func forAccount(acctKey: String, apiKey: String) -> SkyPrepClient {
         var other = settings
@@ -137,8 +147,8 @@ public struct SkyPrepClient: Sendable {
     /// `get_user`: the user's SkyPrep role (`learner`, `admin`, …), nil when SkyPrep's answer names none.
     public func userRole(id: Int) async throws -> String? {
         let answer = try await call("get_user", ["user_id": String(id)])
-        let user = (answer as? [String: any Sendable]).map { ($0["user"] as? [String: any Sendable]) ?? $0 }
-        return (user?["role"] ?? user?["user_role"]) as? String
+        let user = (answer["user"] as? [String: any Sendable]) ?? answer
+        return (user["role"] ?? user["user_role"]) as? String
     }
 
     /// `enroll_user_in_courses` for the user with `email`.
@@ -198,7 +208,11 @@ public struct SkyPrepClient: Sendable {
         var attempt = 0
         while true {
             attempt += 1
-            try await limiter.acquire()
+            do {
+                try await limiter.acquire(waitingAtMost: settings.maxQueueWait)
+            } catch is RateLimiterFull {
+                throw SkyPrepError(code: .rateLimited, method: method, httpStatus: nil, responseBody: "no slot of the client-side rate limit in time")
+            }
             do {
                 return try await send(method, parameters)
             } catch let error as SkyPrepError {
@@ -331,8 +345,10 @@ public actor RateLimiter {
         self.window = window
     }
 
-    /// Waits for a free slot; throws `CancellationError` when the waiting task is cancelled (shutdown).
-    public func acquire() async throws {
+    /// Waits for a free slot; throws `CancellationError` when the waiting task is cancelled (shutdown), and
+    /// ``RateLimiterFull`` at once when no slot frees within `maxWait`.
+    public func acquire(waitingAtMost maxWait: Duration? = nil) async throws {
+        let deadline = maxWait.map { ContinuousClock.now + $0 }
         while true {
             let now = ContinuousClock.now
             recent.removeAll { now - $0 >= window }
@@ -341,7 +357,11 @@ public actor RateLimiter {
                 return
             }
             let wait = window - (now - recent[0])
+            if let deadline, now + wait > deadline { throw RateLimiterFull() }
             try await Task.sleep(for: wait)
         }
     }
 }
+
+/// No slot of a ``RateLimiter`` frees within the wait a caller allows.
+public struct RateLimiterFull: Error {}

@@ -41,6 +41,22 @@ struct SkyPrepClientTests {
         }
     }
 
+    @Test("a call allowed to wait only briefly for the rate limiter fails at once as rate_limited instead of waiting a minute")
+    func boundedQueueWait() async throws {
+        try await withSkyPrep(callsPerMinute: 1) { client, fake in
+            #expect(try await client.testConnection())
+            let started = ContinuousClock.now
+            do {
+                _ = try await client.waitingAtMost(.milliseconds(200)).testConnection()
+                Issue.record("a second call within the minute went through")
+            } catch let error as SkyPrepError {
+                #expect(error.code == .rateLimited)
+            }
+            #expect(ContinuousClock.now - started < .seconds(30))
+            #expect(fake.calls["test_connection"] == 1)
+        }
+    }
+
     @Test("a wrong key is a typed 401 and is not retried")
     func wrongKey() async throws {
         try await withSkyPrep(clientAPIKey: "wrong") { client, fake in

@@ -23,6 +23,9 @@ struct SkyPrepSSO: Sendable {
     /// SKYPREP_GROUP_SYNC, for registrations that do not set their own.
     let defaultGroupSync: Bool
 
+    /// The longest a sign-in call waits for a free slot of the SkyPrep rate limit.
+    static let maxRateLimitWait = Duration.seconds(5)
+
     /// Whether the launch asks for SkyPrep instead of a lab (`destination=skyprep` or `skyprep_course_id`).
     static func isWanted(by token: LTIIDToken) -> Bool {
         token.custom?["destination"]?.lowercased() == "skyprep" || !(token.custom?["skyprep_course_id"] ?? "").isEmpty
@@ -52,7 +55,8 @@ struct SkyPrepSSO: Sendable {
         let client: SkyPrepClient
         let url: String
         do {
-            client = try clients.client(for: options)
+            // The learner's browser waits: sign-in calls wait at most a few seconds for SkyPrep's rate limit.
+            client = try clients.client(for: options).waitingAtMost(Self.maxRateLimitWait)
             let account =
                 options.provisioning
                 ? try await provisioning.provisionNow(request) : try await accounts.skyPrepAccount(learnerID: identity.id)
