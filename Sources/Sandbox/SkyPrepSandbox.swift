@@ -116,9 +116,19 @@ public final class SkyPrepSandbox: Sendable {
         return Self.answer(.ok, ["message": "success"])
     }
 
+    /// The largest form the fake reads (SkyPrep's calls carry a few short fields).
+    static let maxFormBytes = 64 * 1024
+
     func handle<Context: RequestContext>(_ request: Request, context: Context) async throws -> Response {
         let method = context.parameters.get("method") ?? ""
-        let body = String(buffer: try await request.body.collect(upTo: 1 << 20))
+        // Credentials in headers are checked before anything is read: a caller without them stores nothing here.
+        let headerAcct = request.headers[HTTPField.Name("X-SkyPrep-Acct-Key")!]
+        let headerKey = request.headers[HTTPField.Name("X-SkyPrep-API-Key")!]
+        if headerAcct != nil || headerKey != nil, headerAcct != acctKey || headerKey != apiKey {
+            state.withLock { $0.calls[method, default: 0] += 1 }
+            return Self.answer(.unauthorized, ["message": "Invalid credentials"])
+        }
+        let body = String(buffer: try await request.body.collect(upTo: Self.maxFormBytes))
         var form: [String: String] = [:]
         for pair in body.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1).map {
@@ -126,9 +136,10 @@ public final class SkyPrepSandbox: Sendable {
             }
             if parts.count == 2 { form[parts[0]] = parts[1] }
         }
+        let credentialed = (headerAcct ?? form["acct_key"]) == acctKey && (headerKey ?? form["api_key"]) == apiKey
         let gate: Gate = state.withLock { s in
             s.calls[method, default: 0] += 1
-            s.lastForm[method] = form.filter { $0.key != "api_key" && $0.key != "acct_key" }
+            if credentialed { s.lastForm[method] = form.filter { $0.key != "api_key" && $0.key != "acct_key" } }
             let now = ContinuousClock.now
             s.recentCalls.removeAll { now - $0 >= .seconds(60) }
             guard s.recentCalls.count < s.callsPerMinute else { return .limited }
@@ -146,9 +157,7 @@ public final class SkyPrepSandbox: Sendable {
         case .pass: break
         }
         // Both credential forms: headers (preferred) or parameters.
-        let acct = request.headers[HTTPField.Name("X-SkyPrep-Acct-Key")!] ?? form["acct_key"]
-        let key = request.headers[HTTPField.Name("X-SkyPrep-API-Key")!] ?? form["api_key"]
-        guard acct == acctKey, key == apiKey else { return Self.answer(.unauthorized, ["message": "Invalid credentials"]) }
+        guard credentialed else { return Self.answer(.unauthorized, ["message": "Invalid credentials"]) }
         return answer(method, form, authority: request.head.authority)
     }
 

@@ -57,6 +57,19 @@ struct SkyPrepClientTests {
         }
     }
 
+    @Test("the fake checks header credentials before reading anything: a caller without them stores nothing")
+    func fakeChecksCredentialsFirst() async throws {
+        try await withSkyPrep(clientAPIKey: "wrong-key") { client, fake in
+            await #expect(throws: SkyPrepError.self) {
+                _ = try await client.createUser(
+                    SkyPrepNewUser(
+                        email: "mallory@example.edu", firstName: String(repeating: "m", count: 60_000), lastName: "x", userIdentifier: "m",
+                        role: "learner"))
+            }
+            #expect(fake.lastForm["create_user"] == nil && fake.users.isEmpty)
+        }
+    }
+
     @Test("a wrong key is a typed 401 and is not retried")
     func wrongKey() async throws {
         try await withSkyPrep(clientAPIKey: "wrong") { client, fake in
