@@ -33,7 +33,10 @@ enum StateCookies {
     /// `Set-Cookie` values expiring the oldest state cookies `cookieHeader` carries, so that with the login's own
     /// there are at most ``maxLivePerKind`` of each kind. Browsers list older cookies first (RFC 6265 §5.4).
     static func expireOldest(in cookieHeader: String?) -> [String] {
-        guard let cookieHeader else { return [] }
+        // Every login passes here: most browsers carry no state cookie of ours, and that is seen without splitting.
+        guard let cookieHeader,
+            cookieHeader.contains(GatewayCookieNames.plainPrefix) || cookieHeader.contains(GatewayCookieNames.partitionedPrefix)
+        else { return [] }
         let names = cookieHeader.split(separator: ";").compactMap { pair in
             pair.split(separator: "=", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces) }
         }
