@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import GatewaySupport
 import LTICore
 import Logging
 import NIOCore
@@ -20,12 +21,15 @@ public struct PlatformKeySetCacheSettings: Sendable {
     public var minRefetchInterval: Duration
     /// When a refresh fails, keys this much past their lifetime are still used.
     public var staleIfError: Duration
+    /// After a failed fetch, the URL is not fetched again for a while: `minRefetchInterval`, doubling with each
+    /// further failure, at most this long. Launches in between use the keys held (if any) or are refused at once.
+    public var maxFailureBackoff: Duration
 
     public init(
         fetchTimeout: TimeAmount = .seconds(5), maxDocumentBytes: Int = 256 * 1024,
         defaultMaxAge: Duration = .seconds(300), minMaxAge: Duration = .seconds(60),
         maxMaxAge: Duration = .seconds(86_400), minRefetchInterval: Duration = .seconds(10),
-        staleIfError: Duration = .seconds(3600)
+        staleIfError: Duration = .seconds(3600), maxFailureBackoff: Duration = .seconds(300)
     ) {
         self.fetchTimeout = fetchTimeout
         self.maxDocumentBytes = maxDocumentBytes
@@ -34,6 +38,7 @@ public struct PlatformKeySetCacheSettings: Sendable {
         self.maxMaxAge = maxMaxAge
         self.minRefetchInterval = minRefetchInterval
         self.staleIfError = staleIfError
+        self.maxFailureBackoff = maxFailureBackoff
     }
 }
 
@@ -49,12 +54,20 @@ public struct PlatformKeySetError: Error, Sendable, CustomStringConvertible {
 /// Keys are parsed once per fetch into ``PlatformPublicKey`` values, so a launch costs a dictionary
 /// lookup. There is no default key: a `kid` absent from the set is unknown, full stop, which makes
 /// the jwt-kit default-key fallback impossible by construction. Concurrent fetches of one URL share
-/// a single request.
+/// a single request. A URL whose fetch failed is not fetched again before its backoff has passed, however many
+/// launches ask (negative caching).
 public actor PlatformKeySetCache: PlatformKeyProvider {
     struct Entry {
         var keys: [String: PlatformPublicKey]
         var fetchedAt: ContinuousClock.Instant
         var expiresAt: ContinuousClock.Instant
+    }
+
+    /// The failures of a URL since its last good fetch.
+    struct Failure {
+        var error: any Error
+        var count: Int
+        var retryAt: ContinuousClock.Instant
     }
 
     private let http: HTTPClient
@@ -63,6 +76,7 @@ public actor PlatformKeySetCache: PlatformKeyProvider {
     private let now: @Sendable () -> ContinuousClock.Instant
     private var entries: [String: Entry] = [:]
     private var inFlight: [String: Task<Entry, any Error>] = [:]
+    private var failures: [String: Failure] = [:]
     /// Number of HTTP fetches made, for tests and metrics.
     public private(set) var fetchCount = 0
 
@@ -103,18 +117,32 @@ public actor PlatformKeySetCache: PlatformKeyProvider {
 
     private func refresh(_ url: String) async throws -> Entry {
         if let running = inFlight[url] { return try await running.value }
+        if let failure = failures[url], now() < failure.retryAt {
+            logger.debug("JWKS fetch skipped: failed recently", metadata: ["lti.jwks_url": "\(url)"])
+            throw failure.error
+        }
         let task = Task { try await self.fetch(url) }
         inFlight[url] = task
         defer { inFlight[url] = nil }
-        let entry = try await task.value
-        entries[url] = entry
-        return entry
+        do {
+            let entry = try await task.value
+            entries[url] = entry
+            failures[url] = nil
+            return entry
+        } catch {
+            let count = (failures[url]?.count ?? 0) + 1
+            let backoff = Backoff(base: settings.minRefetchInterval, cap: settings.maxFailureBackoff, jitter: .none)
+            failures[url] = Failure(error: error, count: count, retryAt: now() + backoff.bound(afterAttempt: count))
+            throw error
+        }
     }
 
     private func fetch(_ url: String) async throws -> Entry {
         fetchCount += 1
         var request = HTTPClientRequest(url: url)
         request.headers.add(name: "Accept", value: "application/json")
+        // One deadline for the whole exchange: the answer's head, then its body in what time is left.
+        let deadline = ContinuousClock.now + .nanoseconds(settings.fetchTimeout.nanoseconds)
         let response: HTTPClientResponse
         do {
             response = try await http.execute(request, timeout: settings.fetchTimeout)
@@ -129,7 +157,11 @@ public actor PlatformKeySetCache: PlatformKeyProvider {
         }
         let body: ByteBuffer
         do {
-            body = try await response.body.collect(upTo: settings.maxDocumentBytes)
+            body = try await withDeadline(deadline - .now) { [maxBytes = settings.maxDocumentBytes] in
+                try await response.body.collect(upTo: maxBytes)
+            }
+        } catch is DeadlineExceeded {
+            throw PlatformKeySetError(url: url, reason: "document not received within \(settings.fetchTimeout)")
         } catch {
             throw PlatformKeySetError(url: url, reason: "document larger than \(settings.maxDocumentBytes) bytes or unreadable")
         }

@@ -163,6 +163,8 @@ public struct SkillableClient: Sendable {
         request.headers.add(name: "api_key", value: settings.apiKey)
         request.headers.add(name: "Accept", value: "application/json")
 
+        // One deadline for the whole exchange: the answer's head, then its body in what time is left.
+        let deadline = ContinuousClock.now + .nanoseconds(settings.timeout.nanoseconds)
         let response: HTTPClientResponse
         do {
             response = try await http.execute(request, timeout: settings.timeout)
@@ -181,7 +183,13 @@ public struct SkillableClient: Sendable {
         }
         let body: ByteBuffer
         do {
-            body = try await response.body.collect(upTo: settings.maxResponseBytes)
+            body = try await withDeadline(deadline - .now) { [maxBytes = settings.maxResponseBytes] in
+                try await response.body.collect(upTo: maxBytes)
+            }
+        } catch is DeadlineExceeded {
+            throw SkillableError(
+                code: .timeout, command: command, message: "the answer's body did not arrive within the deadline",
+                httpStatus: Int(response.status.code), requestMayHaveArrived: true)
         } catch {
             throw SkillableError(
                 code: .transport, command: command, message: "answer unreadable or too large",

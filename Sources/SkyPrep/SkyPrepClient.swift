@@ -235,6 +235,8 @@ public struct SkyPrepClient: Sendable {
         request.headers.add(name: "Accept", value: "application/json")
         let form = FormEncoding.encode(parameters.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
         request.body = .bytes(ByteBuffer(string: form))
+        // One deadline for the whole exchange: the answer's head, then its body in what time is left.
+        let deadline = ContinuousClock.now + .nanoseconds(settings.timeout.nanoseconds)
         let response: HTTPClientResponse
         do {
             response = try await http.execute(request, timeout: settings.timeout)
@@ -243,7 +245,14 @@ public struct SkyPrepClient: Sendable {
         } catch {
             throw SkyPrepError(code: .transport, method: method, httpStatus: nil, responseBody: "\(type(of: error))")
         }
-        let body = String(buffer: (try? await response.body.collect(upTo: 1 << 20)) ?? ByteBuffer())
+        let body: String
+        do {
+            body = String(buffer: try await withDeadline(deadline - .now) { try await response.body.collect(upTo: 1 << 20) })
+        } catch is DeadlineExceeded {
+            throw SkyPrepError(code: .timeout, method: method, httpStatus: Int(response.status.code), responseBody: "")
+        } catch {
+            body = ""  // too large or cut off: judged by its status, and never read as data
+        }
         let status = Int(response.status.code)
         let excerpt = String(body.prefix(500))
         switch status {

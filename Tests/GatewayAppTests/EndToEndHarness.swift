@@ -175,7 +175,7 @@ final class EndToEnd: Sendable {
                         let gateway = try await buildGateway(
                             settings: settings, store: store, logger: logs.logger(label: "lti-gateway", level: .debug),
                             now: { clock.now }, monotonicNow: { clock.instant })
-                        let group = ServiceGroup(services: [gateway.application], gracefulShutdownSignals: [], logger: Logger(label: "gateway"))
+                        let group = gateway.serviceGroup(settings: settings, logger: Logger(label: "gateway"), gracefulShutdownSignals: [])
                         handOver.yield((gateway, group))
                         try await group.run()
                     }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import GatewaySupport
 import Hummingbird
 import HummingbirdTesting
 import LTICore
@@ -19,7 +20,14 @@ final class ManualClock: Sendable {
 
 /// A platform JWKS endpoint whose answer tests control.
 final class JWKSEndpoint: Sendable {
-    struct Answer: Sendable { var body: String; var cacheControl: String?; var delay: Duration = .zero; var status: HTTPResponse.Status = .ok }
+    struct Answer: Sendable {
+        var body: String
+        var cacheControl: String?
+        var delay: Duration = .zero
+        var status: HTTPResponse.Status = .ok
+        /// Sends the head and the body's first byte, then waits this long before the rest.
+        var bodyStall: Duration = .zero
+    }
     let answer: Mutex<Answer>
     let hits = Mutex(0)
     init(_ answer: Answer) { self.answer = Mutex(answer) }
@@ -35,7 +43,17 @@ final class JWKSEndpoint: Sendable {
             if answer.delay > .zero { try await Task.sleep(for: answer.delay) }
             var headers: HTTPFields = [.contentType: "application/json"]
             if let cache = answer.cacheControl { headers[.cacheControl] = cache }
-            return Response(status: answer.status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: answer.body)))
+            guard answer.bodyStall > .zero else {
+                return Response(status: answer.status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: answer.body)))
+            }
+            return Response(
+                status: answer.status, headers: headers,
+                body: .init { writer in
+                    try await writer.write(ByteBuffer(string: String(answer.body.prefix(1))))
+                    try await Task.sleep(for: answer.bodyStall)
+                    try await writer.write(ByteBuffer(string: String(answer.body.dropFirst())))
+                    try await writer.finish(nil)
+                })
         }
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         try await withHTTPClient { http in
@@ -133,6 +151,50 @@ struct PlatformKeySetCacheTests {
         try await JWKSEndpoint(.init(body: "<html>down</html>", cacheControl: nil, status: .internalServerError)).run { url, cache in
             await #expect(throws: PlatformKeySetError.self) { _ = try await cache.key(kid: "platform-key-1", jwksURL: url) }
         }
+    }
+
+    @Test("a key set whose body stalls fails within the fetch deadline, not the platform's pace")
+    func stalledBody() async throws {
+        try await JWKSEndpoint(.init(body: platform.jwksJSON, cacheControl: nil, bodyStall: .seconds(3))).run(
+            { url, cache in
+                let failed = try await withDeadline(.seconds(2)) { () async -> Bool in
+                    (try? await cache.key(kid: "platform-key-1", jwksURL: url)) == nil
+                }
+                #expect(failed)
+            }, settings: .init(fetchTimeout: .milliseconds(300)))
+    }
+
+    @Test("a failing key set is fetched once per backoff, however many launches ask; success ends the backoff")
+    func failuresBackOff() async throws {
+        let clock = ManualClock()
+        let endpoint = JWKSEndpoint(.init(body: "<html>down</html>", cacheControl: nil, status: .internalServerError))
+        try await endpoint.run(
+            { url, cache in
+                for _ in 0..<20 {
+                    await #expect(throws: PlatformKeySetError.self) { _ = try await cache.key(kid: "platform-key-1", jwksURL: url) }
+                }
+                #expect(endpoint.hits.withLock { $0 } == 1)
+                clock.advance(.milliseconds(1100))  // past the first backoff (1 s)
+                _ = try? await cache.key(kid: "platform-key-1", jwksURL: url)
+                _ = try? await cache.key(kid: "platform-key-1", jwksURL: url)
+                #expect(endpoint.hits.withLock { $0 } == 2)
+                clock.advance(.milliseconds(1100))  // the second backoff is 2 s
+                _ = try? await cache.key(kid: "platform-key-1", jwksURL: url)
+                #expect(endpoint.hits.withLock { $0 } == 2)
+                clock.advance(.milliseconds(1000))
+                _ = try? await cache.key(kid: "platform-key-1", jwksURL: url)
+                #expect(endpoint.hits.withLock { $0 } == 3)
+                endpoint.answer.withLock { $0 = .init(body: platform.jwksJSON, cacheControl: "max-age=600") }
+                clock.advance(.milliseconds(4100))
+                let recovered = try await cache.key(kid: "platform-key-1", jwksURL: url)
+                #expect(recovered != nil)
+                #expect(endpoint.hits.withLock { $0 } == 4)
+                // After a good fetch an unknown kid is rate-limited by the refetch interval again, not by the old backoff.
+                clock.advance(.milliseconds(1100))
+                let unknown = try await cache.key(kid: "other", jwksURL: url)
+                #expect(unknown == nil)
+                #expect(endpoint.hits.withLock { $0 } == 5)
+            }, settings: .init(minRefetchInterval: .seconds(1)), clock: clock)
     }
 
     @Test("keys for encryption, of other types or algorithms, without kid, or too small are not used")

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import GatewaySupport
 import Hummingbird
 import HummingbirdTesting
 import LTITestSupport
@@ -32,6 +33,27 @@ func withSkyPrep(
 
 @Suite("SkyPrep client against the SkyPrep fake")
 struct SkyPrepClientTests {
+    @Test("an answer whose body stops midway times out within the call's deadline")
+    func stalledBody() async throws {
+        try await withStallingServer(stall: .seconds(3)) { port in
+            try await withHTTPClient { http in
+                let settings = SkyPrepClientSettings(
+                    baseURL: { "http://127.0.0.1:\(port)/admin/api" }, acctKey: "acme.skyprepapp.com", apiKey: "k", callsPerMinute: 100,
+                    maxAttempts: 1, timeout: .milliseconds(300))
+                let client = SkyPrepClient(http: http, settings: settings, logger: LogRecorder().logger())
+                let code = try await withDeadline(.seconds(2)) { () async -> SkyPrepError.Code? in
+                    do {
+                        _ = try await client.testConnection()
+                        return nil
+                    } catch {
+                        return (error as? SkyPrepError)?.code
+                    }
+                }
+                #expect(code == .timeout)
+            }
+        }
+    }
+
     @Test("test_connection succeeds with the keys in the documented headers")
     func connection() async throws {
         try await withSkyPrep { client, fake in

@@ -5,6 +5,7 @@ import GatewayStoragePostgres
 import GatewayStorageSQLite
 import GatewaySupport
 import Hummingbird
+import HummingbirdCore
 import LTICore
 import Logging
 import Metrics
@@ -16,6 +17,7 @@ import ServiceLifecycle
 import Skillable
 import SkyPrep
 import Synchronization
+import UnixSignals
 
 /// A built gateway: the application to run and the parts tests and commands look at.
 public struct Gateway: Sendable {
@@ -30,6 +32,8 @@ public struct Gateway: Sendable {
     public let platformKeys: PlatformKeySetCache
     /// The tool's signing keys in use.
     public let toolKeys: ToolKeyService
+    /// The client connections it holds, and their cap.
+    public let connections: ConnectionCount
 }
 
 /// Opens the store named by `settings.database.url` (SQLite or PostgreSQL), runs its background work beside
@@ -60,11 +64,28 @@ public func withStore<T>(
 
 /// Runs the gateway until SIGTERM or SIGINT: opens the store, builds every part, serves, then stops the server,
 /// the store's background work and the store, in that order.
+///
+/// On SIGTERM, requests in flight have `GATEWAY_SHUTDOWN_SECONDS` to finish; then the remaining connections are
+/// closed (a stalled upload cannot hold the process). The open-file limit is raised as far as the system allows
+/// first, since it bounds how many connections the gateway accepts.
 public func runGateway(settings: GatewaySettings, logger: Logger) async throws {
     try settings.validate()
+    OpenFileLimit.raise()
     try await withStore(settings: settings, logger: logger, migrate: settings.database.migrateOnStart) { store in
         let gateway = try await buildGateway(settings: settings, store: store, logger: logger)
-        try await gateway.application.runService()
+        try await gateway.serviceGroup(settings: settings, logger: logger, gracefulShutdownSignals: [.sigterm, .sigint]).run()
+    }
+}
+
+extension Gateway {
+    /// The service group that serves this gateway: graceful shutdown (on `gracefulShutdownSignals`, or when
+    /// triggered) lets requests in flight finish for `GATEWAY_SHUTDOWN_SECONDS`, then cancels what is left, which
+    /// closes the remaining connections.
+    public func serviceGroup(settings: GatewaySettings, logger: Logger, gracefulShutdownSignals: [UnixSignal]) -> ServiceGroup {
+        var configuration = ServiceGroupConfiguration(
+            services: [application], gracefulShutdownSignals: gracefulShutdownSignals, logger: logger)
+        configuration.maximumGracefulShutdownDuration = settings.server.shutdownTimeout
+        return ServiceGroup(configuration: configuration)
     }
 }
 
@@ -203,6 +224,7 @@ public func buildGateway(
             provisioning: provisioning, redirectPolicy: skyPrepRedirects, defaultGroupSync: settings.skyPrep.groupSync),
         responder: responder,
         pages: pages, baseURL: settings.baseURL, stateLifetime: settings.lti.stateLifetime.totalSeconds,
+        launchBodyLimit: FormLimit.launch(maxTokenBytes: settings.lti.maxTokenBytes),
         ownOrigin: PlatformStorageTarget.origin(of: settings.baseURL), now: now)
 
     let router = Router(context: GatewayRequestContext.self)
@@ -227,9 +249,20 @@ public func buildGateway(
         pages.messagePage(title: "LTI Gateway", message: "This is an LTI 1.3 tool. Launch it from your LMS course.")
     }
 
+    let connections = ConnectionCount(cap: OpenFileLimit.connectionCap(requested: settings.server.maxConnections))
+    if connections.cap < settings.server.maxConnections {
+        logger.warning(
+            "GATEWAY_MAX_CONNECTIONS lowered to what the open-file limit allows",
+            metadata: ["gw.connections.max": "\(connections.cap)", "gw.open_file_limit": "\(OpenFileLimit.current.map(String.init) ?? "?")"])
+    }
+    let timeouts = ConnectionGuard.Timeouts(
+        idle: TimeAmount(settings.server.idleTimeout), requestRead: TimeAmount(settings.server.requestReadTimeout))
     let application = Application(
         router: router,
-        configuration: .init(address: .hostname(settings.server.host, port: settings.server.port), serverName: "lti-gateway"),
+        server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionGuard(timeouts: timeouts)])),
+        configuration: .init(
+            address: .hostname(settings.server.host, port: settings.server.port), serverName: "lti-gateway",
+            availableConnectionsDelegate: connections.delegate),
         services: [
             ClosingService(name: "http-client") { try await http.shutdown() },
             ExpiredStateCleaner(store: store, now: now, logger: logger).service(every: settings.server.cleanupInterval),
@@ -249,7 +282,7 @@ public func buildGateway(
         logger: logger)
     return Gateway(
         application: application, store: store, skillableSandbox: sandbox, skyPrepSandbox: skyPrepFake, listeningPort: listeningPort,
-        platformKeys: platformKeys, toolKeys: toolKeys)
+        platformKeys: platformKeys, toolKeys: toolKeys, connections: connections)
 }
 
 /// The address to reach a server listening on `host` from this machine.

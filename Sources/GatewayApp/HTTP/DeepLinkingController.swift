@@ -47,7 +47,7 @@ struct DeepLinkingController: Sendable {
 
     /// `POST /lti/deep-link/select`: the instructor's choice (or cancel) → signed response to the platform.
     func select(_ request: Request, context: GatewayRequestContext) async throws -> Response {
-        let fields = FormParameters.pairs(Substring(try await FormParameters.body(of: request, context: context)))
+        let fields = FormParameters.pairs(Substring(try await FormParameters.body(of: request, limit: FormLimit.picker)))
         func first(_ name: String) -> String? { fields.first { $0.0 == name }?.1 }
         let submission = PickerSubmission(
             sessionToken: first("session"), cancelled: first("action") == "cancel",

@@ -51,23 +51,38 @@ enum FormParameters {
         }
     }
 
-    /// The parameters of a GET query, or of a form POST body (read up to the context's upload limit).
+    /// The parameters of a GET query, or of a form POST body of at most `limit` bytes.
     ///
     /// A POST's query string is ignored: what a POST carries (an `id_token`, a `state`, a picker's choice) belongs in
     /// its body, where it stays out of access logs and browser history, and a value in the URL cannot stand in for it.
-    static func of(_ request: Request, context: some RequestContext) async throws -> [String: String] {
+    static func of(_ request: Request, limit: Int = FormLimit.small) async throws -> [String: String] {
         guard request.method == .post else { return parse(Substring(request.uri.query ?? "")) }
-        return parse(Substring(try await body(of: request, context: context)))
+        return parse(Substring(try await body(of: request, limit: limit)))
     }
 
-    /// The form body of a POST, as text, refused past the upload limit.
-    static func body(of request: Request, context: some RequestContext) async throws -> String {
+    /// The form body of a POST, as text, refused (413, connection closed) past `limit` bytes: at once when its
+    /// `Content-Length` says so, otherwise as soon as that many bytes have arrived.
+    static func body(of request: Request, limit: Int = FormLimit.small) async throws -> String {
+        let tooLarge = GatewayError(
+            code: .requestTooLarge, status: .contentTooLarge, title: "Request too large",
+            message: "The request is larger than this gateway accepts (\(limit / 1024) KiB).")
+        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit { throw tooLarge }
         do {
-            return String(buffer: try await request.body.collect(upTo: context.maxUploadSize))
+            return String(buffer: try await request.body.collect(upTo: limit))
         } catch is NIOTooManyBytesError {
-            throw GatewayError(
-                code: .requestTooLarge, status: .contentTooLarge, title: "Request too large",
-                message: "The request is larger than this gateway accepts (\(context.maxUploadSize / 1024) KiB).")
+            throw tooLarge
         }
     }
+}
+
+/// The largest form body each kind of POST may carry.
+enum FormLimit {
+    /// Login, cookie check, restart, lab-session actions: a few hints, ids and a token of the gateway's own.
+    static let small = 16 * 1024
+    /// A picker submission: the chosen lab ids.
+    static let picker = 64 * 1024
+
+    /// A launch: the id_token (at most `GATEWAY_MAX_TOKEN_BYTES`, URL-safe, so not expanded by form encoding),
+    /// its state and a storage secret.
+    static func launch(maxTokenBytes: Int) -> Int { maxTokenBytes + 8 * 1024 }
 }

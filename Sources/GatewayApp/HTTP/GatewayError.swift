@@ -21,6 +21,10 @@ public struct GatewayError: Error, Sendable {
 
         public static let notFound = Code("not_found")
         public static let requestTooLarge = Code("request_too_large")
+        /// A request whose body did not arrive within `GATEWAY_REQUEST_READ_SECONDS`.
+        public static let requestTimeout = Code("request_timeout")
+        /// A request the HTTP parser could not read (broken chunked encoding, a bad header).
+        public static let malformedRequest = Code("malformed_request")
         public static let methodNotAllowed = Code("method_not_allowed")
         public static let badRequest = Code("bad_request")
         public static let internalError = Code("internal_error")
@@ -39,6 +43,10 @@ public struct GatewayError: Error, Sendable {
     public var underlying: (any Error)?
     /// Set when the page should offer to start the learner's login again in a new window.
     var newWindow: NewWindowRestart?
+
+    /// Whether the connection closes after this answer: the rest of an oversized, late or unreadable request is
+    /// never read, and its socket is released at once.
+    var closesConnection: Bool { [.requestTooLarge, .requestTimeout, .malformedRequest].contains(code) }
 
     public init(
         code: Code, status: HTTPResponse.Status, title: String, message: String, rule: String? = nil,

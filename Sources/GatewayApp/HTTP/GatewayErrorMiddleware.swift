@@ -4,6 +4,7 @@ import Hummingbird
 import LTICore
 import Logging
 import Metrics
+import NIOHTTP1
 
 /// Turns every error into a page (or JSON for `/api/`), logs it once with its reason and reference id,
 /// and adds `X-Request-Id` to every response.
@@ -27,8 +28,18 @@ struct GatewayErrorMiddleware: RouterMiddleware {
             } else {
                 response = pages.errorPage(gatewayError, reference: context.referenceID)
             }
+            response = Self.closingIfNeeded(response, for: gatewayError)
         }
         response.headers[.xRequestID] = context.referenceID
+        return response
+    }
+
+    /// Adds `Connection: close` to the answer of `error` when the rest of its request must not be read
+    /// (``ConnectionGuard`` then closes the connection once the answer is written).
+    private static func closingIfNeeded(_ response: Response, for error: GatewayError) -> Response {
+        guard error.closesConnection else { return response }
+        var response = response
+        response.headers[.connection] = "close"
         return response
     }
 
@@ -38,6 +49,14 @@ struct GatewayErrorMiddleware: RouterMiddleware {
             return error
         case let refusal as LaunchRefusal:
             return GatewayError(refusal)
+        case is RequestReadTimeout:
+            return GatewayError(
+                code: .requestTimeout, status: .requestTimeout, title: "Request too slow",
+                message: "The request did not arrive in time. Please try again.", underlying: error)
+        case let error as HTTPParserError:
+            return GatewayError(
+                code: .malformedRequest, status: .badRequest, title: "Request refused",
+                message: "The request could not be read.", underlying: error)
         case let error as HTTPError:
             switch error.status {
             case .notFound: return .notFound()

@@ -21,6 +21,8 @@ struct LTIController: Sendable {
     let pages: PageRenderer
     let baseURL: String
     let stateLifetime: TimeInterval
+    /// The largest launch form (``FormLimit/launch(maxTokenBytes:)``).
+    let launchBodyLimit: Int
     /// The gateway's own origin (`scheme://host[:port]` of `baseURL`), worked out once at start.
     let ownOrigin: String?
     let now: @Sendable () -> Date
@@ -47,7 +49,7 @@ struct LTIController: Sendable {
     /// storage before going on; the cookies are set either way, because some platforms announce storage
     /// they cannot serve (`reference/lti-advantage.md` §1).
     func login(_ request: Request, context: GatewayRequestContext) async throws -> Response {
-        let parameters = try await FormParameters.of(request, context: context)
+        let parameters = try await FormParameters.of(request)
         let loginRequest = try OIDCLoginRequest(parameters: parameters)
         let registration = try await loginHandler.registration(for: loginRequest)
         let options = try await registrations.launchOptions(registrationID: registration.id)
@@ -80,7 +82,7 @@ struct LTIController: Sendable {
     /// `POST /lti/login/check` (form `state`): whether this request carries the state cookie of `state`, so that
     /// the login page in an LMS frame knows whether it needs the platform's storage. Reads nothing else.
     func checkCookie(_ request: Request, context: GatewayRequestContext) async throws -> Response {
-        let parameters = try await FormParameters.of(request, context: context)
+        let parameters = try await FormParameters.of(request)
         let state = parameters["state"] ?? ""
         let cookie =
             !state.isEmpty
@@ -94,7 +96,7 @@ struct LTIController: Sendable {
     /// `POST /lti/login/restart` (form `login`): starts a login that could not be tied to its LMS frame again,
     /// for a new top-level window (first-party cookies), with the parameters kept for it server-side.
     func restart(_ request: Request, context: GatewayRequestContext) async throws -> Response {
-        let parameters = try await FormParameters.of(request, context: context)
+        let parameters = try await FormParameters.of(request)
         let redirect = try await loginHandler.restart(restartKey: parameters["login"] ?? "", now: now())
         context.logger.info(
             "login started again in a new window",
@@ -120,7 +122,7 @@ struct LTIController: Sendable {
     /// The id_token launch: tie it to the browser (cookie, or platform storage), every checklist rule, then
     /// dispatch by message type.
     func launch(_ request: Request, context: GatewayRequestContext) async throws -> Response {
-        let parameters = try await FormParameters.of(request, context: context)
+        let parameters = try await FormParameters.of(request, limit: launchBodyLimit)
         let state = parameters["state"]
         let cookieNames = GatewayCookieNames.stateCookieNames(for: state ?? "")  // once: a digest of the state
         let evidence = LaunchBindingEvidence(

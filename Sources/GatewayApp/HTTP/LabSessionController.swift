@@ -41,7 +41,7 @@ struct LabSessionController: Sendable {
         _ request: Request, _ context: GatewayRequestContext,
         _ action: (LabSession, [String: String], LaunchTrace) async throws -> LaunchOutcome
     ) async throws -> Response {
-        let form = FormParameters.parse(Substring(try await FormParameters.body(of: request, context: context)))
+        let form = FormParameters.parse(Substring(try await FormParameters.body(of: request)))
         let session: LabSession
         do {
             session = try choices.session(token: form["session"], now: now())

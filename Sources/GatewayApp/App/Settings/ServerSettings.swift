@@ -17,6 +17,14 @@ public struct ServerSettings: SettingsArea {
     public var cleanupInterval = Duration.seconds(60)
     /// How often background workers look for due jobs queued by any instance.
     public var jobPollInterval = Duration.seconds(5)
+    /// How long a connection may wait for a request's head (after it opens, or after the previous answer) before it is closed.
+    public var idleTimeout = Duration.seconds(30)
+    /// How long a request's body may take to arrive after its head.
+    public var requestReadTimeout = Duration.seconds(30)
+    /// Most client connections open at once (capped further by the open-file limit).
+    public var maxConnections = 4000
+    /// How long SIGTERM waits for requests in flight before the remaining connections are closed.
+    public var shutdownTimeout = Duration.seconds(10)
 
     public init() {}
 
@@ -45,6 +53,21 @@ public struct ServerSettings: SettingsArea {
             range: 0.05...86_400),
         .duration(
             "GATEWAY_JOB_POLL_SECONDS", \.jobPollInterval, "how often each instance looks for due background jobs", range: 0.05...600),
+        .duration(
+            "GATEWAY_IDLE_TIMEOUT_SECONDS", \.idleTimeout,
+            "a connection that sends no complete request head for this long (after it opens, or after the previous answer) is closed",
+            range: 0.1...3600),
+        .duration(
+            "GATEWAY_REQUEST_READ_SECONDS", \.requestReadTimeout,
+            "a request whose body has not fully arrived this long after its head is refused (408) and its connection closed",
+            range: 0.1...3600),
+        .integer(
+            "GATEWAY_MAX_CONNECTIONS", \.maxConnections,
+            "most client connections open at once; further clients wait in the listen queue (never more than the open-file limit allows, less 256 kept for the database, vendors and logs)",
+            allowed: 16...1_000_000),
+        .duration(
+            "GATEWAY_SHUTDOWN_SECONDS", \.shutdownTimeout,
+            "on SIGTERM, how long requests in flight may finish before the remaining connections are closed", range: 0...600),
     ]
 
     /// The normalised public base URL (no trailing slash).
