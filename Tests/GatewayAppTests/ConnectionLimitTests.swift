@@ -148,7 +148,7 @@ import Testing
         try await connection.send(
             "POST /lti/launch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
                 + "Content-Length: 1000\r\n\r\nid_token=a")
-        try await waitUntil("the upload is being read") { e2e.gateway.connections.open == 1 }
+        try await waitUntil("the upload is being read") { e2e.gateway.connections.reading == 1 }
         let (group, task) = (e2e.groups[1], e2e.tasks.withLock { $0[1] })
         await group.triggerGracefulShutdown()
         _ = try await withDeadline(.seconds(10)) { try? await task.value }

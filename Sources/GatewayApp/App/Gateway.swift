@@ -259,7 +259,7 @@ public func buildGateway(
         idle: TimeAmount(settings.server.idleTimeout), requestRead: TimeAmount(settings.server.requestReadTimeout))
     let application = Application(
         router: router,
-        server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionGuard(timeouts: timeouts)])),
+        server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionGuard(timeouts: timeouts, connections: connections)])),
         configuration: .init(
             address: .hostname(settings.server.host, port: settings.server.port), serverName: "lti-gateway",
             availableConnectionsDelegate: connections.delegate),

@@ -41,14 +41,18 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private let timeouts: Timeouts
     /// Requests whose head arrived and whose answer has not been written to its end.
     private var openRequests = 0
-    private var readingBody = false
+    private var readingBody = false {
+        didSet { if readingBody != oldValue { connections.reading(readingBody) } }
+    }
+    private let connections: ConnectionCount
     private var closeAfterAnswer = false
     /// The answer that closes the connection is written: whatever the client still sends is dropped.
     private var discardingInput = false
     private var timer: Scheduled<Void>?
 
-    init(timeouts: Timeouts) {
+    init(timeouts: Timeouts, connections: ConnectionCount) {
         self.timeouts = timeouts
+        self.connections = connections
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -66,6 +70,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         cancelTimer()
+        readingBody = false
         context.fireChannelInactive()
     }
 
@@ -161,10 +166,11 @@ extension ConnectionGuard: Sendable {}
 /// The client connections a gateway holds: how many are open, the most ever open at once, and how often the cap
 /// stopped new ones from being accepted (they wait in the listen queue until one closes).
 public final class ConnectionCount: Sendable {
-    private struct Counts { var open = 0, peak = 0, capReached = 0 }
+    private struct Counts { var open = 0, peak = 0, capReached = 0, reading = 0 }
     private let counts = Mutex(Counts())
     private let openGauge = Gauge(label: "gateway_connections_open")
     private let capCounter = Counter(label: "gateway_connections_cap_reached_total")
+    private let readingGauge = Gauge(label: "gateway_requests_reading")
     /// The most client connections open at once.
     public let cap: Int
 
@@ -174,6 +180,16 @@ public final class ConnectionCount: Sendable {
     public var peak: Int { counts.withLock { $0.peak } }
     /// How often the gateway stopped accepting because ``cap`` connections were open.
     public var capReached: Int { counts.withLock { $0.capReached } }
+    /// Requests whose head has arrived and whose body is still being read.
+    public var reading: Int { counts.withLock { $0.reading } }
+
+    fileprivate func reading(_ started: Bool) {
+        readingGauge.record(
+            counts.withLock { counts in
+                counts.reading += started ? 1 : -1
+                return counts.reading
+            })
+    }
 
     fileprivate func opened() {
         let open = counts.withLock { counts in
