@@ -41,8 +41,10 @@ public protocol DeepLinkSessionStore: Sendable {
 
 /// Whether the database answers (readiness).
 public protocol DatabaseHealth: Sendable {
-    /// Throws when the database cannot be reached.
-    func ping() async throws
+    /// Throws unless the database takes a write now: one row updated (through the same write path as every launch),
+    /// so a database that answers reads but cannot write (a read-only file, a full disk, a write queue at its
+    /// bound) is not ready.
+    func checkWritable(now: Date) async throws
 }
 
 /// Removal of one-time state that expired.

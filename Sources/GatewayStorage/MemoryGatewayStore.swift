@@ -17,7 +17,7 @@ public actor MemoryGatewayStore: GatewayStore {
     public init() {}
 
     public func migrate() async throws {}
-    public func ping() async throws {}
+    public func checkWritable(now: Date) async throws {}
     /// Nothing runs in the background: waits until cancelled.
     public func run() async {
         while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }

@@ -32,10 +32,6 @@ public final class PostgresGatewayStore: SQLGatewayStore {
     /// Nothing left to release: the pool's connections close when ``run()`` ends.
     public func close() async throws {}
 
-    public func ping() async throws {
-        try await run("SELECT 1")
-    }
-
     /// Creates database `name` (letters, digits, `_`) on this server; for throwaway test databases.
     public func createDatabase(named name: String) async throws {
         try await run(PostgresQuery(unsafeSQL: "CREATE DATABASE \(try Self.databaseName(name))"))

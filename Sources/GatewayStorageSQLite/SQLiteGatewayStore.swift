@@ -132,10 +132,6 @@ public final class SQLiteGatewayStore: SQLGatewayStore {
         try await threadPool.shutdownGracefully()
     }
 
-    public func ping() async throws {
-        _ = try await read("SELECT 1")
-    }
-
     // MARK: migrations
 
     /// How many migrations the schema history has.

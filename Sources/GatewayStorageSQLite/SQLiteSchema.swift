@@ -101,5 +101,10 @@ enum SQLiteSchema {
             "DROP INDEX login_states_restart",
             "CREATE INDEX login_states_restart ON login_states (restart_key) WHERE restart_key IS NOT NULL",
         ],
+        // 9: one row that readiness checks write, so /readyz proves the database takes writes.
+        [
+            "CREATE TABLE readiness_checks (id INTEGER PRIMARY KEY CHECK (id = 1), checked_at REAL NOT NULL)",
+            "INSERT INTO readiness_checks (id, checked_at) VALUES (1, 0)",
+        ],
     ]
 }

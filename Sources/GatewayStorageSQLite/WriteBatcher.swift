@@ -1,3 +1,4 @@
+import GatewayStorage
 import SQLiteNIO
 import Synchronization
 
@@ -20,6 +21,10 @@ final class WriteBatcher: Sendable {
     /// Largest group: bounds the time one commit keeps the write lock.
     static let maximumGroup = 64
 
+    /// Most writes waiting for a group: past it a write is refused at once (``StorageError/Code/unavailable``, which
+    /// callers answer with 503), so a flood cannot grow the queue — and every waiting request — without bound.
+    let maximumWaiting: Int
+
     private struct Queue {
         var waiting: [Write] = []
         var draining = false
@@ -32,9 +37,11 @@ final class WriteBatcher: Sendable {
     private let runGroup: @Sendable ([Write]) async -> Void
 
     init(
+        maximumWaiting: Int = 4096,
         runOne: @escaping @Sendable (String, [SQLiteData]) async throws -> [SQLiteRow],
         runGroup: @escaping @Sendable ([Write]) async -> Void
     ) {
+        self.maximumWaiting = maximumWaiting
         self.runOne = runOne
         self.runGroup = runGroup
     }
@@ -42,15 +49,27 @@ final class WriteBatcher: Sendable {
     /// Runs `sql` in the next group and returns its rows once the group is committed.
     func write(_ sql: String, _ binds: [SQLiteData]) async throws -> [SQLiteRow] {
         try await withCheckedThrowingContinuation { continuation in
-            let startDraining = queue.withLock { queue in
+            let action: Action = queue.withLock { queue in
+                guard queue.waiting.count < maximumWaiting else { return .refuse }
                 queue.waiting.append(Write(sql: sql, binds: binds, continuation: continuation))
-                guard !queue.draining else { return false }
+                guard !queue.draining else { return .queued }
                 queue.draining = true
-                return true
+                return .startDraining
             }
-            if startDraining { Task { await self.drain() } }
+            switch action {
+            case .refuse:
+                continuation.resume(
+                    throwing: StorageError(.unavailable, "the database is behind: \(maximumWaiting) writes are waiting"))
+            case .startDraining: Task { await self.drain() }
+            case .queued: break
+            }
         }
     }
+
+    private enum Action { case refuse, startDraining, queued }
+
+    /// Writes waiting for a group (not counting the group running).
+    var waitingCount: Int { queue.withLock { $0.waiting.count } }
 
     /// Runs groups until nothing waits.
     private func drain() async {

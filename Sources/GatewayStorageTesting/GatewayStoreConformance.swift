@@ -156,6 +156,21 @@ public enum GatewayStoreConformance {
             try expect(try await store.consumeLoginState("live", now: epoch) != nil, "live state gone")
             try expect(try await store.markNonceUsed(issuer: "i", nonce: "live", expiresAt: epoch) == false, "live nonce forgotten")
         },
+        Check(name: "a migrated store takes the readiness write, again and again") { store in
+            try await store.checkWritable(now: epoch)
+            try await store.checkWritable(now: epoch.addingTimeInterval(1))
+        },
+        Check(name: "clean-up deletes expired rows past one batch, and counts them all") { store in
+            // 2,500 expired nonces: more than two batches of the clean-up's 1,000, and one live nonce that stays.
+            for index in 0..<2500 {
+                _ = try await store.markNonceUsed(issuer: "i", nonce: "old-\(index)", expiresAt: epoch.addingTimeInterval(10))
+            }
+            _ = try await store.markNonceUsed(issuer: "i", nonce: "live", expiresAt: epoch.addingTimeInterval(1000))
+            let removed = try await store.deleteExpired(now: epoch.addingTimeInterval(100))
+            try expect(removed == 2500, "removed \(removed)")
+            try expect(try await store.markNonceUsed(issuer: "i", nonce: "old-2499", expiresAt: epoch) == true, "expired nonce kept")
+            try expect(try await store.markNonceUsed(issuer: "i", nonce: "live", expiresAt: epoch) == false, "live nonce forgotten")
+        },
         Check(name: "an identity keeps its id and first-seen time and takes new names") { store in
             let first = LearnerIdentity(
                 id: "u1", issuer: "i", subject: "s", givenName: "Ada", familyName: "L", email: nil,

@@ -25,6 +25,8 @@ public struct GatewayError: Error, Sendable {
         public static let requestTimeout = Code("request_timeout")
         /// A request the HTTP parser could not read (broken chunked encoding, a bad header).
         public static let malformedRequest = Code("malformed_request")
+        /// The database cannot be reached, or is too far behind to take another write: try again shortly.
+        public static let storageUnavailable = Code("storage_unavailable")
         public static let methodNotAllowed = Code("method_not_allowed")
         public static let badRequest = Code("bad_request")
         public static let internalError = Code("internal_error")
@@ -47,6 +49,9 @@ public struct GatewayError: Error, Sendable {
     /// Whether the connection closes after this answer: the rest of an oversized, late or unreadable request is
     /// never read, and its socket is released at once.
     var closesConnection: Bool { [.requestTooLarge, .requestTimeout, .malformedRequest].contains(code) }
+
+    /// Seconds after which the same request may succeed (`Retry-After`), for a refusal caused by load or an outage.
+    var retryAfter: Int? { code == .storageUnavailable ? 5 : nil }
 
     public init(
         code: Code, status: HTTPResponse.Status, title: String, message: String, rule: String? = nil,

@@ -1,4 +1,5 @@
 import Foundation
+import GatewayStorage
 import HTTPTypes
 import Hummingbird
 import LTICore
@@ -29,6 +30,7 @@ struct GatewayErrorMiddleware: RouterMiddleware {
                 response = pages.errorPage(gatewayError, reference: context.referenceID)
             }
             response = Self.closingIfNeeded(response, for: gatewayError)
+            if let seconds = gatewayError.retryAfter { response.headers[.retryAfter] = String(seconds) }
         }
         response.headers[.xRequestID] = context.referenceID
         return response
@@ -49,6 +51,10 @@ struct GatewayErrorMiddleware: RouterMiddleware {
             return error
         case let refusal as LaunchRefusal:
             return GatewayError(refusal)
+        case let error as StorageError where error.code == .unavailable:
+            return GatewayError(
+                code: .storageUnavailable, status: .serviceUnavailable, title: "Busy for a moment",
+                message: "The gateway cannot record this request right now. Please try again in a few seconds.", underlying: error)
         case is RequestReadTimeout:
             return GatewayError(
                 code: .requestTimeout, status: .requestTimeout, title: "Request too slow",

@@ -1,5 +1,6 @@
 import Foundation
 import GatewayStorage
+import GatewaySupport
 import Hummingbird
 import Logging
 import Prometheus
@@ -11,19 +12,21 @@ struct OperationsController: Sendable {
     let toolKeys: ToolKeyService
     /// The vendors the built-in sandbox stands in for; `/readyz` names them, so no one mistakes a demo for a deployment.
     var sandboxVendors: [String] = []
+    /// How long `/readyz` waits for its write before it answers 503 (a load balancer's probe must not hang).
+    var readinessDeadline: Duration = .seconds(2)
 
     func addRoutes(to router: Router<GatewayRequestContext>) {
         router.get("/healthz") { _, _ in Self.text("ok\n") }
         router.get("/readyz") { _, context in
             do {
-                try await store.ping()
+                try await withDeadline(readinessDeadline) { [store] in try await store.checkWritable(now: Date()) }
                 return Self.text(
                     sandboxVendors.isEmpty ? "ready\n" : "ready (sandbox: fake \(sandboxVendors.joined(separator: " and ")), not for learners)\n")
             } catch {
-                context.logger.error("database not reachable", metadata: ["error": "\(error)"])
+                context.logger.error("not ready: the database does not take a write", metadata: ["error": "\(error)"])
                 return Response(
-                    status: .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
-                    body: .init(byteBuffer: ByteBuffer(string: "database not reachable\n")))
+                    status: .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8", .retryAfter: "5"],
+                    body: .init(byteBuffer: ByteBuffer(string: "not ready: the database does not take a write\n")))
             }
         }
         router.get("/metrics") { _, _ in

@@ -115,8 +115,15 @@ public enum GatewaySQL {
     static let markNonceUsed = SQLStatement(
         "INSERT INTO used_nonces (issuer, nonce, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING nonce")
 
-    static let deleteExpired = ["login_states", "used_nonces", "deep_link_sessions"].map {
-        SQLStatement("DELETE FROM \($0) WHERE expires_at <= ? RETURNING 1")
+    static let readinessCheck = SQLStatement("UPDATE readiness_checks SET checked_at = ? WHERE id = 1 RETURNING id")
+
+    /// Rows deleted by one statement of the clean-up: it runs in batches, so that neither a transaction nor the
+    /// rows it reports grow with a flood of expired logins.
+    static let expiredBatch = 1000
+    static let deleteExpired = [("login_states", "state"), ("used_nonces", "issuer, nonce"), ("deep_link_sessions", "id")].map {
+        table, key in
+        SQLStatement(
+            "DELETE FROM \(table) WHERE (\(key)) IN (SELECT \(key) FROM \(table) WHERE expires_at <= ? LIMIT \(expiredBatch)) RETURNING 1")
     }
 
     // MARK: deep-linking sessions

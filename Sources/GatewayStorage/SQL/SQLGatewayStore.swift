@@ -14,6 +14,14 @@ public protocol SQLGatewayStore: GatewayStore {
 }
 
 extension SQLGatewayStore {
+    // MARK: readiness
+
+    public func checkWritable(now: Date) async throws {
+        guard try await write(GatewaySQL.readinessCheck, [.time(now)]).count == 1 else {
+            throw StorageError(.corrupt, "the readiness row is missing")
+        }
+    }
+
     // MARK: registrations
 
     public func allRegistrations() async throws -> [PlatformRegistration] {
@@ -89,7 +97,13 @@ extension SQLGatewayStore {
 
     public func deleteExpired(now: Date) async throws -> Int {
         var removed = 0
-        for statement in GatewaySQL.deleteExpired { removed += try await write(statement, [.time(now)]).count }
+        for statement in GatewaySQL.deleteExpired {
+            while true {
+                let batch = try await write(statement, [.time(now)]).count
+                removed += batch
+                if batch < GatewaySQL.expiredBatch { break }
+            }
+        }
         return removed
     }
 

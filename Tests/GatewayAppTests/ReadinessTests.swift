@@ -1,0 +1,61 @@
+import Foundation
+import GatewayStorage
+import GatewaySupport
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+@testable import GatewayApp
+
+@Suite("/readyz: ready only when the database takes a write, within a short deadline")
+struct ReadinessTests {
+    /// A database whose write check fails, hangs, or passes.
+    struct ScriptedHealth: DatabaseHealth {
+        enum Behaviour: Sendable { case writes, refuses, hangs }
+        let behaviour: Behaviour
+        func checkWritable(now: Date) async throws {
+            switch behaviour {
+            case .writes: return
+            case .refuses: throw StorageError(.unavailable, "attempt to write a readonly database")
+            case .hangs: try await Task.sleep(for: .seconds(60))
+            }
+        }
+    }
+
+    static func readyz(_ behaviour: ScriptedHealth.Behaviour, _ check: @escaping @Sendable (TestResponse) -> Void) async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("readyz-keys-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let keys = try await ToolKeyService.start(store: FileSigningKeyStore(folder: folder.path), policy: KeyPolicy(), now: Date())
+        let router = Router(context: GatewayRequestContext.self)
+        OperationsController(
+            store: ScriptedHealth(behaviour: behaviour), metrics: GatewayMetrics.registry, toolKeys: keys,
+            readinessDeadline: .milliseconds(200)
+        ).addRoutes(to: router)
+        try await Application(router: router).test(.router) { client in
+            try await client.execute(uri: "/readyz", method: .get) { check($0) }
+        }
+    }
+
+    @Test("a database that takes the write is ready")
+    func ready() async throws {
+        try await Self.readyz(.writes) { response in #expect(response.status == .ok) }
+    }
+
+    @Test("a database that answers but refuses the write is not ready: 503 with Retry-After")
+    func refusesWrite() async throws {
+        try await Self.readyz(.refuses) { response in
+            #expect(response.status == .serviceUnavailable)
+            #expect(response.headers[.retryAfter] == "5")
+        }
+    }
+
+    @Test("a database that does not answer is not ready within the deadline, instead of hanging the probe")
+    func hangs() async throws {
+        let answered = try await withDeadline(.seconds(5)) {
+            try await Self.readyz(.hangs) { response in #expect(response.status == .serviceUnavailable) }
+            return true
+        }
+        #expect(answered)
+    }
+}
