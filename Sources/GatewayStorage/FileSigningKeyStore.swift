@@ -72,8 +72,11 @@ public struct FileSigningKeyStore: SigningKeyStore {
 
     // MARK: files
 
+    /// The ring's metadata; only a file that does not exist means a new, empty ring. Any other failure to read it
+    /// (permissions, a directory in its place, no descriptors left) is an error: treating it as empty would replace
+    /// the signing keys the LMSs trust.
     private func readMetadata() throws -> Metadata {
-        guard let data = FileManager.default.contents(atPath: metadataPath) else { return Metadata(revision: 0, keys: []) }
+        guard let data = try readFile(metadataPath) else { return Metadata(revision: 0, keys: []) }
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         do {
@@ -90,7 +93,7 @@ public struct FileSigningKeyStore: SigningKeyStore {
             let path = keyPath(entry.kid)
             let attributes = try? FileManager.default.attributesOfItem(atPath: path)
             guard let mode = (attributes?[.posixPermissions] as? NSNumber)?.intValue,
-                let data = FileManager.default.contents(atPath: path), let pem = String(data: data, encoding: .utf8)
+                let data = try readFile(path), let pem = String(data: data, encoding: .utf8)
             else {
                 throw StorageError(.corrupt, "the signing key file \(path) named in \(metadataPath) cannot be read")
             }
@@ -108,6 +111,23 @@ public struct FileSigningKeyStore: SigningKeyStore {
             }
         }
         return ToolKeyRing(keys: keys)
+    }
+
+    /// The contents of `path`, nil when it does not exist; ``StorageError`` `.unavailable` naming the cause when it
+    /// exists but cannot be read. Never follows a symbolic link.
+    private func readFile(_ path: String) throws -> Data? {
+        let descriptor = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            let cause = errno
+            if cause == ENOENT { return nil }
+            throw StorageError(.unavailable, "cannot read \(path): \(String(cString: strerror(cause)))")
+        }
+        let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+        do {
+            return try handle.readToEnd() ?? Data()
+        } catch {
+            throw StorageError(.unavailable, "cannot read \(path)", underlying: error)
+        }
     }
 
     private func prepareFolder() throws {

@@ -110,6 +110,27 @@ struct KeyRotationTests {
         #expect(first.ring.active?.kid == second.ring.active?.kid && first.ring.next?.kid == second.ring.next?.kid)
     }
 
+    @Test("a key ring that exists but cannot be read stops the start with the cause, and no key is replaced")
+    func unreadableRing() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gw-keys-unreadable-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = FileSigningKeyStore(folder: folder)
+        let first = try await ToolKeyService.start(store: store, policy: .init(), now: Date())
+        let kids = Set(first.ring.keys.map(\.kid))
+        // keyring.json present but unreadable (a folder in its place reads as EISDIR, even for root).
+        let metadata = folder + "/keyring.json"
+        try FileManager.default.moveItem(atPath: metadata, toPath: metadata + ".saved")
+        try FileManager.default.createDirectory(atPath: metadata, withIntermediateDirectories: false)
+        do {
+            _ = try await ToolKeyService.start(store: store, policy: .init(), now: Date())
+            Issue.record("started on an unreadable key ring")
+        } catch let error as StorageError {
+            #expect(error.code == .unavailable && error.message.contains("cannot read") && error.message.contains("keyring.json"))
+        }
+        let pems = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".pem") }
+        #expect(Set(pems.map { String($0.dropLast(4)) }) == kids)  // no key generated, none removed
+    }
+
     @Test("a platform verifies every signature through two rotations without refreshing anything by hand; retire ends the old key")
     func twoRotations() async throws {
         try await withEndToEnd(configure: { $0.keys.reloadInterval = .milliseconds(100) }) { e2e in

@@ -16,6 +16,8 @@ actor ScriptedSkillable: SkillableLabService {
     /// `UserRunningAndSavedLabs` as Skillable's JSON.
     var userLabsJSON = #"{"RunningLabs":[],"SavedLabs":[],"Status":1}"#
     var labHost = "https://labs.labondemand.com"
+    /// When set, `Launch` and `UserRunningAndSavedLabs` answer only after this long (a hung Skillable).
+    var hang: Duration?
     private(set) var calls: [String] = []
     private var nextInstance: Int64 = 500
 
@@ -25,9 +27,11 @@ actor ScriptedSkillable: SkillableLabService {
     }
 
     func setLabHost(_ host: String) { labHost = host }
+    func setHang(_ duration: Duration) { hang = duration }
 
     func launch(_ request: SkillableLaunchRequest) async throws -> SkillableLaunchResponse {
         calls.append("Launch")
+        if let hang { try await Task.sleep(for: hang) }
         if !launches.isEmpty { return try launches.removeFirst().get() }
         nextInstance += 1
         return SkillableLaunchResponse(
@@ -37,6 +41,7 @@ actor ScriptedSkillable: SkillableLabService {
 
     func userRunningAndSavedLabs(userID: String) async throws -> SkillableUserLabs {
         calls.append("UserRunningAndSavedLabs")
+        if let hang { try await Task.sleep(for: hang) }
         return try JSONDecoder().decode(SkillableUserLabs.self, from: Data(userLabsJSON.utf8))
     }
 
@@ -65,7 +70,7 @@ struct LauncherHarness {
     let choices: LabChoices
     let keysFolder: URL
 
-    init() async throws {
+    init(deadline: Duration = .seconds(20)) async throws {
         keysFolder = FileManager.default.temporaryDirectory.appendingPathComponent("launcher-keys-\(UUID().uuidString)")
         let keys = try await ToolKeyService.start(store: FileSigningKeyStore(folder: keysFolder.path), policy: KeyPolicy(), now: now)
         try? FileManager.default.removeItem(at: keysFolder)  // the service keeps the ring in memory; nothing reloads it here
@@ -73,7 +78,8 @@ struct LauncherHarness {
         choices = LabChoices(skillable: skillable, tokens: LabSessionTokens(toolKeys: keys, lifetime: 900), redirectPolicy: policy)
         let coordinator = LaunchCoordinator(
             skillable: skillable,
-            policy: LaunchRetryPolicy(maxAttempts: 3, backoff: Backoff(base: .milliseconds(1), cap: .milliseconds(2), jitter: .full)),
+            policy: LaunchRetryPolicy(
+                maxAttempts: 3, backoff: Backoff(base: .milliseconds(1), cap: .milliseconds(2), jitter: .full), deadline: deadline),
             deferredRule: .urlWithNonSuccess, joinWindow: .zero, logger: Logger(label: "test"))
         launcher = LabLauncher(
             identities: store, skillable: skillable, coordinator: coordinator, redirectPolicy: policy, choices: choices,
@@ -192,6 +198,15 @@ struct LabLauncherTests {
         let calls = await h.skillable.calls
         #expect(calls.filter { $0 == "Launch" }.count == 3)
         #expect(calls.contains("UserRunningAndSavedLabs"), "no look at running labs after a failure that may have reached Skillable")
+    }
+
+    @Test("a hung Skillable keeps the learner waiting the launch deadline in all, not a deadline per attempt and check")
+    func hungSkillable() async throws {
+        let h = try await LauncherHarness(deadline: .milliseconds(300))
+        await h.skillable.setHang(.seconds(30))
+        let failure = try await withDeadline(.seconds(5)) { try await h.launch().failure }
+        #expect(failure == .skillableUnavailable)
+        #expect(try await h.recordedOutcome() == "skillable_unavailable")
     }
 
     @Test("a lab URL on a host that is not allowed is refused, never redirected to")

@@ -87,7 +87,7 @@ actor LaunchCoordinator {
             break
         }
         let id = UUID()
-        let task = Task { await self.attempts(request) }
+        let task = Task { await self.attemptsWithinDeadline(request) }
         flights[key] = .running(id: id, task: task)
         let start = await task.value
         if case .running(let current, _)? = flights[key], current == id {
@@ -101,6 +101,20 @@ actor LaunchCoordinator {
     func forget(_ request: SkillableLaunchRequest) {
         let key = "\(request.userID)\u{0}\(request.labID)"
         if flights[key]?.finishedAt != nil { flights[key] = nil }
+    }
+
+    /// Every attempt, the waits between them and the running-labs checks together within the policy's deadline: a
+    /// hung Skillable keeps the learner waiting `SKILLABLE_LAUNCH_DEADLINE_SECONDS`, not that times the attempts.
+    private func attemptsWithinDeadline(_ request: SkillableLaunchRequest) async -> LabStart {
+        do {
+            return try await withDeadline(policy.deadline) { await self.attempts(request) }
+        } catch {
+            logger.notice("skillable launch gave no result within the deadline", metadata: ["lab.id": "\(request.labID)"])
+            return .unavailable(
+                SkillableError(
+                    code: .timeout, command: "Launch", message: "no result within \(policy.deadline)", httpStatus: nil,
+                    requestMayHaveArrived: true))
+        }
     }
 
     private func attempts(_ request: SkillableLaunchRequest) async -> LabStart {
