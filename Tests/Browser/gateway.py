@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
+METRICS_TOKEN = "browser-test-metrics-token"  # GATEWAY_METRICS_TOKEN of the gateway under test
 CHANNELS = ("cookie", "partitioned_cookie", "storage", "new_window")
 _BINDING_LINE = re.compile(r"^lti_launch_binding_total\{([^}]*)\}\s+([-+0-9.eE]+)\s*$")
 _CHANNEL_LABEL = re.compile(r'(?:^|,)\s*channel="([^"]*)"')
@@ -53,6 +54,7 @@ class GatewayProcess:
             "GATEWAY_DATABASE_URL": f"sqlite:{workdir / 'gateway.sqlite'}",
             "GATEWAY_KEYS_DIR": str(workdir / "keys"),
             "GATEWAY_REGISTRATION_CACHE_SECONDS": "0.1",
+            "GATEWAY_METRICS_TOKEN": METRICS_TOKEN,
         })
 
     # ------------------------------------------------------------- command line
@@ -122,8 +124,8 @@ class GatewayProcess:
 
     # ------------------------------------------------------------- observation
 
-    def get(self, path: str, timeout: float = 10) -> tuple[int, dict[str, str], str]:
-        request = urllib.request.Request(f"{self.origin}{path}")
+    def get(self, path: str, timeout: float = 10, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
+        request = urllib.request.Request(f"{self.origin}{path}", headers=headers or {})
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 return response.status, dict(response.headers), response.read().decode("utf-8", "replace")
@@ -150,7 +152,7 @@ class GatewayProcess:
 
     def binding_counts(self) -> dict[str, float]:
         """``lti_launch_binding_total`` by channel from ``GET /metrics`` (a missing line counts as 0)."""
-        status, _, text = self.get("/metrics")
+        status, _, text = self.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
         if status != 200:
             raise RuntimeError(f"GET /metrics answered {status}")
         counts = {channel: 0.0 for channel in CHANNELS}

@@ -162,6 +162,7 @@ final class EndToEnd: Sendable {
             settings.keys.directory = folder.appendingPathComponent("keys").path
             // Tests change registrations' options in the store and launch at once (the cache has its own tests).
             settings.database.registrationCacheLifetime = .zero
+            settings.server.metricsToken = EndToEnd.metricsToken
             if let databaseURL {
                 settings.database.url = databaseURL
                 settings.database.keyEncryptionKey = EndToEnd.testKeyEncryptionKey
@@ -216,6 +217,14 @@ final class EndToEnd: Sendable {
             platformServer: platformServer, platformPort: platformPort, clock: clock, logs: logs, http: http,
             folder: folder, tasks: [platformTask, gatewayTask], groups: [platformGroup, gatewayGroup], registrationA: registrationA,
             registrationB: registrationB)
+    }
+
+    /// The bearer token of `/metrics` in these tests.
+    static let metricsToken = "test-metrics-token"
+
+    /// `GET /metrics` with the operators' token.
+    func metrics() async throws -> String {
+        try await request(.GET, "/metrics", headers: [("Authorization", "Bearer \(Self.metricsToken)")]).body
     }
 
     /// The key that seals signing keys in the tests' PostgreSQL databases.

@@ -210,7 +210,8 @@ struct SettingsDocumentationTests {
         #expect(settings.skyPrep.acctKey == nil && settings.skyPrep.apiKey == "env-key" && settings.database.password == nil)
         #expect(
             GatewaySettings.documentation.filter(\.isSecret).map(\.name).sorted() == [
-                "GATEWAY_DATABASE_PASSWORD", "GATEWAY_KEY_ENCRYPTION_KEY", "SKILLABLE_API_KEY", "SKYPREP_ACCT_KEY", "SKYPREP_API_KEY",
+                "GATEWAY_DATABASE_PASSWORD", "GATEWAY_KEY_ENCRYPTION_KEY", "GATEWAY_METRICS_TOKEN", "SKILLABLE_API_KEY", "SKYPREP_ACCT_KEY",
+                "SKYPREP_API_KEY",
             ])
     }
 }

@@ -221,7 +221,10 @@ struct LaunchFlowTests {
             // The built-in fakes answer here, and readiness says so: no one mistakes a demo for a deployment.
             #expect(ready.status == 200 && ready.body.contains("sandbox: fake Skillable and SkyPrep"))
             #expect(!e2e.logs.lines(containing: "SANDBOX: the built-in fakes answer").isEmpty)
-            let metrics = try await e2e.request(.GET, "/metrics").body
+            // Metrics only with the operators' token: not to anyone on the learner-facing listener.
+            #expect(try await e2e.request(.GET, "/metrics").status == 401)
+            #expect(try await e2e.request(.GET, "/metrics", headers: [("Authorization", "Bearer wrong-token")]).status == 401)
+            let metrics = try await e2e.metrics()
             #expect(metrics.contains(#"lti_launches_total{outcome="launched"}"#))
             #expect(metrics.contains(#"lti_launches_total{outcome="labid_missing"}"#))
             #expect(metrics.contains("skillable_request_duration_seconds"))

@@ -39,7 +39,7 @@ extension EndToEnd {
 
     /// The count of launches bound through `channel` so far (process-wide).
     func bindingCount(_ channel: BrowserBindingChannel) async throws -> Double {
-        let metrics = try await request(.GET, "/metrics").body
+        let metrics = try await metrics()
         let prefix = "lti_launch_binding_total{channel=\"\(channel.rawValue)\"} "
         guard let line = metrics.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) else { return 0 }
         return Double(line.dropFirst(prefix.count)) ?? 0

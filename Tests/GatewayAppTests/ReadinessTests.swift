@@ -24,16 +24,25 @@ struct ReadinessTests {
     }
 
     static func readyz(_ behaviour: ScriptedHealth.Behaviour, _ check: @escaping @Sendable (TestResponse) -> Void) async throws {
+        try await operations(behaviour, uri: "/readyz", check)
+    }
+
+    /// `uri` on the operations routes alone, over a database that behaves as `behaviour`.
+    static func operations(
+        _ behaviour: ScriptedHealth.Behaviour = .writes, metricsToken: String? = nil, uri: String, headers: HTTPFields = [:],
+        _ check: @escaping @Sendable (TestResponse) -> Void
+    ) async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("readyz-keys-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: folder) }
         let keys = try await ToolKeyService.start(store: FileSigningKeyStore(folder: folder.path), policy: KeyPolicy(), now: Date())
         let router = Router(context: GatewayRequestContext.self)
+        router.add(middleware: GatewayErrorMiddleware(pages: try PageRenderer()))
         OperationsController(
-            store: ScriptedHealth(behaviour: behaviour), metrics: GatewayMetrics.registry, toolKeys: keys,
+            store: ScriptedHealth(behaviour: behaviour), metrics: GatewayMetrics.registry, toolKeys: keys, metricsToken: metricsToken,
             readinessDeadline: .milliseconds(200)
         ).addRoutes(to: router)
         try await Application(router: router).test(.router) { client in
-            try await client.execute(uri: "/readyz", method: .get) { check($0) }
+            try await client.execute(uri: uri, method: .get, headers: headers) { check($0) }
         }
     }
 
@@ -57,5 +66,21 @@ struct ReadinessTests {
             return true
         }
         #expect(answered)
+    }
+
+    @Test("without GATEWAY_METRICS_TOKEN, /metrics is not served at all")
+    func metricsOff() async throws {
+        try await Self.operations(uri: "/metrics") { response in #expect(response.status == .notFound) }
+    }
+
+    @Test("with a token, /metrics answers only to that bearer token")
+    func metricsToken() async throws {
+        try await Self.operations(metricsToken: "ops-secret", uri: "/metrics") { #expect($0.status == .unauthorized) }
+        try await Self.operations(metricsToken: "ops-secret", uri: "/metrics", headers: [.authorization: "Bearer ops-secreT"]) {
+            #expect($0.status == .unauthorized)
+        }
+        try await Self.operations(metricsToken: "ops-secret", uri: "/metrics", headers: [.authorization: "Bearer ops-secret"]) {
+            #expect($0.status == .ok)
+        }
     }
 }

@@ -235,7 +235,8 @@ public func buildGateway(
     labSessions.addRoutes(to: router)
     OperationsController(
         store: store, metrics: metrics, toolKeys: toolKeys,
-        sandboxVendors: settings.sandboxVendors.map { $0 == "SKILLABLE_BASE_URL" ? "Skillable" : "SkyPrep" }
+        sandboxVendors: settings.sandboxVendors.map { $0 == "SKILLABLE_BASE_URL" ? "Skillable" : "SkyPrep" },
+        metricsToken: settings.server.metricsToken
     ).addRoutes(to: router)
     if !settings.sandboxVendors.isEmpty {
         logger.warning(

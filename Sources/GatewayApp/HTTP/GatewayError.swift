@@ -28,6 +28,8 @@ public struct GatewayError: Error, Sendable {
         /// The database cannot be reached, or is too far behind to take another write: try again shortly.
         public static let storageUnavailable = Code("storage_unavailable")
         public static let methodNotAllowed = Code("method_not_allowed")
+        /// An operators' route asked without (or with a wrong) bearer token.
+        public static let unauthorized = Code("unauthorized")
         public static let badRequest = Code("bad_request")
         public static let internalError = Code("internal_error")
 

@@ -2,6 +2,7 @@ import Foundation
 import GatewayStorage
 import GatewaySupport
 import Hummingbird
+import LTICore
 import Logging
 import Prometheus
 
@@ -12,6 +13,9 @@ struct OperationsController: Sendable {
     let toolKeys: ToolKeyService
     /// The vendors the built-in sandbox stands in for; `/readyz` names them, so no one mistakes a demo for a deployment.
     var sandboxVendors: [String] = []
+    /// The bearer token `/metrics` requires (`GATEWAY_METRICS_TOKEN`); nil: `/metrics` is not served, since it would
+    /// tell anyone on the learner-facing listener how many launches, refusals and which routes the gateway sees.
+    var metricsToken: String?
     /// How long `/readyz` waits for its write before it answers 503 (a load balancer's probe must not hang).
     var readinessDeadline: Duration = .seconds(2)
 
@@ -29,8 +33,14 @@ struct OperationsController: Sendable {
                     body: .init(byteBuffer: ByteBuffer(string: "not ready: the database does not take a write\n")))
             }
         }
-        router.get("/metrics") { _, _ in
-            Response(
+        router.get("/metrics") { request, _ in
+            guard let metricsToken else { throw GatewayError.notFound() }
+            guard let presented = Self.bearerToken(request), constantTimeEquals(presented, metricsToken) else {
+                throw GatewayError(
+                    code: .unauthorized, status: .unauthorized, title: "Not allowed",
+                    message: "Metrics need the operators' bearer token.")
+            }
+            return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
         }
@@ -41,6 +51,12 @@ struct OperationsController: Sendable {
                 status: .ok, headers: [.contentType: "application/json", .cacheControl: cacheControl],
                 body: .init(byteBuffer: toolKeys.jwksDocument))
         }
+    }
+
+    /// The token of an `Authorization: Bearer …` header.
+    static func bearerToken(_ request: Request) -> String? {
+        guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else { return nil }
+        return String(header.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
     }
 
     static func text(_ text: String) -> Response {

@@ -25,6 +25,8 @@ public struct ServerSettings: SettingsArea {
     public var maxConnections = 4000
     /// How long SIGTERM waits for requests in flight before the remaining connections are closed.
     public var shutdownTimeout = Duration.seconds(10)
+    /// The bearer token `/metrics` requires; without one, `/metrics` is not served.
+    public var metricsToken: String?
 
     public init() {}
 
@@ -68,6 +70,9 @@ public struct ServerSettings: SettingsArea {
         .duration(
             "GATEWAY_SHUTDOWN_SECONDS", \.shutdownTimeout,
             "on SIGTERM, how long requests in flight may finish before the remaining connections are closed", range: 0...600),
+        .secret(
+            "GATEWAY_METRICS_TOKEN", \.metricsToken,
+            "the bearer token `GET /metrics` requires (`Authorization: Bearer …`); unset, `/metrics` is not served"),
     ]
 
     /// The normalised public base URL (no trailing slash).
