@@ -104,6 +104,9 @@ public protocol JobQueueStore: Sendable {
     ///
     /// - Important: Atomic: of racing claimers (in any process), each job goes to one.
     func claimJobs(kind: String, key: String?, now: Date, leaseUntil: Date, worker: String, limit: Int) async throws -> [QueuedJob]
+    /// Extends `worker`'s lease on the job to `until` while it runs (a heartbeat), so a short lease never expires under
+    /// a live worker while a dead worker's jobs are due again soon; `false` when `worker` no longer holds it.
+    func renewJobLease(_ job: QueuedJob, worker: String, until: Date) async throws -> Bool
     /// Removes the job if it still has the claimed revision; otherwise (enqueued again meanwhile) releases it to run again.
     func completeJob(_ job: QueuedJob, worker: String) async throws
     /// Releases the job with `error`: due again at `retryAt`, or held for an operator when `retryAt` is nil.

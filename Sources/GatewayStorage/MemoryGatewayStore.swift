@@ -191,6 +191,13 @@ public actor MemoryGatewayStore: GatewayStore {
         }
     }
 
+    public func renewJobLease(_ job: QueuedJob, worker: String, until: Date) async throws -> Bool {
+        let id = job.kind + "\u{0}" + job.key
+        guard let entry = jobs[id], entry.worker == worker else { return false }
+        jobs[id] = (entry.job, worker, until)
+        return true
+    }
+
     public func completeJob(_ job: QueuedJob, worker: String) async throws {
         let id = job.kind + "\u{0}" + job.key
         guard let entry = jobs[id], entry.worker == worker else { return }

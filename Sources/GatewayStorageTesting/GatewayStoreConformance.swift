@@ -282,6 +282,24 @@ public enum GatewayStoreConformance {
             try await store.completeJob(takenOver[0], worker: "w2")
             try expect(try await store.queuedJobs(limit: 10).isEmpty, "not completed")
         },
+        Check(name: "a heartbeat keeps a running job's lease; only its holder can renew it") { store in
+            try await store.enqueueJob(kind: "k", key: "a", payload: "{}", runAt: epoch)
+            let claimed = try await store.claimJobs(
+                kind: "k", key: nil, now: epoch, leaseUntil: epoch.addingTimeInterval(30), worker: "w1", limit: 1)
+            try expect(claimed.count == 1, "not claimed")
+            try expect(try await store.renewJobLease(claimed[0], worker: "w1", until: epoch.addingTimeInterval(60)), "holder could not renew")
+            try expect(
+                try await store.renewJobLease(claimed[0], worker: "w2", until: epoch.addingTimeInterval(90)) == false, "another worker renewed")
+            let atOldEnd = try await store.claimJobs(
+                kind: "k", key: nil, now: epoch.addingTimeInterval(31), leaseUntil: epoch.addingTimeInterval(61), worker: "w2", limit: 1)
+            try expect(atOldEnd.isEmpty, "taken over although its lease was renewed")
+            let afterNewEnd = try await store.claimJobs(
+                kind: "k", key: nil, now: epoch.addingTimeInterval(61), leaseUntil: epoch.addingTimeInterval(91), worker: "w2", limit: 1)
+            try expect(afterNewEnd.count == 1, "not taken over after the renewed lease")
+            try expect(
+                try await store.renewJobLease(claimed[0], worker: "w1", until: epoch.addingTimeInterval(120)) == false,
+                "a worker that lost the job renewed it")
+        },
         Check(name: "of many racing claimers each job goes to exactly one") { store in
             for i in 0..<5 { try await store.enqueueJob(kind: "k", key: "j\(i)", payload: "{}", runAt: epoch) }
             try await store.enqueueJob(kind: "other", key: "x", payload: "{}", runAt: epoch)

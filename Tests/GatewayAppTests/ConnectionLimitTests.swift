@@ -131,7 +131,7 @@ import Testing
         // The 17th client connects (the listen queue takes it) and asks; it is answered only once a slot frees.
         let waiting = try await RawConnection.open(port: port)
         try await waiting.send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        try await waitUntil("the gateway stops accepting at its cap") { e2e.gateway.connections.capReached > 0 }
+        try #require(await eventually { e2e.gateway.connections.capReached > 0 }, "the gateway stops accepting at its cap")
         await held.removeFirst().close()
         let answer = try await waiting.readUntilClosed(within: .seconds(10))
         #expect(answer.hasPrefix("HTTP/1.1 200"))
@@ -148,7 +148,7 @@ import Testing
         try await connection.send(
             "POST /lti/launch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
                 + "Content-Length: 1000\r\n\r\nid_token=a")
-        try await waitUntil("the upload is being read") { e2e.gateway.connections.reading == 1 }
+        try #require(await eventually { e2e.gateway.connections.reading == 1 }, "the upload is being read")
         let (group, task) = (e2e.groups[1], e2e.tasks.withLock { $0[1] })
         await group.triggerGracefulShutdown()
         _ = try await withDeadline(.seconds(10)) { try? await task.value }
@@ -159,15 +159,4 @@ import Testing
         #expect(OpenFileLimit.connectionCap(requested: 4000, limit: 1024) == 1024 - 256)
         #expect(OpenFileLimit.connectionCap(requested: 100, limit: 65536) == 100)
     }
-}
-
-/// Waits until `condition` holds, polling, or fails the test after `timeout`.
-func waitUntil(_ what: String, timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-    Issue.record("timed out waiting until \(what)")
-    throw DeadlineExceeded(limit: timeout)
 }

@@ -1,9 +1,13 @@
 import Foundation
 import GatewayApp
 import GatewayStorage
+import GatewaySupport
 import LTICore
 import LTITestSupport
+import Logging
 import Sandbox
+import ServiceLifecycle
+import Synchronization
 import Testing
 
 /// Waits (bounded) until `condition` holds; false when it never did (a throw counts as not yet).
@@ -101,6 +105,43 @@ struct SkyPrepProvisioningTests {
             #expect(settled5)
             #expect(try await e2e.gateway.store.skyPrepAccount(learnerID: id) != nil)
             #expect(e2e.logs.lines(containing: "SkyPrep provisioning failed").isEmpty == false)
+        }
+    }
+
+    @Test("a running job keeps its short lease by heartbeat, and shutdown releases it at once instead of leaving it leased")
+    func leaseHeartbeatAndRelease() async throws {
+        // SkyPrep answers every call slowly: the job runs for seconds, longer than a third of its lease.
+        try await withStallingServer(stall: .seconds(6)) { port in
+            let configure: (inout GatewaySettings) -> Void = { settings in
+                Self.fastQueue(&settings)
+                settings.server.jobLease = .seconds(3)
+                settings.server.shutdownTimeout = .milliseconds(200)
+                settings.skyPrep.baseURL = "http://127.0.0.1:\(port)/admin/api"
+                settings.skyPrep.acctKey = "acme.skyprepapp.com"
+                settings.skyPrep.apiKey = "test-skyprep-key"
+            }
+            try await withEndToEnd(configure: configure) { e2e in
+                #expect(try await e2e.fullLaunch().status == 303)
+                let renewed = await eventually { !e2e.logs.lines(containing: "job lease renewed").isEmpty }
+                #expect(renewed, "no heartbeat while the job ran")
+                // Half a lease on, the first lease (3 s from the claim) may have ended; the renewed one has not.
+                let store = e2e.gateway.store
+                let meanwhile = try await store.claimJobs(
+                    kind: "skyprep.provision", key: nil, now: Date().addingTimeInterval(1.5), leaseUntil: Date().addingTimeInterval(60),
+                    worker: "another-instance", limit: 1)
+                #expect(meanwhile.isEmpty, "a running job was taken over")
+                // Shutdown cuts the run short: the job is released, due at once for another instance.
+                let (group, task) = (e2e.groups[1], e2e.tasks.withLock { $0[1] })
+                await group.triggerGracefulShutdown()
+                _ = try await withDeadline(.seconds(10)) { try? await task.value }
+                // Another instance (a store of its own on the same database) finds the job due now.
+                let afterShutdown = try await withStore(settings: e2e.settings, logger: Logger(label: "another-instance"), migrate: false) {
+                    try await $0.claimJobs(
+                        kind: "skyprep.provision", key: nil, now: Date(), leaseUntil: Date().addingTimeInterval(60), worker: "another-instance",
+                        limit: 1)
+                }
+                #expect(afterShutdown.count == 1, "the job stayed leased to an instance that stopped")
+            }
         }
     }
 

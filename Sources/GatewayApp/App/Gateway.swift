@@ -168,6 +168,7 @@ public func buildGateway(
         secret: { [secrets = settings.secrets] in try secrets.value($0) })
     let provisioning = SkyPrepProvisioningQueue(
         store: store, registrations: registrations, provisioner: SkyPrepProvisioner(store: store, clients: skyPrepClients, now: now), logger: logger,
+        lease: settings.server.jobLease.totalSeconds,
         retry: Backoff(base: settings.skyPrep.retryDelay, cap: .seconds(3600), jitter: .proportional(0.2)))
     let platformKeys = PlatformKeySetCache(
         http: http, settings: .init(minRefetchInterval: settings.lti.jwksRefetchInterval), logger: logger,

@@ -185,7 +185,7 @@ final class SkyPrepProvisioningQueue: Sendable {
 
     init(
         store: any SkyPrepAccountStore & JobQueueStore, registrations: RegistrationCache, provisioner: SkyPrepProvisioner, logger: Logger,
-        lease: TimeInterval = 300,
+        lease: TimeInterval = 30,
         retry: Backoff = Backoff(base: .seconds(30), cap: .seconds(3600), jitter: .proportional(0.2))
     ) {
         self.store = store
@@ -287,12 +287,31 @@ final class SkyPrepProvisioningQueue: Sendable {
             kind: Self.kind, key: key, now: now, leaseUntil: now.addingTimeInterval(lease), worker: workerID, limit: limit)
     }
 
+    /// Runs `write` outside the caller's cancellation: a job's outcome is stored even while the gateway shuts down.
+    private func settle(_ write: @escaping @Sendable () async throws -> Void) async throws {
+        try await Task { try await write() }.value
+    }
+
     /// Runs one claimed job and settles it (complete, retry later, or hold).
+    ///
+    /// The lease is short and renewed every third of it while the job runs, so the jobs of a worker that died are due
+    /// again within one lease; the job is settled even when the run was cancelled (shutdown), so it never waits out
+    /// a lease its worker gave up.
     private func run(_ job: QueuedJob) async throws -> SkyPrepAccount? {
+        let heartbeat = Task { [store, workerID, lease, provisioner, logger] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(lease / 3))
+                guard !Task.isCancelled else { return }
+                let renewed = try? await store.renewJobLease(job, worker: workerID, until: provisioner.now().addingTimeInterval(lease))
+                if renewed == false { logger.warning("job lease lost while it ran", metadata: ["gw.learner": "\(job.key)"]) }
+                if renewed == true { logger.debug("job lease renewed", metadata: ["gw.learner": "\(job.key)"]) }
+            }
+        }
+        defer { heartbeat.cancel() }
         do {
             let request = try StoredJSON.decode(SkyPrepProvisioningRequest.self, from: job.payload, what: "the payload of job \(job.kind) \(job.key)")
             let (outcome, account) = try await provisioner.provision(request)
-            try await store.completeJob(job, worker: workerID)
+            try await settle { [store, workerID] in try await store.completeJob(job, worker: workerID) }
             Counter(label: "skyprep_provisioning_total", dimensions: [("outcome", outcome.rawValue)]).increment()
             logger.info(
                 "SkyPrep provisioning",
@@ -317,9 +336,8 @@ final class SkyPrepProvisioningQueue: Sendable {
                 ])
             do {
                 let code = (error as? SkyPrepProvisioningError)?.code ?? ((error as? StorageError).map { "storage_\($0.code.rawValue)" } ?? "error")
-                try await store.failJob(
-                    job, worker: workerID, failure: JobFailure(code: code, detail: String(describing: error).prefix(500).description),
-                    retryAt: retryAt)
+                let failure = JobFailure(code: code, detail: String(describing: error).prefix(500).description)
+                try await settle { [store, workerID] in try await store.failJob(job, worker: workerID, failure: failure, retryAt: retryAt) }
             } catch {
                 logger.error("job not settled; it runs again after its lease", metadata: ["gw.learner": "\(job.key)", "error": "\(error)"])
             }

@@ -242,6 +242,7 @@ public enum GatewaySQL {
                              ELSE jobs.next_run_at END
         """)
     static let completeJob = SQLStatement("DELETE FROM jobs WHERE kind = ? AND key = ? AND revision = ? AND locked_by = ? RETURNING 1")
+    static let renewJobLease = SQLStatement("UPDATE jobs SET locked_until = ? WHERE kind = ? AND key = ? AND locked_by = ? RETURNING 1")
     static let unlockJob = SQLStatement("UPDATE jobs SET locked_by = NULL, locked_until = NULL WHERE kind = ? AND key = ? AND locked_by = ?")
     /// A newer revision (enqueued meanwhile) keeps its own due time.
     static let retryJob = SQLStatement(

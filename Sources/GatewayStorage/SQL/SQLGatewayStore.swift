@@ -166,6 +166,10 @@ extension SQLGatewayStore {
         try await write(GatewaySQL.enqueueJob, [.text(kind), .text(key), .text(payload), .time(runAt), .bool(false), .time(runAt)])
     }
 
+    public func renewJobLease(_ job: QueuedJob, worker: String, until: Date) async throws -> Bool {
+        !(try await write(GatewaySQL.renewJobLease, [.time(until), .text(job.kind), .text(job.key), .text(worker)]).isEmpty)
+    }
+
     public func completeJob(_ job: QueuedJob, worker: String) async throws {
         let removed = try await write(GatewaySQL.completeJob, [.text(job.kind), .text(job.key), .integer(job.revision), .text(worker)])
         guard removed.isEmpty else { return }

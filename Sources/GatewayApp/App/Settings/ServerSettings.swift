@@ -17,6 +17,8 @@ public struct ServerSettings: SettingsArea {
     public var cleanupInterval = Duration.seconds(60)
     /// How often background workers look for due jobs queued by any instance.
     public var jobPollInterval = Duration.seconds(5)
+    /// How long a background job is reserved for the instance running it (renewed every third of it while it runs).
+    public var jobLease = Duration.seconds(30)
     /// How long a connection may wait for a request's head (after it opens, or after the previous answer) before it is closed.
     public var idleTimeout = Duration.seconds(30)
     /// How long a request's body may take to arrive after its head.
@@ -55,6 +57,10 @@ public struct ServerSettings: SettingsArea {
             range: 0.05...86_400),
         .duration(
             "GATEWAY_JOB_POLL_SECONDS", \.jobPollInterval, "how often each instance looks for due background jobs", range: 0.05...600),
+        .duration(
+            "GATEWAY_JOB_LEASE_SECONDS", \.jobLease,
+            "how long a background job is reserved for the instance running it; renewed every third of it while the job runs, so the jobs of an instance that died are due again within it",
+            range: 0.3...3600),
         .duration(
             "GATEWAY_IDLE_TIMEOUT_SECONDS", \.idleTimeout,
             "a connection that sends no complete request head for this long (after it opens, or after the previous answer) is closed",
