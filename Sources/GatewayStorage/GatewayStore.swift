@@ -24,7 +24,11 @@ public protocol IdentityStore: Sendable {
 
 /// The launch record.
 public protocol LaunchStore: Sendable {
+    /// Stores a new launch record (a second record with the same id is ``StorageError`` `.duplicate`).
     func recordLaunch(_ launch: LaunchRecord) async throws
+    /// Stores the outcome of a launch recorded before (as pending): its outcome, vendor result and lab instance;
+    /// records it whole when no earlier record exists.
+    func completeLaunch(_ launch: LaunchRecord) async throws
     func launch(id: String) async throws -> LaunchRecord?
     /// The newest launches first, at most `limit`.
     func recentLaunches(limit: Int) async throws -> [LaunchRecord]

@@ -116,6 +116,13 @@ public actor MemoryGatewayStore: GatewayStore {
         launches.append(launch)
     }
 
+    public func completeLaunch(_ launch: LaunchRecord) async throws {
+        guard let index = launches.firstIndex(where: { $0.id == launch.id }) else { return launches.append(launch) }
+        launches[index].outcome = launch.outcome
+        launches[index].vendorResultCode = launch.vendorResultCode
+        launches[index].labInstanceID = launch.labInstanceID
+    }
+
     public func launch(id: String) async throws -> LaunchRecord? { launches.first { $0.id == id } }
 
     public func recentLaunches(limit: Int) async throws -> [LaunchRecord] {

@@ -233,6 +233,26 @@ public enum GatewayStoreConformance {
             try expect(
                 first?.contextID == nil && first?.labInstanceID == "990" && first?.vendorResultCode == 1, "read back \(String(describing: first))")
         },
+        Check(name: "a launch recorded as pending gets its outcome in place; one never recorded is recorded whole") { store in
+            var launch = LaunchRecord(
+                id: "p1", registrationID: "r", deploymentID: "d", learnerID: "u", subject: "s", messageType: "LtiResourceLinkRequest",
+                resourceLinkID: "rl", contextID: "ctx", labID: "42", outcome: "pending", vendorResultCode: nil, labInstanceID: nil,
+                agsLineItem: nil, createdAt: epoch)
+            try await store.recordLaunch(launch)
+            try expect(try await store.launch(id: "p1")?.outcome == "pending", "pending not stored")
+            launch.outcome = "launched"
+            launch.vendorResultCode = 1
+            launch.labInstanceID = "777"
+            try await store.completeLaunch(launch)
+            let completed = try await store.launch(id: "p1")
+            try expect(
+                completed?.outcome == "launched" && completed?.vendorResultCode == 1 && completed?.labInstanceID == "777"
+                    && completed?.labID == "42", "completed \(String(describing: completed))")
+            try expect(try await store.recentLaunches(limit: 10).count == 1, "completing added a record")
+            launch.id = "p2"
+            try await store.completeLaunch(launch)
+            try expect(try await store.launch(id: "p2")?.outcome == "launched", "an outcome without a pending record was lost")
+        },
         Check(name: "SkyPrep options: defaults until set, stored per registration, refused for an unknown one") { store in
             try await store.addRegistration(registration("r1"))
             try expect(try await store.skyPrepOptions(registrationID: "r1") == PlatformSkyPrepOptions(), "defaults")

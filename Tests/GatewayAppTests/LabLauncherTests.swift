@@ -209,6 +209,20 @@ struct LabLauncherTests {
         #expect(try await h.recordedOutcome() == "skillable_unavailable")
     }
 
+    @Test("the launch is on record as pending while Skillable starts its lab, then completed in place")
+    func pendingWhileStarting() async throws {
+        let h = try await LauncherHarness()
+        await h.skillable.setHang(.milliseconds(500))
+        let launch = Task { try await h.launch() }
+        // A crash now would leave this record: the learner and lab of a lab Skillable may be starting.
+        let pending = await eventually { try await h.store.recentLaunches(limit: 5).first?.outcome == "pending" }
+        #expect(pending, "no record while Skillable was starting the lab")
+        #expect(try await launch.value.redirectURL != nil)
+        let records = try await h.store.recentLaunches(limit: 5)
+        #expect(records.count == 1 && records.first?.outcome == "launched" && records.first?.labID == "1001")
+        #expect(records.first?.labInstanceID != nil)
+    }
+
     @Test("a lab URL on a host that is not allowed is refused, never redirected to")
     func foreignLabURL() async throws {
         let h = try await LauncherHarness()

@@ -52,6 +52,7 @@ struct LabLauncher: Sendable {
             trace, registrationID: session.registrationID, deploymentID: session.deploymentID,
             learnerID: session.learnerID, subject: session.subject, resourceLinkID: session.resourceLinkID,
             contextID: session.contextID, labID: String(session.request.labID), agsLineItem: session.agsLineItem, now: now)
+        await recorder.markPending(record, trace: trace)
         var (start, joined) = await coordinator.start(session.request)
         var target: String?
         if case .started(_, let instanceID?) = start, joined {

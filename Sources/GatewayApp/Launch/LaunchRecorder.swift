@@ -28,12 +28,23 @@ struct LaunchRecorder: Sendable {
             agsLineItem: agsLineItem, createdAt: now)
     }
 
-    /// Sets the launch's outcome, counts it (`lti_launches_total`), stores the record and logs it.
+    /// Stores `record` as pending before the lab is asked for: a launch cut short by a crash while Skillable starts its
+    /// lab still shows in the records (`pending`, with learner and lab), for an operator to reconcile.
+    func markPending(_ record: LaunchRecord, trace: LaunchTrace) async {
+        do {
+            try await store.recordLaunch(record)
+        } catch {
+            trace.logger.error("pending launch record not stored", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Sets the launch's outcome, counts it (`lti_launches_total`), stores the record (completing a pending one) and
+    /// logs it.
     func finish(_ record: inout LaunchRecord, outcome: RecordedOutcome, trace: LaunchTrace) async {
         record.outcome = outcome.identifier
         Counter(label: "lti_launches_total", dimensions: [("outcome", outcome.metricLabel)]).increment()
         do {
-            try await store.recordLaunch(record)
+            try await store.completeLaunch(record)
         } catch {
             // The lab may already run; the learner still goes in, and the operator sees why the record is missing.
             trace.logger.error("launch record not stored", metadata: ["gw.launch.outcome": "\(outcome.identifier)", "error": "\(error)"])

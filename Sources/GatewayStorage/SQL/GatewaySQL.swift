@@ -185,6 +185,13 @@ public enum GatewaySQL {
         """
     static let recordLaunch = SQLStatement("INSERT INTO launches (\(launchColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
+    static let completeLaunch = SQLStatement(
+        "UPDATE launches SET outcome = ?, vendor_result_code = ?, lab_instance_id = ? WHERE id = ? RETURNING 1")
+
+    static func outcomeValues(_ l: LaunchRecord) -> [SQLValue] {
+        [.text(l.outcome), l.vendorResultCode.map(SQLValue.integer) ?? .null, .text(l.labInstanceID), .text(l.id)]
+    }
+
     static func values(_ l: LaunchRecord) -> [SQLValue] {
         [
             .text(l.id), .text(l.registrationID), .text(l.deploymentID), .text(l.learnerID), .text(l.subject), .text(l.messageType),

@@ -138,6 +138,11 @@ extension SQLGatewayStore {
         try await write(GatewaySQL.recordLaunch, GatewaySQL.values(launch))
     }
 
+    public func completeLaunch(_ launch: LaunchRecord) async throws {
+        guard try await write(GatewaySQL.completeLaunch, GatewaySQL.outcomeValues(launch)).isEmpty else { return }
+        try await recordLaunch(launch)
+    }
+
     public func launch(id: String) async throws -> LaunchRecord? {
         try await read(GatewaySQL.launchByID, [.text(id)]).first.map(GatewaySQL.launch)
     }
