@@ -19,7 +19,7 @@ public protocol IdentityStore: Sendable {
     /// Inserts the identity, or updates names, email and last-seen time of the existing one with the
     /// same (issuer, sub), keeping its id and first-seen time. Returns the stored identity.
     func upsertIdentity(_ identity: LearnerIdentity) async throws -> LearnerIdentity
-    func identity(issuer: String, subject: String) async throws -> LearnerIdentity?
+    func identity(issuer: String, trustAnchor: String, subject: String) async throws -> LearnerIdentity?
 }
 
 /// The launch record.

@@ -97,7 +97,7 @@ public actor MemoryGatewayStore: GatewayStore {
     }
 
     public func upsertIdentity(_ identity: LearnerIdentity) async throws -> LearnerIdentity {
-        let key = identity.issuer + "\u{0}" + identity.subject
+        let key = identity.issuer + "\u{0}" + identity.trustAnchor + "\u{0}" + identity.subject
         var stored = identities[key] ?? identity
         stored.givenName = identity.givenName
         stored.familyName = identity.familyName
@@ -107,8 +107,8 @@ public actor MemoryGatewayStore: GatewayStore {
         return stored
     }
 
-    public func identity(issuer: String, subject: String) async throws -> LearnerIdentity? {
-        identities[issuer + "\u{0}" + subject]
+    public func identity(issuer: String, trustAnchor: String, subject: String) async throws -> LearnerIdentity? {
+        identities[issuer + "\u{0}" + trustAnchor + "\u{0}" + subject]
     }
 
     public func recordLaunch(_ launch: LaunchRecord) async throws {

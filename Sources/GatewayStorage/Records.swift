@@ -3,9 +3,12 @@ import LTICore
 
 /// A learner as the gateway knows them: one (issuer, sub) pair and the opaque id used with vendors.
 public struct LearnerIdentity: Sendable, Equatable {
-    /// Opaque, stable id derived from (issuer, sub); the Skillable `userid`. Never the email.
+    /// Opaque, stable id derived from (issuer, sub, trust anchor); the Skillable `userid`. Never the email.
     public var id: String
     public var issuer: String
+    /// The platform key set (its JWKS URL) that verified this learner's first launch: only launches verified by the
+    /// same key set are this learner's. Registrations that share an issuer but not a key set never share learners.
+    public var trustAnchor: String
     public var subject: String
     public var givenName: String?
     public var familyName: String?
@@ -14,11 +17,12 @@ public struct LearnerIdentity: Sendable, Equatable {
     public var lastSeen: Date
 
     public init(
-        id: String, issuer: String, subject: String, givenName: String?, familyName: String?,
+        id: String, issuer: String, trustAnchor: String, subject: String, givenName: String?, familyName: String?,
         email: String?, firstSeen: Date, lastSeen: Date
     ) {
         self.id = id
         self.issuer = issuer
+        self.trustAnchor = trustAnchor
         self.subject = subject
         self.givenName = givenName
         self.familyName = familyName

@@ -55,7 +55,10 @@ public final class PostgresGatewayStore: SQLGatewayStore {
     /// How many migrations the schema history has.
     public static var migrationCount: Int { PostgresSchema.migrations.count }
 
-    public func migrate() async throws {
+    public func migrate() async throws { try await migrate(through: PostgresSchema.migrations.count) }
+
+    /// Applies the migrations up to `version` (tests of a migration start from the schema before it).
+    public func migrate(through version: Int) async throws {
         try await transaction { connection in
             // Instances starting together wait here for each other; the lock ends with the transaction.
             try await connection.query("SELECT pg_advisory_xact_lock(\(PostgresSchema.migrationLock))", logger: self.logger)
@@ -64,7 +67,7 @@ public final class PostgresGatewayStore: SQLGatewayStore {
                 logger: self.logger)
             let applied = try await connection.query("SELECT version FROM schema_migrations", logger: self.logger).collect()
             let done = Set(try applied.map { try $0.decode(Int.self) })
-            for (index, statements) in PostgresSchema.migrations.enumerated() where !done.contains(index + 1) {
+            for (index, statements) in PostgresSchema.migrations.prefix(version).enumerated() where !done.contains(index + 1) {
                 for statement in statements { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger) }
                 try await connection.query(
                     "INSERT INTO schema_migrations (version, applied_at) VALUES (\(index + 1), \(Date().timeIntervalSince1970))", logger: self.logger)

@@ -94,5 +94,20 @@ enum PostgresSchema {
             "CREATE TABLE readiness_checks (id INTEGER PRIMARY KEY CHECK (id = 1), checked_at DOUBLE PRECISION NOT NULL)",
             "INSERT INTO readiness_checks (id, checked_at) VALUES (1, 0)",
         ],
+        // 6: learners keyed by the trust anchor (key set) that verified them too. An existing learner takes the key set
+        // of the registration of their first launch (else the first registration of their issuer) and keeps their id.
+        [
+            "ALTER TABLE learner_identities ADD COLUMN trust_anchor TEXT NOT NULL DEFAULT ''",
+            """
+            UPDATE learner_identities i SET trust_anchor = COALESCE(
+                (SELECT r.jwks_url FROM launches l JOIN platform_registrations r ON r.id = l.registration_id
+                 WHERE l.learner_id = i.id ORDER BY l.created_at LIMIT 1),
+                (SELECT r.jwks_url FROM platform_registrations r WHERE r.issuer = i.issuer ORDER BY r.created_at LIMIT 1),
+                '')
+            """,
+            "ALTER TABLE learner_identities ALTER COLUMN trust_anchor DROP DEFAULT",
+            "ALTER TABLE learner_identities DROP CONSTRAINT learner_identities_issuer_subject_key",
+            "ALTER TABLE learner_identities ADD CONSTRAINT learner_identities_anchor_key UNIQUE (issuer, trust_anchor, subject)",
+        ],
     ]
 }

@@ -137,12 +137,15 @@ public final class SQLiteGatewayStore: SQLGatewayStore {
     /// How many migrations the schema history has.
     public static var migrationCount: Int { SQLiteSchema.migrations.count }
 
-    public func migrate() async throws {
+    public func migrate() async throws { try await migrate(through: SQLiteSchema.migrations.count) }
+
+    /// Applies the migrations up to `version` (tests of a migration start from the schema before it).
+    public func migrate(through version: Int) async throws {
         try await gate.run {
             try await self.inTransaction { run in
                 _ = try await run("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)", [])
             }
-            for (index, statements) in SQLiteSchema.migrations.enumerated() {
+            for (index, statements) in SQLiteSchema.migrations.prefix(version).enumerated() {
                 // The check and the migration share one IMMEDIATE transaction: two processes starting
                 // together apply each migration once.
                 let applied = try await self.inTransaction { run in

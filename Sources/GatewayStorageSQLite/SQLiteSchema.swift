@@ -106,5 +106,27 @@ enum SQLiteSchema {
             "CREATE TABLE readiness_checks (id INTEGER PRIMARY KEY CHECK (id = 1), checked_at REAL NOT NULL)",
             "INSERT INTO readiness_checks (id, checked_at) VALUES (1, 0)",
         ],
+        // 10: learners keyed by the trust anchor (key set) that verified them too. An existing learner takes the key set
+        // of the registration of their first launch (else the first registration of their issuer) and keeps their id.
+        [
+            """
+            CREATE TABLE learner_identities_anchored (
+              id TEXT PRIMARY KEY, issuer TEXT NOT NULL, trust_anchor TEXT NOT NULL, subject TEXT NOT NULL, given_name TEXT,
+              family_name TEXT, email TEXT, first_seen REAL NOT NULL, last_seen REAL NOT NULL, UNIQUE (issuer, trust_anchor, subject))
+            """,
+            """
+            INSERT INTO learner_identities_anchored
+              (id, issuer, trust_anchor, subject, given_name, family_name, email, first_seen, last_seen)
+            SELECT i.id, i.issuer, COALESCE(
+                (SELECT r.jwks_url FROM launches l JOIN platform_registrations r ON r.id = l.registration_id
+                 WHERE l.learner_id = i.id ORDER BY l.created_at LIMIT 1),
+                (SELECT r.jwks_url FROM platform_registrations r WHERE r.issuer = i.issuer ORDER BY r.created_at LIMIT 1),
+                ''),
+              i.subject, i.given_name, i.family_name, i.email, i.first_seen, i.last_seen
+            FROM learner_identities i
+            """,
+            "DROP TABLE learner_identities",
+            "ALTER TABLE learner_identities_anchored RENAME TO learner_identities",
+        ],
     ]
 }

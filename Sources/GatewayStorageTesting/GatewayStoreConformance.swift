@@ -173,7 +173,7 @@ public enum GatewayStoreConformance {
         },
         Check(name: "an identity keeps its id and first-seen time and takes new names") { store in
             let first = LearnerIdentity(
-                id: "u1", issuer: "i", subject: "s", givenName: "Ada", familyName: "L", email: nil,
+                id: "u1", issuer: "i", trustAnchor: "https://lms/jwks", subject: "s", givenName: "Ada", familyName: "L", email: nil,
                 firstSeen: epoch, lastSeen: epoch)
             _ = try await store.upsertIdentity(first)
             var second = first
@@ -185,8 +185,16 @@ public enum GatewayStoreConformance {
             let stored = try await store.upsertIdentity(second)
             try expect(stored.id == "u1" && stored.firstSeen == epoch, "identity changed: \(stored)")
             try expect(stored.givenName == "Augusta" && stored.email == "ada@example.edu", "names not updated")
-            try expect(try await store.identity(issuer: "i", subject: "s") == stored, "read back")
-            try expect(try await store.identity(issuer: "i", subject: "other") == nil, "unknown found")
+            try expect(try await store.identity(issuer: "i", trustAnchor: "https://lms/jwks", subject: "s") == stored, "read back")
+            try expect(try await store.identity(issuer: "i", trustAnchor: "https://lms/jwks", subject: "other") == nil, "unknown found")
+            // The same issuer and sub asserted through another key set is another learner.
+            var elsewhere = first
+            elsewhere.id = "u-elsewhere"
+            elsewhere.trustAnchor = "https://self-hosted.example/jwks"
+            let other = try await store.upsertIdentity(elsewhere)
+            try expect(other.id == "u-elsewhere", "the same sub under another key set took the first learner: \(other)")
+            try expect(
+                try await store.identity(issuer: "i", trustAnchor: "https://lms/jwks", subject: "s")?.id == "u1", "the first learner changed")
         },
         Check(name: "a picker session is consumed once, keeps data exactly (or its absence), and expires") { store in
             let withData = DeepLinkSession(
@@ -427,4 +435,48 @@ public enum GatewayStoreConformance {
             )
         },
     ]
+}
+
+/// The trust-anchor migration (SQLite 10, PostgreSQL 6) on a store holding learners from before it.
+public enum TrustAnchorMigrationCheck {
+    /// Migrates `store` up to `before`, stores two registrations of one issuer with their own key sets and two learners
+    /// the old way (one launched through the second registration, one never launched), migrates the rest, and checks
+    /// that each learner kept their id under the right key set and that the other key set's same sub is another learner.
+    public static func run<Store: SQLGatewayStore>(
+        _ store: Store, before: Int, migrate: (_ through: Int?) async throws -> Void
+    ) async throws {
+        try await migrate(before)
+        let issuer = "https://canvas.instructure.com"
+        for (id, jwks, created) in [("reg-cloud", "https://cloud.example/jwks", 0.0), ("reg-self", "https://self.example/jwks", 10.0)] {
+            try await store.addRegistration(
+                PlatformRegistration(
+                    id: id, issuer: issuer, clientID: "client-\(id)", authURL: "https://lms/auth", tokenURL: "https://lms/token",
+                    jwksURL: jwks, deploymentIDs: ["dep"], createdAt: GatewayStoreConformance.epoch.addingTimeInterval(created)))
+        }
+        let insertOld = SQLStatement(
+            "INSERT INTO learner_identities (id, issuer, subject, given_name, family_name, email, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        for (id, subject) in [("lti-launched", "s1"), ("lti-never-launched", "s2")] {
+            try await store.write(
+                insertOld,
+                [
+                    .text(id), .text(issuer), .text(subject), .null, .null, .null, .time(GatewayStoreConformance.epoch),
+                    .time(GatewayStoreConformance.epoch),
+                ])
+        }
+        try await store.recordLaunch(
+            LaunchRecord(
+                id: "launch-1", registrationID: "reg-self", deploymentID: "dep", learnerID: "lti-launched", subject: "s1",
+                messageType: "LtiResourceLinkRequest", resourceLinkID: nil, contextID: nil, labID: "42", outcome: "launched",
+                vendorResultCode: 1, labInstanceID: nil, agsLineItem: nil, createdAt: GatewayStoreConformance.epoch))
+        try await migrate(nil)
+        let launched = try await store.identity(issuer: issuer, trustAnchor: "https://self.example/jwks", subject: "s1")
+        try GatewayStoreConformance.expect(launched?.id == "lti-launched", "the launched learner did not keep their id under their launch's key set")
+        let neverLaunched = try await store.identity(issuer: issuer, trustAnchor: "https://cloud.example/jwks", subject: "s2")
+        try GatewayStoreConformance.expect(
+            neverLaunched?.id == "lti-never-launched", "a learner without launches did not take the issuer's first key set")
+        try GatewayStoreConformance.expect(
+            try await store.identity(issuer: issuer, trustAnchor: "https://cloud.example/jwks", subject: "s1") == nil,
+            "the other key set's same sub is the old learner")
+    }
 }

@@ -20,7 +20,8 @@ struct LaunchOutcomeTests {
     }
 
     static func identity(_ e2e: EndToEnd, _ subject: String) async -> String {
-        (try? await e2e.gateway.store.identity(issuer: e2e.platformA.issuer, subject: subject)?.id) ?? "lti-unknown"
+        (try? await e2e.gateway.store.identity(issuer: e2e.platformA.issuer, trustAnchor: e2e.registrationA.jwksURL, subject: subject)?.id)
+            ?? "lti-unknown"
     }
 
     @Test("Result 2: the deferred-launch page lists the learner's labs; Resume, End (confirmed) and Launch the new lab work")

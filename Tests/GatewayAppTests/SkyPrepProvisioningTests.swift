@@ -34,7 +34,7 @@ struct SkyPrepProvisioningTests {
     }
 
     func learnerID(_ e2e: EndToEnd, subject: String = "learner-42") async throws -> String {
-        try #require(try await e2e.gateway.store.identity(issuer: e2e.platformA.issuer, subject: subject)).id
+        try #require(try await e2e.gateway.store.identity(issuer: e2e.platformA.issuer, trustAnchor: e2e.registrationA.jwksURL, subject: subject)).id
     }
 
     @Test("a first launch creates the SkyPrep user once; the same names make no call; new names update it")

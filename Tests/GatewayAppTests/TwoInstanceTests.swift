@@ -261,8 +261,9 @@ struct TwoInstanceTests {
             // learner would have been refused (email taken) and sent that worker to get_users.
             #expect(Set(two.skyPrep.users.map(\.email)).count == learners && two.skyPrep.users.count == learners)
             #expect(two.skyPrep.calls["get_users"] == nil, "calls: \(two.skyPrep.calls)")
+            let anchor = try #require(try await two.store.registration(id: two.registrationID)).jwksURL
             for i in 0..<learners {
-                let identity = try #require(try await two.store.identity(issuer: two.platform.issuer, subject: "learner-\(i)"))
+                let identity = try #require(try await two.store.identity(issuer: two.platform.issuer, trustAnchor: anchor, subject: "learner-\(i)"))
                 #expect(try await two.store.skyPrepAccount(learnerID: identity.id)?.email == "l\(i)@example.edu")
             }
             // Both instances' workers took part.

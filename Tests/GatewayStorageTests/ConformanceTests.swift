@@ -32,6 +32,22 @@ struct ConformanceTests {
         }
         try await store.close()
     }
+
+    @Test("SQLite: learners stored before trust anchors keep their ids under the key set that launched them")
+    func sqliteTrustAnchorMigration() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gw-migration-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = try await SQLiteGatewayStore.open(path: folder.appendingPathComponent("test.sqlite").path, logger: Logger(label: "test"))
+        do {
+            try await TrustAnchorMigrationCheck.run(store, before: 9) { version in
+                if let version { try await store.migrate(through: version) } else { try await store.migrate() }
+            }
+        } catch {
+            try await store.close()
+            throw error
+        }
+        try await store.close()
+    }
 }
 
 /// The same checks against a real PostgreSQL server, each on a fresh database (scripts/with-postgres.sh).
@@ -44,6 +60,18 @@ struct PostgresConformanceTests {
             try await store.whileRunning {
                 try await store.migrate()
                 try await body(store)
+            }
+        }
+    }
+
+    @Test("PostgreSQL: learners stored before trust anchors keep their ids under the key set that launched them")
+    func trustAnchorMigration() async throws {
+        try await TemporaryPostgresDatabase.with { url in
+            let store = PostgresGatewayStore.open(settings: try PostgresSettings(url: url), logger: Logger(label: "test"))
+            try await store.whileRunning {
+                try await TrustAnchorMigrationCheck.run(store, before: 5) { version in
+                    if let version { try await store.migrate(through: version) } else { try await store.migrate() }
+                }
             }
         }
     }

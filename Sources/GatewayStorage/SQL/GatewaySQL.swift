@@ -152,27 +152,30 @@ public enum GatewaySQL {
 
     // MARK: identities
 
-    static let identityColumns = "id, issuer, subject, given_name, family_name, email, first_seen, last_seen"
+    static let identityColumns = "id, issuer, trust_anchor, subject, given_name, family_name, email, first_seen, last_seen"
     static let upsertIdentity = SQLStatement(
         """
-        INSERT INTO learner_identities (\(identityColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT (issuer, subject) DO UPDATE SET
+        INSERT INTO learner_identities (\(identityColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (issuer, trust_anchor, subject) DO UPDATE SET
           given_name = excluded.given_name, family_name = excluded.family_name, email = excluded.email, last_seen = excluded.last_seen
         RETURNING \(identityColumns)
         """)
 
     static func values(_ i: LearnerIdentity) -> [SQLValue] {
         [
-            .text(i.id), .text(i.issuer), .text(i.subject), .text(i.givenName), .text(i.familyName), .text(i.email), .time(i.firstSeen),
+            .text(i.id), .text(i.issuer), .text(i.trustAnchor), .text(i.subject), .text(i.givenName), .text(i.familyName), .text(i.email),
+            .time(i.firstSeen),
             .time(i.lastSeen),
         ]
     }
 
-    static let identity = SQLStatement("SELECT \(identityColumns) FROM learner_identities WHERE issuer = ? AND subject = ?")
+    static let identity = SQLStatement(
+        "SELECT \(identityColumns) FROM learner_identities WHERE issuer = ? AND trust_anchor = ? AND subject = ?")
 
     static func identity(_ row: some SQLRow) throws -> LearnerIdentity {
         LearnerIdentity(
-            id: try row.requiredText("id"), issuer: try row.requiredText("issuer"), subject: try row.requiredText("subject"),
+            id: try row.requiredText("id"), issuer: try row.requiredText("issuer"), trustAnchor: try row.requiredText("trust_anchor"),
+            subject: try row.requiredText("subject"),
             givenName: try row.text("given_name"), familyName: try row.text("family_name"), email: try row.text("email"),
             firstSeen: try row.date("first_seen"), lastSeen: try row.date("last_seen"))
     }

@@ -128,8 +128,8 @@ extension SQLGatewayStore {
         return try GatewaySQL.identity(row)
     }
 
-    public func identity(issuer: String, subject: String) async throws -> LearnerIdentity? {
-        try await read(GatewaySQL.identity, [.text(issuer), .text(subject)]).first.map(GatewaySQL.identity)
+    public func identity(issuer: String, trustAnchor: String, subject: String) async throws -> LearnerIdentity? {
+        try await read(GatewaySQL.identity, [.text(issuer), .text(trustAnchor), .text(subject)]).first.map(GatewaySQL.identity)
     }
 
     // MARK: launches
