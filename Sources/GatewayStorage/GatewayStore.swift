@@ -43,6 +43,20 @@ public protocol DeepLinkSessionStore: Sendable {
     func consumeDeepLinkSession(id: String, now: Date) async throws -> DeepLinkSession?
 }
 
+/// The deferred-launch page's sessions, kept server-side: the page carries only a random handle (never the learner's
+/// name or email), and its launch action can be used once.
+public protocol LabSessionStore: Sendable {
+    /// Stores a session under `id` (a digest of the page's handle) until `expiresAt`.
+    func saveLabSession(id: String, data: String, expiresAt: Date) async throws
+    /// The session `id`, expired or not (nil when unknown).
+    func labSession(id: String) async throws -> StoredLabSession?
+    /// Marks the session's launch action used and returns its data, if it exists, has not expired at `now` and its
+    /// launch has not been used.
+    ///
+    /// - Important: Atomic: of two racing launches from one page, at most one gets the data.
+    func useLabSessionLaunch(id: String, now: Date) async throws -> String?
+}
+
 /// Whether the database answers (readiness).
 public protocol DatabaseHealth: Sendable {
     /// Throws unless the database takes a write now: one row updated (through the same write path as every launch),
@@ -53,14 +67,14 @@ public protocol DatabaseHealth: Sendable {
 
 /// Removal of one-time state that expired.
 public protocol ExpiredStateStore: Sendable {
-    /// Deletes login states, used nonces and picker sessions that expired before `now`; returns how many rows went.
+    /// Deletes login states, used nonces, picker and lab sessions that expired before `now`; returns how many rows went.
     func deleteExpired(now: Date) async throws -> Int
 }
 
 /// Everything the gateway keeps. A backend implements all of it and passes `GatewayStoreConformance`; each
 /// consumer depends only on the narrow protocols it uses.
 public protocol GatewayStore: RegistrationStore, LoginStateStore, NonceStore, IdentityStore, LaunchStore, DeepLinkSessionStore,
-    SkyPrepAccountStore, JobQueueStore, DatabaseHealth, ExpiredStateStore
+    LabSessionStore, SkyPrepAccountStore, JobQueueStore, DatabaseHealth, ExpiredStateStore
 {
     /// Applies pending schema migrations.
     func migrate() async throws

@@ -9,6 +9,7 @@ public actor MemoryGatewayStore: GatewayStore {
     private var identities: [String: LearnerIdentity] = [:]
     private var launches: [LaunchRecord] = []
     private var deepLinkSessions: [String: DeepLinkSession] = [:]
+    private var labSessions: [String: StoredLabSession] = [:]
     private var options: [String: PlatformLaunchOptions] = [:]
     private var skyPrepOptionsByRegistration: [String: PlatformSkyPrepOptions] = [:]
     private var skyPrepAccounts: [String: SkyPrepAccount] = [:]
@@ -139,12 +140,27 @@ public actor MemoryGatewayStore: GatewayStore {
         return found
     }
 
+    public func saveLabSession(id: String, data: String, expiresAt: Date) async throws {
+        guard labSessions[id] == nil else { throw StorageError(.duplicate, "lab session exists") }
+        labSessions[id] = StoredLabSession(data: data, expiresAt: expiresAt, launchUsed: false)
+    }
+
+    public func labSession(id: String) async throws -> StoredLabSession? { labSessions[id] }
+
+    public func useLabSessionLaunch(id: String, now: Date) async throws -> String? {
+        guard var session = labSessions[id], !session.launchUsed, session.expiresAt > now else { return nil }
+        session.launchUsed = true
+        labSessions[id] = session
+        return session.data
+    }
+
     public func deleteExpired(now: Date) async throws -> Int {
-        let before = loginStates.count + usedNonces.count + deepLinkSessions.count
+        let before = loginStates.count + usedNonces.count + deepLinkSessions.count + labSessions.count
         loginStates = loginStates.filter { $0.value.expiresAt > now }
         usedNonces = usedNonces.filter { $0.value > now }
         deepLinkSessions = deepLinkSessions.filter { $0.value.expiresAt > now }
-        return before - loginStates.count - usedNonces.count - deepLinkSessions.count
+        labSessions = labSessions.filter { $0.value.expiresAt > now }
+        return before - loginStates.count - usedNonces.count - deepLinkSessions.count - labSessions.count
     }
 
     // MARK: SkyPrep

@@ -208,3 +208,18 @@ public enum PlatformStorageMode: String, Sendable, Codable, CaseIterable {
     /// Never: the state cookies only.
     case off
 }
+
+/// A deferred-launch page's session as stored.
+public struct StoredLabSession: Sendable, Equatable {
+    /// The session (JSON).
+    public var data: String
+    public var expiresAt: Date
+    /// Whether the page's launch action has been used.
+    public var launchUsed: Bool
+
+    public init(data: String, expiresAt: Date, launchUsed: Bool) {
+        self.data = data
+        self.expiresAt = expiresAt
+        self.launchUsed = launchUsed
+    }
+}

@@ -109,5 +109,13 @@ enum PostgresSchema {
             "ALTER TABLE learner_identities DROP CONSTRAINT learner_identities_issuer_subject_key",
             "ALTER TABLE learner_identities ADD CONSTRAINT learner_identities_anchor_key UNIQUE (issuer, trust_anchor, subject)",
         ],
+        // 7: the deferred-launch page's sessions, server-side (the page carries a random handle; its launch is used once).
+        [
+            """
+            CREATE TABLE lab_sessions (
+              id TEXT PRIMARY KEY, data TEXT NOT NULL, launch_used BOOLEAN NOT NULL, expires_at DOUBLE PRECISION NOT NULL)
+            """,
+            "CREATE INDEX lab_sessions_expiry ON lab_sessions (expires_at)",
+        ],
     ]
 }

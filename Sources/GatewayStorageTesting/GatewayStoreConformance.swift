@@ -196,6 +196,26 @@ public enum GatewayStoreConformance {
             try expect(
                 try await store.identity(issuer: "i", trustAnchor: "https://lms/jwks", subject: "s")?.id == "u1", "the first learner changed")
         },
+        Check(name: "a lab session's launch is used once, by one of racing callers, and not after it expired") { store in
+            try await store.saveLabSession(id: "ls1", data: #"{"learner":"u1"}"#, expiresAt: epoch.addingTimeInterval(900))
+            try expect(
+                try await store.labSession(id: "ls1")
+                    == StoredLabSession(
+                        data: #"{"learner":"u1"}"#, expiresAt: epoch.addingTimeInterval(900), launchUsed: false), "read back")
+            let winners = try await withThrowingTaskGroup(of: String?.self) { group in
+                for _ in 0..<6 { group.addTask { try await store.useLabSessionLaunch(id: "ls1", now: epoch) } }
+                var won = 0
+                for try await data in group where data != nil { won += 1 }
+                return won
+            }
+            try expect(winners == 1, "\(winners) launches from one page")
+            try expect(try await store.labSession(id: "ls1")?.launchUsed == true, "use not recorded")
+            try await store.saveLabSession(id: "ls2", data: "{}", expiresAt: epoch.addingTimeInterval(10))
+            try expect(try await store.useLabSessionLaunch(id: "ls2", now: epoch.addingTimeInterval(10)) == nil, "used after expiry")
+            try expect(try await store.useLabSessionLaunch(id: "unknown", now: epoch) == nil, "an unknown session was used")
+            _ = try await store.deleteExpired(now: epoch.addingTimeInterval(100))
+            try expect(try await store.labSession(id: "ls2") == nil, "an expired lab session was kept")
+        },
         Check(name: "a picker session is consumed once, keeps data exactly (or its absence), and expires") { store in
             let withData = DeepLinkSession(
                 id: "p1", registrationID: "r", deploymentID: "d", returnURL: "https://lms/return",

@@ -75,7 +75,7 @@ struct LauncherHarness {
         let keys = try await ToolKeyService.start(store: FileSigningKeyStore(folder: keysFolder.path), policy: KeyPolicy(), now: now)
         try? FileManager.default.removeItem(at: keysFolder)  // the service keeps the ring in memory; nothing reloads it here
         let policy = LabRedirectPolicy(exactAuthorities: [], hostSuffixes: [".labondemand.com"], sandboxAuthority: nil)
-        choices = LabChoices(skillable: skillable, tokens: LabSessionTokens(toolKeys: keys, lifetime: 900), redirectPolicy: policy)
+        choices = LabChoices(skillable: skillable, sessions: LabSessions(store: store, lifetime: 900), redirectPolicy: policy)
         let coordinator = LaunchCoordinator(
             skillable: skillable,
             policy: LaunchRetryPolicy(
@@ -154,7 +154,7 @@ struct LabLauncherTests {
                 """)
         guard case .labChoice(let choice) = try await h.launch() else { Issue.record("not a lab choice"); return }
         #expect(choice.running.map(\.labInstanceID) == [11] && choice.saved.map(\.labInstanceID) == [12])
-        let session = try h.choices.session(token: choice.token, now: h.now)
+        let session = try await h.choices.session(token: choice.token, now: h.now)
         #expect(session.request.labID == 1001)
         #expect(try await h.recordedOutcome() == "skillable_result_2")
     }
@@ -241,7 +241,7 @@ struct LabLauncherTests {
                  "SavedLabs":[{"LabInstanceId":12,"LabProfileId":1003,"LabProfileName":"Lab three"}],"Status":1}
                 """)
         guard case .labChoice(let choice) = try await h.launch() else { Issue.record("not a lab choice"); return }
-        let session = try h.choices.session(token: choice.token, now: h.now)
+        let session = try await h.choices.session(token: choice.token, now: h.now)
         let trace = LaunchTrace(referenceID: "REF", logger: Logger(label: "test"))
         #expect(await h.choices.resume(session, instance: "11", trace: trace).redirectURL == "https://labs.labondemand.com/access/11")
         #expect(await h.choices.resume(session, instance: "12", trace: trace).redirectURL == "https://labs.labondemand.com/resumed/12")
@@ -265,7 +265,38 @@ struct LabLauncherTests {
         }
         #expect(after.message == "Lab two has ended.")
         #expect(await h.skillable.calls.contains("Cancel 11"))
-        #expect(throws: LaunchFailure.self) { try h.choices.session(token: "forged", now: h.now) }
-        #expect(throws: LaunchFailure.self) { try h.choices.session(token: choice.token, now: h.now.addingTimeInterval(901)) }
+        await #expect(throws: LaunchFailure.self) { try await h.choices.session(token: "forged", now: h.now) }
+        await #expect(throws: LaunchFailure.self) { try await h.choices.session(token: choice.token, now: h.now.addingTimeInterval(901)) }
+    }
+
+    @Test("the page's launch starts one lab however often it is posted; its handle is random and carries nothing of the learner")
+    func launchOnce() async throws {
+        let h = try await LauncherHarness()
+        await h.skillable.script([LauncherHarness.response(2)])
+        guard case .labChoice(let choice) = try await h.launch() else { Issue.record("not a lab choice"); return }
+        // Not a token with contents: 256 random bits, base64url, no dots (a JWT has two).
+        #expect(choice.token.count == 43 && !choice.token.contains("."))
+        let trace = LaunchTrace(referenceID: "REF", logger: Logger(label: "test"))
+        let launches = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    guard let session = try? await h.choices.sessionForLaunch(token: choice.token, now: h.now) else { return false }
+                    return await h.launcher.start(session, trace: trace, now: h.now).redirectURL != nil
+                }
+            }
+            var started = 0
+            for try await didStart in group where didStart { started += 1 }
+            return started
+        }
+        #expect(launches == 1)
+        #expect(await h.skillable.calls.filter { $0 == "Launch" }.count == 2)  // the first launch (Result 2), then the page's one
+        do {
+            _ = try await h.choices.sessionForLaunch(token: choice.token, now: h.now)
+            Issue.record("a used launch was allowed again")
+        } catch let failure as LaunchFailure {
+            #expect(failure.code == .labSessionUsed)
+        }
+        // Listing and resuming still work for the page after its launch.
+        #expect((try? await h.choices.session(token: choice.token, now: h.now)) != nil)
     }
 }

@@ -62,6 +62,12 @@ struct LaunchOutcomeTests {
             #expect(launched.status == 303)
             let now = try await Self.instances(e2e, learner: "busy-learner").filter { $0.state == .running }
             #expect(now.map(\.labProfileID).sorted() == [1002, 1003])
+            // The page's launch was its one: posting it again (a double click, a replay) starts no second lab.
+            let again = try await e2e.request(.POST, "/lti/labs/launch", form: [("session", session)])
+            #expect(again.status == 409 && again.body.contains("already started its lab"))
+            #expect(try await Self.instances(e2e, learner: "busy-learner").filter { $0.state == .running }.count == 2)
+            // The page's handle is random: nothing of the learner in it, or anywhere in the page's forms.
+            #expect(session.count == 43 && !session.contains("."))
         }
     }
 
@@ -82,13 +88,9 @@ struct LaunchOutcomeTests {
             #expect(peek.status == 403 && peek.location == nil)
             #expect(await (try Self.sandbox(e2e)).instances[victimLab.id]?.state == .running)
 
-            // A session token not signed by the gateway, tampered, or missing: refused.
-            let parts = attackerSession.split(separator: ".").map(String.init)
-            var claims = try #require(try JSONSerialization.jsonObject(with: Base64URL.decode(parts[1])!) as? [String: Any])
-            var session = try #require(claims["session"] as? [String: Any])
-            session["learnerID"] = await Self.identity(e2e, "victim")
-            claims["session"] = session
-            let tampered = parts[0] + "." + TestPlatform.encodeSegment(claims) + "." + parts[2]
+            // A handle the gateway never gave out (the real one with a character changed), empty, or garbage: refused.
+            let last = attackerSession.last == "A" ? "B" : "A"
+            let tampered = String(attackerSession.dropLast()) + last
             for forged in [tampered, "", "garbage"] {
                 let response = try await e2e.request(
                     .POST, "/lti/labs/end", form: [("session", forged), ("instance", String(victimLab.id)), ("confirm", "yes")])

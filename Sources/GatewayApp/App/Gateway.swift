@@ -192,14 +192,14 @@ public func buildGateway(
     let skyPrepRedirects = LabRedirectPolicy(
         exactAuthorities: [publicAuthority], hostSuffixes: settings.skyPrep.loginHosts + (settings.skyPrep.acctKey.map { [$0.lowercased()] } ?? []),
         sandboxAuthority: skyPrepFake == nil ? nil : loopbackAuthority)
-    let sessionTokens = LabSessionTokens(toolKeys: toolKeys, lifetime: settings.skillable.labSessionLifetime.totalSeconds)
+    let labSessionStore = LabSessions(store: store, lifetime: settings.skillable.labSessionLifetime.totalSeconds)
     let coordinator = LaunchCoordinator(
         skillable: skillable,
         policy: LaunchRetryPolicy(maxAttempts: settings.skillable.launchAttempts, deadline: settings.skillable.launchDeadline),
         deferredRule: settings.skillable.deferredLaunchRule, joinWindow: settings.skillable.launchJoinWindow, logger: logger,
         now: monotonicNow)
     let recorder = LaunchRecorder(store: store)
-    let labChoices = LabChoices(skillable: skillable, tokens: sessionTokens, redirectPolicy: redirectPolicy)
+    let labChoices = LabChoices(skillable: skillable, sessions: labSessionStore, redirectPolicy: redirectPolicy)
     let launcher = LabLauncher(
         identities: store, skillable: skillable, coordinator: coordinator, redirectPolicy: redirectPolicy,
         choices: labChoices, recorder: recorder, provisioning: provisioning,

@@ -30,7 +30,8 @@ struct LabSessionController: Sendable {
             }
         }
         router.post("/lti/labs/launch") { request, context in
-            try await self.act(request, context) { session, _, trace in
+            // The one action that starts a lab: its page's session allows it once.
+            try await self.act(request, context, forLaunch: true) { session, _, trace in
                 await self.launcher.start(session, trace: trace, now: self.now())
             }
         }
@@ -38,13 +39,16 @@ struct LabSessionController: Sendable {
 
     /// Reads the form and its lab-session token, runs `action` for that learner, answers its outcome.
     private func act(
-        _ request: Request, _ context: GatewayRequestContext,
+        _ request: Request, _ context: GatewayRequestContext, forLaunch: Bool = false,
         _ action: (LabSession, [String: String], LaunchTrace) async throws -> LaunchOutcome
     ) async throws -> Response {
         let form = FormParameters.parse(Substring(try await FormParameters.body(of: request)))
         let session: LabSession
         do {
-            session = try choices.session(token: form["session"], now: now())
+            session =
+                forLaunch
+                ? try await choices.sessionForLaunch(token: form["session"], now: now())
+                : try await choices.session(token: form["session"], now: now())
         } catch let failure as LaunchFailure {
             throw GatewayError(failure)
         }

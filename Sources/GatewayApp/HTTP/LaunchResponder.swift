@@ -132,6 +132,10 @@ extension GatewayError {
             self = page(.badRequest, "Please open the lab again", "This page is not valid. Go back to your course and open the lab again.")
         case .labSessionExpired:
             self = page(.badRequest, "Please open the lab again", "This page has expired. Go back to your course and open the lab again.")
+        case .labSessionUsed:
+            self = page(
+                .conflict, "This lab was started already",
+                "This page has already started its lab. Go back to your course and open the lab again to get to it.")
         case .labInstanceMissing:
             self = page(.badRequest, "No lab was chosen", "Go back and choose a lab.")
         case .gatewayFault:

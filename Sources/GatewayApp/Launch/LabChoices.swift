@@ -7,12 +7,18 @@ import Skillable
 /// own list of that learner's labs, so nobody can see or act on another learner's labs.
 struct LabChoices: Sendable {
     let skillable: any SkillableLabService
-    let tokens: LabSessionTokens
+    let sessions: LabSessions
     let redirectPolicy: LabRedirectPolicy
 
-    /// The session a page's form carries; throws ``LaunchFailure`` when the token is not valid.
-    func session(token: String?, now: Date) throws -> LabSession {
-        try tokens.verify(token, now: now)
+    /// The session a page's form carries; throws ``LaunchFailure`` when its handle is not valid.
+    func session(token: String?, now: Date) async throws -> LabSession {
+        try await sessions.session(token, now: now)
+    }
+
+    /// The session a page's form carries, for its one launch; throws ``LaunchFailure`` when its handle is not valid or
+    /// its launch was used.
+    func sessionForLaunch(token: String?, now: Date) async throws -> LabSession {
+        try await sessions.useLaunch(token, now: now)
     }
 
     /// The learner's labs to choose from, with a token for the page's actions (`token`, or a new one).
@@ -21,8 +27,9 @@ struct LabChoices: Sendable {
             return .refused(LaunchFailure(.skillableResult(.userTooManyActiveLabs)))
         }
         do {
-            let token = try token ?? tokens.issue(session, now: now)
-            return .labChoice(LabChoice(token: token, running: labs.runningLabs, saved: labs.savedLabs, message: message))
+            let handle: String
+            if let token { handle = token } else { handle = try await sessions.open(session, now: now) }
+            return .labChoice(LabChoice(token: handle, running: labs.runningLabs, saved: labs.savedLabs, message: message))
         } catch {
             return .refused(LaunchFailure(.gatewayFault, underlying: error))
         }

@@ -15,7 +15,7 @@ enum LaunchOutcome: Sendable {
 
 /// The deferred-launch page's content: the learner's labs and the token its actions carry.
 struct LabChoice: Sendable {
-    /// The lab-session token of the page's forms (signed; see ``LabSessionTokens``).
+    /// The lab-session handle of the page's forms (random; see ``LabSessions``).
     var token: String
     var running: [SkillableUserLab]
     var saved: [SkillableUserLab]
@@ -59,6 +59,8 @@ struct LaunchFailure: Error, Sendable {
         case labSessionInvalid
         /// The deferred-launch page's token has expired.
         case labSessionExpired
+        /// The deferred-launch page's launch has been used already (it starts one lab).
+        case labSessionUsed
         /// An action names no lab.
         case labInstanceMissing
         /// An action names a lab that is not among this learner's running or saved labs.
@@ -82,6 +84,7 @@ struct LaunchFailure: Error, Sendable {
             case .skyPrepURLRefused: "skyprep_url_refused"
             case .labSessionInvalid: "lab_session_invalid"
             case .labSessionExpired: "lab_session_expired"
+            case .labSessionUsed: "lab_session_used"
             case .labInstanceMissing: "lab_instance_missing"
             case .labInstanceNotYours: "lab_instance_not_yours"
             case .gatewayFault: "internal_error"

@@ -120,7 +120,9 @@ public enum GatewaySQL {
     /// Rows deleted by one statement of the clean-up: it runs in batches, so that neither a transaction nor the
     /// rows it reports grow with a flood of expired logins.
     static let expiredBatch = 1000
-    static let deleteExpired = [("login_states", "state"), ("used_nonces", "issuer, nonce"), ("deep_link_sessions", "id")].map {
+    static let deleteExpired = [
+        ("login_states", "state"), ("used_nonces", "issuer, nonce"), ("deep_link_sessions", "id"), ("lab_sessions", "id"),
+    ].map {
         table, key in
         SQLStatement(
             "DELETE FROM \(table) WHERE (\(key)) IN (SELECT \(key) FROM \(table) WHERE expires_at <= ? LIMIT \(expiredBatch)) RETURNING 1")
@@ -148,6 +150,18 @@ public enum GatewaySQL {
             deploymentID: try row.requiredText("deployment_id"), returnURL: try row.requiredText("return_url"), data: try row.text("data"),
             acceptMultiple: try row.bool("accept_multiple") ?? false, acceptLineItem: try row.bool("accept_lineitem") ?? false,
             createdAt: try row.date("created_at"), expiresAt: try row.date("expires_at"))
+    }
+
+    // MARK: lab sessions
+
+    static let saveLabSession = SQLStatement("INSERT INTO lab_sessions (id, data, launch_used, expires_at) VALUES (?, ?, ?, ?)")
+    static let labSession = SQLStatement("SELECT data, launch_used, expires_at FROM lab_sessions WHERE id = ?")
+    static let useLabSessionLaunch = SQLStatement(
+        "UPDATE lab_sessions SET launch_used = ? WHERE id = ? AND launch_used = ? AND expires_at > ? RETURNING data")
+
+    static func labSession(_ row: some SQLRow) throws -> StoredLabSession {
+        StoredLabSession(
+            data: try row.requiredText("data"), expiresAt: try row.date("expires_at"), launchUsed: try row.bool("launch_used") ?? false)
     }
 
     // MARK: identities

@@ -119,6 +119,21 @@ extension SQLGatewayStore {
         return session.expiresAt > now ? session : nil
     }
 
+    // MARK: lab sessions
+
+    public func saveLabSession(id: String, data: String, expiresAt: Date) async throws {
+        try await write(GatewaySQL.saveLabSession, [.text(id), .text(data), .bool(false), .time(expiresAt)])
+    }
+
+    public func labSession(id: String) async throws -> StoredLabSession? {
+        try await read(GatewaySQL.labSession, [.text(id)]).first.map(GatewaySQL.labSession)
+    }
+
+    public func useLabSessionLaunch(id: String, now: Date) async throws -> String? {
+        try await write(GatewaySQL.useLabSessionLaunch, [.bool(true), .text(id), .bool(false), .time(now)]).first
+            .map { try $0.requiredText("data") }
+    }
+
     // MARK: identities
 
     public func upsertIdentity(_ identity: LearnerIdentity) async throws -> LearnerIdentity {
