@@ -57,6 +57,22 @@ public protocol LabSessionStore: Sendable {
     func useLabSessionLaunch(id: String, now: Date) async throws -> String?
 }
 
+/// Lab starts shared by every instance: one learner's start of one lab runs on one instance at a time, and a start
+/// that succeeded is shared with further clicks for a short while — wherever the load balancer sends them.
+public protocol LabStartStore: Sendable {
+    /// Claims the start of (`learnerID`, `labID`) for `holder` until `until`, unless another holder's claim or a
+    /// finished start is still in force at `now`; what the caller found.
+    ///
+    /// - Important: Atomic: of racing claimers (in any process), one gets the claim.
+    func claimLabStart(learnerID: String, labID: String, holder: String, now: Date, until: Date) async throws -> LabStartClaim
+    /// Ends `holder`'s claim: with `outcome` (a started lab, shared until `sharedUntil`), or without (the next click
+    /// starts anew).
+    func finishLabStart(learnerID: String, labID: String, holder: String, outcome: String?, sharedUntil: Date) async throws
+    /// Stops sharing the finished start of (`learnerID`, `labID`), whoever made it (its lab no longer runs); a start
+    /// under way is left alone.
+    func forgetLabStart(learnerID: String, labID: String) async throws
+}
+
 /// Whether the database answers (readiness).
 public protocol DatabaseHealth: Sendable {
     /// Throws unless the database takes a write now: one row updated (through the same write path as every launch),
@@ -74,7 +90,7 @@ public protocol ExpiredStateStore: Sendable {
 /// Everything the gateway keeps. A backend implements all of it and passes `GatewayStoreConformance`; each
 /// consumer depends only on the narrow protocols it uses.
 public protocol GatewayStore: RegistrationStore, LoginStateStore, NonceStore, IdentityStore, LaunchStore, DeepLinkSessionStore,
-    LabSessionStore, SkyPrepAccountStore, JobQueueStore, DatabaseHealth, ExpiredStateStore
+    LabSessionStore, LabStartStore, SkyPrepAccountStore, JobQueueStore, DatabaseHealth, ExpiredStateStore
 {
     /// Applies pending schema migrations.
     func migrate() async throws

@@ -10,6 +10,7 @@ public actor MemoryGatewayStore: GatewayStore {
     private var launches: [LaunchRecord] = []
     private var deepLinkSessions: [String: DeepLinkSession] = [:]
     private var labSessions: [String: StoredLabSession] = [:]
+    private var labStarts: [String: (holder: String, outcome: String?, expiresAt: Date)] = [:]
     private var options: [String: PlatformLaunchOptions] = [:]
     private var skyPrepOptionsByRegistration: [String: PlatformSkyPrepOptions] = [:]
     private var skyPrepAccounts: [String: SkyPrepAccount] = [:]
@@ -154,12 +155,33 @@ public actor MemoryGatewayStore: GatewayStore {
         return session.data
     }
 
+    public func claimLabStart(learnerID: String, labID: String, holder: String, now: Date, until: Date) async throws -> LabStartClaim {
+        let key = learnerID + "\u{0}" + labID
+        if let current = labStarts[key], current.expiresAt > now {
+            return current.outcome.map { .finished(outcome: $0) } ?? .running
+        }
+        labStarts[key] = (holder, nil, until)
+        return .claimed
+    }
+
+    public func finishLabStart(learnerID: String, labID: String, holder: String, outcome: String?, sharedUntil: Date) async throws {
+        let key = learnerID + "\u{0}" + labID
+        guard labStarts[key]?.holder == holder else { return }
+        labStarts[key] = outcome.map { (holder, $0, sharedUntil) }
+    }
+
+    public func forgetLabStart(learnerID: String, labID: String) async throws {
+        let key = learnerID + "\u{0}" + labID
+        if labStarts[key]?.outcome != nil { labStarts[key] = nil }
+    }
+
     public func deleteExpired(now: Date) async throws -> Int {
         let before = loginStates.count + usedNonces.count + deepLinkSessions.count + labSessions.count
         loginStates = loginStates.filter { $0.value.expiresAt > now }
         usedNonces = usedNonces.filter { $0.value > now }
         deepLinkSessions = deepLinkSessions.filter { $0.value.expiresAt > now }
         labSessions = labSessions.filter { $0.value.expiresAt > now }
+        labStarts = labStarts.filter { $0.value.expiresAt > now }
         return before - loginStates.count - usedNonces.count - deepLinkSessions.count - labSessions.count
     }
 

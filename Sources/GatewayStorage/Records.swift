@@ -223,3 +223,13 @@ public struct StoredLabSession: Sendable, Equatable {
         self.launchUsed = launchUsed
     }
 }
+
+/// What a claim on a lab start found.
+public enum LabStartClaim: Sendable, Equatable {
+    /// The caller holds the start now.
+    case claimed
+    /// Another holder is starting the lab.
+    case running
+    /// A start finished moments ago with this outcome, to share.
+    case finished(outcome: String)
+}

@@ -117,5 +117,14 @@ enum PostgresSchema {
             """,
             "CREATE INDEX lab_sessions_expiry ON lab_sessions (expires_at)",
         ],
+        // 8: lab starts claimed across instances (one click, one lab, whichever instance it reaches).
+        [
+            """
+            CREATE TABLE lab_starts (
+              learner_id TEXT NOT NULL, lab_id TEXT NOT NULL, holder TEXT NOT NULL, outcome TEXT, expires_at DOUBLE PRECISION NOT NULL,
+              PRIMARY KEY (learner_id, lab_id))
+            """,
+            "CREATE INDEX lab_starts_expiry ON lab_starts (expires_at)",
+        ],
     ]
 }

@@ -133,5 +133,14 @@ enum SQLiteSchema {
             "CREATE TABLE lab_sessions (id TEXT PRIMARY KEY, data TEXT NOT NULL, launch_used INTEGER NOT NULL, expires_at REAL NOT NULL)",
             "CREATE INDEX lab_sessions_expiry ON lab_sessions (expires_at)",
         ],
+        // 12: lab starts claimed across instances (one click, one lab, whichever instance it reaches).
+        [
+            """
+            CREATE TABLE lab_starts (
+              learner_id TEXT NOT NULL, lab_id TEXT NOT NULL, holder TEXT NOT NULL, outcome TEXT, expires_at REAL NOT NULL,
+              PRIMARY KEY (learner_id, lab_id))
+            """,
+            "CREATE INDEX lab_starts_expiry ON lab_starts (expires_at)",
+        ],
     ]
 }

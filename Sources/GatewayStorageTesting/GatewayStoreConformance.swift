@@ -216,6 +216,61 @@ public enum GatewayStoreConformance {
             _ = try await store.deleteExpired(now: epoch.addingTimeInterval(100))
             try expect(try await store.labSession(id: "ls2") == nil, "an expired lab session was kept")
         },
+        Check(name: "a lab start is claimed by one of racing holders, shared once it succeeded, and free again after") { store in
+            let claims = try await withThrowingTaskGroup(of: LabStartClaim.self) { group in
+                for holder in 0..<6 {
+                    group.addTask {
+                        try await store.claimLabStart(
+                            learnerID: "u1", labID: "42", holder: "h\(holder)", now: epoch, until: epoch.addingTimeInterval(30))
+                    }
+                }
+                var all: [LabStartClaim] = []
+                for try await claim in group { all.append(claim) }
+                return all
+            }
+            try expect(claims.filter { $0 == .claimed }.count == 1 && claims.filter { $0 == .running }.count == 5, "claims \(claims)")
+            // Which holder won is not known here: every holder tries to share; only the winner's outcome counts.
+            for holder in 0..<6 {
+                try await store.finishLabStart(
+                    learnerID: "u1", labID: "42", holder: "h\(holder)", outcome: "lab-\(holder)", sharedUntil: epoch.addingTimeInterval(40))
+            }
+            let shared = try await store.claimLabStart(
+                learnerID: "u1", labID: "42", holder: "late", now: epoch.addingTimeInterval(35), until: epoch.addingTimeInterval(65))
+            guard case .finished(let outcome) = shared, outcome.hasPrefix("lab-") else { throw Failure(description: "not shared: \(shared)") }
+            // A shared start whose lab ended is forgotten: the next click claims anew; a start under way is not forgotten.
+            try await store.forgetLabStart(learnerID: "u1", labID: "42")
+            try expect(
+                try await store.claimLabStart(
+                    learnerID: "u1", labID: "42", holder: "later", now: epoch.addingTimeInterval(36), until: epoch.addingTimeInterval(70))
+                    == .claimed, "a forgotten start was still shared")
+            try await store.forgetLabStart(learnerID: "u1", labID: "42")
+            try expect(
+                try await store.claimLabStart(
+                    learnerID: "u1", labID: "42", holder: "other", now: epoch.addingTimeInterval(36), until: epoch.addingTimeInterval(70))
+                    == .running, "a start under way was forgotten")
+            // A start that failed frees the claim at once.
+            try await store.finishLabStart(learnerID: "u1", labID: "42", holder: "later", outcome: nil, sharedUntil: epoch)
+            try expect(
+                try await store.claimLabStart(
+                    learnerID: "u1", labID: "42", holder: "next", now: epoch.addingTimeInterval(37), until: epoch.addingTimeInterval(71))
+                    == .claimed, "not free after a failed start")
+            // A shared outcome ends with its join window.
+            try await store.finishLabStart(learnerID: "u1", labID: "42", holder: "next", outcome: "lab", sharedUntil: epoch.addingTimeInterval(41))
+            try expect(
+                try await store.claimLabStart(
+                    learnerID: "u1", labID: "42", holder: "after", now: epoch.addingTimeInterval(41), until: epoch.addingTimeInterval(71))
+                    == .claimed, "not free after the join window")
+            // Another learner's start is independent.
+            try expect(
+                try await store.claimLabStart(
+                    learnerID: "u2", labID: "42", holder: "x", now: epoch.addingTimeInterval(41), until: epoch.addingTimeInterval(71))
+                    == .claimed, "another learner waited")
+            // A holder that died: its claim ends at its expiry.
+            try expect(
+                try await store.claimLabStart(
+                    learnerID: "u1", labID: "42", holder: "after-crash", now: epoch.addingTimeInterval(71), until: epoch.addingTimeInterval(99))
+                    == .claimed, "a dead holder's claim outlived its expiry")
+        },
         Check(name: "a picker session is consumed once, keeps data exactly (or its absence), and expires") { store in
             let withData = DeepLinkSession(
                 id: "p1", registrationID: "r", deploymentID: "d", returnURL: "https://lms/return",

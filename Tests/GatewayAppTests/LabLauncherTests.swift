@@ -68,12 +68,8 @@ struct LauncherHarness {
     let now = Date(timeIntervalSince1970: 1_800_000_000)
     let launcher: LabLauncher
     let choices: LabChoices
-    let keysFolder: URL
 
     init(deadline: Duration = .seconds(20)) async throws {
-        keysFolder = FileManager.default.temporaryDirectory.appendingPathComponent("launcher-keys-\(UUID().uuidString)")
-        let keys = try await ToolKeyService.start(store: FileSigningKeyStore(folder: keysFolder.path), policy: KeyPolicy(), now: now)
-        try? FileManager.default.removeItem(at: keysFolder)  // the service keeps the ring in memory; nothing reloads it here
         let policy = LabRedirectPolicy(exactAuthorities: [], hostSuffixes: [".labondemand.com"], sandboxAuthority: nil)
         choices = LabChoices(skillable: skillable, sessions: LabSessions(store: store, lifetime: 900), redirectPolicy: policy)
         let coordinator = LaunchCoordinator(

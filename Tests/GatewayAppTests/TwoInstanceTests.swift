@@ -77,6 +77,8 @@ struct TwoInstances: Sendable {
     let platform: TestPlatform
     let http: HTTPClient
     let skyPrep: SkyPrepSandbox
+    /// The one Skillable both instances call.
+    let skillable: SkillableSandbox
     let store: PostgresGatewayStore
     let environment: [String: String]
     let folder: URL
@@ -126,8 +128,10 @@ func withTwoInstances(_ body: @escaping @Sendable (TwoInstances) async throws ->
         let platformServer = PlatformServer()
         platformServer.publish("/jwks-a", platform.jwksJSON)
         let skyPrep = SkyPrepSandbox(acctKey: "two.skyprepapp.com", apiKey: "two-instances-skyprep-key", callsPerMinute: 10_000)
+        let skillable = SkillableSandbox(apiKey: "two-instances-skillable-key")
         let router = Router()
         skyPrep.addRoutes(to: router)
+        skillable.addRoutes(to: router)
         let skyPrepApp = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         try await skyPrepApp.test(.live) { skyPrepClient in
             let platformGroup = ServiceGroup(services: [platformServer.application()], gracefulShutdownSignals: [], logger: Logger(label: "lms"))
@@ -155,13 +159,15 @@ func withTwoInstances(_ body: @escaping @Sendable (TwoInstances) async throws ->
                     "SKYPREP_RETRY_SECONDS": "0.3",
                     "SKYPREP_BASE_URL": "http://127.0.0.1:\(try #require(skyPrepClient.port))/sandbox/skyprep/admin/api",
                     "SKYPREP_ACCT_KEY": skyPrep.acctKey, "SKYPREP_API_KEY": skyPrep.apiKey, "GATEWAY_LOG_LEVEL": "info",
+                    "SKILLABLE_BASE_URL": "http://127.0.0.1:\(try #require(skyPrepClient.port))/sandbox/skillable/api/v3",
+                    "SKILLABLE_API_KEY": skillable.apiKey,
                     "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
                 ]
                 let a = try GatewayProcess(port: portA, environment: environment, folder: folder, name: "a")
                 let b = try GatewayProcess(port: portB, environment: environment, folder: folder, name: "b")
                 let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
                 let instances = TwoInstances(
-                    a: a, b: b, publicURL: publicURL, platform: platform, http: http, skyPrep: skyPrep, store: store,
+                    a: a, b: b, publicURL: publicURL, platform: platform, http: http, skyPrep: skyPrep, skillable: skillable, store: store,
                     environment: environment, folder: folder, registrationID: registration.id)
                 do {
                     for instance in [a, b] {
@@ -202,6 +208,28 @@ struct TwoInstanceTests {
             #expect(response.status == 303, "\(response.body)")
             #expect(response.location?.contains("/sandbox/skillable/lab/") == true)
             #expect(try await two.store.recentLaunches(limit: 1).first?.outcome == "launched")
+        }
+    }
+
+    @Test("one learner's two clicks on one lab, reaching both instances at once, start one lab that both enter")
+    func oneLabAcrossInstances() async throws {
+        try await withTwoInstances { two in
+            // Skillable takes its time, so the two starts overlap.
+            await two.skillable.state.setLatency(.milliseconds(400))
+            for round in 0..<3 {
+                let learner = "double-clicker-\(round)"
+                let (loginA, loginB) = (try await two.login(two.a), try await two.login(two.b))
+                async let first = two.launch(two.a, token: two.idToken(loginA, subject: learner), login: loginA)
+                async let second = two.launch(two.b, token: two.idToken(loginB, subject: learner), login: loginB)
+                let (answerA, answerB) = try await (first, second)
+                #expect(answerA.status == 303 && answerB.status == 303, "round \(round): \(answerA.status) \(answerB.status)")
+                let labs = await two.skillable.state.instances.values.filter { $0.userID.hasPrefix("lti-") && $0.state == .running }
+                let started = labs.filter { lab in [answerA, answerB].contains { $0.location?.hasSuffix("/lab/\(lab.id)") == true } }
+                #expect(started.count == 1, "round \(round): \(labs.count) labs for one learner's double click")
+                #expect(answerA.location == answerB.location || started.count == 1)
+            }
+            let launches = await two.skillable.state.calls["launch"] ?? 0
+            #expect(launches == 3, "Skillable Launch called \(launches) times for 3 double clicks")
         }
     }
 

@@ -197,6 +197,9 @@ public func buildGateway(
         skillable: skillable,
         policy: LaunchRetryPolicy(maxAttempts: settings.skillable.launchAttempts, deadline: settings.skillable.launchDeadline),
         deferredRule: settings.skillable.deferredLaunchRule, joinWindow: settings.skillable.launchJoinWindow, logger: logger,
+        // Several instances share PostgreSQL, so a start is claimed there; one instance on SQLite needs only its own.
+        claims: store is PostgresGatewayStore
+            ? LabStartClaims(store: store, joinWindow: settings.skillable.launchJoinWindow, logger: logger, now: now) : nil,
         now: monotonicNow)
     let recorder = LaunchRecorder(store: store)
     let labChoices = LabChoices(skillable: skillable, sessions: labSessionStore, redirectPolicy: redirectPolicy)

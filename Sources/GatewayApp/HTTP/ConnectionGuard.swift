@@ -35,7 +35,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         var idle: TimeAmount
         var requestRead: TimeAmount
         /// How long a connection whose request timed out may take to answer before it is closed anyway.
-        var grace: TimeAmount = .seconds(1)
+        var grace: TimeAmount = .seconds(3)
     }
 
     private let timeouts: Timeouts

@@ -1,5 +1,7 @@
 import Foundation
+import GatewayStorage
 import GatewaySupport
+import LTICore
 import Logging
 import Skillable
 
@@ -35,7 +37,8 @@ actor LaunchCoordinator {
     /// A start under way (its task), or a finished one (only its result: a finished task is not kept,
     /// so its memory goes at once).
     private enum Flight {
-        case running(id: UUID, task: Task<LabStart, Never>)
+        /// `elsewhere`: the start was another instance's, shared through the database.
+        case running(id: UUID, task: Task<(start: LabStart, elsewhere: Bool), Never>)
         case finished(LabStart, at: ContinuousClock.Instant)
 
         var finishedAt: ContinuousClock.Instant? {
@@ -54,11 +57,14 @@ actor LaunchCoordinator {
     /// The gateway's monotonic clock (tests move it).
     private let now: @Sendable () -> ContinuousClock.Instant
     private var lastSweep: ContinuousClock.Instant
+    /// The claims that make a start single across instances (nil: this process alone).
+    private let claims: LabStartClaims?
 
     init(
         skillable: any SkillableLabService, policy: LaunchRetryPolicy, deferredRule: DeferredLaunchRule, joinWindow: Duration, logger: Logger,
-        now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }
+        claims: LabStartClaims? = nil, now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }
     ) {
+        self.claims = claims
         self.skillable = skillable
         self.policy = policy
         self.deferredRule = deferredRule
@@ -80,27 +86,31 @@ actor LaunchCoordinator {
         }
         switch flights[key] {
         case .running(_, let task)?:
-            return (await task.value, true)
+            return (await task.value.start, true)
         case .finished(let start, let at)? where arrived - at < joinWindow:
             return (start, true)
         case .finished?, nil:
             break
         }
         let id = UUID()
-        let task = Task { await self.attemptsWithinDeadline(request) }
+        let task = Task { [claims, policy] in
+            guard let claims else { return (start: await self.attemptsWithinDeadline(request), elsewhere: false) }
+            return await claims.start(request, within: policy.deadline) { await self.attemptsWithinDeadline(request) }
+        }
         flights[key] = .running(id: id, task: task)
-        let start = await task.value
+        let (start, elsewhere) = await task.value
         if case .running(let current, _)? = flights[key], current == id {
             // Only successful starts are shared after they finish.
             if case .started = start { flights[key] = .finished(start, at: now()) } else { flights[key] = nil }
         }
-        return (start, false)
+        return (start, elsewhere)
     }
 
-    /// Stops sharing a finished start of this learner and lab (its lab no longer runs).
-    func forget(_ request: SkillableLaunchRequest) {
+    /// Stops sharing a finished start of this learner and lab (its lab no longer runs), here and across instances.
+    func forget(_ request: SkillableLaunchRequest) async {
         let key = "\(request.userID)\u{0}\(request.labID)"
         if flights[key]?.finishedAt != nil { flights[key] = nil }
+        await claims?.forget(request)
     }
 
     /// Every attempt, the waits between them and the running-labs checks together within the policy's deadline: a
@@ -159,5 +169,100 @@ actor LaunchCoordinator {
     private func runningInstance(_ request: SkillableLaunchRequest) async -> Int64? {
         guard let labs = try? await skillable.userRunningAndSavedLabs(userID: request.userID) else { return nil }
         return labs.runningLabs.last { $0.labProfileID == request.labID }?.labInstanceID
+    }
+}
+
+/// One learner's start of one lab, single across every instance on the database: the instance that claims it starts
+/// the lab; a click that reaches another instance meanwhile waits for that outcome (within the launch deadline) and,
+/// when the lab started, joins it; a successful start is shared for the join window, as within one process.
+struct LabStartClaims: Sendable {
+    let store: any LabStartStore
+    /// This instance, as the holder of its claims.
+    let holder: String
+    let joinWindow: Duration
+    let logger: Logger
+    /// The time of day, shared by all instances (claims expire by it).
+    let now: @Sendable () -> Date
+    /// How often a click waiting for another instance's start looks again.
+    var poll: Duration = .milliseconds(100)
+
+    init(store: any LabStartStore, joinWindow: Duration, logger: Logger, now: @escaping @Sendable () -> Date) {
+        self.store = store
+        self.holder = "instance-" + SecureRandom.token(byteCount: 12)
+        self.joinWindow = joinWindow
+        self.logger = logger
+        self.now = now
+    }
+
+    /// The start of `request`: `startHere` when this instance claims it, another instance's outcome when it had one
+    /// (`elsewhere`), or — when the database cannot be asked — `startHere` without a claim (the lab matters more).
+    func start(
+        _ request: SkillableLaunchRequest, within deadline: Duration, _ startHere: @Sendable () async -> LabStart
+    ) async -> (start: LabStart, elsewhere: Bool) {
+        let (learner, lab) = (request.userID, String(request.labID))
+        let giveUp = ContinuousClock.now + deadline
+        while true {
+            let claim: LabStartClaim
+            do {
+                // The claim outlives the launch deadline a little: a holder that died frees it by itself.
+                claim = try await store.claimLabStart(
+                    learnerID: learner, labID: lab, holder: holder, now: now(), until: now().addingTimeInterval(deadline.totalSeconds + 5))
+            } catch {
+                logger.warning("lab start not claimed across instances; starting it here", metadata: ["error": "\(error)"])
+                return (await startHere(), false)
+            }
+            switch claim {
+            case .claimed:
+                let start = await startHere()
+                let shared = SharedLabStart(start)
+                do {
+                    try await store.finishLabStart(
+                        learnerID: learner, labID: lab, holder: holder, outcome: try shared.map { try StoredJSON.encode($0) },
+                        sharedUntil: now().addingTimeInterval(joinWindow.totalSeconds))
+                } catch {
+                    logger.warning("lab start not shared across instances", metadata: ["error": "\(error)"])
+                }
+                return (start, false)
+            case .finished(let outcome):
+                if let shared = try? StoredJSON.decode(SharedLabStart.self, from: outcome, what: "a shared lab start") {
+                    return (.started(url: shared.url, instanceID: shared.instanceID), true)
+                }
+                return (await startHere(), false)
+            case .running:
+                guard ContinuousClock.now < giveUp else {
+                    return (
+                        .unavailable(
+                            SkillableError(
+                                code: .timeout, command: "Launch", message: "another instance's start of this lab did not finish in time",
+                                httpStatus: nil, requestMayHaveArrived: true)), false
+                    )
+                }
+                try? await Task.sleep(for: poll)
+            }
+        }
+    }
+}
+
+extension LabStartClaims {
+    /// Stops sharing the finished start of `request` (its lab no longer runs).
+    func forget(_ request: SkillableLaunchRequest) async {
+        do {
+            try await store.forgetLabStart(learnerID: request.userID, labID: String(request.labID))
+        } catch {
+            logger.warning("shared lab start not forgotten", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// A successful start as other instances read it.
+struct SharedLabStart: Codable, Sendable {
+    var url: String
+    var instanceID: Int64?
+
+    /// Only a started lab is shared (as within one process).
+    init?(_ start: LabStart) {
+        guard case .started(let url, let instanceID) = start else { return nil }
+        self.url = url
+        self.instanceID = instanceID
     }
 }

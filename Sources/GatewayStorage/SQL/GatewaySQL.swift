@@ -122,6 +122,7 @@ public enum GatewaySQL {
     static let expiredBatch = 1000
     static let deleteExpired = [
         ("login_states", "state"), ("used_nonces", "issuer, nonce"), ("deep_link_sessions", "id"), ("lab_sessions", "id"),
+        ("lab_starts", "learner_id, lab_id"),
     ].map {
         table, key in
         SQLStatement(
@@ -163,6 +164,22 @@ public enum GatewaySQL {
         StoredLabSession(
             data: try row.requiredText("data"), expiresAt: try row.date("expires_at"), launchUsed: try row.bool("launch_used") ?? false)
     }
+
+    // MARK: lab starts
+
+    /// Takes the row when nothing in force holds it (a claim or a shared outcome past its expiry counts as nothing).
+    static let claimLabStart = SQLStatement(
+        """
+        INSERT INTO lab_starts (learner_id, lab_id, holder, outcome, expires_at) VALUES (?, ?, ?, NULL, ?)
+        ON CONFLICT (learner_id, lab_id) DO UPDATE SET holder = excluded.holder, outcome = NULL, expires_at = excluded.expires_at
+          WHERE lab_starts.expires_at <= ?
+        RETURNING holder
+        """)
+    static let labStart = SQLStatement("SELECT holder, outcome, expires_at FROM lab_starts WHERE learner_id = ? AND lab_id = ?")
+    static let shareLabStart = SQLStatement(
+        "UPDATE lab_starts SET outcome = ?, expires_at = ? WHERE learner_id = ? AND lab_id = ? AND holder = ?")
+    static let forgetLabStart = SQLStatement("DELETE FROM lab_starts WHERE learner_id = ? AND lab_id = ? AND outcome IS NOT NULL")
+    static let releaseLabStart = SQLStatement("DELETE FROM lab_starts WHERE learner_id = ? AND lab_id = ? AND holder = ?")
 
     // MARK: identities
 

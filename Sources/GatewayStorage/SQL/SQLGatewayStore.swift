@@ -134,6 +134,27 @@ extension SQLGatewayStore {
             .map { try $0.requiredText("data") }
     }
 
+    // MARK: lab starts
+
+    public func claimLabStart(learnerID: String, labID: String, holder: String, now: Date, until: Date) async throws -> LabStartClaim {
+        let claimed = try await write(GatewaySQL.claimLabStart, [.text(learnerID), .text(labID), .text(holder), .time(until), .time(now)])
+        if let row = claimed.first, try row.requiredText("holder") == holder { return .claimed }
+        guard let row = try await read(GatewaySQL.labStart, [.text(learnerID), .text(labID)]).first else { return .running }
+        return try row.text("outcome").map { .finished(outcome: $0) } ?? .running
+    }
+
+    public func finishLabStart(learnerID: String, labID: String, holder: String, outcome: String?, sharedUntil: Date) async throws {
+        if let outcome {
+            try await write(GatewaySQL.shareLabStart, [.text(outcome), .time(sharedUntil), .text(learnerID), .text(labID), .text(holder)])
+        } else {
+            try await write(GatewaySQL.releaseLabStart, [.text(learnerID), .text(labID), .text(holder)])
+        }
+    }
+
+    public func forgetLabStart(learnerID: String, labID: String) async throws {
+        try await write(GatewaySQL.forgetLabStart, [.text(learnerID), .text(labID)])
+    }
+
     // MARK: identities
 
     public func upsertIdentity(_ identity: LearnerIdentity) async throws -> LearnerIdentity {
