@@ -240,7 +240,8 @@ let package = Package(
         .testTarget(
             name: "GatewayAppTests",
             dependencies: [
-                "GatewayApp", "LTICore", "GatewayStorage", "GatewayStorageTesting", "GatewayStoragePostgres", "Sandbox", "Skillable", "SkyPrep",
+                "GatewayApp", "LTICore", "GatewayStorage", "GatewayStorageTesting", "GatewayStoragePostgres", "GatewayStorageSQLite", "Sandbox",
+                "Skillable", "SkyPrep",
                 "LTITestSupport", "GatewaySupport",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -15,7 +15,9 @@ struct LTIGatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lti-gateway",
         abstract: "An LTI 1.3 tool that launches learners from their LMS into Skillable labs.",
-        subcommands: [Serve.self, Migrate.self, SandboxCommand.self, Platforms.self, Keys.self, ToolConfig.self, SkyPrepCommand.self, Jobs.self])
+        subcommands: [
+            Serve.self, Migrate.self, SandboxCommand.self, Platforms.self, Keys.self, ToolConfig.self, SkyPrepCommand.self, Jobs.self, Launches.self,
+        ])
 }
 
 /// Settings and logging shared by the commands.

@@ -43,6 +43,25 @@ struct SkyPrepCommand: AsyncParsableCommand {
     }
 }
 
+struct Launches: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Launch records in the database.", subcommands: [List.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List recent launches, newest first; `--outcome pending` shows launches cut short while Skillable started their lab.")
+        @OptionGroup var common: CommonOptions
+        @Option(help: "Only launches with this outcome (e.g. launched, pending, skillable_unavailable).") var outcome: String?
+        @Option(help: "Look at this many of the newest launches (at most 10000).") var limit = 100
+
+        func run() async throws {
+            guard (1...10_000).contains(limit) else { throw CommandFailure("--limit must be 1…10000") }
+            let settings = try await common.settings()
+            let launches = try await withStore(settings) { try await $0.recentLaunches(limit: limit) }
+            print(PlatformAdministration.launchesTable(launches.filter { outcome == nil || $0.outcome == outcome }), terminator: "")
+        }
+    }
+}
+
 struct Jobs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Background jobs (SkyPrep provisioning retries) queued in the database.", subcommands: [List.self, Retry.self])

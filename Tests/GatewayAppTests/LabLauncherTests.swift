@@ -213,6 +213,9 @@ struct LabLauncherTests {
         // A crash now would leave this record: the learner and lab of a lab Skillable may be starting.
         let pending = await eventually { try await h.store.recentLaunches(limit: 5).first?.outcome == "pending" }
         #expect(pending, "no record while Skillable was starting the lab")
+        // What `lti-gateway launches list --outcome pending` shows an operator meanwhile.
+        let listed = PlatformAdministration.launchesTable(try await h.store.recentLaunches(limit: 5).filter { $0.outcome == "pending" })
+        #expect(listed.contains(" pending ") && listed.contains("lab=1001"))
         #expect(try await launch.value.redirectURL != nil)
         let records = try await h.store.recentLaunches(limit: 5)
         #expect(records.count == 1 && records.first?.outcome == "launched" && records.first?.labID == "1001")

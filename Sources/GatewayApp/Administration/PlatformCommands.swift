@@ -97,6 +97,16 @@ public enum PlatformAdministration {
         }.joined()
     }
 
+    /// Launch records, newest first, one line each: time, reference id, outcome, platform, learner, lab, lab instance.
+    public static func launchesTable(_ launches: [LaunchRecord]) -> String {
+        guard !launches.isEmpty else { return "No launches.\n" }
+        let time = ISO8601DateFormatter()
+        return launches.map { launch in
+            "\(time.string(from: launch.createdAt))  \(launch.id)  \(launch.outcome)  registration=\(launch.registrationID) "
+                + "learner=\(launch.learnerID) lab=\(launch.labID ?? "-") instance=\(launch.labInstanceID ?? "-")\n"
+        }.joined()
+    }
+
     /// One line of launch options, with Skillable's defaults named.
     public static func describe(_ o: PlatformLaunchOptions) -> String {
         func value<T>(_ v: T?) -> String { v.map { "\($0)" } ?? "default" }
