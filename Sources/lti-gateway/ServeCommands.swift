@@ -13,9 +13,15 @@ import SkyPrep
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the gateway.")
     @OptionGroup var common: CommonOptions
+    @Flag(
+        help:
+            "Let the built-in Skillable and SkyPrep fakes stand in for unset vendors although GATEWAY_PUBLIC_URL is another machine (a demo; never with an https public URL). On this machine they do without it."
+    )
+    var sandbox = false
 
     func run() async throws {
-        let settings = try await common.settings()
+        var settings = try await common.settings()
+        settings.server.sandboxRequested = sandbox
         let logger = common.logger(settings)
         do {
             try await runGateway(settings: settings, logger: logger)

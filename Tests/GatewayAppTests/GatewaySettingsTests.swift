@@ -49,17 +49,17 @@ struct GatewaySettingsTests {
 
     @Test("the file sets values, the environment (SPEC names) overrides them")
     func precedence() async throws {
-        let file = try configFile(#"{"gateway": {"port": 9000, "public-url": "http://file.example", "clock-skew-seconds": 45}}"#)
+        let file = try configFile(#"{"gateway": {"port": 9000, "public-url": "http://localhost:9000", "clock-skew-seconds": 45}}"#)
         defer { try? FileManager.default.removeItem(atPath: file) }
         let fromFile = try await GatewaySettings.load(configFile: file, environment: [:])
-        #expect(fromFile.server.port == 9000 && fromFile.server.publicURL == "http://file.example" && fromFile.lti.clockSkew == .seconds(45))
+        #expect(fromFile.server.port == 9000 && fromFile.server.publicURL == "http://localhost:9000" && fromFile.lti.clockSkew == .seconds(45))
         let overridden = try await GatewaySettings.load(
             configFile: file,
             environment: [
-                "GATEWAY_PORT": "9100", "GATEWAY_PUBLIC_URL": "http://env.example", "GATEWAY_CLOCK_SKEW_SECONDS": "10",
+                "GATEWAY_PORT": "9100", "GATEWAY_PUBLIC_URL": "http://127.0.0.1:9100", "GATEWAY_CLOCK_SKEW_SECONDS": "10",
                 "GATEWAY_DATABASE_URL": "sqlite:/tmp/x.sqlite", "GATEWAY_KEYS_DIR": "/tmp/keys", "GATEWAY_HOST": "0.0.0.0",
             ])
-        #expect(overridden.server.port == 9100 && overridden.server.publicURL == "http://env.example" && overridden.lti.clockSkew == .seconds(10))
+        #expect(overridden.server.port == 9100 && overridden.server.publicURL == "http://127.0.0.1:9100" && overridden.lti.clockSkew == .seconds(10))
         #expect(overridden.database.sqlitePath == "/tmp/x.sqlite" && overridden.keys.directory == "/tmp/keys" && overridden.server.host == "0.0.0.0")
     }
 
@@ -125,6 +125,27 @@ struct VendorURLSettingsTests {
         #expect(deployed.sandboxVendors.isEmpty)
         let demo = try await GatewaySettings.load(configFile: "/nonexistent", environment: ["GATEWAY_PUBLIC_URL": "http://127.0.0.1:8080"])
         #expect(demo.sandboxVendors == ["SKILLABLE_BASE_URL", "SKYPREP_BASE_URL"])
+    }
+
+    @Test("away from this machine the fakes answer only with serve --sandbox, and never with an https public URL")
+    func sandboxOnlyWhenAsked() async throws {
+        do {
+            _ = try await GatewaySettings.load(configFile: "/nonexistent", environment: ["GATEWAY_PUBLIC_URL": "http://lti.example.edu"])
+            Issue.record("fakes allowed for a public URL on the network without --sandbox")
+        } catch let error as SettingsError {
+            #expect(error.message.hasPrefix("SKILLABLE_BASE_URL") && error.message.contains("serve --sandbox"), "\(error.message)")
+        }
+        var demo = GatewaySettings()
+        demo.server.publicURL = "http://lti.example.edu"
+        demo.server.sandboxRequested = true
+        try demo.validate()
+        demo.server.publicURL = "https://lti.example.edu"
+        #expect(throws: SettingsError.self) { try demo.validate() }
+        for local in ["http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080"] {
+            var fresh = GatewaySettings()
+            fresh.server.publicURL = local
+            try fresh.validate()
+        }
     }
 
     @Test("a vendor API over plain http is refused unless it is this machine: its API key would cross the network in clear")

@@ -1,6 +1,7 @@
 import Configuration
 import Foundation
 import GatewayStoragePostgres
+import GatewaySupport
 import LTICore
 import SystemPackage
 
@@ -71,6 +72,14 @@ public struct GatewaySettings: Sendable, CustomStringConvertible {
             throw SettingsError(
                 message:
                     "\(fake) must be set when GATEWAY_PUBLIC_URL is https: without it the built-in sandbox would answer learners with fake labs (for a demo, use an http public URL)"
+            )
+        }
+        // Elsewhere the fakes answer only where asked for: on this machine (a fresh clone), or with `serve --sandbox`.
+        let publicHost = URLComponents(string: server.publicURL)?.host ?? ""
+        if !Loopback.isLoopback(publicHost), !server.sandboxRequested, let fake = sandboxVendors.first {
+            throw SettingsError(
+                message:
+                    "\(fake) must be set when GATEWAY_PUBLIC_URL is not this machine: without it the built-in sandbox would answer learners with fake labs (for a demo, run `lti-gateway serve --sandbox`)"
             )
         }
     }

@@ -27,6 +27,9 @@ public struct ServerSettings: SettingsArea {
     public var maxConnections = 4000
     /// How long SIGTERM waits for requests in flight before the remaining connections are closed.
     public var shutdownTimeout = Duration.seconds(10)
+    /// Whether the built-in fakes may stand in for unset vendors although the public URL is another machine's
+    /// (`serve --sandbox`: a demo on a network). Never with an https public URL.
+    public var sandboxRequested = false
     /// The bearer token `/metrics` requires; without one, `/metrics` is not served.
     public var metricsToken: String?
 
