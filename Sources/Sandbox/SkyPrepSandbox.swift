@@ -186,7 +186,9 @@ public final class SkyPrepSandbox: Sendable {
             guard let created else { return Self.answer(.badRequest, ["message": "A user with this email already exists"]) }
             return Self.answer(.ok, Self.describe(created))
         case "get_user":
-            guard let id = form["user_id"].flatMap(Int.init), let user = users.first(where: { $0.id == id }) else {
+            // By id (documented), or by `user_email` (the gateway's opt-in lookup; unconfirmed at SkyPrep).
+            let byEmail = form["user_email"].flatMap { email in users.first { $0.email.lowercased() == email.lowercased() } }
+            guard let user = byEmail ?? form["user_id"].flatMap(Int.init).flatMap({ id in users.first { $0.id == id } }) else {
                 return Self.answer(.notFound, ["message": "User not found"])
             }
             return Self.answer(.ok, Self.describe(user))

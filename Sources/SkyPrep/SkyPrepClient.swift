@@ -22,6 +22,8 @@ public struct SkyPrepClientSettings: Sendable {
     /// Waits between attempts of one call (doubling, no jitter: the rate limiter spreads calls already).
     public var retry: Backoff
     public var timeout: TimeAmount
+    /// How a user is found by email (to link an existing account).
+    public var userLookup: SkyPrepUserLookup = .listAll
     /// The longest a call waits for a free slot of the rate limiter; nil → as long as it takes (background work).
     /// Calls a browser waits for set it, and fail as `rate_limited` rather than keep the learner waiting.
     public var maxQueueWait: Duration?
@@ -111,6 +113,26 @@ public struct SkyPrepClient: Sendable {
     public func testConnection() async throws -> Bool {
         let answer = try await call("test_connection", [:])
         return (answer["message"] as? String)?.lowercased() == "success"
+    }
+
+    /// The user with `email` (case-insensitive), nil when SkyPrep has none: by ``SkyPrepClientSettings/userLookup``.
+    public func user(email: String) async throws -> SkyPrepUserSummary? {
+        switch settings.userLookup {
+        case .listAll:
+            return try await users().first { $0.email.lowercased() == email.lowercased() }
+        case .getUserByEmail:
+            let answer: [String: any Sendable]
+            do {
+                answer = try await call("get_user", [SkyPrepParameterNames.userLookupEmail: email])
+            } catch let error as SkyPrepError where error.code == .notFound {
+                return nil
+            }
+            let user = (answer["user"] as? [String: any Sendable]) ?? answer
+            guard let id = Self.integer(user["id"]), let found = user["email"] as? String, found.lowercased() == email.lowercased() else {
+                return nil
+            }
+            return SkyPrepUserSummary(id: id, email: found, userIdentifier: user["user_identifier"] as? String)
+        }
     }
 
     /// `get_users`: every user (SkyPrep answers a JSON array of users with `id` and `email`).
@@ -340,6 +362,8 @@ public enum SkyPrepParameterNames {
     /// `enroll_user_in_courses`: the user by email, courses `;`-separated (unconfirmed).
     public static let enrolEmail = "user_email"
     public static let enrolCourses = "course_ids"
+    /// `get_user` by email, when ``SkyPrepUserLookup/getUserByEmail`` is chosen (unconfirmed).
+    public static let userLookupEmail = "user_email"
 }
 
 /// At most `limit` acquisitions per sliding `window`; callers wait for a free slot (SkyPrep's guidance:
@@ -374,3 +398,12 @@ public actor RateLimiter {
 
 /// No slot of a ``RateLimiter`` frees within the wait a caller allows.
 public struct RateLimiterFull: Error {}
+
+/// How the gateway finds a SkyPrep user by email (`SKYPREP_USER_LOOKUP`).
+public enum SkyPrepUserLookup: String, Sendable, CaseIterable {
+    /// `get_users`, filtered here: documented, but it lists the whole tenant (the default).
+    case listAll = "get_users"
+    /// `get_user` with `user_email`: one user per call, the smallest answer — SkyPrep's support for a lookup by email
+    /// is unconfirmed, so this is opt-in.
+    case getUserByEmail = "get_user"
+}

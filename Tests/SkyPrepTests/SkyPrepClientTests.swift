@@ -12,7 +12,8 @@ import Testing
 /// Runs the SkyPrep fake on 127.0.0.1 and hands a client bound to it to `body`.
 func withSkyPrep(
     acctKey: String = "acme.skyprepapp.com", apiKey: String = "SECRET-skyprep-api-key",
-    clientAPIKey: String? = nil, callsPerMinute: Int = 100, fakeCallsPerMinute: Int = 100, recorder: LogRecorder = LogRecorder(),
+    clientAPIKey: String? = nil, callsPerMinute: Int = 100, fakeCallsPerMinute: Int = 100, userLookup: SkyPrepUserLookup = .listAll,
+    recorder: LogRecorder = LogRecorder(),
     _ body: @escaping @Sendable (SkyPrepClient, SkyPrepSandbox) async throws -> Void
 ) async throws {
     let fake = SkyPrepSandbox(acctKey: acctKey, apiKey: apiKey, callsPerMinute: fakeCallsPerMinute)
@@ -22,10 +23,11 @@ func withSkyPrep(
     try await withHTTPClient { http in
         try await app.test(.live) { client in
             let port = try #require(client.port)
-            let settings = SkyPrepClientSettings(
+            var settings = SkyPrepClientSettings(
                 baseURL: { "http://127.0.0.1:\(port)/sandbox/skyprep/admin/api" }, acctKey: acctKey,
                 apiKey: clientAPIKey ?? apiKey, callsPerMinute: callsPerMinute,
                 baseRetryDelay: .milliseconds(20), timeout: .seconds(5))
+            settings.userLookup = userLookup
             try await body(SkyPrepClient(http: http, settings: settings, logger: recorder.logger()), fake)
         }
     }
@@ -117,6 +119,23 @@ struct SkyPrepClientTests {
                 #expect(error.code == .rateLimited && error.httpStatus == 429 && error.isTransient)
             }
             #expect(fake.calls["test_connection"] == 4)
+        }
+    }
+
+    @Test(
+        "a user is found by email with get_users by default, or with one get_user call when that lookup is chosen",
+        arguments: SkyPrepUserLookup.allCases)
+    func userByEmail(lookup: SkyPrepUserLookup) async throws {
+        try await withSkyPrep(userLookup: lookup) { client, fake in
+            let id = fake.addUser(email: "Kat@Example.edu", firstName: "Kat", lastName: "J")
+            _ = fake.addUser(email: "other@example.edu", firstName: "O", lastName: "T")
+            let found = try await client.user(email: "kat@example.edu")
+            #expect(found?.id == id)
+            #expect(try await client.user(email: "nobody@example.edu") == nil)
+            switch lookup {
+            case .listAll: #expect(fake.calls["get_users"] == 2 && fake.calls["get_user"] == nil)
+            case .getUserByEmail: #expect(fake.calls["get_user"] == 2 && fake.calls["get_users"] == nil)
+            }
         }
     }
 

@@ -150,7 +150,7 @@ public func buildGateway(
 
     // SkyPrep: the configured admin API, or the fake served by this same server.
     let skyPrepFake: SkyPrepSandbox?
-    let skyPrepSettings: SkyPrepClientSettings
+    var skyPrepSettings: SkyPrepClientSettings
     if let base = settings.skyPrep.baseURL, let acct = settings.skyPrep.acctKey, let key = settings.skyPrep.apiKey {
         skyPrepFake = nil
         skyPrepSettings = SkyPrepClientSettings(baseURL: { base }, acctKey: acct, apiKey: key, callsPerMinute: settings.skyPrep.callsPerMinute)
@@ -161,6 +161,7 @@ public func buildGateway(
             baseURL: { "http://\(loopback):\(listeningPort.value ?? settings.server.port)\(fake.prefix)/admin/api" },
             acctKey: fake.acctKey, apiKey: fake.apiKey, callsPerMinute: settings.skyPrep.callsPerMinute)
     }
+    skyPrepSettings.userLookup = settings.skyPrep.userLookup
     let skyPrep = SkyPrepClient(http: http, settings: skyPrepSettings, logger: logger)
     let registrations = RegistrationCache(store: store, ttl: settings.database.registrationCacheLifetime, now: monotonicNow)
     let skyPrepClients = SkyPrepAccountClients(

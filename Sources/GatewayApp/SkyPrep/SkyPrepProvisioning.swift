@@ -141,7 +141,7 @@ struct SkyPrepProvisioner: Sendable {
                 outcome = .created
             } catch let error as SkyPrepError where error.code == .badParameters {
                 // Most likely the email is taken; anything else is a real refusal.
-                guard let existing = try await client.users().first(where: { $0.email.lowercased() == email.lowercased() }) else { throw error }
+                guard let existing = try await client.user(email: email) else { throw error }
                 if existing.userIdentifier == request.learnerID {
                     // Ours (created for this learner by an earlier run that did not finish): names and role as for any update.
                     try await client.updateUser(id: existing.id, firstName: request.firstName, lastName: request.lastName, role: role)

@@ -1,5 +1,6 @@
 import Foundation
 import LTICore
+import SkyPrep
 
 /// The SkyPrep admin API and how learners' accounts are kept there.
 public struct SkyPrepSettings: SettingsArea {
@@ -18,6 +19,8 @@ public struct SkyPrepSettings: SettingsArea {
     /// Hosts SkyPrep sign-in links may point to besides the account's own domain (https only; a leading `.` allows
     /// subdomains), for customers on a domain of their own.
     public var loginHosts = [".skyprepapp.com"]
+    /// How a SkyPrep user is found by email.
+    public var userLookup = SkyPrepUserLookup.listAll
 
     public init() {}
 
@@ -32,6 +35,10 @@ public struct SkyPrepSettings: SettingsArea {
         .duration(
             "SKYPREP_RETRY_SECONDS", \.retryDelay, "first wait before a failed provisioning runs again (doubles, at most 1 h)",
             range: 0.1...3600),
+        .parsed(
+            "SKYPREP_USER_LOOKUP", \.userLookup,
+            "how a SkyPrep user is found by email to link an account: `get_users` (documented; lists the whole tenant) or `get_user` (by `user_email`: one user, the smallest answer; unconfirmed at SkyPrep, so opt-in)",
+            rule: "get_users or get_user", parse: { SkyPrepUserLookup(rawValue: $0) }, format: { $0.rawValue }),
         .parsed(
             "SKYPREP_LOGIN_HOSTS", \.loginHosts,
             "hosts SkyPrep sign-in links may point to besides the account's domain (comma-separated, https only; leading `.` = subdomains)",
