@@ -129,6 +129,11 @@ public struct PlatformLaunchOptions: Sendable, Equatable, Codable {
     public var storageOrigin: String?
     /// Roles that may open the lab picker (full URIs, or short names of course roles); nil = ``defaultPickerRoles``.
     public var pickerRoles: [String]?
+    /// The origins whose pages may show the gateway's pages with actions (picker, lab choices, storage and
+    /// new-window pages) in a frame: origins, `https://*.domain` wildcards, or `*` for any; nil = derived from the
+    /// registration (its issuer's and authorization endpoint's origins, the storage origin, and the course domains
+    /// of the known cloud LMSs).
+    public var frameAncestors: [String]?
 
     /// Who may add labs to a course by default: its instructors, content developers, teaching assistants and
     /// administrators, and the institution's or the system's administrators.
@@ -142,7 +147,7 @@ public struct PlatformLaunchOptions: Sendable, Equatable, Codable {
         maxActiveLabs: Int? = nil, maxSavedLabs: Int? = nil, durationMinutes: Int? = nil, regionID: Int? = nil,
         lang: String? = nil, sendTag: Bool = true, sendContextVariables: Bool = false,
         platformStorage: PlatformStorageMode? = nil, storageFrame: String? = nil, storageOrigin: String? = nil,
-        pickerRoles: [String]? = nil
+        pickerRoles: [String]? = nil, frameAncestors: [String]? = nil
     ) {
         self.maxActiveLabs = maxActiveLabs
         self.maxSavedLabs = maxSavedLabs
@@ -155,15 +160,26 @@ public struct PlatformLaunchOptions: Sendable, Equatable, Codable {
         self.storageFrame = storageFrame
         self.storageOrigin = storageOrigin
         self.pickerRoles = pickerRoles
+        self.frameAncestors = frameAncestors
     }
 
     /// `scheme://host[:port]` with nothing after it; https, or http on a loopback host.
     static func isOrigin(_ value: String) -> Bool {
         guard let components = URLComponents(string: value), let scheme = components.scheme?.lowercased(),
             let host = components.host?.lowercased(), !host.isEmpty, components.path.isEmpty, components.query == nil,
-            components.fragment == nil, components.user == nil
+            components.fragment == nil, components.user == nil,
+            host.range(of: "^[a-z0-9.:\\[\\]-]+$", options: .regularExpression) != nil  // a host name or address: no `*`, no spaces
         else { return false }
         return scheme == "https" || (scheme == "http" && ["localhost", "127.0.0.1", "::1", "[::1]"].contains(host))
+    }
+
+    /// An origin, an `https://*.domain` wildcard (two labels at least after the `*`), or `*`.
+    static func isFrameAncestor(_ value: String) -> Bool {
+        if value == "*" || isOrigin(value) { return true }
+        guard value.lowercased().hasPrefix("https://*."), let domain = URLComponents(string: "https://" + value.dropFirst(10))?.host,
+            value.dropFirst(10).lowercased() == domain
+        else { return false }
+        return domain.split(separator: ".").count >= 2
     }
 
     /// The reason these options cannot be used, naming the option; nil when they are valid.
@@ -180,6 +196,9 @@ public struct PlatformLaunchOptions: Sendable, Equatable, Codable {
         }
         if let v = storageOrigin, !Self.isOrigin(v) {
             return "storageOrigin must be an origin such as https://school.instructure.com (https; http only for localhost)"
+        }
+        if let v = frameAncestors, v.isEmpty || v.count > 20 || !v.allSatisfy(Self.isFrameAncestor) {
+            return "frameAncestors must be 1…20 origins such as https://school.instructure.com, wildcards such as https://*.instructure.com, or *"
         }
         return nil
     }

@@ -41,13 +41,19 @@ struct Platforms: AsyncParsableCommand {
                 "A role that may open the lab picker (repeatable): a full LTI role URI, or a course role's short name (Instructor). Default: course instructors, content developers, teaching assistants and administrators, and institution or system administrators."
         )
         var pickerRoles: [String] = []
+        @Option(
+            name: .customLong("frame-ancestor"),
+            help:
+                "An origin whose pages may show the gateway's pages with actions in a frame (repeatable): https://school.instructure.com, a wildcard https://*.example.edu, or * for any. Default: the issuer's and auth endpoint's origins, the storage origin, and the course domains of Canvas, Blackboard and Schoology clouds."
+        )
+        var frameAncestors: [String] = []
 
         var options: PlatformLaunchOptions {
             PlatformLaunchOptions(
                 maxActiveLabs: maxActiveLabs, maxSavedLabs: maxSavedLabs, durationMinutes: durationMinutes,
                 regionID: regionID, lang: lang, sendTag: !noTag, sendContextVariables: contextVariables,
                 platformStorage: platformStorage, storageFrame: storageFrame, storageOrigin: storageOrigin,
-                pickerRoles: pickerRoles.isEmpty ? nil : pickerRoles)
+                pickerRoles: pickerRoles.isEmpty ? nil : pickerRoles, frameAncestors: frameAncestors.isEmpty ? nil : frameAncestors)
         }
     }
 

@@ -113,7 +113,8 @@ public enum PlatformAdministration {
         return "maxActiveLabs=\(value(o.maxActiveLabs)) maxSavedLabs=\(value(o.maxSavedLabs)) durationMinutes=\(value(o.durationMinutes)) "
             + "regionId=\(value(o.regionID)) lang=\(o.lang ?? "from locale") tag=\(o.sendTag ? "on" : "off") "
             + "contextVariables=\(o.sendContextVariables ? "on" : "off") platformStorage=\((o.platformStorage ?? .auto).rawValue) "
-            + "storageFrame=\(o.storageFrame ?? "-") storageOrigin=\(o.storageOrigin ?? "auth endpoint's")"
+            + "storageFrame=\(o.storageFrame ?? "-") storageOrigin=\(o.storageOrigin ?? "auth endpoint's") "
+            + "frameAncestors=\(o.frameAncestors?.joined(separator: ",") ?? "derived")"
     }
 }
 

@@ -209,7 +209,8 @@ public func buildGateway(
         choices: labChoices, recorder: recorder, provisioning: provisioning,
         launchOptions: { try await registrations.launchOptions(registrationID: $0) })
     let responder = LaunchResponder(pages: pages, baseURL: settings.baseURL)
-    let labSessions = LabSessionController(choices: labChoices, launcher: launcher, responder: responder, now: now)
+    let labSessions = LabSessionController(
+        choices: labChoices, launcher: launcher, registrations: registrations, responder: responder, now: now)
     let deepLinking = DeepLinkingController(
         picker: LabPicker(
             sessions: store, registrations: store,
@@ -234,6 +235,7 @@ public func buildGateway(
 
     let router = Router(context: GatewayRequestContext.self)
     router.add(middleware: MetricsMiddleware())
+    router.add(middleware: FrameAncestors.Middleware())
     router.add(middleware: GatewayErrorMiddleware(pages: pages))
     lti.addRoutes(to: router)
     deepLinking.addRoutes(to: router)

@@ -7,10 +7,13 @@ public struct GatewayRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// Short random id shown on error pages and in every log line of the request (`gw.request.id`).
     public var referenceID: String
+    /// The request's platform, once a route knows it: who may frame its pages with actions.
+    let frameAncestors: FrameAncestors.Slot
 
     public init(source: Source) {
         self.coreContext = .init(source: source)
         self.referenceID = ReferenceID.make()
+        self.frameAncestors = FrameAncestors.Slot()
         self.logger[metadataKey: "gw.request.id"] = .string(referenceID)
     }
 

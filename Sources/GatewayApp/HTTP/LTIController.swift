@@ -56,6 +56,7 @@ struct LTIController: Sendable {
         let frame = PlatformStorageDecision.frame(
             storageTarget: loginRequest.ltiStorageTarget, options: options,
             fetchDestination: request.headers[.secFetchDest])
+        context.framedBy(registration, options: options)
         let redirect = try await loginHandler.login(loginRequest, registration: registration, platformStorageFrame: frame, now: now())
         context.logger.info(
             "login",
@@ -138,6 +139,7 @@ struct LTIController: Sendable {
                 throw LaunchRefusal(.registrationUnknown, "The platform registration for this launch no longer exists.", rule: "Launch 1")
             }
             let options = try await registrations.launchOptions(registrationID: registration.id)
+            context.framedBy(registration, options: options)
             context.logger.info("launch without its state cookie; reading the platform's storage")
             return pages.storageLaunchPage(
                 action: baseURL + request.uri.path, idToken: parameters["id_token"] ?? "", state: state ?? "",
@@ -146,7 +148,9 @@ struct LTIController: Sendable {
             if let reason = parameters["lti_storage_error"] {
                 context.logger.notice("platform storage gave no secret", metadata: ["lti.storage_error": "\(StorageFailure(reason))"])
             }
-            let authOrigin = try await registrations.registration(id: registrationID).flatMap { PlatformStorageTarget.origin(of: $0.authURL) }
+            let registration = try await registrations.registration(id: registrationID)
+            if let registration { context.framedBy(registration, options: try await registrations.launchOptions(registrationID: registrationID)) }
+            let authOrigin = registration.flatMap { PlatformStorageTarget.origin(of: $0.authURL) }
             throw GatewayError.notThisBrowser(
                 restart: NewWindowRestart(url: baseURL + "/lti/login/restart", restartKey: restartKey, platformOrigin: authOrigin))
         }
@@ -166,6 +170,9 @@ struct LTIController: Sendable {
             response = try responder.response(outcome, reference: context.referenceID)
         case .deepLinkingRequest:
             response = try await deepLinking.startPicker(launch, context: context)
+        }
+        if response.headers[.contentSecurityPolicy] != nil {  // a page (not the redirect into a lab): its platform may frame it
+            context.framedBy(launch.registration, options: try await registrations.launchOptions(registrationID: launch.registration.id))
         }
         response.headers[values: .setCookie].append(contentsOf: StateCookies.expire(cookieNames))
         return response

@@ -8,6 +8,8 @@ import Logging
 struct LabSessionController: Sendable {
     let choices: LabChoices
     let launcher: LabLauncher
+    /// The session's platform, for who may frame the page's answers.
+    let registrations: RegistrationCache
     let responder: LaunchResponder
     let now: @Sendable () -> Date
 
@@ -51,6 +53,9 @@ struct LabSessionController: Sendable {
                 : try await choices.session(token: form["session"], now: now())
         } catch let failure as LaunchFailure {
             throw GatewayError(failure)
+        }
+        if let registration = try await registrations.registration(id: session.registrationID) {
+            context.framedBy(registration, options: try await registrations.launchOptions(registrationID: session.registrationID))
         }
         let outcome = try await action(session, form, LaunchTrace(referenceID: context.referenceID, logger: context.logger))
         return try responder.response(outcome, reference: context.referenceID)

@@ -49,18 +49,18 @@ struct PageRenderer: Sendable {
         }
         let key = ErrorPageCache.Key(title: error.title, message: error.message, rule: error.rule)
         let page = errorPages.page(for: key) { marker in library.render(values(reference: marker), withTemplate: "error") }
-        guard let page else { return render("error", status: error.status, values(reference: reference)) }
+        guard let page else { return render("error", status: error.status, values(reference: reference), hasActions: false) }
         var body = ByteBuffer()
         body.reserveCapacity(page.head.utf8.count + page.tail.utf8.count + reference.utf8.count + 16)
         body.writeString(page.head)
         body.writeHTMLEscaped(reference)
         body.writeString(page.tail)
-        return response(status: error.status, body: body)
+        return response(status: error.status, body: body, hasActions: false)
     }
 
     /// A plain page with a title and a paragraph.
     func messagePage(title: String, message: String, status: HTTPResponse.Status = .ok) -> Response {
-        render("message", status: status, ["title": title, "message": message])
+        render("message", status: status, ["title": title, "message": message], hasActions: false)
     }
 
     /// The lab picker of a deep-linking request.
@@ -89,35 +89,39 @@ struct PageRenderer: Sendable {
             [
                 "title": "Returning to your course", "action": action, "jwt": jwt,
                 "summary": summary, "nonce": nonce,
-            ], scriptNonce: nonce, formAction: PlatformStorageTarget.origin(of: action) ?? "'none'")
+            ], scriptNonce: nonce, formAction: PlatformStorageTarget.origin(of: action) ?? "'none'",
+            // Its one form carries the instructor's own choice to the LMS's own return URL, by itself: nothing to trick a click into.
+            hasActions: false)
     }
 
     /// Renders template `name`; `scriptNonce` allows the page's scripts carrying it, `connectSelf` their
     /// requests to this gateway; `referrerPolicy` is `no-referrer` unless a page needs its own origin sent;
     /// `formAction` is where its forms may post (this gateway unless said).
+    /// `hasActions`: the page has buttons or forms, so only its platform may frame it (``FrameAncestors``).
     func render(
         _ name: String, status: HTTPResponse.Status, _ values: [String: Any], scriptNonce: String? = nil,
-        connectSelf: Bool = false, referrerPolicy: String = "no-referrer", formAction: String = "'self'"
+        connectSelf: Bool = false, referrerPolicy: String = "no-referrer", formAction: String = "'self'", hasActions: Bool = true
     ) -> Response {
         let body = library.render(values, withTemplate: name) ?? "<!doctype html><title>Error</title><p>Error</p>"
         return response(
             status: status, body: ByteBuffer(string: body), scriptNonce: scriptNonce, connectSelf: connectSelf, referrerPolicy: referrerPolicy,
-            formAction: formAction)
+            formAction: formAction, hasActions: hasActions)
     }
 
     private func response(
         status: HTTPResponse.Status, body: ByteBuffer, scriptNonce: String? = nil, connectSelf: Bool = false,
-        referrerPolicy: String = "no-referrer", formAction: String = "'self'"
+        referrerPolicy: String = "no-referrer", formAction: String = "'self'", hasActions: Bool
     ) -> Response {
         let scripts = scriptNonce.map { "; script-src 'nonce-\($0)'" } ?? ""
         let connect = connectSelf ? "; connect-src 'self'" : ""
+        let framing = hasActions ? FrameAncestors.restricted : "frame-ancestors *"
         return Response(
             status: status,
             headers: [
                 .contentType: "text/html; charset=utf-8",
                 .cacheControl: "no-store",
                 .contentSecurityPolicy:
-                    "default-src 'none'; style-src 'unsafe-inline'\(scripts)\(connect); form-action \(formAction); frame-ancestors *",
+                    "default-src 'none'; style-src 'unsafe-inline'\(scripts)\(connect); form-action \(formAction); \(framing)",
                 .xContentTypeOptions: "nosniff",
                 .referrerPolicy: referrerPolicy,
             ], body: .init(byteBuffer: body))
