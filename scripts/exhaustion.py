@@ -40,6 +40,7 @@ SERVER_SETTINGS = {
     "GATEWAY_REQUEST_READ_SECONDS": "3",
     "GATEWAY_SHUTDOWN_SECONDS": str(SHUTDOWN_SECONDS),
     "GATEWAY_MAX_CONNECTIONS": "4000",
+    "GATEWAY_METRICS_TOKEN": "exhaustion-check-metrics",
 }
 FD_SLACK = 20                # descriptors allowed above the baseline once a check is over
 RSS_SLACK_MB = 40            # RSS allowed above the baseline
@@ -101,12 +102,14 @@ class Gateway:
         self.process = None
         self.stdout_path = os.path.join(folder, "serve.stdout.log")
         self.stderr_path = os.path.join(folder, "serve.stderr.log")
+        self.overrides = {}  # settings of one check, over SERVER_SETTINGS
 
     def environment(self):
         """The child's environment: ours without gateway settings, plus the listen address, its own database
         and keys, and short timeouts."""
         env = {name: value for name, value in os.environ.items() if not name.startswith(INHERITED_SETTINGS)}
         env.update(SERVER_SETTINGS)
+        env.update(self.overrides)
         env.update({
             "GATEWAY_PORT": str(self.port),
             "GATEWAY_HOST": HOST,
@@ -547,13 +550,38 @@ def check_malformed_bodies(gateway, baseline):
         "rss_before_mb": baseline.rss_mb, "rss_start_mb": rss_start, "rss_after_mb": rss_after, "alive": alive})
 
 
+def requests_reading(gateway):
+    """The gateway's `gateway_requests_reading` gauge (requests whose body is being read), or None."""
+    message = ("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+               f"Authorization: Bearer {SERVER_SETTINGS['GATEWAY_METRICS_TOKEN']}\r\n\r\n").encode()
+    try:
+        with socket.create_connection((HOST, gateway.port), timeout=2) as connection:
+            connection.sendall(message)
+            data = b""
+            while chunk := connection.recv(65536):
+                data += chunk
+    except OSError:
+        return None
+    for line in data.decode("utf-8", "replace").splitlines():
+        if line.startswith("gateway_requests_reading "):
+            return float(line.split()[1])
+    return None
+
+
 def check_shutdown_with_stalled_upload(gateway, baseline):
     """SIGTERM while an upload stalls: the process exits within GATEWAY_SHUTDOWN_SECONDS + 5 s
-    (it is killed after 15 s)."""
+    (it is killed after 15 s). The gateway is restarted for this check with request-read and idle timeouts of
+    120 s, so that only the shutdown deadline can end the upload."""
+    gateway.stop()
+    gateway.overrides = {"GATEWAY_REQUEST_READ_SECONDS": "120", "GATEWAY_IDLE_TIMEOUT_SECONDS": "120"}
+    gateway.start()
     head = form_post("/lti/launch", b"", [f"Content-Type: {FORM}", "Content-Length: 50000"])
     sockets = open_connections(gateway.port, 1, head + b"id_token=", 5)
     try:
-        time.sleep(0.3)  # let the server read the head and wait for the body
+        deadline = time.monotonic() + 10  # the server reads the head and waits for the body
+        while time.monotonic() < deadline and requests_reading(gateway) != 1:
+            time.sleep(0.05)
+        reading = requests_reading(gateway)
         start = time.monotonic()
         gateway.process.send_signal(signal.SIGTERM)
         try:
@@ -566,9 +594,9 @@ def check_shutdown_with_stalled_upload(gateway, baseline):
         seconds = time.monotonic() - start
     finally:
         close_all(sockets)
-    passed = len(sockets) == 1 and not killed and seconds <= SHUTDOWN_SECONDS + 5
+    passed = len(sockets) == 1 and reading == 1 and not killed and seconds <= SHUTDOWN_SECONDS + 5
     return Result("shutdown_with_stalled_upload", passed, {
-        "stalled_connections": len(sockets), "exit_s": seconds, "limit_s": SHUTDOWN_SECONDS + 5,
+        "stalled_connections": len(sockets), "requests_reading": reading, "exit_s": seconds, "limit_s": SHUTDOWN_SECONDS + 5,
         "killed_after_15s": killed, "exit_status": gateway.process.returncode})
 
 

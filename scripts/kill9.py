@@ -613,6 +613,7 @@ def run_round(gateway, platform, run_tag, number, seconds, run_deadline):
         completed = [x for x in recorded if by_id[x.reference][1] == "pending"]
         if completed:
             f["answered_303_but_pending"] = len(completed)
+            result.problems.append(f"{len(completed)} launches answered 303 but their record stayed pending (a lost completion)")
         cut_records = {x.subject: by_subject.get(x.subject, []) for x in cut}
     else:
         f["recorded"] = f["missing"] = f["pending"] = "skipped"

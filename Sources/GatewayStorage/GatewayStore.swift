@@ -55,6 +55,8 @@ public protocol LabSessionStore: Sendable {
     ///
     /// - Important: Atomic: of two racing launches from one page, at most one gets the data.
     func useLabSessionLaunch(id: String, now: Date) async throws -> String?
+    /// Makes the session's launch usable again (its use started no lab).
+    func releaseLabSessionLaunch(id: String) async throws
 }
 
 /// Lab starts shared by every instance: one learner's start of one lab runs on one instance at a time, and a start

@@ -157,7 +157,7 @@ public actor MemoryGatewayStore: GatewayStore {
 
     public func claimLabStart(learnerID: String, labID: String, holder: String, now: Date, until: Date) async throws -> LabStartClaim {
         let key = learnerID + "\u{0}" + labID
-        if let current = labStarts[key], current.expiresAt > now {
+        if let current = labStarts[key], current.expiresAt > now, current.holder != holder || current.outcome != nil {
             return current.outcome.map { .finished(outcome: $0) } ?? .running
         }
         labStarts[key] = (holder, nil, until)
@@ -174,6 +174,8 @@ public actor MemoryGatewayStore: GatewayStore {
         let key = learnerID + "\u{0}" + labID
         if labStarts[key]?.outcome != nil { labStarts[key] = nil }
     }
+
+    public func releaseLabSessionLaunch(id: String) async throws { labSessions[id]?.launchUsed = false }
 
     public func deleteExpired(now: Date) async throws -> Int {
         let before = loginStates.count + usedNonces.count + deepLinkSessions.count + labSessions.count

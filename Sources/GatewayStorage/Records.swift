@@ -232,10 +232,12 @@ public enum PlatformStorageMode: String, Sendable, Codable, CaseIterable {
 public struct StoredLabSession: Sendable, Equatable {
     /// The session (JSON).
     public var data: String
+    /// When the page's actions stop working.
     public var expiresAt: Date
     /// Whether the page's launch action has been used.
     public var launchUsed: Bool
 
+    /// A stored session (see ``LabSessionStore``).
     public init(data: String, expiresAt: Date, launchUsed: Bool) {
         self.data = data
         self.expiresAt = expiresAt

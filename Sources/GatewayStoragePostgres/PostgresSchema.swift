@@ -97,6 +97,8 @@ enum PostgresSchema {
         // 6: learners keyed by the trust anchor (key set) that verified them too. An existing learner takes the key set
         // of the registration of their first launch (else the first registration of their issuer) and keeps their id.
         [
+            // The learners' first launches are looked up below: by learner, oldest first (also for records by learner).
+            "CREATE INDEX launches_learner ON launches (learner_id, created_at)",
             "ALTER TABLE learner_identities ADD COLUMN trust_anchor TEXT NOT NULL DEFAULT ''",
             """
             UPDATE learner_identities i SET trust_anchor = COALESCE(

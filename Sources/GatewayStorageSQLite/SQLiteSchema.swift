@@ -109,6 +109,8 @@ enum SQLiteSchema {
         // 10: learners keyed by the trust anchor (key set) that verified them too. An existing learner takes the key set
         // of the registration of their first launch (else the first registration of their issuer) and keeps their id.
         [
+            // The learners' first launches are looked up below: by learner, oldest first (also for records by learner).
+            "CREATE INDEX launches_learner ON launches (learner_id, created_at)",
             """
             CREATE TABLE learner_identities_anchored (
               id TEXT PRIMARY KEY, issuer TEXT NOT NULL, trust_anchor TEXT NOT NULL, subject TEXT NOT NULL, given_name TEXT,

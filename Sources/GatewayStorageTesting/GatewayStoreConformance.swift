@@ -265,6 +265,14 @@ public enum GatewayStoreConformance {
                 try await store.claimLabStart(
                     learnerID: "u2", labID: "42", holder: "x", now: epoch.addingTimeInterval(41), until: epoch.addingTimeInterval(71))
                     == .claimed, "another learner waited")
+            // A holder's own unfinished claim (its end was never stored) does not make it wait for itself.
+            try expect(
+                try await store.claimLabStart(
+                    learnerID: "u3", labID: "42", holder: "h", now: epoch, until: epoch.addingTimeInterval(30)) == .claimed, "first claim")
+            try expect(
+                try await store.claimLabStart(
+                    learnerID: "u3", labID: "42", holder: "h", now: epoch.addingTimeInterval(1), until: epoch.addingTimeInterval(31))
+                    == .claimed, "a holder waited for its own stale claim")
             // A holder that died: its claim ends at its expiry.
             try expect(
                 try await store.claimLabStart(

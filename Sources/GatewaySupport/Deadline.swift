@@ -1,24 +1,66 @@
+import Synchronization
+
 /// An operation that did not finish within its deadline.
 public struct DeadlineExceeded: Error, Sendable, CustomStringConvertible {
+    /// The deadline that passed.
     public let limit: Duration
+    /// An error for an operation that took longer than `limit`.
     public init(limit: Duration) { self.limit = limit }
     public var description: String { "no result within \(limit)" }
 }
 
-/// Runs `operation`, or cancels it and throws ``DeadlineExceeded`` once `limit` has passed.
-///
-/// For a whole outbound exchange (request, answer head and body), where a client's own timeout covers only a part.
-/// `operation` must end when cancelled (AsyncHTTPClient's requests and body reads do).
+/// Runs `operation`, or throws ``DeadlineExceeded`` once `limit` has passed — without waiting for it: the operation is
+/// cancelled and left to end in the background, so even work that does not answer cancellation cannot hold the caller
+/// past the deadline (a health probe behind a database that waits on a lock, a whole outbound exchange).
 public func withDeadline<T: Sendable>(_ limit: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await operation() }
-        group.addTask {
-            try await Task.sleep(for: limit)
+    let work = Task { try await operation() }
+    let outcome = FirstOutcome<T>()
+    return try await withTaskCancellationHandler {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            outcome.wait(continuation)
+            let timer = Task {
+                try? await Task.sleep(for: limit)
+                if outcome.settle(.failure(DeadlineExceeded(limit: limit))) { work.cancel() }
+            }
+            Task {
+                let result = await work.result
+                timer.cancel()
+                outcome.settle(result)
+            }
+        }
+    } onCancel: {
+        work.cancel()
+        outcome.settle(.failure(CancellationError()))
+    }
+}
+
+/// The first of several racing outcomes, handed once to a waiting continuation.
+private final class FirstOutcome<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var result: Result<T, any Error>?
+    }
+    private let state = Mutex(State())
+
+    func wait(_ continuation: CheckedContinuation<T, any Error>) {
+        let ready: Result<T, any Error>? = state.withLock { state in
+            if let result = state.result { return result }
+            state.continuation = continuation
             return nil
         }
-        defer { group.cancelAll() }
-        guard let first = try await group.next() else { throw CancellationError() }
-        guard let value = first else { throw DeadlineExceeded(limit: limit) }
-        return value
+        if let ready { continuation.resume(with: ready) }
+    }
+
+    /// Settles with `result` unless already settled; whether this call settled it.
+    @discardableResult
+    func settle(_ result: Result<T, any Error>) -> Bool {
+        let (settled, continuation): (Bool, CheckedContinuation<T, any Error>?) = state.withLock { state in
+            guard state.result == nil else { return (false, nil) }
+            state.result = result
+            defer { state.continuation = nil }
+            return (true, state.continuation)
+        }
+        continuation?.resume(with: result)
+        return settled
     }
 }

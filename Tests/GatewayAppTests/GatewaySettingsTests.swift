@@ -1,6 +1,8 @@
+import AsyncHTTPClient
 import Configuration
 import Foundation
 import GatewayStoragePostgres
+import NIOHTTP1
 import Testing
 
 @testable import GatewayApp
@@ -129,23 +131,55 @@ struct VendorURLSettingsTests {
 
     @Test("away from this machine the fakes answer only with serve --sandbox, and never with an https public URL")
     func sandboxOnlyWhenAsked() async throws {
+        var demo = try await GatewaySettings.load(configFile: "/nonexistent", environment: ["GATEWAY_PUBLIC_URL": "http://lti.example.edu"])
         do {
-            _ = try await GatewaySettings.load(configFile: "/nonexistent", environment: ["GATEWAY_PUBLIC_URL": "http://lti.example.edu"])
+            try demo.checkSandboxAllowed()
             Issue.record("fakes allowed for a public URL on the network without --sandbox")
         } catch let error as SettingsError {
             #expect(error.message.hasPrefix("SKILLABLE_BASE_URL") && error.message.contains("serve --sandbox"), "\(error.message)")
         }
-        var demo = GatewaySettings()
-        demo.server.publicURL = "http://lti.example.edu"
         demo.server.sandboxRequested = true
-        try demo.validate()
+        try demo.checkSandboxAllowed()
         demo.server.publicURL = "https://lti.example.edu"
         #expect(throws: SettingsError.self) { try demo.validate() }
         for local in ["http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080"] {
             var fresh = GatewaySettings()
             fresh.server.publicURL = local
             try fresh.validate()
+            try fresh.checkSandboxAllowed()
         }
+    }
+
+    @Test("a metrics token shorter than 16 characters is refused: it would be guessable")
+    func shortMetricsToken() async throws {
+        await #expect(throws: SettingsError.self) {
+            _ = try await GatewaySettings.load(configFile: "/nonexistent", environment: ["GATEWAY_METRICS_TOKEN": "short"])
+        }
+        let fine = try await GatewaySettings.load(configFile: "/nonexistent", environment: ["GATEWAY_METRICS_TOKEN": "0123456789abcdef"])
+        #expect(fine.server.metricsToken == "0123456789abcdef")
+    }
+
+    @Test("the real command: serve refuses a network public URL without --sandbox, and serves with it")
+    func serveSandboxCommand() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gw-sandbox-flag-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let environment = [
+            "GATEWAY_PUBLIC_URL": "http://lti.example.test", "GATEWAY_DATABASE_URL": "sqlite:" + folder.appendingPathComponent("gw.sqlite").path,
+            "GATEWAY_KEYS_DIR": folder.appendingPathComponent("keys").path, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+        ]
+        let refused = try GatewayProcess(port: try await freePort(), environment: environment, folder: folder, name: "refused")
+        refused.process.waitUntilExit()
+        #expect(refused.process.terminationStatus != 0 && refused.log.contains("serve --sandbox"), "\(refused.log)")
+        let demo = try GatewayProcess(
+            port: try await freePort(), environment: environment, folder: folder, name: "demo", arguments: ["serve", "--sandbox"])
+        defer { demo.stop() }
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { Task { try? await http.shutdown() } }
+        let up = await eventually(timeout: .seconds(30)) {
+            try await browserRequest(http, .GET, "http://127.0.0.1:\(demo.port)/readyz").body.contains("sandbox")
+        }
+        #expect(up, "\(demo.log)")
     }
 
     @Test("a vendor API over plain http is refused unless it is this machine: its API key would cross the network in clear")

@@ -71,6 +71,23 @@ struct LaunchOutcomeTests {
         }
     }
 
+    @Test("a page's launch that started no lab (Skillable down) can be tried again; one that started a lab cannot")
+    func launchGivenBackAfterAFailure() async throws {
+        try await withEndToEnd { e2e in
+            let learner: (inout [String: Any]) -> Void = { $0["sub"] = "unlucky-learner" }
+            _ = try await e2e.fullLaunch(labID: "1001", learner)
+            _ = try await e2e.fullLaunch(labID: "1002", learner)
+            let page = try await e2e.fullLaunch(labID: "1003", learner)
+            let session = try #require(Page.attribute(page.body, named: "value", in: "session").first)
+            await (try Self.sandbox(e2e)).scriptFailures([.serverError, .serverError, .serverError], command: "launch")
+            let down = try await e2e.request(.POST, "/lti/labs/launch", form: [("session", session)])
+            #expect(down.status == 502, "\(down.status)")
+            // Skillable is back: the same page's launch is answered (here: still too many labs), not "already started".
+            let again = try await e2e.request(.POST, "/lti/labs/launch", form: [("session", session)])
+            #expect(again.status == 200 && again.body.contains("too many labs running"), "\(again.status)")
+        }
+    }
+
     @Test("the deferred-launch page's actions refuse forged sessions and another learner's labs")
     func actionsBoundToTheLearner() async throws {
         try await withEndToEnd { e2e in

@@ -75,11 +75,14 @@ struct ReadinessTests {
 
     @Test("with a token, /metrics answers only to that bearer token")
     func metricsToken() async throws {
-        try await Self.operations(metricsToken: "ops-secret", uri: "/metrics") { #expect($0.status == .unauthorized) }
-        try await Self.operations(metricsToken: "ops-secret", uri: "/metrics", headers: [.authorization: "Bearer ops-secreT"]) {
+        let token = "ops-secret-0123456789"
+        try await Self.operations(metricsToken: token, uri: "/metrics") { response in
+            #expect(response.status == .unauthorized && response.headers[.wwwAuthenticate] == "Bearer")
+        }
+        try await Self.operations(metricsToken: token, uri: "/metrics", headers: [.authorization: "Bearer ops-secret-012345678X"]) {
             #expect($0.status == .unauthorized)
         }
-        try await Self.operations(metricsToken: "ops-secret", uri: "/metrics", headers: [.authorization: "Bearer ops-secret"]) {
+        try await Self.operations(metricsToken: token, uri: "/metrics", headers: [.authorization: "Bearer " + token]) {
             #expect($0.status == .ok)
         }
     }

@@ -1,5 +1,6 @@
 import GatewaySupport
 import LTICore
+import Synchronization
 import Testing
 
 @Suite("Form encoding")
@@ -57,6 +58,53 @@ struct LoopbackTests {
         for host in ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST"] { #expect(Loopback.isLoopback(host), "\(host)") }
         for host in ["10.0.0.1", "127.0.0.1.example.com", "localhost.example.com", "::2", "db.example.edu", "127.0.0", "0.0.0.0"] {
             #expect(!Loopback.isLoopback(host), "\(host)")
+        }
+    }
+}
+
+@Suite("Deadlines")
+struct DeadlineTests {
+    /// Work that does not answer cancellation: it ends only when the test lets it.
+    final class Gate: Sendable {
+        private let waiting = Mutex<CheckedContinuation<Void, Never>?>(nil)
+        private let opened = Mutex(false)
+        func wait() async {
+            await withCheckedContinuation { continuation in
+                if opened.withLock({ $0 }) { continuation.resume() } else { waiting.withLock { $0 = continuation } }
+            }
+        }
+        func open() {
+            opened.withLock { $0 = true }
+            waiting.withLock { waiting in
+                defer { waiting = nil }
+                return waiting
+            }?.resume()
+        }
+    }
+
+    @Test("the result within the deadline is returned; past it, DeadlineExceeded — even when the work ignores cancellation")
+    func bounded() async throws {
+        #expect(try await withDeadline(.seconds(5)) { 42 } == 42)
+        let gate = Gate()
+        Task {  // a regression (waiting for the work) fails the time check below instead of hanging the suite
+            try? await Task.sleep(for: .seconds(10))
+            gate.open()
+        }
+        let started = ContinuousClock.now
+        do {
+            _ = try await withDeadline(.milliseconds(100)) {
+                await gate.wait()
+                return 1
+            }
+            Issue.record("no deadline")
+        } catch is DeadlineExceeded {
+            #expect(ContinuousClock.now - started < .seconds(5), "the caller waited for the work")
+        }
+        gate.open()
+        await #expect(throws: CancellationError.self) {
+            let task = Task { try await withDeadline(.seconds(30)) { try await Task.sleep(for: .seconds(30)) } }
+            task.cancel()
+            try await task.value
         }
     }
 }

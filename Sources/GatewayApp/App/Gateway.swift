@@ -112,6 +112,7 @@ public func buildGateway(
     monotonicNow: @escaping @Sendable () -> ContinuousClock.Instant = { .now }
 ) async throws -> Gateway {
     try settings.validate()
+    try settings.checkSandboxAllowed()
     let metrics = GatewayMetrics.registry
     let pages = try PageRenderer()
     let toolKeys: ToolKeyService

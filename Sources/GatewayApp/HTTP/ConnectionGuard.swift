@@ -176,7 +176,9 @@ public final class ConnectionCount: Sendable {
 
     init(cap: Int) { self.cap = cap }
 
+    /// Client connections open now.
     public var open: Int { counts.withLock { $0.open } }
+    /// The most client connections that were open at once.
     public var peak: Int { counts.withLock { $0.peak } }
     /// How often the gateway stopped accepting because ``cap`` connections were open.
     public var capReached: Int { counts.withLock { $0.capReached } }

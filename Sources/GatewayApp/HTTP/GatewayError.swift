@@ -47,6 +47,8 @@ public struct GatewayError: Error, Sendable {
     public var underlying: (any Error)?
     /// Set when the page should offer to start the learner's login again in a new window.
     var newWindow: NewWindowRestart?
+    /// The `WWW-Authenticate` challenge of a 401 that asks for credentials (e.g. `Bearer`).
+    var challenge: String?
 
     /// Whether the connection closes after this answer: the rest of an oversized, late or unreadable request is
     /// never read, and its socket is released at once.

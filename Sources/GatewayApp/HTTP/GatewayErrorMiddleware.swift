@@ -31,6 +31,7 @@ struct GatewayErrorMiddleware: RouterMiddleware {
             }
             response = Self.closingIfNeeded(response, for: gatewayError)
             if let seconds = gatewayError.retryAfter { response.headers[.retryAfter] = String(seconds) }
+            if let challenge = gatewayError.challenge { response.headers[.wwwAuthenticate] = challenge }
         }
         response.headers[.xRequestID] = context.referenceID
         return response

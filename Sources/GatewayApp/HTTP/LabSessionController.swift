@@ -33,8 +33,11 @@ struct LabSessionController: Sendable {
         }
         router.post("/lti/labs/launch") { request, context in
             // The one action that starts a lab: its page's session allows it once.
-            try await self.act(request, context, forLaunch: true) { session, _, trace in
-                await self.launcher.start(session, trace: trace, now: self.now())
+            try await self.act(request, context, forLaunch: true) { session, form, trace in
+                let outcome = await self.launcher.start(session, trace: trace, now: self.now())
+                // A refusal started no lab: the page's launch may be tried again.
+                if case .refused = outcome { await self.choices.releaseLaunch(token: form["session"]) }
+                return outcome
             }
         }
     }

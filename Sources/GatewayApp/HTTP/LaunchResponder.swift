@@ -138,6 +138,9 @@ extension GatewayError {
                 "This page has already started its lab. Go back to your course and open the lab again to get to it.")
         case .labInstanceMissing:
             self = page(.badRequest, "No lab was chosen", "Go back and choose a lab.")
+        case .storageUnavailable:
+            self = page(
+                .serviceUnavailable, "Busy for a moment", "The gateway cannot record this request right now. Please try again in a few seconds.")
         case .gatewayFault:
             self = page(
                 .internalServerError, "Something went wrong",

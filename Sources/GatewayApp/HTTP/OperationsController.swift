@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import GatewayStorage
 import GatewaySupport
@@ -35,10 +36,13 @@ struct OperationsController: Sendable {
         }
         router.get("/metrics") { request, _ in
             guard let metricsToken else { throw GatewayError.notFound() }
-            guard let presented = Self.bearerToken(request), constantTimeEquals(presented, metricsToken) else {
-                throw GatewayError(
+            // Digests compared in constant time: neither the token's bytes nor its length show in the timing.
+            guard let presented = Self.bearerToken(request), constantTimeEquals(Self.digest(presented), Self.digest(metricsToken)) else {
+                var refusal = GatewayError(
                     code: .unauthorized, status: .unauthorized, title: "Not allowed",
                     message: "Metrics need the operators' bearer token.")
+                refusal.challenge = "Bearer"
+                throw refusal
             }
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -52,6 +56,8 @@ struct OperationsController: Sendable {
                 body: .init(byteBuffer: toolKeys.jwksDocument))
         }
     }
+
+    static func digest(_ token: String) -> String { Hex.encode(SHA256.hash(data: Data(token.utf8))) }
 
     /// The token of an `Authorization: Bearer …` header.
     static func bearerToken(_ request: Request) -> String? {

@@ -1,4 +1,5 @@
 import Foundation
+import GatewayStorage
 import Logging
 import Skillable
 
@@ -21,6 +22,9 @@ struct LabChoices: Sendable {
         try await sessions.useLaunch(token, now: now)
     }
 
+    /// Gives a page's launch back after a use that started no lab.
+    func releaseLaunch(token: String?) async { await sessions.releaseLaunch(token) }
+
     /// The learner's labs to choose from, with a token for the page's actions (`token`, or a new one).
     func choices(_ session: LabSession, token: String?, message: String?, now: Date) async -> LaunchOutcome {
         guard let labs = try? await skillable.userRunningAndSavedLabs(userID: session.learnerID) else {
@@ -31,7 +35,8 @@ struct LabChoices: Sendable {
             if let token { handle = token } else { handle = try await sessions.open(session, now: now) }
             return .labChoice(LabChoice(token: handle, running: labs.runningLabs, saved: labs.savedLabs, message: message))
         } catch {
-            return .refused(LaunchFailure(.gatewayFault, underlying: error))
+            let unavailable = (error as? StorageError)?.code == .unavailable
+            return .refused(LaunchFailure(unavailable ? .storageUnavailable : .gatewayFault, underlying: error))
         }
     }
 

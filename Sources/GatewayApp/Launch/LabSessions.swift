@@ -55,6 +55,12 @@ struct LabSessions: Sendable {
         return try decode(data)
     }
 
+    /// Gives `handle`'s launch back when its use started no lab (Skillable down, a refusal): the learner may try again.
+    func releaseLaunch(_ handle: String?) async {
+        guard let handle else { return }
+        try? await store.releaseLabSessionLaunch(id: Self.digest(handle))
+    }
+
     private func decode(_ data: String) throws -> LabSession {
         do {
             return try StoredJSON.decode(LabSession.self, from: data, what: "the lab session")

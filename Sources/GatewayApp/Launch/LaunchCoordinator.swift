@@ -120,10 +120,7 @@ actor LaunchCoordinator {
             return try await withDeadline(policy.deadline) { await self.attempts(request) }
         } catch {
             logger.notice("skillable launch gave no result within the deadline", metadata: ["lab.id": "\(request.labID)"])
-            return .unavailable(
-                SkillableError(
-                    code: .timeout, command: "Launch", message: "no result within \(policy.deadline)", httpStatus: nil,
-                    requestMayHaveArrived: true))
+            return .unavailable(.launchTimedOut("no result within \(policy.deadline)"))
         }
     }
 
@@ -230,12 +227,7 @@ struct LabStartClaims: Sendable {
                 return (await startHere(), false)
             case .running:
                 guard ContinuousClock.now < giveUp else {
-                    return (
-                        .unavailable(
-                            SkillableError(
-                                code: .timeout, command: "Launch", message: "another instance's start of this lab did not finish in time",
-                                httpStatus: nil, requestMayHaveArrived: true)), false
-                    )
+                    return (.unavailable(.launchTimedOut("another instance's start of this lab did not finish in time")), false)
                 }
                 try? await Task.sleep(for: poll)
             }
@@ -264,5 +256,12 @@ struct SharedLabStart: Codable, Sendable {
         guard case .started(let url, let instanceID) = start else { return nil }
         self.url = url
         self.instanceID = instanceID
+    }
+}
+
+extension SkillableError {
+    /// A launch that ran out of its deadline; it may have reached Skillable.
+    static func launchTimedOut(_ message: String) -> SkillableError {
+        SkillableError(code: .timeout, command: "Launch", message: message, httpStatus: nil, requestMayHaveArrived: true)
     }
 }

@@ -65,7 +65,9 @@ struct LaunchFailure: Error, Sendable {
         case labInstanceMissing
         /// An action names a lab that is not among this learner's running or saved labs.
         case labInstanceNotYours
-        /// The gateway itself failed (e.g. it could not sign the deferred-launch page's token).
+        /// The database cannot take the write this needs right now (the deferred-launch page's session).
+        case storageUnavailable
+        /// The gateway itself failed.
         case gatewayFault
 
         /// The stable identifier, e.g. `labid_missing`, `skillable_result_3`.
@@ -87,6 +89,7 @@ struct LaunchFailure: Error, Sendable {
             case .labSessionUsed: "lab_session_used"
             case .labInstanceMissing: "lab_instance_missing"
             case .labInstanceNotYours: "lab_instance_not_yours"
+            case .storageUnavailable: "storage_unavailable"
             case .gatewayFault: "internal_error"
             }
         }

@@ -245,18 +245,24 @@ final class SkyPrepProvisioningQueue: Sendable {
         }
     }
 
-    /// Runs the due jobs once; how many ran.
+    /// Runs due jobs, up to `limit`; how many ran. Each is claimed just before it runs — a job claimed early would
+    /// sit out its short lease behind the others (SkyPrep's rate limit) and be taken over by another worker.
     @discardableResult
     func runDue(limit: Int = 20) async -> Int {
-        let jobs: [QueuedJob]
-        do {
-            jobs = try await claim(key: nil, limit: limit)
-        } catch {
-            logger.warning("job queue unavailable", metadata: ["error": "\(error)"])
-            return 0
+        var ran = 0
+        while ran < limit, !Task.isCancelled {
+            let job: QueuedJob
+            do {
+                guard let next = try await claim(key: nil, limit: 1).first else { break }
+                job = next
+            } catch {
+                logger.warning("job queue unavailable", metadata: ["error": "\(error)"])
+                break
+            }
+            _ = try? await run(job)
+            ran += 1
         }
-        for job in jobs { _ = try? await run(job) }
-        return jobs.count
+        return ran
     }
 
     /// Runs due jobs whenever woken (a launch queued one) and at least every `poll` (jobs queued by other

@@ -160,6 +160,8 @@ public enum GatewaySQL {
     static let useLabSessionLaunch = SQLStatement(
         "UPDATE lab_sessions SET launch_used = ? WHERE id = ? AND launch_used = ? AND expires_at > ? RETURNING data")
 
+    static let releaseLabSessionLaunch = SQLStatement("UPDATE lab_sessions SET launch_used = ? WHERE id = ?")
+
     static func labSession(_ row: some SQLRow) throws -> StoredLabSession {
         StoredLabSession(
             data: try row.requiredText("data"), expiresAt: try row.date("expires_at"), launchUsed: try row.bool("launch_used") ?? false)
@@ -167,12 +169,14 @@ public enum GatewaySQL {
 
     // MARK: lab starts
 
-    /// Takes the row when nothing in force holds it (a claim or a shared outcome past its expiry counts as nothing).
+    /// Takes the row when nothing in force holds it (a claim or a shared outcome past its expiry counts as nothing), or
+    /// when it is the caller's own unfinished claim (left by a start whose end could not be stored: its process runs
+    /// one start per learner and lab at a time, so that one is over).
     static let claimLabStart = SQLStatement(
         """
         INSERT INTO lab_starts (learner_id, lab_id, holder, outcome, expires_at) VALUES (?, ?, ?, NULL, ?)
         ON CONFLICT (learner_id, lab_id) DO UPDATE SET holder = excluded.holder, outcome = NULL, expires_at = excluded.expires_at
-          WHERE lab_starts.expires_at <= ?
+          WHERE lab_starts.expires_at <= ? OR (lab_starts.holder = excluded.holder AND lab_starts.outcome IS NULL)
         RETURNING holder
         """)
     static let labStart = SQLStatement("SELECT holder, outcome, expires_at FROM lab_starts WHERE learner_id = ? AND lab_id = ?")

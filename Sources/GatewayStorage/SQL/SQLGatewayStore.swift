@@ -134,6 +134,10 @@ extension SQLGatewayStore {
             .map { try $0.requiredText("data") }
     }
 
+    public func releaseLabSessionLaunch(id: String) async throws {
+        try await write(GatewaySQL.releaseLabSessionLaunch, [.bool(false), .text(id)])
+    }
+
     // MARK: lab starts
 
     public func claimLabStart(learnerID: String, labID: String, holder: String, now: Date, until: Date) async throws -> LabStartClaim {

@@ -65,6 +65,9 @@ public struct GatewaySettings: Sendable, CustomStringConvertible {
         try database.validate()
         try lti.validate()
         try keys.validate()
+        if let token = server.metricsToken, token.count < 16 {
+            throw SettingsError(message: "GATEWAY_METRICS_TOKEN must be at least 16 characters (e.g. openssl rand -hex 16)")
+        }
         try skillable.validate()
         try skyPrep.validate()
         // A deployment (https) never serves the built-in fakes on the listener of /lti: learners would get fake labs.
@@ -74,7 +77,11 @@ public struct GatewaySettings: Sendable, CustomStringConvertible {
                     "\(fake) must be set when GATEWAY_PUBLIC_URL is https: without it the built-in sandbox would answer learners with fake labs (for a demo, use an http public URL)"
             )
         }
-        // Elsewhere the fakes answer only where asked for: on this machine (a fresh clone), or with `serve --sandbox`.
+    }
+
+    /// Before serving: elsewhere than on this machine (a fresh clone), the built-in fakes answer only when asked for
+    /// with `serve --sandbox` (``ServerSettings/sandboxRequested``, set after the settings are read).
+    public func checkSandboxAllowed() throws {
         let publicHost = URLComponents(string: server.publicURL)?.host ?? ""
         if !Loopback.isLoopback(publicHost), !server.sandboxRequested, let fake = sandboxVendors.first {
             throw SettingsError(
