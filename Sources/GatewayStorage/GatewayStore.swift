@@ -149,6 +149,8 @@ public protocol JobQueueStore: Sendable {
     func failJob(_ job: QueuedJob, worker: String, failure: JobFailure, retryAt: Date?) async throws
     /// The queued job (kind, key), if any.
     func queuedJob(kind: String, key: String) async throws -> QueuedJob?
+    /// When the current lease on the job (kind, key) ends; nil when no worker holds it (operators, tests).
+    func jobLease(kind: String, key: String) async throws -> Date?
     /// Queued jobs, oldest first (operators).
     func queuedJobs(limit: Int) async throws -> [QueuedJob]
     /// Makes a job (held or waiting) due at `now`; `false` when there is no such job.

@@ -269,6 +269,8 @@ public actor MemoryGatewayStore: GatewayStore {
 
     public func queuedJob(kind: String, key: String) async throws -> QueuedJob? { jobs[kind + "\u{0}" + key]?.job }
 
+    public func jobLease(kind: String, key: String) async throws -> Date? { jobs[kind + "\u{0}" + key]?.leaseUntil }
+
     public func queuedJobs(limit: Int) async throws -> [QueuedJob] {
         Array(jobs.values.map(\.job).sorted { ($0.createdAt, $0.kind, $0.key) < ($1.createdAt, $1.kind, $1.key) }.prefix(limit))
     }

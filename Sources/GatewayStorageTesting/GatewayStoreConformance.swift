@@ -398,7 +398,9 @@ public enum GatewayStoreConformance {
             let claimed = try await store.claimJobs(
                 kind: "k", key: nil, now: epoch, leaseUntil: epoch.addingTimeInterval(30), worker: "w1", limit: 1)
             try expect(claimed.count == 1, "not claimed")
+            try expect(try await store.jobLease(kind: "k", key: "a") == epoch.addingTimeInterval(30), "lease not read back")
             try expect(try await store.renewJobLease(claimed[0], worker: "w1", until: epoch.addingTimeInterval(60)), "holder could not renew")
+            try expect(try await store.jobLease(kind: "k", key: "a") == epoch.addingTimeInterval(60), "renewed lease not read back")
             try expect(
                 try await store.renewJobLease(claimed[0], worker: "w2", until: epoch.addingTimeInterval(90)) == false, "another worker renewed")
             let atOldEnd = try await store.claimJobs(

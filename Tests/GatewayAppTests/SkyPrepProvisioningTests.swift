@@ -122,12 +122,24 @@ struct SkyPrepProvisioningTests {
             }
             try await withEndToEnd(configure: configure) { e2e in
                 #expect(try await e2e.fullLaunch().status == 303)
-                let renewed = await eventually { !e2e.logs.lines(containing: "job lease renewed").isEmpty }
-                #expect(renewed, "no heartbeat while the job ran")
-                // Half a lease on, the first lease (3 s from the claim) may have ended; the renewed one has not.
                 let store = e2e.gateway.store
+                let kind = "skyprep.provision"
+                // The worker holds the job; its first lease ends here.
+                var key = ""
+                var firstLease = Date.distantPast
+                let claimed = await eventually {
+                    guard let job = try await store.queuedJobs(limit: 1).first, let lease = try await store.jobLease(kind: kind, key: job.key)
+                    else { return false }
+                    (key, firstLease) = (job.key, lease)
+                    return true
+                }
+                try #require(claimed, "the job was not taken")
+                // While the job runs (SkyPrep is slow), its lease moves on: the heartbeat.
+                let renewed = await eventually { (try await store.jobLease(kind: kind, key: key) ?? .distantPast) > firstLease }
+                #expect(renewed, "no heartbeat while the job ran")
+                // Past its first lease the running job is still not another worker's.
                 let meanwhile = try await store.claimJobs(
-                    kind: "skyprep.provision", key: nil, now: Date().addingTimeInterval(1.5), leaseUntil: Date().addingTimeInterval(60),
+                    kind: kind, key: nil, now: firstLease.addingTimeInterval(0.1), leaseUntil: Date().addingTimeInterval(60),
                     worker: "another-instance", limit: 1)
                 #expect(meanwhile.isEmpty, "a running job was taken over")
                 // Shutdown cuts the run short: the job is released, due at once for another instance.

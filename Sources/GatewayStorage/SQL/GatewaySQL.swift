@@ -303,6 +303,7 @@ public enum GatewaySQL {
           held = CASE WHEN revision = ? THEN ? ELSE held END
         WHERE kind = ? AND key = ? AND locked_by = ?
         """)
+    static let jobLease = SQLStatement("SELECT locked_until FROM jobs WHERE kind = ? AND key = ? AND locked_by IS NOT NULL")
     static let queuedJob = SQLStatement("SELECT \(jobColumns) FROM jobs WHERE kind = ? AND key = ?")
     static let queuedJobs = SQLStatement("SELECT \(jobColumns) FROM jobs ORDER BY created_at, kind, key LIMIT ?")
     static let releaseJob = SQLStatement("UPDATE jobs SET held = ?, next_run_at = ? WHERE kind = ? AND key = ? RETURNING 1")

@@ -228,6 +228,11 @@ extension SQLGatewayStore {
             [.text(failure.detail), .text(failure.code), .integer(job.revision), value, .text(job.kind), .text(job.key), .text(worker)])
     }
 
+    public func jobLease(kind: String, key: String) async throws -> Date? {
+        guard let row = try await read(GatewaySQL.jobLease, [.text(kind), .text(key)]).first else { return nil }
+        return try row.date("locked_until")
+    }
+
     public func queuedJob(kind: String, key: String) async throws -> QueuedJob? {
         try await read(GatewaySQL.queuedJob, [.text(kind), .text(key)]).first.map(GatewaySQL.job)
     }
