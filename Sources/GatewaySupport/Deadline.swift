@@ -19,13 +19,14 @@ public func withDeadline<T: Sendable>(_ limit: Duration, _ operation: @escaping 
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             outcome.wait(continuation)
             let timer = Task {
-                try? await Task.sleep(for: limit)
+                do { try await Task.sleep(for: limit) } catch { return }  // cancelled: the work's outcome came first
                 if outcome.settle(.failure(DeadlineExceeded(limit: limit))) { work.cancel() }
             }
             Task {
                 let result = await work.result
-                timer.cancel()
+                // Settled before the timer is stopped: a stopped timer never passes for a deadline.
                 outcome.settle(result)
+                timer.cancel()
             }
         }
     } onCancel: {

@@ -82,6 +82,24 @@ struct DeadlineTests {
         }
     }
 
+    @Test("work that finishes in time is never reported late: 20,000 quick calls, none a DeadlineExceeded")
+    func neverSpuriouslyLate() async throws {
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for worker in 0..<4 {
+                group.addTask {
+                    var late = 0
+                    for i in 0..<5000 {
+                        do { _ = try await withDeadline(.seconds(10)) { worker + i } } catch is DeadlineExceeded { late += 1 }
+                    }
+                    return late
+                }
+            }
+            var late = 0
+            for try await count in group { late += count }
+            #expect(late == 0, "\(late) calls that finished at once were reported past their deadline")
+        }
+    }
+
     @Test("the result within the deadline is returned; past it, DeadlineExceeded — even when the work ignores cancellation")
     func bounded() async throws {
         #expect(try await withDeadline(.seconds(5)) { 42 } == 42)
