@@ -17,8 +17,6 @@ folder are removed on every path, Ctrl-C included.
 
 import argparse
 import concurrent.futures
-import ctypes
-import json
 import os
 import resource
 import selectors
@@ -32,7 +30,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-HOST = "127.0.0.1"
+from blackbox import HOST, clean_environment, die_with_parent, format_value, free_port, rounded, write_json
+
 CHILD_NOFILE = 1024          # the gateway's descriptor limit (soft = hard)
 SHUTDOWN_SECONDS = 3         # GATEWAY_SHUTDOWN_SECONDS
 SERVER_SETTINGS = {
@@ -48,9 +47,6 @@ HALF_CLOSED_LIMIT = 5        # gateway sockets allowed in FIN_WAIT2 or CLOSE_WAI
 START_SECONDS = 30           # deadline for GET /healthz = 200 after a start
 CHECKS_STARTED_WITHIN = 120  # no check starts later into the run (a restart and a check take at most ~100 s)
 FORM = "application/x-www-form-urlencoded"
-PR_SET_PDEATHSIG = 1
-LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here, so that the child only calls into it between fork and exec
-INHERITED_SETTINGS = ("GATEWAY_", "SKILLABLE_", "SKYPREP_")  # dropped from our environment: the child runs on defaults
 
 
 class GatewayError(Exception):
@@ -76,19 +72,6 @@ class Result:
         return f"{'PASS' if self.passed else 'FAIL'} {self.name}: {figures}"
 
 
-def format_value(value):
-    """A figure as it reads on a result line: floats with two decimals, dicts and lists without spaces,
-    lists cut after six items (the JSON has them all)."""
-    if isinstance(value, float):
-        return f"{value:.2f}"
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{k}:{format_value(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        more = f",+{len(value) - 6} more" if len(value) > 6 else ""
-        return "[" + ",".join(format_value(v) for v in value[:6]) + more + "]"
-    return str(value)
-
-
 class Gateway:
     """One `lti-gateway serve` child on 127.0.0.1, its database, keys and logs in `folder`.
 
@@ -107,7 +90,7 @@ class Gateway:
     def environment(self):
         """The child's environment: ours without gateway settings, plus the listen address, its own database
         and keys, and short timeouts."""
-        env = {name: value for name, value in os.environ.items() if not name.startswith(INHERITED_SETTINGS)}
+        env = clean_environment()
         env.update(SERVER_SETTINGS)
         env.update(self.overrides)
         env.update({
@@ -186,14 +169,7 @@ class Gateway:
 def prepare_child():
     """Runs in the child before exec: the descriptor limit of a typical machine, and death with this script."""
     resource.setrlimit(resource.RLIMIT_NOFILE, (CHILD_NOFILE, CHILD_NOFILE))
-    LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
+    die_with_parent()
 
 
 def raise_own_descriptor_limit(needed=2048):
@@ -642,29 +618,11 @@ def run_checks(gateway):
     return results
 
 
-def rounded(value):
-    """`value` with every float in it rounded to milliseconds / kilobytes (three decimals)."""
-    if isinstance(value, float):
-        return round(value, 3)
-    if isinstance(value, dict):
-        return {key: rounded(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [rounded(item) for item in value]
-    return value
-
-
-def write_json(path, binary, results, error=None):
+def write_results(path, binary, results, error=None):
     """Writes the figures of every check (and a setup error, if any) to `path`; False when it cannot."""
-    document = {"binary": binary, "passed": error is None and all(r.passed for r in results), "error": error,
-                "checks": [{"name": r.name, "passed": r.passed, "figures": rounded(r.figures)} for r in results]}
-    try:
-        with open(path, "w") as out:
-            json.dump(document, out, indent=2)
-            out.write("\n")
-        return True
-    except OSError as failure:
-        print(f"cannot write {path}: {failure}", file=sys.stderr)
-        return False
+    return write_json(path, {
+        "binary": binary, "passed": error is None and all(r.passed for r in results), "error": error,
+        "checks": [{"name": r.name, "passed": r.passed, "figures": rounded(r.figures)} for r in results]})
 
 
 def exit_on_sigterm(signum, frame):
@@ -684,7 +642,7 @@ def main():
         error = f"not an executable file: {binary}"
         print(f"FAIL setup: {error}")
         if args.json:
-            write_json(args.json, binary, [], error)
+            write_results(args.json, binary, [], error)
         return 2
 
     raise_own_descriptor_limit()
@@ -706,7 +664,7 @@ def main():
             print(gateway.log_tail(), file=sys.stderr)
         gateway.stop()
         shutil.rmtree(folder, ignore_errors=True)
-    if args.json and not write_json(args.json, binary, results, error):
+    if args.json and not write_results(args.json, binary, results, error):
         return 2
     if error == "interrupted":
         return 130

@@ -40,7 +40,6 @@ with this script), the LMS server and the temporary folder are removed on every 
 
 import argparse
 import base64
-import ctypes
 import http.client
 import http.server
 import json
@@ -62,7 +61,8 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-HOST = "127.0.0.1"
+from blackbox import HOST, clean_environment, die_with_parent, format_value, free_port, rounded, write_json
+
 CLIENTS = 8                  # client threads per round
 START_SECONDS = 30           # deadline for GET /healthz = 200 after a start
 CLI_SECONDS = 60             # deadline of one `platforms add`
@@ -79,9 +79,6 @@ LAB_ID = "1001"
 LTI = "https://purl.imsglobal.org/spec/lti/claim/"
 LEARNER_ROLE = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
 STATE_COOKIE_PREFIX = "__Host-lti_gw_state_"
-INHERITED_SETTINGS = ("GATEWAY_", "SKILLABLE_", "SKYPREP_")  # dropped from the child's environment
-PR_SET_PDEATHSIG = 1
-LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here, so that the child only calls into it between fork and exec
 
 
 class SetupError(Exception):
@@ -191,13 +188,7 @@ class Platform:
 
 def prepare_child():
     """Runs in the child before exec: it dies with this script, even when this script is killed."""
-    LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
+    die_with_parent()
 
 
 class Gateway:
@@ -219,7 +210,7 @@ class Gateway:
         return f"http://{HOST}:{self.port}"
 
     def environment(self):
-        env = {name: value for name, value in os.environ.items() if not name.startswith(INHERITED_SETTINGS)}
+        env = clean_environment()
         env.update({
             "GATEWAY_PORT": str(self.port),
             "GATEWAY_HOST": HOST,
@@ -488,14 +479,6 @@ class Round:
         return f"{'PASS' if self.passed else 'FAIL'} round {self.number}: {figures}{extra}"
 
 
-def format_value(value):
-    if isinstance(value, float):
-        return f"{value:.2f}"
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{k}:{v}" for k, v in sorted(value.items())) + "}"
-    return str(value)
-
-
 def run_load(gateway, platform, subject_prefix, seconds):
     """Drives flows from CLIENTS threads and SIGKILLs the gateway after a random 40-80 % of `seconds`; after
     the kill the clients finish the flow they are in (against a dead gateway) and start no new one.
@@ -699,28 +682,6 @@ def summarize(results, error):
                        for key, value in totals.items())
             + (f" error={error!r}" if error else ""))
     return passed, line, totals
-
-
-def rounded(value):
-    """`value` with every float in it rounded to milliseconds."""
-    if isinstance(value, float):
-        return round(value, 3)
-    if isinstance(value, dict):
-        return {key: rounded(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [rounded(item) for item in value]
-    return value
-
-
-def write_json(path, document):
-    try:
-        with open(path, "w") as out:
-            json.dump(document, out, indent=2)
-            out.write("\n")
-        return True
-    except OSError as failure:
-        print(f"cannot write {path}: {failure}", file=sys.stderr)
-        return False
 
 
 class Interrupted(BaseException):
