@@ -155,9 +155,9 @@ struct PlatformKeySetCacheTests {
 
     @Test("a key set whose body stalls fails within the fetch deadline, not the platform's pace")
     func stalledBody() async throws {
-        try await JWKSEndpoint(.init(body: platform.jwksJSON, cacheControl: nil, bodyStall: .seconds(3))).run(
+        try await JWKSEndpoint(.init(body: platform.jwksJSON, cacheControl: nil, bodyStall: .seconds(6))).run(
             { url, cache in
-                let failed = try await withDeadline(.seconds(2)) { () async -> Bool in
+                let failed = try await withDeadline(.seconds(4)) { () async -> Bool in
                     (try? await cache.key(kid: "platform-key-1", jwksURL: url)) == nil
                 }
                 #expect(failed)

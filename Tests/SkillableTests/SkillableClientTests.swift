@@ -150,14 +150,14 @@ struct SkillableClientTests {
 
     @Test("an answer whose body stops midway times out within the call's deadline")
     func stalledBody() async throws {
-        try await withStallingServer(stall: .seconds(3)) { port in
+        try await withStallingServer(stall: .seconds(6)) { port in
             try await withHTTPClient { http in
                 let client = SkillableClient(
                     http: http,
                     settings: SkillableClientSettings(
                         baseURL: { "http://127.0.0.1:\(port)/api/v3" }, apiKey: "k", timeout: .milliseconds(300)),
                     logger: LogRecorder().logger())
-                let code = try await withDeadline(.seconds(2)) { () async -> SkillableError.Code? in
+                let code = try await withDeadline(.seconds(4)) { () async -> SkillableError.Code? in
                     do {
                         _ = try await client.launch(SkillableLaunchRequest(labID: 1001, userID: "u"))
                         return nil

@@ -37,13 +37,13 @@ func withSkyPrep(
 struct SkyPrepClientTests {
     @Test("an answer whose body stops midway times out within the call's deadline")
     func stalledBody() async throws {
-        try await withStallingServer(stall: .seconds(3)) { port in
+        try await withStallingServer(stall: .seconds(6)) { port in
             try await withHTTPClient { http in
                 let settings = SkyPrepClientSettings(
                     baseURL: { "http://127.0.0.1:\(port)/admin/api" }, acctKey: "acme.skyprepapp.com", apiKey: "k", callsPerMinute: 100,
                     maxAttempts: 1, timeout: .milliseconds(300))
                 let client = SkyPrepClient(http: http, settings: settings, logger: LogRecorder().logger())
-                let code = try await withDeadline(.seconds(2)) { () async -> SkyPrepError.Code? in
+                let code = try await withDeadline(.seconds(4)) { () async -> SkyPrepError.Code? in
                     do {
                         _ = try await client.testConnection()
                         return nil
