@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Configuration
 import Foundation
 import GatewayStoragePostgres
+import LTITestSupport
 import NIOHTTP1
 import Testing
 

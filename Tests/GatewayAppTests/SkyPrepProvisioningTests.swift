@@ -10,19 +10,9 @@ import ServiceLifecycle
 import Synchronization
 import Testing
 
-/// Waits (bounded) until `condition` holds; false when it never did (a throw counts as not yet).
 /// Whether the launch that got `response` queued SkyPrep provisioning (it decides before it answers).
 func queuedProvisioning(_ e2e: EndToEnd, _ response: BrowserResponse) -> Bool {
     e2e.logs.lines(containing: "gw.request.id=\(response.reference ?? "-")").contains { $0.contains("SkyPrep provisioning queued") }
-}
-
-func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if (try? await condition()) == true { return true }
-        try? await Task.sleep(for: .milliseconds(50))
-    }
-    return (try? await condition()) == true
 }
 
 @Suite("End to end: SkyPrep just-in-time provisioning")

@@ -1,4 +1,5 @@
 import GatewayStorage
+import LTITestSupport
 import Synchronization
 import Testing
 
@@ -42,9 +43,9 @@ struct WriteBatcherTests {
             })
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { _ = try await batcher.write("first", []) }
-            try await waitUntil { database.running == 1 }
+            try #require(await eventually { database.running == 1 })
             for index in 0..<4 { tasks.addTask { _ = try await batcher.write("queued \(index)", []) } }
-            try await waitUntil { batcher.waitingCount == 4 }
+            try #require(await eventually { batcher.waitingCount == 4 })
             do {
                 _ = try await batcher.write("one too many", [])
                 Issue.record("a write past the bound was queued")
@@ -55,14 +56,5 @@ struct WriteBatcherTests {
             try await tasks.waitForAll()
         }
         #expect(batcher.waitingCount == 0)
-    }
-
-    /// Polls `condition` until it holds, failing after 10 s.
-    func waitUntil(_ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while !condition() {
-            guard ContinuousClock.now < deadline else { throw StorageError(.unavailable, "condition not reached within 10 s") }
-            try await Task.sleep(for: .milliseconds(5))
-        }
     }
 }
