@@ -12,6 +12,9 @@ public protocol RegistrationStore: RegistrationLookup {
     func launchOptions(registrationID: String) async throws -> PlatformLaunchOptions
     /// Replaces the registration's launch options; `false` when there is no such registration.
     func setLaunchOptions(_ options: PlatformLaunchOptions, registrationID: String) async throws -> Bool
+    /// Replaces the endpoints (authorization, token, key set) and the deployments of the registration with
+    /// `registration.id`, in one transaction; its issuer, client id and creation time stay. `false` when there is none.
+    func updateRegistration(_ registration: PlatformRegistration) async throws -> Bool
 }
 
 /// Learner identities keyed by (issuer, sub).
@@ -32,6 +35,30 @@ public protocol LaunchStore: Sendable {
     func launch(id: String) async throws -> LaunchRecord?
     /// The newest launches first, at most `limit`.
     func recentLaunches(limit: Int) async throws -> [LaunchRecord]
+    /// The launches `query` selects, newest first (time, then id), at most `query.limit`.
+    func launches(matching query: LaunchQuery) async throws -> [LaunchRecord]
+}
+
+/// Admin API keys, stored by the digest of their secret.
+public protocol APIKeyStore: Sendable {
+    /// Stores a new key (a taken id or digest is ``StorageError`` `.duplicate`).
+    func addAPIKey(_ key: StoredAPIKey) async throws
+    /// The key whose secret has this SHA-256 digest, expired or not.
+    func apiKey(secretDigest: String) async throws -> StoredAPIKey?
+    func apiKey(id: String) async throws -> StoredAPIKey?
+    /// Every key, oldest first.
+    func apiKeys() async throws -> [StoredAPIKey]
+    /// Deletes the key; `false` when there was none. Every instance refuses it from its next request on.
+    func deleteAPIKey(id: String) async throws -> Bool
+    /// Records that the key was used at `at` (later times only).
+    func markAPIKeyUsed(id: String, at: Date) async throws
+}
+
+/// Who changed what, through the admin API or the command line.
+public protocol AuditStore: Sendable {
+    func recordAuditEvent(_ event: AuditEvent) async throws
+    /// Events newest first (time, then id), after `after` when given, at most `limit`.
+    func auditEvents(after: ListPosition?, limit: Int) async throws -> [AuditEvent]
 }
 
 /// Open lab pickers (deep linking).
@@ -92,7 +119,7 @@ public protocol ExpiredStateStore: Sendable {
 /// Everything the gateway keeps. A backend implements all of it and passes `GatewayStoreConformance`; each
 /// consumer depends only on the narrow protocols it uses.
 public protocol GatewayStore: RegistrationStore, LoginStateStore, NonceStore, IdentityStore, LaunchStore, DeepLinkSessionStore,
-    LabSessionStore, LabStartStore, SkyPrepAccountStore, JobQueueStore, DatabaseHealth, ExpiredStateStore
+    LabSessionStore, LabStartStore, SkyPrepAccountStore, JobQueueStore, DatabaseHealth, ExpiredStateStore, APIKeyStore, AuditStore
 {
     /// Applies pending schema migrations.
     func migrate() async throws

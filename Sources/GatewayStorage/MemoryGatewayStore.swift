@@ -15,6 +15,8 @@ public actor MemoryGatewayStore: GatewayStore {
     private var skyPrepOptionsByRegistration: [String: PlatformSkyPrepOptions] = [:]
     private var skyPrepAccounts: [String: SkyPrepAccount] = [:]
     private var jobs: [String: (job: QueuedJob, worker: String?, leaseUntil: Date?)] = [:]
+    private var apiKeysByID: [String: StoredAPIKey] = [:]
+    private var audit: [AuditEvent] = []
 
     public init() {}
 
@@ -63,6 +65,16 @@ public actor MemoryGatewayStore: GatewayStore {
     }
 
     public func registration(id: String) async throws -> PlatformRegistration? { registrationsByID[id] }
+
+    public func updateRegistration(_ registration: PlatformRegistration) async throws -> Bool {
+        guard var stored = registrationsByID[registration.id] else { return false }
+        stored.authURL = registration.authURL
+        stored.tokenURL = registration.tokenURL
+        stored.jwksURL = registration.jwksURL
+        stored.deploymentIDs = registration.deploymentIDs
+        registrationsByID[registration.id] = stored
+        return true
+    }
 
     public func saveLoginState(_ state: LoginState) async throws {
         guard loginStates[state.state] == nil else { throw StorageError(.duplicate, "state exists") }
@@ -126,6 +138,16 @@ public actor MemoryGatewayStore: GatewayStore {
     }
 
     public func launch(id: String) async throws -> LaunchRecord? { launches.first { $0.id == id } }
+
+    public func launches(matching query: LaunchQuery) async throws -> [LaunchRecord] {
+        let selected = launches.filter { launch in
+            (query.registrationID.map { $0 == launch.registrationID } ?? true) && (query.learnerID.map { $0 == launch.learnerID } ?? true)
+                && (query.labID.map { $0 == launch.labID } ?? true) && (query.outcome.map { $0 == launch.outcome } ?? true)
+                && (query.createdFrom.map { launch.createdAt >= $0 } ?? true) && (query.createdBefore.map { launch.createdAt < $0 } ?? true)
+                && (query.after.map { (launch.createdAt, launch.id) < ($0.time, $0.id) } ?? true)
+        }
+        return Array(selected.sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }.prefix(max(0, query.limit)))
+    }
 
     public func recentLaunches(limit: Int) async throws -> [LaunchRecord] {
         Array(launches.sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }.prefix(limit))
@@ -282,5 +304,41 @@ public actor MemoryGatewayStore: GatewayStore {
         entry.job.nextRunAt = now
         jobs[id] = entry
         return true
+    }
+
+    // MARK: API keys and audit
+
+    public func addAPIKey(_ key: StoredAPIKey) async throws {
+        guard apiKeysByID[key.id] == nil, !apiKeysByID.values.contains(where: { $0.secretDigest == key.secretDigest }) else {
+            throw StorageError(.duplicate, "an API key with this id or secret exists")
+        }
+        apiKeysByID[key.id] = key
+    }
+
+    public func apiKey(secretDigest: String) async throws -> StoredAPIKey? {
+        apiKeysByID.values.first { $0.secretDigest == secretDigest }
+    }
+
+    public func apiKey(id: String) async throws -> StoredAPIKey? { apiKeysByID[id] }
+
+    public func apiKeys() async throws -> [StoredAPIKey] {
+        apiKeysByID.values.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+    }
+
+    public func deleteAPIKey(id: String) async throws -> Bool { apiKeysByID.removeValue(forKey: id) != nil }
+
+    public func markAPIKeyUsed(id: String, at: Date) async throws {
+        guard let key = apiKeysByID[id], key.lastUsedAt.map({ $0 < at }) ?? true else { return }
+        apiKeysByID[id]?.lastUsedAt = at
+    }
+
+    public func recordAuditEvent(_ event: AuditEvent) async throws {
+        guard !audit.contains(where: { $0.id == event.id }) else { throw StorageError(.duplicate, "audit event exists") }
+        audit.append(event)
+    }
+
+    public func auditEvents(after: ListPosition?, limit: Int) async throws -> [AuditEvent] {
+        let selected = audit.filter { event in after.map { (event.at, event.id) < ($0.time, $0.id) } ?? true }
+        return Array(selected.sorted { ($0.at, $0.id) > ($1.at, $1.id) }.prefix(max(0, limit)))
     }
 }

@@ -88,6 +88,21 @@ public final class PostgresGatewayStore: SQLGatewayStore {
         }
     }
 
+    public func updateRegistration(_ r: PlatformRegistration) async throws -> Bool {
+        try await transaction { connection in
+            let updated = try await connection.query(
+                Self.query(GatewaySQL.updateRegistrationEndpoints, GatewaySQL.endpointValues(r)), logger: self.logger
+            ).collect()
+            guard !updated.isEmpty else { return false }
+            try await connection.query(Self.query(GatewaySQL.deleteDeployments, [.text(r.id)]), logger: self.logger)
+            for (position, deployment) in r.deploymentIDs.enumerated() {
+                try await connection.query(
+                    Self.query(GatewaySQL.insertDeployment, [.text(r.id), .text(deployment), .integer(position)]), logger: self.logger)
+            }
+            return true
+        }
+    }
+
     // MARK: jobs
 
     public func claimJobs(kind: String, key: String?, now: Date, leaseUntil: Date, worker: String, limit: Int) async throws -> [QueuedJob] {

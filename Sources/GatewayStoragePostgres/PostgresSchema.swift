@@ -128,5 +128,19 @@ enum PostgresSchema {
             """,
             "CREATE INDEX lab_starts_expiry ON lab_starts (expires_at)",
         ],
+        // 9: admin API keys (stored by the digest of their secret), the audit trail, and launches listed by platform.
+        [
+            """
+            CREATE TABLE api_keys (
+              id TEXT PRIMARY KEY, name TEXT NOT NULL, scopes TEXT NOT NULL, prefix TEXT NOT NULL, secret_digest TEXT NOT NULL UNIQUE,
+              created_by TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION, last_used_at DOUBLE PRECISION)
+            """,
+            """
+            CREATE TABLE audit_events (
+              id TEXT PRIMARY KEY, actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, at DOUBLE PRECISION NOT NULL)
+            """,
+            "CREATE INDEX audit_events_at ON audit_events (at, id)",
+            "CREATE INDEX launches_registration ON launches (registration_id, created_at)",
+        ],
     ]
 }

@@ -177,6 +177,22 @@ public final class SQLiteGatewayStore: SQLGatewayStore {
         }
     }
 
+    public func updateRegistration(_ registration: PlatformRegistration) async throws -> Bool {
+        try await gate.run {
+            try await self.inTransaction { run in
+                let updated = try await run(
+                    GatewaySQL.updateRegistrationEndpoints.sqlite, GatewaySQL.endpointValues(registration).map(SQLiteData.init))
+                guard !updated.isEmpty else { return false }
+                _ = try await run(GatewaySQL.deleteDeployments.sqlite, [.text(registration.id)])
+                for (position, deployment) in registration.deploymentIDs.enumerated() {
+                    _ = try await run(
+                        GatewaySQL.insertDeployment.sqlite, [.text(registration.id), .text(deployment), .integer(position)])
+                }
+                return true
+            }
+        }
+    }
+
     // MARK: jobs
 
     public func claimJobs(kind: String, key: String?, now: Date, leaseUntil: Date, worker: String, limit: Int) async throws -> [QueuedJob] {

@@ -1,0 +1,141 @@
+import Foundation
+import LTICore
+
+extension GatewaySQL {
+    // MARK: registration updates
+
+    /// Endpoints only: the issuer and client id name the platform, and are never changed in place.
+    public static let updateRegistrationEndpoints = SQLStatement(
+        "UPDATE platform_registrations SET auth_url = ?, token_url = ?, jwks_url = ? WHERE id = ? RETURNING id")
+    public static let deleteDeployments = SQLStatement("DELETE FROM platform_deployments WHERE registration_id = ?")
+
+    /// The values of ``updateRegistrationEndpoints``.
+    public static func endpointValues(_ r: PlatformRegistration) -> [SQLValue] {
+        [.text(r.authURL), .text(r.tokenURL), .text(r.jwksURL), .text(r.id)]
+    }
+
+    // MARK: launch queries
+
+    /// The statement and values that select `query`'s launches: only the filters it sets appear, so every value bound
+    /// has a type (PostgreSQL cannot type a NULL compared with nothing).
+    static func launches(_ query: LaunchQuery) -> (SQLStatement, [SQLValue]) {
+        var conditions: [String] = []
+        var values: [SQLValue] = []
+        for (column, value) in [
+            ("registration_id", query.registrationID), ("learner_id", query.learnerID), ("lab_id", query.labID), ("outcome", query.outcome),
+        ] {
+            guard let value else { continue }
+            conditions.append("\(column) = ?")
+            values.append(.text(value))
+        }
+        if let from = query.createdFrom {
+            conditions.append("created_at >= ?")
+            values.append(.time(from))
+        }
+        if let before = query.createdBefore {
+            conditions.append("created_at < ?")
+            values.append(.time(before))
+        }
+        if let after = query.after {
+            conditions.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            values += [.time(after.time), .time(after.time), .text(after.id)]
+        }
+        values.append(.integer(max(0, query.limit)))
+        let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        return (SQLStatement("SELECT \(launchColumns) FROM launches \(filter) ORDER BY created_at DESC, id DESC LIMIT ?"), values)
+    }
+
+    // MARK: API keys
+
+    static let apiKeyColumns = "id, name, scopes, prefix, secret_digest, created_by, created_at, expires_at, last_used_at"
+    static let addAPIKey = SQLStatement("INSERT INTO api_keys (\(apiKeyColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    static let apiKeyByDigest = SQLStatement("SELECT \(apiKeyColumns) FROM api_keys WHERE secret_digest = ?")
+    static let apiKeyByID = SQLStatement("SELECT \(apiKeyColumns) FROM api_keys WHERE id = ?")
+    static let allAPIKeys = SQLStatement("SELECT \(apiKeyColumns) FROM api_keys ORDER BY created_at, id")
+    static let deleteAPIKey = SQLStatement("DELETE FROM api_keys WHERE id = ? RETURNING id")
+    static let markAPIKeyUsed = SQLStatement(
+        "UPDATE api_keys SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)")
+
+    static func values(_ k: StoredAPIKey) -> [SQLValue] {
+        [
+            .text(k.id), .text(k.name), .text(k.scopes.joined(separator: " ")), .text(k.prefix), .text(k.secretDigest), .text(k.createdBy),
+            .time(k.createdAt), .time(k.expiresAt), .time(k.lastUsedAt),
+        ]
+    }
+
+    static func apiKey(_ row: some SQLRow) throws -> StoredAPIKey {
+        StoredAPIKey(
+            id: try row.requiredText("id"), name: try row.requiredText("name"),
+            scopes: try row.requiredText("scopes").split(separator: " ").map(String.init), prefix: try row.requiredText("prefix"),
+            secretDigest: try row.requiredText("secret_digest"), createdBy: try row.requiredText("created_by"),
+            createdAt: try row.date("created_at"), expiresAt: try row.real("expires_at").map(Date.init(timeIntervalSince1970:)),
+            lastUsedAt: try row.real("last_used_at").map(Date.init(timeIntervalSince1970:)))
+    }
+
+    // MARK: audit events
+
+    static let auditColumns = "id, actor, action, target, at"
+    static let recordAuditEvent = SQLStatement("INSERT INTO audit_events (\(auditColumns)) VALUES (?, ?, ?, ?, ?)")
+    static let auditEvents = SQLStatement("SELECT \(auditColumns) FROM audit_events ORDER BY at DESC, id DESC LIMIT ?")
+    static let auditEventsAfter = SQLStatement(
+        "SELECT \(auditColumns) FROM audit_events WHERE at < ? OR (at = ? AND id < ?) ORDER BY at DESC, id DESC LIMIT ?")
+
+    static func values(_ e: AuditEvent) -> [SQLValue] {
+        [.text(e.id), .text(e.actor), .text(e.action), .text(e.target), .time(e.at)]
+    }
+
+    static func auditEvent(_ row: some SQLRow) throws -> AuditEvent {
+        AuditEvent(
+            id: try row.requiredText("id"), actor: try row.requiredText("actor"), action: try row.requiredText("action"),
+            target: try row.requiredText("target"), at: try row.date("at"))
+    }
+}
+
+extension SQLGatewayStore {
+    public func launches(matching query: LaunchQuery) async throws -> [LaunchRecord] {
+        let (statement, values) = GatewaySQL.launches(query)
+        return try await read(statement, values).map(GatewaySQL.launch)
+    }
+
+    // MARK: API keys
+
+    public func addAPIKey(_ key: StoredAPIKey) async throws {
+        try await write(GatewaySQL.addAPIKey, GatewaySQL.values(key))
+    }
+
+    public func apiKey(secretDigest: String) async throws -> StoredAPIKey? {
+        try await read(GatewaySQL.apiKeyByDigest, [.text(secretDigest)]).first.map(GatewaySQL.apiKey)
+    }
+
+    public func apiKey(id: String) async throws -> StoredAPIKey? {
+        try await read(GatewaySQL.apiKeyByID, [.text(id)]).first.map(GatewaySQL.apiKey)
+    }
+
+    public func apiKeys() async throws -> [StoredAPIKey] {
+        try await read(GatewaySQL.allAPIKeys, []).map(GatewaySQL.apiKey)
+    }
+
+    public func deleteAPIKey(id: String) async throws -> Bool {
+        !(try await write(GatewaySQL.deleteAPIKey, [.text(id)]).isEmpty)
+    }
+
+    public func markAPIKeyUsed(id: String, at: Date) async throws {
+        try await write(GatewaySQL.markAPIKeyUsed, [.time(at), .text(id), .time(at)])
+    }
+
+    // MARK: audit events
+
+    public func recordAuditEvent(_ event: AuditEvent) async throws {
+        try await write(GatewaySQL.recordAuditEvent, GatewaySQL.values(event))
+    }
+
+    public func auditEvents(after: ListPosition?, limit: Int) async throws -> [AuditEvent] {
+        let rows =
+            if let after {
+                try await read(GatewaySQL.auditEventsAfter, [.time(after.time), .time(after.time), .text(after.id), .integer(max(0, limit))])
+            } else {
+                try await read(GatewaySQL.auditEvents, [.integer(max(0, limit))])
+            }
+        return try rows.map(GatewaySQL.auditEvent)
+    }
+}
