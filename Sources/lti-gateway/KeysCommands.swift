@@ -59,10 +59,8 @@ struct Keys: AsyncParsableCommand {
         func run() async throws {
             let settings = try await common.settings()
             guard !(force && emergency) else { throw CommandFailure("--force and --emergency exclude each other (--emergency replaces every key)") }
-            let ring = try await withKeyStore(settings) { store in
-                emergency
-                    ? try await KeyAdministration.replaceAll(store: store, policy: settings.keys.policy)
-                    : try await KeyAdministration.rotate(store: store, policy: settings.keys.policy, force: force)
+            let ring = try await withAdministration(settings) {
+                try await $0.rotateSigningKeys(force: force, emergency: emergency, by: .commandLine)
             }
             print(KeyAdministration.table(ring), terminator: "")
             print(
@@ -80,7 +78,7 @@ struct Keys: AsyncParsableCommand {
 
         func run() async throws {
             let settings = try await common.settings()
-            let ring = try await withKeyStore(settings) { try await KeyAdministration.retire(store: $0, kid: kid) }
+            let ring = try await withAdministration(settings) { try await $0.retireSigningKey(kid: kid, by: .commandLine) }
             print(KeyAdministration.table(ring), terminator: "")
             print("Retired \(kid): it is no longer published.")
         }

@@ -16,7 +16,8 @@ struct LTIGatewayCommand: AsyncParsableCommand {
         commandName: "lti-gateway",
         abstract: "An LTI 1.3 tool that launches learners from their LMS into Skillable labs.",
         subcommands: [
-            Serve.self, Migrate.self, SandboxCommand.self, Platforms.self, Keys.self, ToolConfig.self, SkyPrepCommand.self, Jobs.self, Launches.self,
+            Serve.self, Migrate.self, SandboxCommand.self, Platforms.self, Keys.self, APIKeys.self, Audit.self, ToolConfig.self, SkyPrepCommand.self,
+            Jobs.self, Launches.self,
         ])
 }
 
@@ -61,6 +62,21 @@ func withKeyStore<T>(_ settings: GatewaySettings, _ body: (any SigningKeyStore) 
             return try await body(try signingKeyStore(settings: settings, store: store))
         } catch let error as KeyRingError {
             throw CommandFailure(error.description)
+        } catch let error as StorageError {
+            throw CommandFailure(error.message)
+        }
+    }
+}
+
+/// Runs `body` with the administration service on the configured store and signing keys (the same service the admin
+/// API uses, acting as `cli` in the audit trail); refusals become a one-line reason and a non-zero exit.
+func withAdministration<T>(_ settings: GatewaySettings, _ body: (Administration) async throws -> T) async throws -> T {
+    try await withStore(settings) { store in
+        do {
+            let keys = try signingKeyStore(settings: settings, store: store)
+            return try await body(Administration(store: store, signingKeys: keys, keyPolicy: settings.keys.policy, logger: quietLogger))
+        } catch let error as AdministrationError {
+            throw CommandFailure(error.message)
         } catch let error as StorageError {
             throw CommandFailure(error.message)
         }

@@ -13,7 +13,7 @@ import SkyPrep
 struct Platforms: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Register, list and remove LMS platforms, and set how their learners' labs launch.",
-        subcommands: [Add.self, List.self, Remove.self, SetOptions.self, SetSkyPrep.self])
+        subcommands: [Add.self, List.self, Remove.self, AddDeployment.self, RemoveDeployment.self, SetOptions.self, SetSkyPrep.self])
 
     /// Launch options shared by `add` and `set-options`.
     struct LaunchOptionFlags: ParsableArguments {
@@ -66,9 +66,7 @@ struct Platforms: AsyncParsableCommand {
 
         func run() async throws {
             let settings = try await common.settings()
-            try await withStore(settings) { store in
-                try await PlatformAdministration.setLaunchOptions(store: store, registrationID: id, options: launch.options)
-            }
+            try await withAdministration(settings) { try await $0.setLaunchOptions(platformID: id, launch.options, by: .commandLine) }
             print("Launch options of \(id): \(PlatformAdministration.describe(launch.options))")
         }
     }
@@ -110,9 +108,7 @@ struct Platforms: AsyncParsableCommand {
                 syntheticEmailDomain: syntheticEmailDomain, roleMap: roleMap, enrolOnSSO: enrol,
                 allowedCourseIDs: courses.isEmpty ? nil : courses, groupPrefix: groupPrefix)
             let settings = try await common.settings()
-            try await withStore(settings) { store in
-                try await PlatformAdministration.setSkyPrepOptions(store: store, registrationID: id, options: options)
-            }
+            try await withAdministration(settings) { try await $0.setSkyPrepOptions(platformID: id, options, by: .commandLine) }
             print("SkyPrep options of \(id): \(PlatformAdministration.describe(options))")
         }
     }
@@ -130,13 +126,11 @@ struct Platforms: AsyncParsableCommand {
 
         func run() async throws {
             let settings = try await common.settings()
-            if let problem = launch.options.problem { throw CommandFailure(problem) }
-            let registration = try await withStore(settings) { store in
-                let registration = try await PlatformAdministration.add(
-                    store: store, issuer: issuer, clientID: clientID, authURL: authURL, tokenURL: tokenURL,
-                    jwksURL: jwksURL, deployments: deployments)
-                try await PlatformAdministration.setLaunchOptions(store: store, registrationID: registration.id, options: launch.options)
-                return registration
+            let registration = try await withAdministration(settings) { administration in
+                try await administration.addPlatform(
+                    issuer: issuer, clientID: clientID, authURL: authURL, tokenURL: tokenURL, jwksURL: jwksURL, deployments: deployments,
+                    options: launch.options, by: .commandLine
+                ).registration
             }
             print("Registered platform (issuer \(registration.issuer), client id \(registration.clientID)):")
             print(registration.id)
@@ -149,18 +143,8 @@ struct Platforms: AsyncParsableCommand {
 
         func run() async throws {
             let settings = try await common.settings()
-            let rows = try await withStore(settings) { store in
-                var rows: [(PlatformRegistration, PlatformLaunchOptions, PlatformSkyPrepOptions)] = []
-                for registration in try await store.allRegistrations() {
-                    rows.append(
-                        (
-                            registration, try await store.launchOptions(registrationID: registration.id),
-                            try await store.skyPrepOptions(registrationID: registration.id)
-                        ))
-                }
-                return rows
-            }
-            print(PlatformAdministration.table(rows), terminator: "")
+            let platforms = try await withAdministration(settings) { try await $0.platforms() }
+            print(PlatformAdministration.table(platforms.map { ($0.registration, $0.options, $0.skyPrep) }), terminator: "")
         }
     }
 
@@ -171,9 +155,41 @@ struct Platforms: AsyncParsableCommand {
 
         func run() async throws {
             let settings = try await common.settings()
-            let removed = try await withStore(settings) { try await $0.removeRegistration(id: id) }
-            guard removed else { throw CommandFailure("no platform with id \(id)") }
+            try await withAdministration(settings) { try await $0.removePlatform(id: id, by: .commandLine) }
             print("Removed platform \(id)")
+        }
+    }
+
+    struct AddDeployment: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "add-deployment",
+            abstract: "Add a deployment id to a platform (another install of the tool: a Canvas sub-account, a second Moodle course).")
+        @OptionGroup var common: CommonOptions
+        @Argument(help: "The platform id (see platforms list).") var id: String
+        @Argument(help: "The deployment id the LMS shows for the new install.") var deployment: String
+
+        func run() async throws {
+            let settings = try await common.settings()
+            let platform = try await withAdministration(settings) {
+                try await $0.addDeployment(platformID: id, deploymentID: deployment, by: .commandLine)
+            }
+            print("Deployments of \(id): \(platform.registration.deploymentIDs.joined(separator: ", "))")
+        }
+    }
+
+    struct RemoveDeployment: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "remove-deployment", abstract: "Remove a deployment id from a platform (its launches are refused from then on).")
+        @OptionGroup var common: CommonOptions
+        @Argument(help: "The platform id (see platforms list).") var id: String
+        @Argument(help: "The deployment id to remove.") var deployment: String
+
+        func run() async throws {
+            let settings = try await common.settings()
+            let platform = try await withAdministration(settings) {
+                try await $0.removeDeployment(platformID: id, deploymentID: deployment, by: .commandLine)
+            }
+            print("Deployments of \(id): \(platform.registration.deploymentIDs.joined(separator: ", "))")
         }
     }
 }

@@ -51,13 +51,17 @@ struct Launches: AsyncParsableCommand {
             abstract: "List recent launches, newest first; `--outcome pending` shows launches cut short while Skillable started their lab.")
         @OptionGroup var common: CommonOptions
         @Option(help: "Only launches with this outcome (e.g. launched, pending, skillable_unavailable).") var outcome: String?
-        @Option(help: "Look at this many of the newest launches (at most 10000).") var limit = 100
+        @Option(help: "Only this platform's launches (see platforms list).") var platform: String?
+        @Option(help: "Only this learner's launches.") var learner: String?
+        @Option(help: "Only launches of this lab.") var lab: String?
+        @Option(help: "Show at most this many (1…10000).") var limit = 100
 
         func run() async throws {
             guard (1...10_000).contains(limit) else { throw CommandFailure("--limit must be 1…10000") }
             let settings = try await common.settings()
-            let launches = try await withStore(settings) { try await $0.recentLaunches(limit: limit) }
-            print(PlatformAdministration.launchesTable(launches.filter { outcome == nil || $0.outcome == outcome }), terminator: "")
+            let query = LaunchQuery(registrationID: platform, learnerID: learner, labID: lab, outcome: outcome, limit: limit)
+            let launches = try await withAdministration(settings) { try await $0.launches(query) }
+            print(PlatformAdministration.launchesTable(launches), terminator: "")
         }
     }
 }

@@ -234,7 +234,7 @@ struct LaunchOutcomeTests {
             _ = try await e2e.fullLaunch(labID: "1002")
             let plain = try #require(await (try Self.sandbox(e2e)).lastQuery["launch"])
             #expect(plain["lang"] == "fr" && plain["tag"] == nil && plain["variable-LtiContextId"] == nil && plain["maxactivelabs"] == nil)
-            await #expect(throws: SettingsError.self) {
+            await #expect(throws: AdministrationError.self) {
                 try await PlatformAdministration.setLaunchOptions(
                     store: e2e.gateway.store, registrationID: e2e.registrationA.id,
                     options: .init(durationMinutes: 1))

@@ -34,6 +34,12 @@ public struct Gateway: Sendable {
     public let toolKeys: ToolKeyService
     /// The client connections it holds, and their cap.
     public let connections: ConnectionCount
+    /// The operations listener (`/metrics` and the admin API), when `GATEWAY_OPS_PORT` is set.
+    public let operations: Application<RouterResponder<GatewayRequestContext>>?
+    /// The port the operations listener listens on, once it runs.
+    public let operationsPort: ListeningPort
+    /// What operators change, for the command line and the admin API alike.
+    public let administration: Administration
 }
 
 /// Opens the store named by `settings.database.url` (SQLite or PostgreSQL), runs its background work beside
@@ -82,8 +88,9 @@ extension Gateway {
     /// triggered) lets requests in flight finish for `GATEWAY_SHUTDOWN_SECONDS`, then cancels what is left, which
     /// closes the remaining connections.
     public func serviceGroup(settings: GatewaySettings, logger: Logger, gracefulShutdownSignals: [UnixSignal]) -> ServiceGroup {
-        var configuration = ServiceGroupConfiguration(
-            services: [application], gracefulShutdownSignals: gracefulShutdownSignals, logger: logger)
+        var services: [any Service] = [application]
+        if let operations { services.append(operations) }
+        var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: gracefulShutdownSignals, logger: logger)
         configuration.maximumGracefulShutdownDuration = settings.server.shutdownTimeout
         return ServiceGroup(configuration: configuration)
     }
@@ -116,11 +123,15 @@ public func buildGateway(
     let metrics = GatewayMetrics.registry
     let pages = try PageRenderer()
     let toolKeys: ToolKeyService
+    let signingKeys = try signingKeyStore(settings: settings, store: store)
     do {
-        toolKeys = try await ToolKeyService.start(store: signingKeyStore(settings: settings, store: store), policy: settings.keys.policy, now: now())
+        toolKeys = try await ToolKeyService.start(store: signingKeys, policy: settings.keys.policy, now: now())
     } catch let error as StorageError {
         throw SettingsError(message: error.message)
     }
+    let administration = Administration(
+        store: store, signingKeys: signingKeys, keyPolicy: settings.keys.policy, logger: logger, now: now,
+        keysChanged: { [toolKeys] in _ = try? await toolKeys.reloadIfChanged(now: now()) })
     let http = HTTPClient(
         eventLoopGroupProvider: .singleton,
         configuration: .init(
@@ -241,11 +252,27 @@ public func buildGateway(
     lti.addRoutes(to: router)
     deepLinking.addRoutes(to: router)
     labSessions.addRoutes(to: router)
-    OperationsController(
+    let operationsController = OperationsController(
         store: store, metrics: metrics, toolKeys: toolKeys,
         sandboxVendors: settings.sandboxVendors.map { $0 == "SKILLABLE_BASE_URL" ? "Skillable" : "SkyPrep" },
-        metricsToken: settings.server.metricsToken
-    ).addRoutes(to: router)
+        metricsToken: settings.server.metricsToken)
+    operationsController.addProbes(to: router)
+    operationsController.addKeySet(to: router)
+    let adminAPI =
+        settings.server.adminAPI
+        ? AdminAPIController(administration: administration, throttle: AuthFailureThrottle(now: monotonicNow), baseURL: settings.baseURL) : nil
+    // Metrics and the admin API go on the operations listener when there is one, else on the main listener.
+    let operationsRouter: Router<GatewayRequestContext>
+    if settings.server.opsPort != nil {
+        operationsRouter = Router(context: GatewayRequestContext.self)
+        operationsRouter.add(middleware: MetricsMiddleware())
+        operationsRouter.add(middleware: GatewayErrorMiddleware(pages: pages))
+        operationsController.addProbes(to: operationsRouter)
+    } else {
+        operationsRouter = router
+    }
+    operationsController.addMetrics(to: operationsRouter)
+    adminAPI?.addRoutes(to: operationsRouter)
     if !settings.sandboxVendors.isEmpty {
         logger.warning(
             "SANDBOX: the built-in fakes answer for \(settings.sandboxVendors.joined(separator: ", ")) unset; learners get fake labs — set them for a deployment"
@@ -289,9 +316,29 @@ public func buildGateway(
                 ])
         },
         logger: logger)
+    let operationsPort = ListeningPort()
+    let operations = settings.server.opsPort.map { port in
+        // Operators' scripts and a scraper: few connections.
+        let operationsConnections = ConnectionCount(cap: 256)
+        return Application(
+            router: operationsRouter,
+            server: .http1(
+                configuration: .init(additionalChannelHandlers: [ConnectionGuard(timeouts: timeouts, connections: operationsConnections)])),
+            configuration: .init(
+                address: .hostname(settings.server.opsHost, port: port), serverName: "lti-gateway",
+                availableConnectionsDelegate: operationsConnections.delegate),
+            onServerRunning: { channel in
+                if let port = channel.localAddress?.port { operationsPort.set(port) }
+                logger.info(
+                    "operations listener (metrics, admin API)",
+                    metadata: ["gw.address": "\(settings.server.opsHost):\(channel.localAddress?.port ?? port)"])
+            },
+            logger: logger)
+    }
     return Gateway(
         application: application, store: store, skillableSandbox: sandbox, skyPrepSandbox: skyPrepFake, listeningPort: listeningPort,
-        platformKeys: platformKeys, toolKeys: toolKeys, connections: connections)
+        platformKeys: platformKeys, toolKeys: toolKeys, connections: connections, operations: operations, operationsPort: operationsPort,
+        administration: administration)
 }
 
 /// The address to reach a server listening on `host` from this machine.

@@ -31,6 +31,16 @@ public struct GatewayError: Error, Sendable {
         /// An operators' route asked without (or with a wrong) bearer token.
         public static let unauthorized = Code("unauthorized")
         public static let badRequest = Code("bad_request")
+        /// Admin API: a missing, unknown, expired or deleted API key.
+        public static let authenticationError = Code("authentication_error")
+        /// Admin API: a key without the scope the route needs.
+        public static let forbidden = Code("forbidden")
+        /// Admin API: a parameter missing or wrong (named in `param`).
+        public static let invalidRequest = Code("invalid_request")
+        /// Admin API: a change that contradicts what is stored.
+        public static let conflict = Code("conflict")
+        /// Admin API: too many failed authentications from one address; try again later.
+        public static let rateLimited = Code("rate_limited")
         public static let internalError = Code("internal_error")
 
         public var description: String { rawValue }
@@ -49,13 +59,17 @@ public struct GatewayError: Error, Sendable {
     var newWindow: NewWindowRestart?
     /// The `WWW-Authenticate` challenge of a 401 that asks for credentials (e.g. `Bearer`).
     var challenge: String?
+    /// Admin API: the request parameter at fault.
+    var param: String?
+    /// Seconds after which the same request may succeed, when not the outage default.
+    var retryAfterSeconds: Int?
 
     /// Whether the connection closes after this answer: the rest of an oversized, late or unreadable request is
     /// never read, and its socket is released at once.
     var closesConnection: Bool { [.requestTooLarge, .requestTimeout, .malformedRequest].contains(code) }
 
     /// Seconds after which the same request may succeed (`Retry-After`), for a refusal caused by load or an outage.
-    var retryAfter: Int? { code == .storageUnavailable ? 5 : nil }
+    var retryAfter: Int? { retryAfterSeconds ?? (code == .storageUnavailable ? 5 : nil) }
 
     public init(
         code: Code, status: HTTPResponse.Status, title: String, message: String, rule: String? = nil,
@@ -96,6 +110,25 @@ public struct GatewayError: Error, Sendable {
                 "This launch could not be tied to your browser inside the course page (its cookies are blocked there and the LMS keeps nothing for the activity).",
             rule: "Launch 1")
         error.newWindow = restart
+        return error
+    }
+
+    /// Admin API: no key, or one that is unknown, expired or deleted. The message is the contract's, word for word.
+    static let authentication: GatewayError = {
+        var error = GatewayError(
+            code: .authenticationError, status: .unauthorized, title: "Not allowed", message: "Invalid or missing API key.")
+        error.challenge = "Bearer"
+        return error
+    }()
+
+    /// Admin API: a key without the route's scope. The message is the contract's, word for word.
+    static let missingScope = GatewayError(
+        code: .forbidden, status: .forbidden, title: "Not allowed", message: "This API key does not have the required scope.")
+
+    /// Admin API: a wrong or missing parameter.
+    static func invalidRequest(_ message: String, param: String?) -> GatewayError {
+        var error = GatewayError(code: .invalidRequest, status: .badRequest, title: "Request refused", message: message)
+        error.param = param
         return error
     }
 

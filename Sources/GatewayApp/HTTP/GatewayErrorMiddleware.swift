@@ -23,7 +23,7 @@ struct GatewayErrorMiddleware: RouterMiddleware {
             let gatewayError = Self.gatewayError(for: error)
             log(gatewayError, request: request, context: context)
             if request.uri.path.hasPrefix("/api/") {
-                response = Self.json(gatewayError, reference: context.referenceID)
+                response = Self.json(gatewayError)
             } else if let restart = gatewayError.newWindow {
                 response = pages.newWindowPage(gatewayError, reference: context.referenceID, restart: restart)
             } else {
@@ -104,15 +104,11 @@ struct GatewayErrorMiddleware: RouterMiddleware {
         }
     }
 
-    static func json(_ error: GatewayError, reference: String) -> Response {
-        struct Body: Encodable {
-            struct Inner: Encodable { var type: String; var message: String; var reference: String }
-            var error: Inner
-        }
-        let body = Body(error: .init(type: error.code.rawValue, message: error.message, reference: reference))
-        let data = (try? JSONEncoder().encode(body)) ?? Data()
-        return Response(
-            status: error.status, headers: [.contentType: "application/json; charset=utf-8"],
-            body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    /// The admin API's error body: `{"error":{"type":…,"message":…}}`, plus `param` for a bad parameter. The
+    /// reference id is in `X-Request-Id`, so that the two authentication bodies stay exactly as documented.
+    static func json(_ error: GatewayError) -> Response {
+        var inner: [(String, JSONValue)] = [("type", .string(error.code.rawValue)), ("message", .string(error.message))]
+        if let param = error.param { inner.append(("param", .string(param))) }
+        return JSONValue.object([("error", .object(inner))]).response(status: error.status)
     }
 }

@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import NIOCore
 
 /// The request context of every gateway route: Hummingbird's core storage plus the reference id
 /// that ties an error page to its log line.
@@ -9,11 +10,14 @@ public struct GatewayRequestContext: RequestContext {
     public var referenceID: String
     /// The request's platform, once a route knows it: who may frame its pages with actions.
     let frameAncestors: FrameAncestors.Slot
+    /// The connection the request came on (its peer's address slows down repeated admin API failures).
+    let channel: any Channel
 
     public init(source: Source) {
         self.coreContext = .init(source: source)
         self.referenceID = ReferenceID.make()
         self.frameAncestors = FrameAncestors.Slot()
+        self.channel = source.channel
         self.logger[metadataKey: "gw.request.id"] = .string(referenceID)
     }
 

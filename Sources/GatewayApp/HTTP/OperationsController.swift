@@ -20,7 +20,15 @@ struct OperationsController: Sendable {
     /// How long `/readyz` waits for its write before it answers 503 (a load balancer's probe must not hang).
     var readinessDeadline: Duration = .seconds(2)
 
+    /// Every route: the probes and the key set, and `/metrics`.
     func addRoutes(to router: Router<GatewayRequestContext>) {
+        addProbes(to: router)
+        addMetrics(to: router)
+        addKeySet(to: router)
+    }
+
+    /// `/healthz` and `/readyz`.
+    func addProbes(to router: Router<GatewayRequestContext>) {
         router.get("/healthz") { _, _ in Self.text("ok\n") }
         router.get("/readyz") { _, context in
             do {
@@ -34,6 +42,10 @@ struct OperationsController: Sendable {
                     body: .init(byteBuffer: ByteBuffer(string: "not ready: the database does not take a write\n")))
             }
         }
+    }
+
+    /// `/metrics`, behind its bearer token.
+    func addMetrics(to router: Router<GatewayRequestContext>) {
         router.get("/metrics") { request, _ in
             guard let metricsToken else { throw GatewayError.notFound() }
             // Digests compared in constant time: neither the token's bytes nor its length show in the timing.
@@ -48,6 +60,10 @@ struct OperationsController: Sendable {
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
         }
+    }
+
+    /// The tool's public key set.
+    func addKeySet(to router: Router<GatewayRequestContext>) {
         // Served from memory; max-age is shorter than the time a next key is published before it signs.
         let cacheControl = "public, max-age=\(toolKeys.policy.jwksMaxAge)"
         router.get("/.well-known/jwks.json") { _, _ in

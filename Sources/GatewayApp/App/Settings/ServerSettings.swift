@@ -32,6 +32,12 @@ public struct ServerSettings: SettingsArea {
     public var sandboxRequested = false
     /// The bearer token `/metrics` requires; without one, `/metrics` is not served.
     public var metricsToken: String?
+    /// A second listener for `/metrics` and the admin API, apart from learners' traffic; nil: both on the main listener.
+    public var opsPort: Int?
+    /// The second listener's address.
+    public var opsHost = "127.0.0.1"
+    /// Whether the admin API (`/api/v1`) is served at all.
+    public var adminAPI = true
 
     public init() {}
 
@@ -82,6 +88,16 @@ public struct ServerSettings: SettingsArea {
         .secret(
             "GATEWAY_METRICS_TOKEN", \.metricsToken,
             "the bearer token `GET /metrics` requires (`Authorization: Bearer …`); unset, `/metrics` is not served"),
+        .parsed(
+            "GATEWAY_OPS_PORT", \.opsPort,
+            "a second listener for `/metrics` and the admin API (`/api/v1`), which the learner-facing listener then does not serve (0 picks a free port)",
+            rule: "a port number 0…65535",
+            parse: { text in
+                guard let port = Int(text.trimmingCharacters(in: .whitespaces)), (0...65535).contains(port) else { return nil }
+                return .some(port)
+            }, format: { $0.map(String.init) ?? "none" }),
+        .text("GATEWAY_OPS_HOST", \.opsHost, "the second listener's address (keep it on a private network)"),
+        .flag("GATEWAY_ADMIN_API", \.adminAPI, "serve the admin API (`/api/v1`); `false` turns it off everywhere"),
     ]
 
     /// The normalised public base URL (no trailing slash).

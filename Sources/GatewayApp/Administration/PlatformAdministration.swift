@@ -9,37 +9,51 @@ public enum PlatformAdministration {
         store: any RegistrationStore & SkyPrepAccountStore, issuer: String, clientID: String, authURL: String, tokenURL: String,
         jwksURL: String, deployments: [String], now: Date = Date()
     ) async throws -> PlatformRegistration {
-        guard !issuer.isEmpty, issuer.count <= 255 else { throw SettingsError(message: "--issuer must be 1…255 characters") }
-        guard !clientID.isEmpty, clientID.count <= 255 else { throw SettingsError(message: "--client-id must be 1…255 characters") }
-        for (name, url) in [("--issuer", issuer), ("--auth-url", authURL), ("--token-url", tokenURL), ("--jwks-url", jwksURL)] {
-            try requireSecureURL(url, name: name)
+        guard !issuer.isEmpty, issuer.count <= 255 else { throw AdministrationError.invalid("issuer", "issuer must be 1…255 characters") }
+        guard !clientID.isEmpty, clientID.count <= 255 else {
+            throw AdministrationError.invalid("client_id", "client_id must be 1…255 characters")
         }
-        guard !deployments.isEmpty else {
-            throw SettingsError(message: "at least one --deployment is required (the LMS shows the deployment id when the tool is installed)")
-        }
-        for deployment in deployments where deployment.isEmpty || deployment.count > 255 {
-            throw SettingsError(message: "--deployment must be 1…255 characters")
-        }
+        try requireSecureURL(issuer, name: "issuer")
         let registration = PlatformRegistration(
             id: "plt_" + SecureRandom.token(byteCount: 9), issuer: issuer, clientID: clientID, authURL: authURL,
-            tokenURL: tokenURL, jwksURL: jwksURL, deploymentIDs: deployments.uniqued(),
-            createdAt: now)
+            tokenURL: tokenURL, jwksURL: jwksURL, deploymentIDs: try validDeployments(deployments), createdAt: now)
+        try validateEndpoints(registration)
         do {
             try await store.addRegistration(registration)
         } catch let error as StorageError where error.code == .duplicate {
-            throw SettingsError(message: "a platform with issuer \(issuer) and client id \(clientID) is already registered")
+            throw AdministrationError(.conflict, "a platform with issuer \(issuer) and client id \(clientID) is already registered")
         }
         return registration
     }
 
+    /// The registration's endpoints are https URLs (http only on loopback hosts).
+    static func validateEndpoints(_ registration: PlatformRegistration) throws {
+        for (name, url) in [("auth_url", registration.authURL), ("token_url", registration.tokenURL), ("jwks_url", registration.jwksURL)] {
+            try requireSecureURL(url, name: name)
+        }
+    }
+
+    /// One deployment at least (the LMS shows its id when the tool is installed), each 1…255 characters, each once.
+    static func validDeployments(_ deployments: [String]) throws -> [String] {
+        guard !deployments.isEmpty else {
+            throw AdministrationError.invalid(
+                "deployments", "at least one deployment is required (the LMS shows the deployment id when the tool is installed)")
+        }
+        guard deployments.count <= 1000 else { throw AdministrationError.invalid("deployments", "at most 1000 deployments") }
+        for deployment in deployments where deployment.isEmpty || deployment.count > 255 {
+            throw AdministrationError.invalid("deployments", "a deployment id must be 1…255 characters")
+        }
+        return deployments.uniqued()
+    }
+
     /// https URLs only, except on loopback hosts (for local platforms and tests).
     static func requireSecureURL(_ url: String, name: String) throws {
-        guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
+        guard url.count <= 2048, let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
             let host = components.host?.lowercased(), !host.isEmpty
-        else { throw SettingsError(message: "\(name) must be an absolute URL, got \(url)") }
+        else { throw AdministrationError.invalid(name, "\(name) must be an absolute URL") }
         let loopback = host == "localhost" || host == "127.0.0.1" || host == "::1" || host == "[::1]"
         guard scheme == "https" || (scheme == "http" && loopback) else {
-            throw SettingsError(message: "\(name) must use https (http only for localhost), got \(url)")
+            throw AdministrationError.invalid(name, "\(name) must use https (http only for localhost)")
         }
     }
 
@@ -47,9 +61,9 @@ public enum PlatformAdministration {
     public static func setLaunchOptions(
         store: any RegistrationStore & SkyPrepAccountStore, registrationID: String, options: PlatformLaunchOptions
     ) async throws {
-        if let problem = options.problem { throw SettingsError(message: problem) }
+        if let problem = options.problem { throw AdministrationError.invalid("options", problem) }
         guard try await store.setLaunchOptions(options, registrationID: registrationID) else {
-            throw SettingsError(message: "no platform with id \(registrationID) (see platforms list)")
+            throw AdministrationError.notFound("no platform with id \(registrationID) (see platforms list)")
         }
     }
 
@@ -57,9 +71,9 @@ public enum PlatformAdministration {
     public static func setSkyPrepOptions(
         store: any RegistrationStore & SkyPrepAccountStore, registrationID: String, options: PlatformSkyPrepOptions
     ) async throws {
-        if let problem = options.problem { throw SettingsError(message: problem) }
+        if let problem = options.problem { throw AdministrationError.invalid("skyprep", problem) }
         guard try await store.setSkyPrepOptions(options, registrationID: registrationID) else {
-            throw SettingsError(message: "no platform with id \(registrationID) (see platforms list)")
+            throw AdministrationError.notFound("no platform with id \(registrationID) (see platforms list)")
         }
     }
 

@@ -1,0 +1,243 @@
+import Foundation
+import GatewayStorage
+import LTICore
+import Logging
+
+/// Every change operators make to platforms, signing keys and API keys, and what they read back — one
+/// implementation behind both the command line and the admin API. Each change is recorded in the audit trail
+/// with its actor once it is stored.
+public struct Administration: Sendable {
+    /// A platform registration with its launch and SkyPrep options.
+    public struct Platform: Sendable, Equatable {
+        public var registration: PlatformRegistration
+        public var options: PlatformLaunchOptions
+        public var skyPrep: PlatformSkyPrepOptions
+    }
+
+    /// What a change to a platform sets; nil leaves a part as it is. The issuer and client id name a platform and
+    /// are never changed (register another platform instead).
+    public struct PlatformChanges: Sendable {
+        public var authURL: String?
+        public var tokenURL: String?
+        public var jwksURL: String?
+        public var deployments: [String]?
+        public var options: PlatformLaunchOptions?
+        public var skyPrep: PlatformSkyPrepOptions?
+
+        public init(
+            authURL: String? = nil, tokenURL: String? = nil, jwksURL: String? = nil, deployments: [String]? = nil,
+            options: PlatformLaunchOptions? = nil, skyPrep: PlatformSkyPrepOptions? = nil
+        ) {
+            self.authURL = authURL
+            self.tokenURL = tokenURL
+            self.jwksURL = jwksURL
+            self.deployments = deployments
+            self.options = options
+            self.skyPrep = skyPrep
+        }
+    }
+
+    public let store: any GatewayStore
+    public let signingKeys: any SigningKeyStore
+    public let keyPolicy: KeyPolicy
+    public let apiKeys: APIKeyService
+    let now: @Sendable () -> Date
+    /// Runs after the stored key ring changed (the server reloads its signer and key set at once).
+    let keysChanged: @Sendable () async -> Void
+
+    public init(
+        store: any GatewayStore, signingKeys: any SigningKeyStore, keyPolicy: KeyPolicy, logger: Logger,
+        now: @escaping @Sendable () -> Date = { Date() }, keysChanged: @escaping @Sendable () async -> Void = {}
+    ) {
+        self.store = store
+        self.signingKeys = signingKeys
+        self.keyPolicy = keyPolicy
+        self.apiKeys = APIKeyService(store: store, now: now, logger: logger)
+        self.now = now
+        self.keysChanged = keysChanged
+    }
+
+    // MARK: audit
+
+    func audit(_ action: String, _ target: String, by actor: AdministrationActor) async throws {
+        try await store.recordAuditEvent(
+            AuditEvent(id: "evt_" + SecureRandom.token(byteCount: 12), actor: actor.name, action: action, target: target, at: now()))
+    }
+
+    /// Audit events, newest first.
+    public func auditEvents(after: ListPosition?, limit: Int) async throws -> [AuditEvent] {
+        try await store.auditEvents(after: after, limit: limit)
+    }
+
+    // MARK: platforms
+
+    public func platforms() async throws -> [Platform] {
+        var result: [Platform] = []
+        for registration in try await store.allRegistrations() { result.append(try await details(registration)) }
+        return result
+    }
+
+    public func platform(id: String) async throws -> Platform {
+        guard let registration = try await store.registration(id: id) else { throw Self.noPlatform(id) }
+        return try await details(registration)
+    }
+
+    private func details(_ registration: PlatformRegistration) async throws -> Platform {
+        Platform(
+            registration: registration, options: try await store.launchOptions(registrationID: registration.id),
+            skyPrep: try await store.skyPrepOptions(registrationID: registration.id))
+    }
+
+    static func noPlatform(_ id: String) -> AdministrationError { .notFound("no platform with id \(id) (see platforms list)") }
+
+    /// Registers a platform, with its options when given (validated before anything is stored).
+    public func addPlatform(
+        issuer: String, clientID: String, authURL: String, tokenURL: String, jwksURL: String, deployments: [String],
+        options: PlatformLaunchOptions? = nil, skyPrep: PlatformSkyPrepOptions? = nil, by actor: AdministrationActor
+    ) async throws -> Platform {
+        if let problem = options?.problem { throw AdministrationError.invalid("options", problem) }
+        if let problem = skyPrep?.problem { throw AdministrationError.invalid("skyprep", problem) }
+        let registration = try await PlatformAdministration.add(
+            store: store, issuer: issuer, clientID: clientID, authURL: authURL, tokenURL: tokenURL, jwksURL: jwksURL,
+            deployments: deployments, now: now())
+        if let options { try await PlatformAdministration.setLaunchOptions(store: store, registrationID: registration.id, options: options) }
+        if let skyPrep { try await PlatformAdministration.setSkyPrepOptions(store: store, registrationID: registration.id, options: skyPrep) }
+        try await audit("platform.create", registration.id, by: actor)
+        return try await details(registration)
+    }
+
+    /// Changes what `changes` sets, after validating all of it.
+    public func updatePlatform(id: String, _ changes: PlatformChanges, by actor: AdministrationActor) async throws -> Platform {
+        guard var registration = try await store.registration(id: id) else { throw Self.noPlatform(id) }
+        registration.authURL = changes.authURL ?? registration.authURL
+        registration.tokenURL = changes.tokenURL ?? registration.tokenURL
+        registration.jwksURL = changes.jwksURL ?? registration.jwksURL
+        if let deployments = changes.deployments { registration.deploymentIDs = try PlatformAdministration.validDeployments(deployments) }
+        try PlatformAdministration.validateEndpoints(registration)
+        if let problem = changes.options?.problem { throw AdministrationError.invalid("options", problem) }
+        if let problem = changes.skyPrep?.problem { throw AdministrationError.invalid("skyprep", problem) }
+        if changes.authURL != nil || changes.tokenURL != nil || changes.jwksURL != nil || changes.deployments != nil {
+            guard try await store.updateRegistration(registration) else { throw Self.noPlatform(id) }
+        }
+        if let options = changes.options { try await PlatformAdministration.setLaunchOptions(store: store, registrationID: id, options: options) }
+        if let skyPrep = changes.skyPrep { try await PlatformAdministration.setSkyPrepOptions(store: store, registrationID: id, options: skyPrep) }
+        try await audit("platform.update", id, by: actor)
+        return try await platform(id: id)
+    }
+
+    /// Sets a platform's launch options (replacing earlier ones).
+    public func setLaunchOptions(platformID: String, _ options: PlatformLaunchOptions, by actor: AdministrationActor) async throws {
+        try await PlatformAdministration.setLaunchOptions(store: store, registrationID: platformID, options: options)
+        try await audit("platform.options.set", platformID, by: actor)
+    }
+
+    /// Sets a platform's SkyPrep options (replacing earlier ones).
+    public func setSkyPrepOptions(platformID: String, _ options: PlatformSkyPrepOptions, by actor: AdministrationActor) async throws {
+        try await PlatformAdministration.setSkyPrepOptions(store: store, registrationID: platformID, options: options)
+        try await audit("platform.skyprep.set", platformID, by: actor)
+    }
+
+    /// Removes a platform and its deployments; its launch records stay.
+    public func removePlatform(id: String, by actor: AdministrationActor) async throws {
+        guard try await store.removeRegistration(id: id) else { throw Self.noPlatform(id) }
+        try await audit("platform.delete", id, by: actor)
+    }
+
+    /// Adds a deployment (another install of the tool on the same platform: a Canvas sub-account, another course).
+    public func addDeployment(platformID: String, deploymentID: String, by actor: AdministrationActor) async throws -> Platform {
+        guard var registration = try await store.registration(id: platformID) else { throw Self.noPlatform(platformID) }
+        guard !registration.deploymentIDs.contains(deploymentID) else {
+            throw AdministrationError(.conflict, "platform \(platformID) already has this deployment")
+        }
+        registration.deploymentIDs = try PlatformAdministration.validDeployments(registration.deploymentIDs + [deploymentID])
+        guard try await store.updateRegistration(registration) else { throw Self.noPlatform(platformID) }
+        try await audit("platform.deployment.add", "\(platformID)/\(deploymentID)", by: actor)
+        return try await details(registration)
+    }
+
+    /// Removes a deployment; a platform keeps one at least.
+    public func removeDeployment(platformID: String, deploymentID: String, by actor: AdministrationActor) async throws -> Platform {
+        guard var registration = try await store.registration(id: platformID) else { throw Self.noPlatform(platformID) }
+        guard registration.deploymentIDs.contains(deploymentID) else {
+            throw AdministrationError.notFound("platform \(platformID) has no such deployment (see platforms list)")
+        }
+        guard registration.deploymentIDs.count > 1 else {
+            throw AdministrationError(.conflict, "this is the platform's only deployment; remove the platform instead")
+        }
+        registration.deploymentIDs.removeAll { $0 == deploymentID }
+        guard try await store.updateRegistration(registration) else { throw Self.noPlatform(platformID) }
+        try await audit("platform.deployment.remove", "\(platformID)/\(deploymentID)", by: actor)
+        return try await details(registration)
+    }
+
+    // MARK: signing keys
+
+    /// The published keys (active, next, retiring).
+    public func signingKeyRing() async throws -> ToolKeyRing { try await signingKeys.loadKeyRing() }
+
+    /// next → active, active → retiring, a new next; with `emergency`, every key replaced at once.
+    public func rotateSigningKeys(force: Bool, emergency: Bool, by actor: AdministrationActor) async throws -> ToolKeyRing {
+        guard !(force && emergency) else {
+            throw AdministrationError.invalid("emergency", "force and emergency exclude each other (emergency replaces every key)")
+        }
+        let ring = try await Self.keyChange {
+            emergency
+                ? try await KeyAdministration.replaceAll(store: signingKeys, policy: keyPolicy, now: now())
+                : try await KeyAdministration.rotate(store: signingKeys, policy: keyPolicy, force: force, now: now())
+        }
+        try await audit(emergency ? "signing_keys.replace_all" : "signing_keys.rotate", ring.active?.kid ?? "-", by: actor)
+        await keysChanged()
+        return ring
+    }
+
+    /// Removes a retiring key from the key set at once.
+    public func retireSigningKey(kid: String, by actor: AdministrationActor) async throws -> ToolKeyRing {
+        let ring = try await Self.keyChange { try await KeyAdministration.retire(store: signingKeys, kid: kid) }
+        try await audit("signing_key.retire", kid, by: actor)
+        await keysChanged()
+        return ring
+    }
+
+    /// A key-ring change, its refusals as administration errors.
+    private static func keyChange(_ body: () async throws -> ToolKeyRing) async throws -> ToolKeyRing {
+        do {
+            return try await body()
+        } catch let error as KeyRingError {
+            if case .unknownKey = error { throw AdministrationError.notFound(error.description) }
+            throw AdministrationError(.conflict, error.description)
+        }
+    }
+
+    // MARK: API keys
+
+    /// Creates an API key; its secret is in the answer and nowhere else.
+    public func createAPIKey(
+        name: String, scopes: [String], expiresAt: Date?, environment: APIKeyService.Environment, by actor: AdministrationActor
+    ) async throws -> APIKeyService.Created {
+        let created = try await apiKeys.create(name: name, scopes: scopes, expiresAt: expiresAt, environment: environment, by: actor)
+        try await audit("api_key.create", created.key.id, by: actor)
+        return created
+    }
+
+    public func apiKeyList() async throws -> [StoredAPIKey] { try await store.apiKeys() }
+
+    public func apiKey(id: String) async throws -> StoredAPIKey {
+        guard let key = try await store.apiKey(id: id) else { throw AdministrationError.notFound("no API key with id \(id) (see api-keys list)") }
+        return key
+    }
+
+    /// Deletes an API key: every instance refuses it from its next request on.
+    public func deleteAPIKey(id: String, by actor: AdministrationActor) async throws {
+        guard try await store.deleteAPIKey(id: id) else { throw AdministrationError.notFound("no API key with id \(id) (see api-keys list)") }
+        try await audit("api_key.delete", id, by: actor)
+    }
+
+    // MARK: launches
+
+    public func launches(_ query: LaunchQuery) async throws -> [LaunchRecord] { try await store.launches(matching: query) }
+
+    public func launch(id: String) async throws -> LaunchRecord {
+        guard let launch = try await store.launch(id: id) else { throw AdministrationError.notFound("no launch with id \(id)") }
+        return launch
+    }
+}
