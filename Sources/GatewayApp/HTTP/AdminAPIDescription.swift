@@ -123,7 +123,6 @@ enum AdminAPIDescription {
                 "properties",
                 .object(
                     properties.map { name, type in
-                        if type.hasPrefix("#") { return (name, ref(String(type.dropFirst()))) }
                         if type.hasSuffix("[]") {
                             let item = String(type.dropLast(2))
                             return (
