@@ -29,7 +29,8 @@ struct AdminAPIOperationsTests {
                 // Pairs share a time: the id orders them.
                 let id = String(format: "launch-%02d", index)
                 try await e2e.gateway.store.recordLaunch(
-                    Self.launch(id, platform: e2e.registrationA.id, lab: index % 3 == 0 ? "7" : "42", at: start.addingTimeInterval(Double(index / 2))))
+                    Self.launch(id, platform: e2e.registrationA.id, lab: index % 3 == 0 ? "7" : "42", at: start.addingTimeInterval(Double(index / 2)))
+                )
                 expected.insert(id, at: 0)
             }
             expected = expected.sorted { a, b in
@@ -61,7 +62,9 @@ struct AdminAPIOperationsTests {
 
             let filtered = try jsonList(
                 try await e2e.api(.GET, "/api/v1/launches?platform_id=\(e2e.registrationA.id)&lab_id=7&limit=100", key: key))
-            #expect(filtered.count == 10 && filtered.allSatisfy { $0["lab_id"] as? String == "7" && $0["platform_id"] as? String == e2e.registrationA.id })
+            #expect(
+                filtered.count == 10 && filtered.allSatisfy { $0["lab_id"] as? String == "7" && $0["platform_id"] as? String == e2e.registrationA.id }
+            )
             let window = try jsonList(
                 try await e2e.api(
                     .GET,
