@@ -132,9 +132,10 @@ struct AdminAPITests {
             let listing = try await e2e.api(.GET, "/api/v1/api_keys", key: creator)
             let single = try await e2e.api(.GET, "/api/v1/api_keys/\(id)", key: creator)
             let audit = try await e2e.gateway.administration.auditEvents(after: nil, limit: 100)
-            for text in [listing.body, single.body, AdministrationTables.apiKeys(try await e2e.gateway.administration.apiKeyList())]
-                + e2e.logs.all + audit.map { "\($0)" }
-            {
+            let texts =
+                [listing.body, single.body, AdministrationTables.apiKeys(try await e2e.gateway.administration.apiKeyList())] + e2e.logs.all
+                + audit.map(String.init(describing:))
+            for text in texts {
                 #expect(!text.contains(secret), "the secret shows in \(text.prefix(200))")
             }
             #expect(!listing.body.contains("\"secret\""))

@@ -175,13 +175,9 @@ final class SkyPrepProvisioningQueue: Sendable {
     /// Registrations' SkyPrep options, cached (read on every launch).
     let registrations: RegistrationCache
     let provisioner: SkyPrepProvisioner
-    let workerID: String
-    let lease: TimeInterval
-    /// Waits before a failed job runs again: doubling up to an hour, ±20 % so that held-up jobs do not retry in step.
-    let retry: Backoff
     let logger: Logger
-    private let wakeUp: AsyncStream<Void>.Continuation
-    private let wakeUps: AsyncStream<Void>
+    /// The durable jobs: retries double up to an hour, ±20 % so that held-up jobs do not retry in step.
+    let jobs: DurableJobs
 
     init(
         store: any SkyPrepAccountStore & JobQueueStore, registrations: RegistrationCache, provisioner: SkyPrepProvisioner, logger: Logger,
@@ -191,11 +187,10 @@ final class SkyPrepProvisioningQueue: Sendable {
         self.store = store
         self.registrations = registrations
         self.provisioner = provisioner
-        self.workerID = "worker-" + SecureRandom.token().prefix(12)
-        self.lease = lease
-        self.retry = retry
         self.logger = logger
-        (wakeUps, wakeUp) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        jobs = DurableJobs(
+            kind: Self.kind, store: store, lease: lease, retry: retry, keyField: "gw.learner", name: "SkyPrep provisioning",
+            metric: "skyprep_provisioning", logger: logger, now: provisioner.now)
     }
 
     /// Called on every resource-link launch: queues provisioning when SkyPrep does not yet know this
@@ -216,8 +211,7 @@ final class SkyPrepProvisioningQueue: Sendable {
 
     /// Queues `request`; `wake` starts this instance's worker on it at once.
     func enqueue(_ request: SkyPrepProvisioningRequest, wake: Bool = true) async throws {
-        try await store.enqueueJob(kind: Self.kind, key: request.learnerID, payload: try StoredJSON.encode(request), runAt: provisioner.now())
-        if wake { wakeUp.yield() }
+        try await jobs.enqueue(key: request.learnerID, payload: try StoredJSON.encode(request), wake: wake)
     }
 
     /// Provisions `request` now (SSO, where the browser waits for the account): queued first, so a
@@ -226,7 +220,7 @@ final class SkyPrepProvisioningQueue: Sendable {
         try await enqueue(request, wake: false)
         let deadline = ContinuousClock.now + wait
         while true {
-            if let job = try await claim(key: request.learnerID).first {
+            if let job = try await jobs.claim(key: request.learnerID).first {
                 return try await run(job)
             }
             if let job = try await store.queuedJob(kind: Self.kind, key: request.learnerID) {
@@ -245,79 +239,28 @@ final class SkyPrepProvisioningQueue: Sendable {
         }
     }
 
-    /// Runs due jobs, up to `limit`; how many ran. Each is claimed just before it runs — a job claimed early would
-    /// sit out its short lease behind the others (SkyPrep's rate limit) and be taken over by another worker.
+    /// Runs due jobs, up to `limit`; how many ran.
     @discardableResult
     func runDue(limit: Int = 20) async -> Int {
-        var ran = 0
-        while ran < limit, !Task.isCancelled {
-            let job: QueuedJob
-            do {
-                guard let next = try await claim(key: nil, limit: 1).first else { break }
-                job = next
-            } catch {
-                logger.warning("job queue unavailable", metadata: ["error": "\(error)"])
-                break
-            }
-            _ = try? await run(job)
-            ran += 1
-        }
-        return ran
+        await jobs.runDue(limit: limit) { job in _ = try await self.run(job) }
     }
 
-    /// Runs due jobs whenever woken (a launch queued one) and at least every `poll` (jobs queued by other
-    /// instances, retries), until cancelled.
+    /// Runs due jobs whenever woken and at least every `poll`, until cancelled.
     func work(poll: Duration) async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { [wakeUps] in
-                for await _ in wakeUps { await self.drain() }
-            }
-            group.addTask {
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: poll)
-                    self.wakeUp.yield()
-                }
-            }
-            await group.next()
-            group.cancelAll()
-        }
+        await jobs.work(poll: poll) { job in _ = try await self.run(job) }
     }
 
-    private func drain() async {
-        while !Task.isCancelled, await runDue() > 0 {}
-    }
-
-    private func claim(key: String?, limit: Int = 1) async throws -> [QueuedJob] {
-        let now = provisioner.now()
-        return try await store.claimJobs(
-            kind: Self.kind, key: key, now: now, leaseUntil: now.addingTimeInterval(lease), worker: workerID, limit: limit)
-    }
-
-    /// Runs `write` outside the caller's cancellation: a job's outcome is stored even while the gateway shuts down.
-    private func settle(_ write: @escaping @Sendable () async throws -> Void) async throws {
-        try await Task { try await write() }.value
-    }
-
-    /// Runs one claimed job and settles it (complete, retry later, or hold).
-    ///
-    /// The lease is short and renewed every third of it while the job runs, so the jobs of a worker that died are due
-    /// again within one lease; the job is settled even when the run was cancelled (shutdown), so it never waits out
-    /// a lease its worker gave up.
+    /// Runs one claimed job and settles it (complete, retry later, or hold: only when retrying cannot help).
     private func run(_ job: QueuedJob) async throws -> SkyPrepAccount? {
-        let heartbeat = Task { [store, workerID, lease, provisioner, logger] in
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(lease / 3))
-                guard !Task.isCancelled else { return }
-                let renewed = try? await store.renewJobLease(job, worker: workerID, until: provisioner.now().addingTimeInterval(lease))
-                if renewed == false { logger.warning("job lease lost while it ran", metadata: ["gw.learner": "\(job.key)"]) }
-                if renewed == true { logger.debug("job lease renewed", metadata: ["gw.learner": "\(job.key)"]) }
+        try await jobs.run(
+            job,
+            classify: { error in
+                let failure = error as? SkyPrepProvisioningError
+                return DurableJobs.Failure(code: failure?.code ?? "error", transient: failure?.isTransient ?? true)
             }
-        }
-        defer { heartbeat.cancel() }
-        do {
+        ) { job in
             let request = try StoredJSON.decode(SkyPrepProvisioningRequest.self, from: job.payload, what: "the payload of job \(job.kind) \(job.key)")
             let (outcome, account) = try await provisioner.provision(request)
-            try await settle { [store, workerID] in try await store.completeJob(job, worker: workerID) }
             Counter(label: "skyprep_provisioning_total", dimensions: [("outcome", outcome.rawValue)]).increment()
             logger.info(
                 "SkyPrep provisioning",
@@ -326,28 +269,6 @@ final class SkyPrepProvisioningQueue: Sendable {
                     "skyprep.user": "\(account.map { String($0.userID) } ?? "-")",
                 ])
             return account
-        } catch {
-            // Held for an operator only when retrying cannot help; a run cut short by shutdown is due again at once.
-            let transient = (error as? SkyPrepProvisioningError)?.isTransient ?? ((error as? StorageError)?.code != .corrupt)
-            let delay =
-                Task.isCancelled || error is CancellationError
-                ? 0 : retry.delay(afterAttempt: max(1, job.attempts)).totalSeconds
-            let retryAt = transient ? provisioner.now().addingTimeInterval(delay) : nil
-            Counter(label: "skyprep_provisioning_total", dimensions: [("outcome", transient ? "retry" : "held")]).increment()
-            logger.warning(
-                "SkyPrep provisioning failed",
-                metadata: [
-                    "gw.learner": "\(job.key)", "gw.job.attempt": "\(job.attempts)", "error": "\(error)",
-                    "gw.job.next": "\(retryAt.map { ISO8601DateFormatter().string(from: $0) } ?? "held for an operator")",
-                ])
-            do {
-                let code = (error as? SkyPrepProvisioningError)?.code ?? ((error as? StorageError).map { "storage_\($0.code.rawValue)" } ?? "error")
-                let failure = JobFailure(code: code, detail: String(describing: error).prefix(500).description)
-                try await settle { [store, workerID] in try await store.failJob(job, worker: workerID, failure: failure, retryAt: retryAt) }
-            } catch {
-                logger.error("job not settled; it runs again after its lease", metadata: ["gw.learner": "\(job.key)", "error": "\(error)"])
-            }
-            throw error
         }
     }
 }
