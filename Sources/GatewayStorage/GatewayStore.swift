@@ -15,6 +15,11 @@ public protocol RegistrationStore: RegistrationLookup {
     /// Replaces the endpoints (authorization, token, key set) and the deployments of the registration with
     /// `registration.id`, in one transaction; its issuer, client id and creation time stay. `false` when there is none.
     func updateRegistration(_ registration: PlatformRegistration) async throws -> Bool
+    /// Adds one deployment after the registration's others (one statement: concurrent additions all stay); `false`
+    /// when there is no such registration, ``StorageError`` `.duplicate` when it has this deployment.
+    func addDeployment(_ deploymentID: String, registrationID: String) async throws -> Bool
+    /// Removes one deployment, unless it is the registration's last; `false` when nothing was removed.
+    func removeDeployment(_ deploymentID: String, registrationID: String) async throws -> Bool
 }
 
 /// Learner identities keyed by (issuer, sub).
@@ -37,6 +42,19 @@ public protocol LaunchStore: Sendable {
     func recentLaunches(limit: Int) async throws -> [LaunchRecord]
     /// The launches `query` selects, newest first (time, then id), at most `query.limit`.
     func launches(matching query: LaunchQuery) async throws -> [LaunchRecord]
+    /// The newest launch that started lab instance `labInstanceID`.
+    func launch(labInstanceID: String) async throws -> LaunchRecord?
+    /// Records where the launch's lab stands (a Skillable event): its state, and the completion status and end time
+    /// when the event carried them (nil keeps what is stored).
+    func recordLabEvent(launchID: String, state: String, completionStatus: Int?, endedAt: Date?) async throws
+}
+
+/// Skillable webhook events already handled, so that a retried delivery is handled once.
+public protocol WebhookEventStore: Sendable {
+    /// Whether `event` for lab instance `labInstanceID` was handled.
+    func webhookEventHandled(event: String, labInstanceID: String) async throws -> Bool
+    /// Remembers that `event` for `labInstanceID` was handled, until `expiresAt` (long after Skillable stops retrying).
+    func recordWebhookEvent(event: String, labInstanceID: String, at: Date, expiresAt: Date) async throws
 }
 
 /// Admin API keys, stored by the digest of their secret.
@@ -119,7 +137,8 @@ public protocol ExpiredStateStore: Sendable {
 /// Everything the gateway keeps. A backend implements all of it and passes `GatewayStoreConformance`; each
 /// consumer depends only on the narrow protocols it uses.
 public protocol GatewayStore: RegistrationStore, LoginStateStore, NonceStore, IdentityStore, LaunchStore, DeepLinkSessionStore,
-    LabSessionStore, LabStartStore, SkyPrepAccountStore, JobQueueStore, DatabaseHealth, ExpiredStateStore, APIKeyStore, AuditStore
+    LabSessionStore, LabStartStore, SkyPrepAccountStore, JobQueueStore, DatabaseHealth, ExpiredStateStore, APIKeyStore, AuditStore,
+    WebhookEventStore
 {
     /// Applies pending schema migrations.
     func migrate() async throws
@@ -180,6 +199,10 @@ public protocol JobQueueStore: Sendable {
     func jobLease(kind: String, key: String) async throws -> Date?
     /// Queued jobs, oldest first (operators).
     func queuedJobs(limit: Int) async throws -> [QueuedJob]
+    /// Queued jobs of `kind`, oldest first (operators).
+    func queuedJobs(kind: String, limit: Int) async throws -> [QueuedJob]
+    /// How many jobs of `kind` wait (to run, or to run again) and how many are held for an operator.
+    func jobCounts(kind: String) async throws -> (waiting: Int, held: Int)
     /// Makes a job (held or waiting) due at `now`; `false` when there is no such job.
     func releaseJob(kind: String, key: String, now: Date) async throws -> Bool
 }

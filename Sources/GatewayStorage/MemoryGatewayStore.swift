@@ -17,6 +17,7 @@ public actor MemoryGatewayStore: GatewayStore {
     private var jobs: [String: (job: QueuedJob, worker: String?, leaseUntil: Date?)] = [:]
     private var apiKeysByID: [String: StoredAPIKey] = [:]
     private var audit: [AuditEvent] = []
+    private var webhookEvents: [String: Date] = [:]
 
     public init() {}
 
@@ -65,6 +66,23 @@ public actor MemoryGatewayStore: GatewayStore {
     }
 
     public func registration(id: String) async throws -> PlatformRegistration? { registrationsByID[id] }
+
+    public func addDeployment(_ deploymentID: String, registrationID: String) async throws -> Bool {
+        guard var stored = registrationsByID[registrationID] else { return false }
+        guard !stored.deploymentIDs.contains(deploymentID) else { throw StorageError(.duplicate, "deployment exists") }
+        stored.deploymentIDs.append(deploymentID)
+        registrationsByID[registrationID] = stored
+        return true
+    }
+
+    public func removeDeployment(_ deploymentID: String, registrationID: String) async throws -> Bool {
+        guard var stored = registrationsByID[registrationID], stored.deploymentIDs.count > 1, stored.deploymentIDs.contains(deploymentID) else {
+            return false
+        }
+        stored.deploymentIDs.removeAll { $0 == deploymentID }
+        registrationsByID[registrationID] = stored
+        return true
+    }
 
     public func updateRegistration(_ registration: PlatformRegistration) async throws -> Bool {
         guard var stored = registrationsByID[registration.id] else { return false }
@@ -206,6 +224,7 @@ public actor MemoryGatewayStore: GatewayStore {
         deepLinkSessions = deepLinkSessions.filter { $0.value.expiresAt > now }
         labSessions = labSessions.filter { $0.value.expiresAt > now }
         labStarts = labStarts.filter { $0.value.expiresAt > now }
+        webhookEvents = webhookEvents.filter { $0.value > now }
         return before - loginStates.count - usedNonces.count - deepLinkSessions.count - labSessions.count
     }
 
@@ -340,5 +359,35 @@ public actor MemoryGatewayStore: GatewayStore {
     public func auditEvents(after: ListPosition?, limit: Int) async throws -> [AuditEvent] {
         let selected = audit.filter { event in after.map { (event.at, event.id) < ($0.time, $0.id) } ?? true }
         return Array(selected.sorted { ($0.at, $0.id) > ($1.at, $1.id) }.prefix(max(0, limit)))
+    }
+
+    // MARK: grade passback
+
+    public func launch(labInstanceID: String) async throws -> LaunchRecord? {
+        launches.filter { $0.labInstanceID == labInstanceID }.max { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+    }
+
+    public func recordLabEvent(launchID: String, state: String, completionStatus: Int?, endedAt: Date?) async throws {
+        guard let index = launches.firstIndex(where: { $0.id == launchID }) else { return }
+        launches[index].labState = state
+        launches[index].completionStatus = completionStatus ?? launches[index].completionStatus
+        launches[index].endedAt = endedAt ?? launches[index].endedAt
+    }
+
+    public func webhookEventHandled(event: String, labInstanceID: String) async throws -> Bool {
+        webhookEvents["\(event) \(labInstanceID)"] != nil
+    }
+
+    public func recordWebhookEvent(event: String, labInstanceID: String, at: Date, expiresAt: Date) async throws {
+        if webhookEvents["\(event) \(labInstanceID)"] == nil { webhookEvents["\(event) \(labInstanceID)"] = expiresAt }
+    }
+
+    public func queuedJobs(kind: String, limit: Int) async throws -> [QueuedJob] {
+        Array(try await queuedJobs(limit: Int.max).filter { $0.kind == kind }.prefix(max(0, limit)))
+    }
+
+    public func jobCounts(kind: String) async throws -> (waiting: Int, held: Int) {
+        let jobs = self.jobs.values.map(\.job).filter { $0.kind == kind }
+        return (jobs.count { !$0.held }, jobs.count { $0.held })
     }
 }

@@ -50,12 +50,23 @@ public struct LaunchRecord: Sendable, Equatable {
     public var labInstanceID: String?
     /// The AGS line item URL, when the launch carried one.
     public var agsLineItem: String?
+    /// The AGS line items URL (the context's gradebook columns), when the launch carried one.
+    public var agsLineItems: String?
+    /// The AGS scopes the platform granted for this launch.
+    public var agsScopes: [String]
     public var createdAt: Date
+    /// Where the lab stands, from Skillable's webhooks (`scored`, `saved`, `torn-down`, …): the last event's name.
+    public var labState: String?
+    /// Skillable's `CompletionStatus` from the last lab event that carried one.
+    public var completionStatus: Int?
+    /// When the lab ended (torn down), from Skillable's `End`.
+    public var endedAt: Date?
 
     public init(
         id: String, registrationID: String, deploymentID: String, learnerID: String, subject: String,
         messageType: String, resourceLinkID: String?, contextID: String?, labID: String?, outcome: String,
-        vendorResultCode: Int?, labInstanceID: String?, agsLineItem: String?, createdAt: Date
+        vendorResultCode: Int?, labInstanceID: String?, agsLineItem: String?, agsLineItems: String? = nil, agsScopes: [String] = [],
+        createdAt: Date, labState: String? = nil, completionStatus: Int? = nil, endedAt: Date? = nil
     ) {
         self.id = id
         self.registrationID = registrationID
@@ -70,7 +81,12 @@ public struct LaunchRecord: Sendable, Equatable {
         self.vendorResultCode = vendorResultCode
         self.labInstanceID = labInstanceID
         self.agsLineItem = agsLineItem
+        self.agsLineItems = agsLineItems
+        self.agsScopes = agsScopes
         self.createdAt = createdAt
+        self.labState = labState
+        self.completionStatus = completionStatus
+        self.endedAt = endedAt
     }
 }
 

@@ -142,5 +142,20 @@ enum PostgresSchema {
             "CREATE INDEX audit_events_at ON audit_events (at, id)",
             "CREATE INDEX launches_registration ON launches (registration_id, created_at)",
         ],
+        // 10: grade passback — the launch's AGS endpoint and its lab's lifecycle, and the Skillable webhook events handled
+        // (each event of a lab instance once).
+        [
+            "ALTER TABLE launches ADD COLUMN ags_lineitems TEXT",
+            "ALTER TABLE launches ADD COLUMN ags_scopes TEXT",
+            "ALTER TABLE launches ADD COLUMN lab_state TEXT",
+            "ALTER TABLE launches ADD COLUMN completion_status INTEGER",
+            "ALTER TABLE launches ADD COLUMN ended_at DOUBLE PRECISION",
+            """
+            CREATE TABLE webhook_events (
+              event TEXT NOT NULL, lab_instance_id TEXT NOT NULL, received_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
+              PRIMARY KEY (event, lab_instance_id))
+            """,
+            "CREATE INDEX webhook_events_expiry ON webhook_events (expires_at)",
+        ],
     ]
 }

@@ -90,5 +90,56 @@ extension GatewayStoreConformance {
             try expect(rest.map(\.id) == ["evt-1", "evt-0"], "second page \(rest.map(\.id))")
             try expect(rest.last == AuditEvent(id: "evt-0", actor: "cli", action: "platform.create", target: "r0", at: epoch), "round trip")
         },
+        Check(name: "one deployment is added or removed at a time; the last one stays") { store in
+            try await store.addRegistration(registration("r1", deployments: ["dep-1"]))
+            try expect(try await store.addDeployment("dep-2", registrationID: "r1"), "add refused")
+            try expect(try await store.addDeployment("dep-3", registrationID: "none") == false, "added to no registration")
+            do {
+                _ = try await store.addDeployment("dep-2", registrationID: "r1")
+                try expect(false, "a deployment was added twice")
+            } catch let error as StorageError {
+                try expect(error.code == .duplicate, "duplicate: \(error)")
+            }
+            try expect(try await store.registration(id: "r1")?.deploymentIDs == ["dep-1", "dep-2"], "order")
+            try expect(try await store.removeDeployment("dep-1", registrationID: "r1"), "remove refused")
+            try expect(try await store.removeDeployment("dep-2", registrationID: "r1") == false, "the last deployment was removed")
+            try expect(try await store.registration(id: "r1")?.deploymentIDs == ["dep-2"], "after removal")
+        },
+        Check(name: "a launch is found by its lab instance; lab events keep what they do not carry; webhook events are remembered") { store in
+            var first = launch("a", at: 0)
+            first.labInstanceID = "inst-1"
+            first.agsLineItems = "https://lms/lineitems"
+            first.agsScopes = ["https://purl.imsglobal.org/spec/lti-ags/scope/score"]
+            var second = launch("b", at: 5)
+            second.labInstanceID = "inst-1"
+            try await store.recordLaunch(first)
+            try await store.recordLaunch(second)
+            try expect(try await store.launch(labInstanceID: "inst-1")?.id == "b", "the newest launch of the instance")
+            try expect(try await store.launch(id: "a") == first, "AGS fields round-trip")
+            try await store.recordLabEvent(launchID: "b", state: "scored", completionStatus: 2, endedAt: nil)
+            try await store.recordLabEvent(launchID: "b", state: "torn-down", completionStatus: nil, endedAt: epoch.addingTimeInterval(60))
+            let found = try await store.launch(id: "b")
+            try expect(
+                found?.labState == "torn-down" && found?.completionStatus == 2 && found?.endedAt == epoch.addingTimeInterval(60),
+                "lifecycle \(String(describing: found))")
+            try expect(try await store.webhookEventHandled(event: "scored", labInstanceID: "inst-1") == false, "unknown event handled")
+            try await store.recordWebhookEvent(event: "scored", labInstanceID: "inst-1", at: epoch, expiresAt: epoch.addingTimeInterval(60))
+            try await store.recordWebhookEvent(event: "scored", labInstanceID: "inst-1", at: epoch, expiresAt: epoch.addingTimeInterval(60))
+            try expect(try await store.webhookEventHandled(event: "scored", labInstanceID: "inst-1"), "handled event forgotten")
+            try expect(try await store.webhookEventHandled(event: "saved", labInstanceID: "inst-1") == false, "another event counted")
+            _ = try await store.deleteExpired(now: epoch.addingTimeInterval(61))
+            try expect(try await store.webhookEventHandled(event: "scored", labInstanceID: "inst-1") == false, "kept past its expiry")
+        },
+        Check(name: "jobs are counted and listed by kind") { store in
+            for key in ["a", "b"] { try await store.enqueueJob(kind: "score", key: key, payload: "{}", runAt: epoch) }
+            try await store.enqueueJob(kind: "other", key: "c", payload: "{}", runAt: epoch)
+            let claimed = try await store.claimJobs(
+                kind: "score", key: "b", now: epoch, leaseUntil: epoch.addingTimeInterval(30), worker: "w", limit: 1)
+            guard let job = claimed.first else { throw Failure(description: "job b not claimed") }
+            try await store.failJob(job, worker: "w", failure: JobFailure(code: "x", detail: "x"), retryAt: nil)
+            let counts = try await store.jobCounts(kind: "score")
+            try expect(counts.waiting == 1 && counts.held == 1, "counts \(counts)")
+            try expect(try await store.queuedJobs(kind: "score", limit: 10).map(\.key) == ["a", "b"], "listed by kind")
+        },
     ]
 }

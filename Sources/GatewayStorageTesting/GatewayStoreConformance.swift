@@ -552,11 +552,17 @@ public enum TrustAnchorMigrationCheck {
                     .time(GatewayStoreConformance.epoch),
                 ])
         }
-        try await store.recordLaunch(
-            LaunchRecord(
-                id: "launch-1", registrationID: "reg-self", deploymentID: "dep", learnerID: "lti-launched", subject: "s1",
-                messageType: "LtiResourceLinkRequest", resourceLinkID: nil, contextID: nil, labID: "42", outcome: "launched",
-                vendorResultCode: 1, labInstanceID: nil, agsLineItem: nil, createdAt: GatewayStoreConformance.epoch))
+        // The launch as the schema of that time stores it (the columns launches had then).
+        try await store.write(
+            SQLStatement(
+                """
+                INSERT INTO launches (id, registration_id, deployment_id, learner_id, subject, message_type, lab_id, outcome, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """),
+            [
+                .text("launch-1"), .text("reg-self"), .text("dep"), .text("lti-launched"), .text("s1"), .text("LtiResourceLinkRequest"),
+                .text("42"), .text("launched"), .time(GatewayStoreConformance.epoch),
+            ])
         try await migrate(nil)
         let launched = try await store.identity(issuer: issuer, trustAnchor: "https://self.example/jwks", subject: "s1")
         try GatewayStoreConformance.expect(launched?.id == "lti-launched", "the launched learner did not keep their id under their launch's key set")

@@ -24,7 +24,7 @@ struct Keys: AsyncParsableCommand {
 
         func run() async throws {
             let settings = try await common.settings()
-            let ring = try await withKeyStore(settings) { try await KeyAdministration.ready(store: $0, policy: settings.keys.policy) }
+            let ring = try await withAdministration(settings) { try await $0.readySigningKeys(by: .commandLine) }
             print(KeyAdministration.table(ring), terminator: "")
         }
     }

@@ -13,7 +13,7 @@ import SkyPrep
 struct Platforms: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Register, list and remove LMS platforms, and set how their learners' labs launch.",
-        subcommands: [Add.self, List.self, Remove.self, AddDeployment.self, RemoveDeployment.self, SetOptions.self, SetSkyPrep.self])
+        subcommands: [Add.self, List.self, Update.self, Remove.self, AddDeployment.self, RemoveDeployment.self, SetOptions.self, SetSkyPrep.self])
 
     /// Launch options shared by `add` and `set-options`.
     struct LaunchOptionFlags: ParsableArguments {
@@ -157,6 +157,28 @@ struct Platforms: AsyncParsableCommand {
             let settings = try await common.settings()
             try await withAdministration(settings) { try await $0.removePlatform(id: id, by: .commandLine) }
             print("Removed platform \(id)")
+        }
+    }
+
+    struct Update: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Change a platform's endpoints (its issuer and client id name it and stay; options: set-options, set-skyprep).")
+        @OptionGroup var common: CommonOptions
+        @Argument(help: "The platform id (see platforms list).") var id: String
+        @Option(name: .customLong("auth-url"), help: "The platform's OIDC authorization endpoint.") var authURL: String?
+        @Option(name: .customLong("token-url"), help: "The platform's OAuth 2 token endpoint.") var tokenURL: String?
+        @Option(name: .customLong("jwks-url"), help: "The platform's public key set URL (learners are tied to it: see the README).")
+        var jwksURL: String?
+
+        func run() async throws {
+            guard authURL != nil || tokenURL != nil || jwksURL != nil else {
+                throw CommandFailure("nothing to change: give --auth-url, --token-url or --jwks-url")
+            }
+            let settings = try await common.settings()
+            let platform = try await withAdministration(settings) {
+                try await $0.updatePlatform(id: id, .init(authURL: authURL, tokenURL: tokenURL, jwksURL: jwksURL), by: .commandLine)
+            }
+            print(PlatformAdministration.table([(platform.registration, platform.options, platform.skyPrep)]), terminator: "")
         }
     }
 

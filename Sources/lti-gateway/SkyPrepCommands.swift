@@ -90,8 +90,7 @@ struct Jobs: AsyncParsableCommand {
 
         func run() async throws {
             let settings = try await common.settings()
-            let released = try await withStore(settings) { try await $0.releaseJob(kind: kind, key: key, now: Date()) }
-            guard released else { throw CommandFailure("no queued \(kind) job with key \(key) (see jobs list)") }
+            try await withAdministration(settings) { try await $0.releaseJob(kind: kind, key: key, by: .commandLine) }
             print("Job \(kind) \(key) will run at the next poll of a running gateway.")
         }
     }

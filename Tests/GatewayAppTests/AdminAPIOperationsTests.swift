@@ -37,12 +37,6 @@ struct AdminAPIOperationsTests {
                 let (ta, tb) = (Int(a.suffix(2))! / 2, Int(b.suffix(2))! / 2)
                 return ta != tb ? ta > tb : a > b
             }
-            let writer = Task {
-                for index in 0..<40 {
-                    try await e2e.gateway.store.recordLaunch(
-                        Self.launch("new-\(index)", platform: e2e.registrationA.id, lab: "42", at: e2e.clock.now.addingTimeInterval(Double(index))))
-                }
-            }
             var seen: [String] = []
             var cursor: String?
             var pages = 0
@@ -56,8 +50,15 @@ struct AdminAPIOperationsTests {
                 seen += rows.compactMap { $0["id"] as? String }.filter { $0.hasPrefix("launch-") }
                 cursor = object["next_cursor"] as? String
                 pages += 1
+                // Between pages, launches are recorded: a newer one, and one at the very time of the page's last row whose
+                // id sorts before it (so it is behind the cursor): neither may appear in a later page or shift one.
+                let lastID = try #require(rows.last?["id"] as? String)
+                let last = try #require(try await e2e.gateway.store.launch(id: lastID))
+                try await e2e.gateway.store.recordLaunch(
+                    Self.launch("new-\(pages)", platform: e2e.registrationA.id, lab: "42", at: e2e.clock.now.addingTimeInterval(Double(pages))))
+                try await e2e.gateway.store.recordLaunch(
+                    Self.launch("launch-zz\(pages)", platform: e2e.registrationA.id, lab: "42", at: last.createdAt))
             } while cursor != nil && pages < 50
-            try await writer.value
             #expect(seen == expected, "pages repeated or skipped launches")
 
             let filtered = try jsonList(
@@ -135,7 +136,7 @@ struct AdminAPIOperationsTests {
 
     static func routeTable(_ e2e: EndToEnd) -> [String: APIScope?] {
         var table: [String: APIScope?] = [:]
-        for route in AdminAPIController(administration: e2e.gateway.administration, throttle: AuthFailureThrottle(), baseURL: e2e.baseURL).routes {
+        for route in AdminAPIController(administration: e2e.gateway.administration, throttle: AuthFailureThrottle()).routes {
             table["\(route.method.rawValue) \(route.path)"] = route.scope
         }
         return table

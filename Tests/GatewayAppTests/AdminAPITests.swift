@@ -57,7 +57,7 @@ struct AdminAPITests {
     static func method(_ route: AdminAPIController.Route) -> HTTPMethod { HTTPMethod(rawValue: route.method.rawValue) }
 
     static func routes(_ e2e: EndToEnd) -> [AdminAPIController.Route] {
-        AdminAPIController(administration: e2e.gateway.administration, throttle: AuthFailureThrottle(), baseURL: e2e.baseURL).routes
+        AdminAPIController(administration: e2e.gateway.administration, throttle: AuthFailureThrottle()).routes
     }
 
     @Test("every route: no key → 401, a key without the route's scope → 403 (both bodies word for word), a key with only that scope → past both")
@@ -158,21 +158,47 @@ struct AdminAPITests {
         return false
     }
 
-    @Test(
-        "ten failed authentications from one address: refused with 429 and Retry-After before any key is looked up, even a valid one, until the window ends"
-    )
+    @Test("ten failed authentications from one address: further guesses get 429 and Retry-After until the window ends; a valid key still passes")
     func failuresSlowedDown() async throws {
         try await withEndToEnd { e2e in
             let valid = try await e2e.adminKey([.platformsRead])
             for attempt in 0..<10 {
                 #expect(try await e2e.api(.GET, "/api/v1/platforms", key: "sk_live_guess\(attempt)").status == 401)
             }
-            let blocked = try await e2e.api(.GET, "/api/v1/platforms", key: valid)
+            let blocked = try await e2e.api(.GET, "/api/v1/platforms", key: "sk_live_guess10")
             #expect(blocked.status == 429, "\(blocked.body)")
             #expect(blocked.headers.first(name: "Retry-After").flatMap(Int.init).map { (1...61).contains($0) } == true)
+            #expect(try await e2e.api(.GET, "/api/v1/platforms", key: nil).status == 429, "no key counts as a guess")
             #expect(e2e.logs.lines(containing: "rate_limited").isEmpty == false, "the refusal is logged with its reason")
+            #expect(try await e2e.api(.GET, "/api/v1/platforms", key: valid).status == 200, "a shared address cannot lock operators out")
             e2e.clock.advance(61)
-            #expect(try await e2e.api(.GET, "/api/v1/platforms", key: valid).status == 200)
+            #expect(try await e2e.api(.GET, "/api/v1/platforms", key: "sk_live_guess11").status == 401)
+        }
+    }
+
+    @Test("an expiring key cannot mint a key that outlives it, nor delete a key with scopes it lacks")
+    func keysCannotOutliveOrOutrankTheirCreator() async throws {
+        try await withEndToEnd { e2e in
+            let expiry = e2e.clock.now.addingTimeInterval(3600)
+            let creator = try await e2e.adminKey([.apiKeysWrite, .apiKeysRead], expiresAt: expiry)
+            for body in [
+                #"{"name":"forever","scopes":["api_keys.read"]}"#,
+                #"{"name":"later","scopes":["api_keys.read"],"expires_at":"2100-01-01T00:00:00Z"}"#,
+            ] {
+                let refused = try await e2e.api(.POST, "/api/v1/api_keys", key: creator, json: body)
+                let error = try jsonObject(refused)["error"] as? [String: Any]
+                #expect(refused.status == 400 && error?["param"] as? String == "expires_at", "\(refused.body)")
+            }
+            let within = ISO8601DateFormatter().string(from: expiry.addingTimeInterval(-60))
+            let created = try await e2e.api(
+                .POST, "/api/v1/api_keys", key: creator, json: #"{"name":"ok","scopes":["api_keys.read"],"expires_at":"\#(within)"}"#)
+            #expect(created.status == 201, "\(created.body)")
+
+            let stronger = try await e2e.gateway.administration.createAPIKey(
+                name: "audit", scopes: ["audit.read"], expiresAt: nil, environment: .test, by: .commandLine)
+            let refused = try await e2e.api(.DELETE, "/api/v1/api_keys/\(stronger.key.id)", key: creator)
+            #expect(refused.status == 403, "\(refused.body)")
+            #expect(try await e2e.api(.GET, "/api/v1/audit_events", key: stronger.secret).status == 200, "the key still works")
         }
     }
 
@@ -272,8 +298,8 @@ struct AdminAPITests {
                 ("POST", "/api/v1/platforms", body(["isuer": "\"x\""]), "isuer"),
                 ("POST", "/api/v1/platforms", body(["options": #"{"max_active_labs":0}"#]), "options"),
                 ("POST", "/api/v1/platforms", body(["options": #"{"send_tag":1}"#]), "options.send_tag"),
-                ("POST", "/api/v1/platforms", "{not json", nil),
-                ("POST", "/api/v1/platforms", "[1,2]", nil),
+                ("POST", "/api/v1/platforms", "{not json", "body"),
+                ("POST", "/api/v1/platforms", "[1,2]", "body"),
                 ("GET", "/api/v1/launches?limit=0", "", "limit"),
                 ("GET", "/api/v1/launches?limit=101", "", "limit"),
                 ("GET", "/api/v1/launches?cursor=forged", "", "cursor"),

@@ -60,6 +60,10 @@ public struct APIKeyService: Sendable {
         }
         let now = now()
         if let expiresAt, expiresAt <= now { throw AdministrationError.invalid("expires_at", "expires_at must be in the future") }
+        if let limit = actor.expiresAt, (expiresAt ?? .distantFuture) > limit {
+            throw AdministrationError.invalid(
+                "expires_at", "expires_at must be no later than the creating key's own expiry (\(ISO8601DateFormatter().string(from: limit)))")
+        }
         let secret = "sk_\(environment.rawValue)_" + SecureRandom.token(byteCount: Self.secretBytes)
         let key = StoredAPIKey(
             id: "key_" + SecureRandom.token(byteCount: 12), name: trimmed, scopes: granted.sorted().map(\.rawValue),

@@ -16,7 +16,7 @@ public struct Administration: Sendable {
 
     /// What a change to a platform sets; nil leaves a part as it is. The issuer and client id name a platform and
     /// are never changed (register another platform instead).
-    public struct PlatformChanges: Sendable {
+    public struct PlatformChanges: Sendable, Equatable {
         public var authURL: String?
         public var tokenURL: String?
         public var jwksURL: String?
@@ -42,6 +42,7 @@ public struct Administration: Sendable {
     public let keyPolicy: KeyPolicy
     public let apiKeys: APIKeyService
     let now: @Sendable () -> Date
+    let logger: Logger
     /// Runs after the stored key ring changed (the server reloads its signer and key set at once).
     let keysChanged: @Sendable () async -> Void
 
@@ -54,14 +55,26 @@ public struct Administration: Sendable {
         self.keyPolicy = keyPolicy
         self.apiKeys = APIKeyService(store: store, now: now, logger: logger)
         self.now = now
+        self.logger = logger
         self.keysChanged = keysChanged
     }
 
     // MARK: audit
 
-    func audit(_ action: String, _ target: String, by actor: AdministrationActor) async throws {
-        try await store.recordAuditEvent(
-            AuditEvent(id: "evt_" + SecureRandom.token(byteCount: 12), actor: actor.name, action: action, target: target, at: now()))
+    /// Records a change that was stored. Never fails the change: the change happened, and answering with an error
+    /// would make its caller repeat it (a second rotation); an event that cannot be stored is logged whole instead.
+    func audit(_ action: String, _ target: String, by actor: AdministrationActor) async {
+        let event = AuditEvent(id: "evt_" + SecureRandom.token(byteCount: 12), actor: actor.name, action: action, target: target, at: now())
+        do {
+            try await store.recordAuditEvent(event)
+        } catch {
+            logger.error(
+                "audit event not stored",
+                metadata: [
+                    "gw.audit.actor": "\(event.actor)", "gw.audit.action": "\(event.action)", "gw.audit.target": "\(event.target)",
+                    "gw.audit.at": "\(ISO8601DateFormatter().string(from: event.at))", "error": "\(error)",
+                ])
+        }
     }
 
     /// Audit events, newest first.
@@ -102,7 +115,7 @@ public struct Administration: Sendable {
             deployments: deployments, now: now())
         if let options { try await PlatformAdministration.setLaunchOptions(store: store, registrationID: registration.id, options: options) }
         if let skyPrep { try await PlatformAdministration.setSkyPrepOptions(store: store, registrationID: registration.id, options: skyPrep) }
-        try await audit("platform.create", registration.id, by: actor)
+        await audit("platform.create", registration.id, by: actor)
         return try await details(registration)
     }
 
@@ -121,53 +134,52 @@ public struct Administration: Sendable {
         }
         if let options = changes.options { try await PlatformAdministration.setLaunchOptions(store: store, registrationID: id, options: options) }
         if let skyPrep = changes.skyPrep { try await PlatformAdministration.setSkyPrepOptions(store: store, registrationID: id, options: skyPrep) }
-        try await audit("platform.update", id, by: actor)
+        if changes != PlatformChanges() { await audit("platform.update", id, by: actor) }
         return try await platform(id: id)
     }
 
     /// Sets a platform's launch options (replacing earlier ones).
     public func setLaunchOptions(platformID: String, _ options: PlatformLaunchOptions, by actor: AdministrationActor) async throws {
         try await PlatformAdministration.setLaunchOptions(store: store, registrationID: platformID, options: options)
-        try await audit("platform.options.set", platformID, by: actor)
+        await audit("platform.options.set", platformID, by: actor)
     }
 
     /// Sets a platform's SkyPrep options (replacing earlier ones).
     public func setSkyPrepOptions(platformID: String, _ options: PlatformSkyPrepOptions, by actor: AdministrationActor) async throws {
         try await PlatformAdministration.setSkyPrepOptions(store: store, registrationID: platformID, options: options)
-        try await audit("platform.skyprep.set", platformID, by: actor)
+        await audit("platform.skyprep.set", platformID, by: actor)
     }
 
     /// Removes a platform and its deployments; its launch records stay.
     public func removePlatform(id: String, by actor: AdministrationActor) async throws {
         guard try await store.removeRegistration(id: id) else { throw Self.noPlatform(id) }
-        try await audit("platform.delete", id, by: actor)
+        await audit("platform.delete", id, by: actor)
     }
 
     /// Adds a deployment (another install of the tool on the same platform: a Canvas sub-account, another course).
     public func addDeployment(platformID: String, deploymentID: String, by actor: AdministrationActor) async throws -> Platform {
-        guard var registration = try await store.registration(id: platformID) else { throw Self.noPlatform(platformID) }
-        guard !registration.deploymentIDs.contains(deploymentID) else {
+        _ = try PlatformAdministration.validDeployments([deploymentID])
+        do {
+            guard try await store.addDeployment(deploymentID, registrationID: platformID) else { throw Self.noPlatform(platformID) }
+        } catch let error as StorageError where error.code == .duplicate {
             throw AdministrationError(.conflict, "platform \(platformID) already has this deployment")
         }
-        registration.deploymentIDs = try PlatformAdministration.validDeployments(registration.deploymentIDs + [deploymentID])
-        guard try await store.updateRegistration(registration) else { throw Self.noPlatform(platformID) }
-        try await audit("platform.deployment.add", "\(platformID)/\(deploymentID)", by: actor)
-        return try await details(registration)
+        await audit("platform.deployment.add", "\(platformID)/\(deploymentID)", by: actor)
+        return try await platform(id: platformID)
     }
 
     /// Removes a deployment; a platform keeps one at least.
     public func removeDeployment(platformID: String, deploymentID: String, by actor: AdministrationActor) async throws -> Platform {
-        guard var registration = try await store.registration(id: platformID) else { throw Self.noPlatform(platformID) }
-        guard registration.deploymentIDs.contains(deploymentID) else {
-            throw AdministrationError.notFound("platform \(platformID) has no such deployment (see platforms list)")
-        }
-        guard registration.deploymentIDs.count > 1 else {
+        guard try await store.removeDeployment(deploymentID, registrationID: platformID) else {
+            let registration = try await store.registration(id: platformID)
+            guard let registration else { throw Self.noPlatform(platformID) }
+            guard registration.deploymentIDs.contains(deploymentID) else {
+                throw AdministrationError.notFound("platform \(platformID) has no such deployment (see platforms list)")
+            }
             throw AdministrationError(.conflict, "this is the platform's only deployment; remove the platform instead")
         }
-        registration.deploymentIDs.removeAll { $0 == deploymentID }
-        guard try await store.updateRegistration(registration) else { throw Self.noPlatform(platformID) }
-        try await audit("platform.deployment.remove", "\(platformID)/\(deploymentID)", by: actor)
-        return try await details(registration)
+        await audit("platform.deployment.remove", "\(platformID)/\(deploymentID)", by: actor)
+        return try await platform(id: platformID)
     }
 
     // MARK: signing keys
@@ -185,16 +197,24 @@ public struct Administration: Sendable {
                 ? try await KeyAdministration.replaceAll(store: signingKeys, policy: keyPolicy, now: now())
                 : try await KeyAdministration.rotate(store: signingKeys, policy: keyPolicy, force: force, now: now())
         }
-        try await audit(emergency ? "signing_keys.replace_all" : "signing_keys.rotate", ring.active?.kid ?? "-", by: actor)
         await keysChanged()
+        await audit(emergency ? "signing_keys.replace_all" : "signing_keys.rotate", ring.active?.kid ?? "-", by: actor)
+        return ring
+    }
+
+    /// Creates the active and next keys when there are none (a first start does the same); audited when it created any.
+    public func readySigningKeys(by actor: AdministrationActor) async throws -> ToolKeyRing {
+        let before = try await signingKeys.loadKeyRing()
+        let ring = try await Self.keyChange { try await KeyAdministration.ready(store: signingKeys, policy: keyPolicy, now: now()) }
+        if before.keys.count != ring.keys.count { await audit("signing_keys.create", ring.active?.kid ?? "-", by: actor) }
         return ring
     }
 
     /// Removes a retiring key from the key set at once.
     public func retireSigningKey(kid: String, by actor: AdministrationActor) async throws -> ToolKeyRing {
         let ring = try await Self.keyChange { try await KeyAdministration.retire(store: signingKeys, kid: kid) }
-        try await audit("signing_key.retire", kid, by: actor)
         await keysChanged()
+        await audit("signing_key.retire", kid, by: actor)
         return ring
     }
 
@@ -215,7 +235,7 @@ public struct Administration: Sendable {
         name: String, scopes: [String], expiresAt: Date?, environment: APIKeyService.Environment, by actor: AdministrationActor
     ) async throws -> APIKeyService.Created {
         let created = try await apiKeys.create(name: name, scopes: scopes, expiresAt: expiresAt, environment: environment, by: actor)
-        try await audit("api_key.create", created.key.id, by: actor)
+        await audit("api_key.create", created.key.id, by: actor)
         return created
     }
 
@@ -226,10 +246,25 @@ public struct Administration: Sendable {
         return key
     }
 
-    /// Deletes an API key: every instance refuses it from its next request on.
+    /// Deletes an API key: every instance refuses it from its next request on. An API key may delete only keys whose
+    /// scopes it holds all of (it could not have created them either).
     public func deleteAPIKey(id: String, by actor: AdministrationActor) async throws {
+        let key = try await apiKey(id: id)
+        guard key.scopes.allSatisfy({ APIScope(rawValue: $0).map(actor.holds) ?? false }) else {
+            throw AdministrationError(.forbidden, "An API key cannot delete a key with a scope it does not hold.")
+        }
         guard try await store.deleteAPIKey(id: id) else { throw AdministrationError.notFound("no API key with id \(id) (see api-keys list)") }
-        try await audit("api_key.delete", id, by: actor)
+        await audit("api_key.delete", id, by: actor)
+    }
+
+    // MARK: jobs
+
+    /// Makes a held or waiting background job due now (after its cause was fixed).
+    public func releaseJob(kind: String, key: String, by actor: AdministrationActor) async throws {
+        guard try await store.releaseJob(kind: kind, key: key, now: now()) else {
+            throw AdministrationError.notFound("no queued job \(key) (see jobs list)")
+        }
+        await audit("job.retry", "\(kind)/\(key)", by: actor)
     }
 
     // MARK: launches

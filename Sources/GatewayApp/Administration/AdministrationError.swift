@@ -1,3 +1,5 @@
+import Foundation
+
 /// Why an administrative change was refused: the same reasons for the command line (a one-line message) and the
 /// admin API (a status, a type and the offending parameter).
 public struct AdministrationError: Error, Sendable, CustomStringConvertible {
@@ -30,13 +32,16 @@ public struct AdministrationError: Error, Sendable, CustomStringConvertible {
 /// Who makes an administrative change: an operator at the command line, or an admin API key.
 public enum AdministrationActor: Sendable, Equatable {
     case commandLine
-    case apiKey(id: String, scopes: Set<APIScope>)
+    case apiKey(id: String, scopes: Set<APIScope>, expiresAt: Date?)
+    /// A caller of a public route (the API's description): holds nothing.
+    case anonymous
 
     /// As the audit trail names it: `cli`, or the key's id.
     public var name: String {
         switch self {
         case .commandLine: "cli"
-        case .apiKey(let id, _): id
+        case .apiKey(let id, _, _): id
+        case .anonymous: "anonymous"
         }
     }
 
@@ -44,8 +49,15 @@ public enum AdministrationActor: Sendable, Equatable {
     func holds(_ scope: APIScope) -> Bool {
         switch self {
         case .commandLine: true
-        case .apiKey(_, let scopes): scopes.contains(scope)
+        case .apiKey(_, let scopes, _): scopes.contains(scope)
+        case .anonymous: false
         }
+    }
+
+    /// When whatever the actor creates must expire at the latest (an expiring key cannot mint a lasting one).
+    var expiresAt: Date? {
+        if case .apiKey(_, _, let expiresAt) = self { return expiresAt }
+        return nil
     }
 }
 

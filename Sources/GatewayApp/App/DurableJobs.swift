@@ -135,7 +135,8 @@ final class DurableJobs: Sendable {
             return result
         } catch {
             let cancelled = Task.isCancelled || error is CancellationError
-            var failure = (error as? StorageError).map { Failure(code: "storage_\($0.code.rawValue)", transient: $0.code != .corrupt) } ?? classify(error)
+            var failure =
+                (error as? StorageError).map { Failure(code: "storage_\($0.code.rawValue)", transient: $0.code != .corrupt) } ?? classify(error)
             if cancelled { failure.transient = true }
             let exhausted = !cancelled && maxAttempts.map { job.attempts >= $0 } == true
             let delay = cancelled ? 0 : retry.delay(afterAttempt: max(1, job.attempts)).totalSeconds

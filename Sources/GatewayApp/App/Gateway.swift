@@ -260,7 +260,7 @@ public func buildGateway(
     operationsController.addKeySet(to: router)
     let adminAPI =
         settings.server.adminAPI
-        ? AdminAPIController(administration: administration, throttle: AuthFailureThrottle(now: monotonicNow), baseURL: settings.baseURL) : nil
+        ? AdminAPIController(administration: administration, throttle: AuthFailureThrottle(now: monotonicNow)) : nil
     // Metrics and the admin API go on the operations listener when there is one, else on the main listener.
     let operationsRouter: Router<GatewayRequestContext>
     if settings.server.opsPort != nil {

@@ -34,8 +34,6 @@ struct AdminAPIController: Sendable {
 
     let administration: Administration
     let throttle: AuthFailureThrottle
-    /// Base of the URLs in the OpenAPI document.
-    let baseURL: String
 
     static let prefix = "/api/v1"
 
@@ -58,16 +56,19 @@ struct AdminAPIController: Sendable {
     /// - Important: 401 and 403 bodies are the contract's, word for word; failures are counted per address and
     ///   an address with too many is refused before any key is looked up.
     func authorize(_ request: Request, _ context: GatewayRequestContext, scope: APIScope?) async throws -> AdministrationActor {
-        guard let scope else { return .commandLine }
-        let address = context.channel.remoteAddress?.ipAddress ?? "unknown"
-        if let wait = throttle.waitBeforeNextAttempt(address) {
-            var error = GatewayError(
-                code: .rateLimited, status: .tooManyRequests, title: "Too many attempts",
-                message: "Too many failed authentications from this address. Try again in \(wait) seconds.")
-            error.retryAfterSeconds = wait
-            throw error
-        }
-        guard let secret = OperationsController.bearerToken(request), let key = try await administration.apiKeys.authenticate(secret) else {
+        guard let scope else { return .anonymous }
+        let address = AuthFailureThrottle.client(context.channel.remoteAddress)
+        // A valid key always gets through (a shared address, such as a load balancer's, cannot lock operators out);
+        // an address past its failures gets no answer on whether its guess was right.
+        let key = try await OperationsController.bearerToken(request).asyncMap { try await administration.apiKeys.authenticate($0) } ?? nil
+        guard let key else {
+            if let wait = throttle.waitBeforeNextAttempt(address) {
+                var error = GatewayError(
+                    code: .rateLimited, status: .tooManyRequests, title: "Too many attempts",
+                    message: "Too many failed authentications from this address. Try again in \(wait) seconds.")
+                error.retryAfterSeconds = wait
+                throw error
+            }
             throttle.recordFailure(address)
             throw GatewayError.authentication
         }
@@ -77,7 +78,7 @@ struct AdminAPIController: Sendable {
             context.logger.notice("API key lacks the route's scope", metadata: ["gw.api_key": "\(key.id)", "gw.scope": "\(scope.rawValue)"])
             throw GatewayError.missingScope
         }
-        return .apiKey(id: key.id, scopes: scopes)
+        return .apiKey(id: key.id, scopes: scopes, expiresAt: key.expiresAt)
     }
 
     static func gatewayError(_ error: AdministrationError) -> GatewayError {
@@ -97,7 +98,7 @@ struct AdminAPIController: Sendable {
     var routes: [Route] {
         let p = Self.prefix
         return [
-            Route(method: .get, path: "\(p)/openapi.json", scope: nil) { _ in AdminAPIDescription.document(baseURL: baseURL).response() },
+            Route(method: .get, path: "\(p)/openapi.json", scope: nil) { _ in AdminAPIDescription.document().response() },
             Route(method: .get, path: "\(p)/platforms", scope: .platformsRead) { _ in
                 AdminJSON.list(try await administration.platforms().map(AdminJSON.platform), nextCursor: nil).response()
             },
@@ -131,15 +132,17 @@ struct AdminAPIController: Sendable {
                 return Self.noContent
             },
             Route(method: .get, path: "\(p)/signing_keys", scope: .signingKeysRead) { _ in
-                AdminJSON.list(try await administration.signingKeyRing().published(now: Date()).map(AdminJSON.signingKey), nextCursor: nil)
-                    .response()
+                AdminJSON.list(
+                    try await administration.signingKeyRing().published(now: administration.now()).map(AdminJSON.signingKey), nextCursor: nil
+                )
+                .response()
             },
             Route(method: .post, path: "\(p)/signing_keys/rotate", scope: .signingKeysWrite) { call in
                 let body = try await AdminRequestBody.read(call.request)
                 try body.onlyKnown(["force", "emergency"])
                 let ring = try await administration.rotateSigningKeys(
                     force: try body.bool("force") ?? false, emergency: try body.bool("emergency") ?? false, by: call.actor)
-                return AdminJSON.list(ring.published(now: Date()).map(AdminJSON.signingKey), nextCursor: nil).response()
+                return AdminJSON.list(ring.published(now: administration.now()).map(AdminJSON.signingKey), nextCursor: nil).response()
             },
             Route(method: .delete, path: "\(p)/signing_keys/{kid}", scope: .signingKeysWrite) { call in
                 _ = try await administration.retireSigningKey(kid: try call.parameter("kid"), by: call.actor)

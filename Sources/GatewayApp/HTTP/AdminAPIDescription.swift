@@ -251,7 +251,8 @@ enum AdminAPIDescription {
         ])
     }
 
-    static func document(baseURL: String) -> JSONValue {
+    /// The document; its server is relative (`/`), since the API answers on whichever listener serves it.
+    static func document() -> JSONValue {
         var paths: [(String, [(String, JSONValue)])] = []
         for operation in operations {
             var members: [(String, JSONValue)] = [("summary", .string(operation.summary))]
@@ -285,6 +286,10 @@ enum AdminAPIDescription {
                     ("429", errorResponse("Too many failed authentications from this address.")),
                 ]
                 if operation.path.contains("{") { responses.append(("404", errorResponse("No object with this id."))) }
+                if operation.method != "get" {
+                    responses.append(
+                        ("409", errorResponse("The change contradicts what is stored (a duplicate, a rotation too early, the last deployment).")))
+                }
             } else {
                 members.append(("security", .array([])))
             }
@@ -309,7 +314,7 @@ enum AdminAPIDescription {
                     ),
                 ])
             ),
-            ("servers", .array([.object([("url", .string(baseURL))])])),
+            ("servers", .array([.object([("url", .string("/"))])])),
             ("paths", .object(paths.map { ($0.0, .object($0.1)) })),
             (
                 "components",

@@ -141,7 +141,7 @@ struct AdminRequestBody {
         let text = try await FormParameters.body(of: request, limit: limit)
         if text.allSatisfy(\.isWhitespace) { return AdminRequestBody(fields: [:]) }
         guard case .object(let object) = try? JSONDecoder().decode(JSONInput.self, from: Data(text.utf8)) else {
-            throw GatewayError.invalidRequest("the body must be a JSON object", param: nil)
+            throw GatewayError.invalidRequest("the body must be a JSON object", param: "body")
         }
         return AdminRequestBody(fields: object)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import Synchronization
 
 /// Slows down guessing: an address that fails admin API authentication `limit` times within `window` is refused
@@ -55,12 +56,26 @@ final class AuthFailureThrottle: Sendable {
             }
             if entries.count >= capacity {
                 entries = entries.filter { now < $0.value.windowStart + window }
-                if entries.count >= capacity {
-                    let oldest = entries.sorted { $0.value.windowStart < $1.value.windowStart }.prefix(entries.count - capacity + 1)
-                    for (key, _) in oldest { entries[key] = nil }
+                // Still full of live windows: forget the oldest one (one pass, no sort).
+                if entries.count >= capacity, let oldest = entries.min(by: { $0.value.windowStart < $1.value.windowStart })?.key {
+                    entries[oldest] = nil
                 }
             }
             entries[address] = Entry(failures: 1, windowStart: now)
         }
+    }
+
+    /// The client a peer address counts as: its IPv4 address, or the /64 network of its IPv6 address (one
+    /// subscriber's whole allocation, which it could otherwise walk through).
+    static func client(_ address: SocketAddress?) -> String {
+        guard let ip = address?.ipAddress else { return "unknown" }
+        guard case .v6 = address else { return ip }
+        var groups = ip.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        if let gap = groups.firstIndex(of: ""), ip.contains("::") {
+            let present = groups.filter { !$0.isEmpty }.count
+            groups.replaceSubrange(gap...gap, with: Array(repeating: "0", count: 8 - present))
+            groups = groups.filter { !$0.isEmpty }
+        }
+        return groups.prefix(4).joined(separator: ":") + "::/64"
     }
 }

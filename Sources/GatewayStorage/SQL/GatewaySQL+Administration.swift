@@ -14,6 +14,19 @@ extension GatewaySQL {
         [.text(r.authURL), .text(r.tokenURL), .text(r.jwksURL), .text(r.id)]
     }
 
+    static let addDeployment = SQLStatement(
+        """
+        INSERT INTO platform_deployments (registration_id, deployment_id, position)
+        SELECT r.id, ?, (SELECT COALESCE(MAX(d.position), -1) + 1 FROM platform_deployments d WHERE d.registration_id = r.id)
+        FROM platform_registrations r WHERE r.id = ? RETURNING deployment_id
+        """)
+    static let removeDeployment = SQLStatement(
+        """
+        DELETE FROM platform_deployments WHERE registration_id = ? AND deployment_id = ?
+          AND (SELECT COUNT(*) FROM platform_deployments d WHERE d.registration_id = ?) > 1
+        RETURNING deployment_id
+        """)
+
     // MARK: launch queries
 
     /// The statement and values that select `query`'s launches: only the filters it sets appear, so every value bound
@@ -92,6 +105,14 @@ extension GatewaySQL {
 }
 
 extension SQLGatewayStore {
+    public func addDeployment(_ deploymentID: String, registrationID: String) async throws -> Bool {
+        !(try await write(GatewaySQL.addDeployment, [.text(deploymentID), .text(registrationID)]).isEmpty)
+    }
+
+    public func removeDeployment(_ deploymentID: String, registrationID: String) async throws -> Bool {
+        !(try await write(GatewaySQL.removeDeployment, [.text(registrationID), .text(deploymentID), .text(registrationID)]).isEmpty)
+    }
+
     public func launches(matching query: LaunchQuery) async throws -> [LaunchRecord] {
         let (statement, values) = GatewaySQL.launches(query)
         return try await read(statement, values).map(GatewaySQL.launch)
@@ -137,5 +158,51 @@ extension SQLGatewayStore {
                 try await read(GatewaySQL.auditEvents, [.integer(max(0, limit))])
             }
         return try rows.map(GatewaySQL.auditEvent)
+    }
+}
+
+extension GatewaySQL {
+    // MARK: grade passback
+
+    static let launchByLabInstance = SQLStatement(
+        "SELECT \(launchColumns) FROM launches WHERE lab_instance_id = ? ORDER BY created_at DESC, id DESC LIMIT 1")
+    static let recordLabEvent = SQLStatement(
+        """
+        UPDATE launches SET lab_state = ?, completion_status = COALESCE(?, completion_status), ended_at = COALESCE(?, ended_at)
+        WHERE id = ?
+        """)
+    static let webhookEventHandled = SQLStatement("SELECT 1 AS one FROM webhook_events WHERE event = ? AND lab_instance_id = ?")
+    static let recordWebhookEvent = SQLStatement(
+        "INSERT INTO webhook_events (event, lab_instance_id, received_at, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
+    static let queuedJobsOfKind = SQLStatement("SELECT \(jobColumns) FROM jobs WHERE kind = ? ORDER BY created_at, key LIMIT ?")
+    static let jobCounts = SQLStatement(
+        "SELECT COUNT(*) FILTER (WHERE NOT held) AS waiting, COUNT(*) FILTER (WHERE held) AS held FROM jobs WHERE kind = ?")
+}
+
+extension SQLGatewayStore {
+    public func launch(labInstanceID: String) async throws -> LaunchRecord? {
+        try await read(GatewaySQL.launchByLabInstance, [.text(labInstanceID)]).first.map(GatewaySQL.launch)
+    }
+
+    public func recordLabEvent(launchID: String, state: String, completionStatus: Int?, endedAt: Date?) async throws {
+        try await write(
+            GatewaySQL.recordLabEvent, [.text(state), completionStatus.map(SQLValue.integer) ?? .null, .time(endedAt), .text(launchID)])
+    }
+
+    public func webhookEventHandled(event: String, labInstanceID: String) async throws -> Bool {
+        !(try await read(GatewaySQL.webhookEventHandled, [.text(event), .text(labInstanceID)]).isEmpty)
+    }
+
+    public func recordWebhookEvent(event: String, labInstanceID: String, at: Date, expiresAt: Date) async throws {
+        try await write(GatewaySQL.recordWebhookEvent, [.text(event), .text(labInstanceID), .time(at), .time(expiresAt)])
+    }
+
+    public func queuedJobs(kind: String, limit: Int) async throws -> [QueuedJob] {
+        try await read(GatewaySQL.queuedJobsOfKind, [.text(kind), .integer(max(0, limit))]).map(GatewaySQL.job)
+    }
+
+    public func jobCounts(kind: String) async throws -> (waiting: Int, held: Int) {
+        guard let row = try await read(GatewaySQL.jobCounts, [.text(kind)]).first else { return (0, 0) }
+        return (try row.integer("waiting") ?? 0, try row.integer("held") ?? 0)
     }
 }

@@ -122,7 +122,7 @@ public enum GatewaySQL {
     static let expiredBatch = 1000
     static let deleteExpired = [
         ("login_states", "state"), ("used_nonces", "issuer, nonce"), ("deep_link_sessions", "id"), ("lab_sessions", "id"),
-        ("lab_starts", "learner_id, lab_id"),
+        ("lab_starts", "learner_id, lab_id"), ("webhook_events", "event, lab_instance_id"),
     ].map {
         table, key in
         SQLStatement(
@@ -219,9 +219,10 @@ public enum GatewaySQL {
 
     static let launchColumns = """
         id, registration_id, deployment_id, learner_id, subject, message_type, resource_link_id, context_id, lab_id,
-        outcome, vendor_result_code, lab_instance_id, ags_lineitem, created_at
+        outcome, vendor_result_code, lab_instance_id, ags_lineitem, ags_lineitems, ags_scopes, created_at, lab_state, completion_status, ended_at
         """
-    static let recordLaunch = SQLStatement("INSERT INTO launches (\(launchColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    static let recordLaunch = SQLStatement(
+        "INSERT INTO launches (\(launchColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
     static let completeLaunch = SQLStatement(
         "UPDATE launches SET outcome = ?, vendor_result_code = ?, lab_instance_id = ? WHERE id = ? RETURNING 1")
@@ -234,7 +235,8 @@ public enum GatewaySQL {
         [
             .text(l.id), .text(l.registrationID), .text(l.deploymentID), .text(l.learnerID), .text(l.subject), .text(l.messageType),
             .text(l.resourceLinkID), .text(l.contextID), .text(l.labID), .text(l.outcome), l.vendorResultCode.map(SQLValue.integer) ?? .null,
-            .text(l.labInstanceID), .text(l.agsLineItem), .time(l.createdAt),
+            .text(l.labInstanceID), .text(l.agsLineItem), .text(l.agsLineItems), .text(l.agsScopes.joined(separator: " ")), .time(l.createdAt),
+            .text(l.labState), l.completionStatus.map(SQLValue.integer) ?? .null, .time(l.endedAt),
         ]
     }
 
@@ -248,7 +250,10 @@ public enum GatewaySQL {
             subject: try row.requiredText("subject"), messageType: try row.requiredText("message_type"),
             resourceLinkID: try row.text("resource_link_id"), contextID: try row.text("context_id"), labID: try row.text("lab_id"),
             outcome: try row.requiredText("outcome"), vendorResultCode: try row.integer("vendor_result_code"),
-            labInstanceID: try row.text("lab_instance_id"), agsLineItem: try row.text("ags_lineitem"), createdAt: try row.date("created_at"))
+            labInstanceID: try row.text("lab_instance_id"), agsLineItem: try row.text("ags_lineitem"), agsLineItems: try row.text("ags_lineitems"),
+            agsScopes: (try row.text("ags_scopes") ?? "").split(separator: " ").map(String.init), createdAt: try row.date("created_at"),
+            labState: try row.text("lab_state"), completionStatus: try row.integer("completion_status"),
+            endedAt: try row.real("ended_at").map(Date.init(timeIntervalSince1970:)))
     }
 
     // MARK: SkyPrep accounts
