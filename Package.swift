@@ -241,7 +241,7 @@ let package = Package(
             name: "GatewayAppTests",
             dependencies: [
                 "GatewayApp", "LTICore", "GatewayStorage", "GatewayStorageTesting", "GatewayStoragePostgres", "GatewayStorageSQLite", "Sandbox",
-                "Skillable", "SkyPrep",
+                "Skillable", "SkyPrep", "PlatformServices",
                 "LTITestSupport", "GatewaySupport",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -255,6 +255,8 @@ let package = Package(
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -77,3 +77,32 @@ struct Audit: AsyncParsableCommand {
         }
     }
 }
+
+struct Outbox: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Scores waiting for the LMS's gradebook, or failed: list, retry.", subcommands: [List.self, Retry.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List score deliveries waiting or failed, oldest first.")
+        @OptionGroup var common: CommonOptions
+        @Option(help: "Show at most this many (1…10000).") var limit = 100
+
+        func run() async throws {
+            guard (1...10_000).contains(limit) else { throw CommandFailure("--limit must be 1…10000") }
+            let settings = try await common.settings()
+            print(AdministrationTables.outbox(try await withAdministration(settings) { try await $0.outbox(limit: limit) }), terminator: "")
+        }
+    }
+
+    struct Retry: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Deliver a failed score again at the next poll of a running gateway.")
+        @OptionGroup var common: CommonOptions
+        @Argument(help: "The delivery's id (its lab instance, see outbox list).") var id: String
+
+        func run() async throws {
+            let settings = try await common.settings()
+            _ = try await withAdministration(settings) { try await $0.retryDelivery(id: id, by: .commandLine) }
+            print("Score delivery \(id) will be tried at the next poll of a running gateway.")
+        }
+    }
+}

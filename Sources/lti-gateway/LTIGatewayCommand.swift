@@ -16,7 +16,8 @@ struct LTIGatewayCommand: AsyncParsableCommand {
         commandName: "lti-gateway",
         abstract: "An LTI 1.3 tool that launches learners from their LMS into Skillable labs.",
         subcommands: [
-            Serve.self, Migrate.self, SandboxCommand.self, Platforms.self, Keys.self, APIKeys.self, Audit.self, ToolConfig.self, SkyPrepCommand.self,
+            Serve.self, Migrate.self, SandboxCommand.self, Platforms.self, Keys.self, APIKeys.self, Audit.self, Outbox.self, ToolConfig.self,
+            SkyPrepCommand.self,
             Jobs.self, Launches.self,
         ])
 }

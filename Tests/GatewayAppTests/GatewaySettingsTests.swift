@@ -259,15 +259,16 @@ struct SettingsDocumentationTests {
     @Test("a secret in the environment is never a plain value, and the config file cannot supply one")
     func secretsStayOut() async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("gw-config-\(UUID().uuidString).json").path
-        try #"{"skyprep": {"acct-key": "file-acct", "api-key": "file-key"}, "gateway": {"database-password": "file-password"}}"#.write(
+        try #"{"skyprep": {"acct-key": "file-acct", "api-key": "file-key"}, "gateway": {"database-password": "file-password", "webhook-secret": "file-webhook-secret-0123"}}"#.write(
             toFile: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: file) }
         let settings = try await GatewaySettings.load(configFile: file, environment: ["SKYPREP_API_KEY": "env-key"])
         #expect(settings.skyPrep.acctKey == nil && settings.skyPrep.apiKey == "env-key" && settings.database.password == nil)
+        #expect(settings.skillable.webhookSecret == nil, "the config file supplied the webhook secret")
         #expect(
             GatewaySettings.documentation.filter(\.isSecret).map(\.name).sorted() == [
-                "GATEWAY_DATABASE_PASSWORD", "GATEWAY_KEY_ENCRYPTION_KEY", "GATEWAY_METRICS_TOKEN", "SKILLABLE_API_KEY", "SKYPREP_ACCT_KEY",
-                "SKYPREP_API_KEY",
+                "GATEWAY_DATABASE_PASSWORD", "GATEWAY_KEY_ENCRYPTION_KEY", "GATEWAY_METRICS_TOKEN", "GATEWAY_WEBHOOK_SECRET", "SKILLABLE_API_KEY",
+                "SKYPREP_ACCT_KEY", "SKYPREP_API_KEY",
             ])
     }
 }

@@ -267,6 +267,42 @@ public struct Administration: Sendable {
         await audit("job.retry", "\(kind)/\(key)", by: actor)
     }
 
+    // MARK: score outbox
+
+    /// A score delivery waiting or failed, as operators see it.
+    public struct OutboxDelivery: Sendable, Equatable {
+        /// The lab instance the score is for (the delivery's id).
+        public var id: String
+        public var launchID: String?
+        /// `pending` (not tried yet), `retrying` (failed, due again), `failed` (held for an operator).
+        public var state: String
+        public var attempts: Int
+        public var lastError: String?
+        public var nextAttemptAt: Date?
+    }
+
+    static func delivery(_ job: QueuedJob) -> OutboxDelivery {
+        OutboxDelivery(
+            id: job.key, launchID: try? StoredJSON.decode(ScoreDelivery.self, from: job.payload, what: "score delivery").launchID,
+            state: job.held ? "failed" : job.attempts == 0 ? "pending" : "retrying", attempts: job.attempts,
+            lastError: job.lastError.map { error in job.failureCode.map { "[\($0)] \(error)" } ?? error },
+            nextAttemptAt: job.held ? nil : job.nextRunAt)
+    }
+
+    /// Score deliveries waiting or failed, oldest first.
+    public func outbox(limit: Int) async throws -> [OutboxDelivery] {
+        try await store.queuedJobs(kind: ScoreOutbox.kind, limit: limit).map(Self.delivery)
+    }
+
+    /// Makes a failed (or waiting) delivery due now.
+    public func retryDelivery(id: String, by actor: AdministrationActor) async throws -> OutboxDelivery {
+        guard try await store.releaseJob(kind: ScoreOutbox.kind, key: id, now: now()),
+            let job = try await store.queuedJob(kind: ScoreOutbox.kind, key: id)
+        else { throw AdministrationError.notFound("no score delivery \(id) waiting or failed (see outbox list)") }
+        await audit("outbox.retry", id, by: actor)
+        return Self.delivery(job)
+    }
+
     // MARK: launches
 
     public func launches(_ query: LaunchQuery) async throws -> [LaunchRecord] { try await store.launches(matching: query) }

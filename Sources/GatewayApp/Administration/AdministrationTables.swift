@@ -32,4 +32,12 @@ public enum AdministrationTables {
         guard !events.isEmpty else { return "No changes recorded yet.\n" }
         return columns(["AT", "ACTOR", "ACTION", "TARGET"], events.map { [time($0.at), $0.actor, $0.action, $0.target] })
     }
+
+    /// `outbox list`.
+    public static func outbox(_ deliveries: [Administration.OutboxDelivery]) -> String {
+        guard !deliveries.isEmpty else { return "No scores waiting or failed.\n" }
+        return columns(
+            ["ID", "LAUNCH", "STATE", "ATTEMPTS", "NEXT ATTEMPT", "LAST ERROR"],
+            deliveries.map { [$0.id, $0.launchID ?? "-", $0.state, String($0.attempts), time($0.nextAttemptAt), $0.lastError ?? "-"] })
+    }
 }

@@ -215,6 +215,12 @@ public func buildGateway(
             ? LabStartClaims(store: store, joinWindow: settings.skillable.launchJoinWindow, logger: logger, now: now) : nil,
         now: monotonicNow)
     let recorder = LaunchRecorder(store: store)
+    // Grade passback: scores go through the durable outbox to the platforms' AGS endpoints.
+    let scoreOutbox = ScoreOutbox(
+        store: store, client: AGSClient(http: http, signer: { toolKeys.signer }, logger: logger, now: now), logger: logger,
+        lease: settings.server.jobLease.totalSeconds,
+        retry: Backoff(base: settings.lti.scoreRetry, cap: .seconds(3600), jitter: .proportional(0.2)), maxAttempts: settings.lti.scoreAttempts,
+        now: now)
     let labChoices = LabChoices(skillable: skillable, sessions: labSessionStore, redirectPolicy: redirectPolicy)
     let launcher = LabLauncher(
         identities: store, skillable: skillable, coordinator: coordinator, redirectPolicy: redirectPolicy,
@@ -279,6 +285,9 @@ public func buildGateway(
         )
     }
     ToolConfigurationController(settings: settings, toolKeys: toolKeys).addRoutes(to: router)
+    WebhookController(
+        webhooks: SkillableWebhooks(store: store, outbox: scoreOutbox, now: now), secret: settings.skillable.webhookSecret
+    ).addRoutes(to: router)
     sandbox?.addRoutes(to: router)
     skyPrepFake?.addRoutes(to: router)
     router.get("/") { _, _ in
@@ -303,6 +312,8 @@ public func buildGateway(
             ClosingService(name: "http-client") { try await http.shutdown() },
             ExpiredStateCleaner(store: store, now: now, logger: logger).service(every: settings.server.cleanupInterval),
             JobWorkerService(poll: settings.server.jobPollInterval) { poll in await provisioning.work(poll: poll) },
+            JobWorkerService(poll: settings.server.jobPollInterval) { poll in await scoreOutbox.work(poll: poll) },
+            PeriodicService(interval: settings.server.jobPollInterval) { await scoreOutbox.publishDepth() },
             KeyRingReloader(keys: toolKeys, now: now, logger: logger).service(every: settings.keys.reloadInterval),
         ],
         onServerRunning: { channel in

@@ -175,6 +175,13 @@ struct AdminAPIController: Sendable {
             Route(method: .get, path: "\(p)/launches/{id}", scope: .launchesRead) { call in
                 AdminJSON.launch(try await administration.launch(id: try call.parameter("id"))).response()
             },
+            Route(method: .get, path: "\(p)/outbox", scope: .outboxRead) { call in
+                let (limit, _) = try Self.page(call)
+                return AdminJSON.list(try await administration.outbox(limit: limit).map(AdminJSON.delivery), nextCursor: nil).response()
+            },
+            Route(method: .post, path: "\(p)/outbox/{id}/retry", scope: .outboxWrite) { call in
+                AdminJSON.delivery(try await administration.retryDelivery(id: try call.parameter("id"), by: call.actor)).response()
+            },
             Route(method: .get, path: "\(p)/audit_events", scope: .auditRead) { call in
                 let (limit, after) = try Self.page(call)
                 let events = try await administration.auditEvents(after: after, limit: limit + 1)

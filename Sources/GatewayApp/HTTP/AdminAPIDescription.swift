@@ -110,6 +110,12 @@ enum AdminAPIDescription {
                 method: "get", path: "\(p)/launches/{id}", summary: "Get a launch.", scope: "launches.read", parameters: [id],
                 success: (200, ref("Launch"))),
             Operation(
+                method: "get", path: "\(p)/outbox", summary: "Score deliveries waiting or failed, oldest first.", scope: "outbox.read",
+                parameters: [queryParameter("limit", "Most deliveries listed (1–100).", type: "integer")], success: (200, listOf("OutboxDelivery"))),
+            Operation(
+                method: "post", path: "\(p)/outbox/{id}/retry", summary: "Deliver a failed (or waiting) score now.", scope: "outbox.write",
+                parameters: [id], success: (200, ref("OutboxDelivery"))),
+            Operation(
                 method: "get", path: "\(p)/audit_events", summary: "Who changed what, newest first.", scope: "audit.read", parameters: paging,
                 success: (200, listOf("AuditEvent"))),
         ]
@@ -232,9 +238,20 @@ enum AdminAPIDescription {
                 [
                     ("id", "string"), ("platform_id", "string"), ("deployment_id", "string"), ("learner_id", "string"), ("lab_id", "string"),
                     ("outcome", "string"), ("vendor_result_code", "integer"), ("lab_instance_id", "string"), ("message_type", "string"),
-                    ("context_id", "string"), ("resource_link_id", "string"), ("created_at", "string:date-time"),
+                    ("context_id", "string"), ("resource_link_id", "string"), ("created_at", "string:date-time"), ("lab_state", "string"),
+                    ("completion_status", "integer"), ("ended_at", "string:date-time"), ("gradebook", "boolean"),
                 ], required: ["id", "platform_id", "deployment_id", "learner_id", "outcome", "created_at"],
-                nullable: ["lab_id", "vendor_result_code", "lab_instance_id", "context_id", "resource_link_id"])
+                nullable: [
+                    "lab_id", "vendor_result_code", "lab_instance_id", "context_id", "resource_link_id", "lab_state", "completion_status", "ended_at",
+                ])
+        ),
+        (
+            "OutboxDelivery",
+            object(
+                [
+                    ("id", "string"), ("launch_id", "string"), ("state", "string"), ("attempts", "integer"), ("last_error", "string"),
+                    ("next_attempt_at", "string:date-time"),
+                ], required: ["id", "state", "attempts"], nullable: ["launch_id", "last_error", "next_attempt_at"])
         ),
         (
             "AuditEvent",

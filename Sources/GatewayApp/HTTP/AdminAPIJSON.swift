@@ -63,7 +63,15 @@ enum AdminJSON {
             ("learner_id", .string(l.learnerID)), ("lab_id", .string(l.labID)), ("outcome", .string(l.outcome)),
             ("vendor_result_code", .integer(l.vendorResultCode)), ("lab_instance_id", .string(l.labInstanceID)),
             ("message_type", .string(l.messageType)), ("context_id", .string(l.contextID)), ("resource_link_id", .string(l.resourceLinkID)),
-            ("created_at", .time(l.createdAt)),
+            ("created_at", .time(l.createdAt)), ("lab_state", .string(l.labState)), ("completion_status", .integer(l.completionStatus)),
+            ("ended_at", .time(l.endedAt)), ("gradebook", .bool(l.agsLineItem != nil || l.agsLineItems != nil)),
+        ])
+    }
+
+    static func delivery(_ d: Administration.OutboxDelivery) -> JSONValue {
+        .object([
+            ("id", .string(d.id)), ("launch_id", .string(d.launchID)), ("state", .string(d.state)), ("attempts", .integer(d.attempts)),
+            ("last_error", .string(d.lastError)), ("next_attempt_at", .time(d.nextAttemptAt)),
         ])
     }
 

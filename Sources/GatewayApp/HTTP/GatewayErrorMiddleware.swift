@@ -22,7 +22,7 @@ struct GatewayErrorMiddleware: RouterMiddleware {
         } catch {
             let gatewayError = Self.gatewayError(for: error)
             log(gatewayError, request: request, context: context)
-            if request.uri.path.hasPrefix("/api/") {
+            if request.uri.path.hasPrefix("/api/") || request.uri.path.hasPrefix("/webhooks/") {
                 response = Self.json(gatewayError)
             } else if let restart = gatewayError.newWindow {
                 response = pages.newWindowPage(gatewayError, reference: context.referenceID, restart: restart)

@@ -23,6 +23,19 @@ public struct ToolConfiguration: Sendable {
     public var jwksURL: String { baseURL + "/.well-known/jwks.json" }
     public var host: String { URLComponents(string: baseURL)?.host ?? baseURL }
 
+    /// Skillable's webhooks to configure on the API consumer, one URL per event (the body names none), with the
+    /// lab details as body: scores go to the LMS gradebook, the others record where each lab stands.
+    public static let webhookEvents = [("Scored", "scored"), ("Torn Down", "torn-down"), ("Saved", "saved"), ("Resumed", "resumed")]
+    public func webhookURL(_ event: String) -> String { baseURL + "/webhooks/skillable/" + event }
+
+    /// The webhook set-up as text: Skillable Studio → API consumer → Webhooks.
+    public var skillableWebhooksText: String {
+        (Self.webhookEvents.map { name, path in "  \(name.padding(toLength: 10, withPad: " ", startingAt: 0)) POST \(webhookURL(path))" } + [
+            "  Each: header Authorization=Bearer <GATEWAY_WEBHOOK_SECRET>; \"Send Lab Details as Content Body\" on; retries 5.",
+            "  Without GATEWAY_WEBHOOK_SECRET set on the gateway, webhooks are refused (and no score reaches the gradebook).",
+        ]).joined(separator: "\n")
+    }
+
     /// The custom parameter each lab link carries: Skillable's lab profile id.
     public static let labParameterHelp = "labid=<Skillable lab profile id>, e.g. labid=1001"
 
@@ -84,6 +97,10 @@ public struct ToolConfiguration: Sendable {
             ],
             "canvas_developer_key": canvasDeveloperKey,
             "moodle": moodleText,
+            "skillable_webhooks": [
+                "events": Self.webhookEvents.map { name, path in ["event": name, "method": "POST", "url": webhookURL(path)] },
+                "header": "Authorization=Bearer <GATEWAY_WEBHOOK_SECRET>", "send_lab_details_as_body": true,
+            ],
         ]
         if let registration {
             document["platform"] = [
@@ -119,7 +136,8 @@ public struct ToolConfiguration: Sendable {
             .flatMap { String(data: $0, encoding: .utf8) } ?? "{}"
         lines += [
             "", "Canvas developer key (Developer Keys → + LTI Key → Paste JSON):", canvas, "", "Moodle (External tool → configure a tool manually):",
-            moodleText,
+            moodleText, "", "Skillable webhooks (Skillable Studio → your API consumer → Webhooks), for scores in the gradebook:",
+            skillableWebhooksText,
         ]
         return lines.joined(separator: "\n") + "\n"
     }

@@ -33,7 +33,7 @@ struct LabLauncher: Sendable {
             var record = recorder.begin(
                 trace, registrationID: launch.registration.id, deploymentID: launch.deploymentID,
                 learnerID: identity.id, subject: identity.subject, resourceLinkID: token.resourceLink?.id,
-                contextID: token.context?.id, labID: token.custom?["labid"], agsLineItem: token.agsEndpoint?.lineItem,
+                contextID: token.context?.id, labID: token.custom?["labid"], gradebook: LaunchGradebook(token.agsEndpoint),
                 now: now)
             return await recorder.refuse(&record, LaunchFailure(rawLabID.isEmpty ? .labIDMissing : .labIDInvalid), trace: trace)
         }
@@ -41,6 +41,7 @@ struct LabLauncher: Sendable {
         let session = LabSession(
             learnerID: identity.id, subject: identity.subject, registrationID: launch.registration.id, deploymentID: launch.deploymentID,
             resourceLinkID: token.resourceLink?.id, contextID: token.context?.id, agsLineItem: token.agsEndpoint?.lineItem,
+            agsLineItems: token.agsEndpoint?.lineItems, agsScopes: token.agsEndpoint?.scope,
             request: Self.request(labID: labID, learnerID: identity.id, token: token, registrationID: launch.registration.id, options: options))
         return await start(session, trace: trace, now: now)
     }
@@ -51,7 +52,7 @@ struct LabLauncher: Sendable {
         var record = recorder.begin(
             trace, registrationID: session.registrationID, deploymentID: session.deploymentID,
             learnerID: session.learnerID, subject: session.subject, resourceLinkID: session.resourceLinkID,
-            contextID: session.contextID, labID: String(session.request.labID), agsLineItem: session.agsLineItem, now: now)
+            contextID: session.contextID, labID: String(session.request.labID), gradebook: session.gradebook, now: now)
         await recorder.markPending(record, trace: trace)
         var (start, joined) = await coordinator.start(session.request)
         var target: String?

@@ -14,7 +14,12 @@ struct LabSession: Sendable, Codable {
     var resourceLinkID: String?
     var contextID: String?
     var agsLineItem: String?
+    var agsLineItems: String?
+    var agsScopes: [String]?
     var request: SkillableLaunchRequest
+
+    /// The launch's gradebook endpoint.
+    var gradebook: LaunchGradebook { LaunchGradebook(lineItem: agsLineItem, lineItems: agsLineItems, scopes: agsScopes ?? []) }
 }
 
 /// The deferred-launch page's sessions, kept server-side (hardening L4).

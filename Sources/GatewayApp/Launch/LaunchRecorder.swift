@@ -11,6 +11,23 @@ struct LaunchTrace: Sendable {
     var logger: Logger
 }
 
+/// A launch's gradebook endpoint (the AGS claim, checklist "Services"), recorded with the launch for grade passback.
+struct LaunchGradebook: Sendable, Equatable {
+    var lineItem: String?
+    var lineItems: String?
+    var scopes: [String]
+
+    init(lineItem: String?, lineItems: String?, scopes: [String]) {
+        self.lineItem = lineItem
+        self.lineItems = lineItems
+        self.scopes = scopes
+    }
+
+    init(_ endpoint: LTIIDToken.AGSEndpoint?) {
+        self.init(lineItem: endpoint?.lineItem, lineItems: endpoint?.lineItems, scopes: endpoint?.scope ?? [])
+    }
+}
+
 /// The one place a launch's outcome is recorded, counted and logged — for every launch, whatever its
 /// destination (a lab, SkyPrep, a page).
 struct LaunchRecorder: Sendable {
@@ -19,13 +36,13 @@ struct LaunchRecorder: Sendable {
     /// A record of a resource-link launch, outcome `pending` until ``finish(_:outcome:trace:)``.
     func begin(
         _ trace: LaunchTrace, registrationID: String, deploymentID: String, learnerID: String, subject: String,
-        resourceLinkID: String?, contextID: String?, labID: String?, agsLineItem: String?, now: Date
+        resourceLinkID: String?, contextID: String?, labID: String?, gradebook: LaunchGradebook, now: Date
     ) -> LaunchRecord {
         LaunchRecord(
             id: trace.referenceID, registrationID: registrationID, deploymentID: deploymentID, learnerID: learnerID,
             subject: subject, messageType: LTIMessageType.resourceLinkRequest.rawValue, resourceLinkID: resourceLinkID,
             contextID: contextID, labID: labID, outcome: RecordedOutcome.pending.identifier, vendorResultCode: nil, labInstanceID: nil,
-            agsLineItem: agsLineItem, createdAt: now)
+            agsLineItem: gradebook.lineItem, agsLineItems: gradebook.lineItems, agsScopes: gradebook.scopes, createdAt: now)
     }
 
     /// Stores `record` as pending before the lab is asked for: a launch cut short by a crash while Skillable starts its

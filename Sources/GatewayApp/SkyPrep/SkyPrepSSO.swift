@@ -37,7 +37,7 @@ struct SkyPrepSSO: Sendable {
         var record = recorder.begin(
             trace, registrationID: launch.registration.id, deploymentID: launch.deploymentID,
             learnerID: identity.id, subject: identity.subject, resourceLinkID: token.resourceLink?.id,
-            contextID: token.context?.id, labID: nil, agsLineItem: token.agsEndpoint?.lineItem, now: now)
+            contextID: token.context?.id, labID: nil, gradebook: LaunchGradebook(token.agsEndpoint), now: now)
         let options = try await registrations.skyPrepOptions(registrationID: launch.registration.id)
         let request = SkyPrepProvisioningRequest(identity: identity, registrationID: launch.registration.id, roles: token.roles ?? [])
         // SkyPrep keys accounts by email: without one (and no synthetic rule) there is no account to sign into.

@@ -68,6 +68,9 @@ public struct GatewaySettings: Sendable, CustomStringConvertible {
         if let token = server.metricsToken, token.count < 16 {
             throw SettingsError(message: "GATEWAY_METRICS_TOKEN must be at least 16 characters (e.g. openssl rand -hex 16)")
         }
+        if let secret = skillable.webhookSecret, secret.count < 16 {
+            throw SettingsError(message: "GATEWAY_WEBHOOK_SECRET must be at least 16 characters (e.g. openssl rand -hex 16)")
+        }
         if let opsPort = server.opsPort, opsPort != 0, opsPort == server.port, server.opsHost == server.host {
             throw SettingsError(message: "GATEWAY_OPS_PORT must differ from GATEWAY_PORT: it is a second listener")
         }

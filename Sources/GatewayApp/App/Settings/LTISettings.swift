@@ -12,6 +12,10 @@ public struct LTISettings: SettingsArea {
     public var pickerLifetime = Duration.seconds(3600)
     /// Default maximum score of gradebook columns created by deep linking.
     public var defaultScoreMaximum = 100.0
+    /// Attempts of one score delivery before it is held as failed for an operator.
+    public var scoreAttempts = 12
+    /// Wait before a failed score delivery is tried again; doubles up to an hour, ±20 %.
+    public var scoreRetry = Duration.seconds(30)
 
     public init() {}
 
@@ -27,5 +31,11 @@ public struct LTISettings: SettingsArea {
         .duration("GATEWAY_PICKER_TTL_SECONDS", \.pickerLifetime, "how long an instructor may take in the lab picker", range: 60...86_400),
         .number(
             "GATEWAY_SCORE_MAXIMUM", \.defaultScoreMaximum, "default maximum score of gradebook columns created with links", range: 1...10_000),
+        .integer(
+            "GATEWAY_SCORE_ATTEMPTS", \.scoreAttempts,
+            "attempts of one score delivery to the LMS before it is held as failed (`outbox list`, `outbox retry`)", allowed: 1...100),
+        .duration(
+            "GATEWAY_SCORE_RETRY_SECONDS", \.scoreRetry,
+            "wait before a failed score delivery is tried again; doubles after each failure up to an hour, ±20 %", range: 0.05...3600),
     ]
 }

@@ -24,6 +24,9 @@ public struct SkillableSettings: SettingsArea {
     public var launchJoinWindow = Duration.seconds(10)
     /// How long the deferred-launch page's actions stay valid.
     public var labSessionLifetime = Duration.seconds(900)
+    /// The secret Skillable sends in its webhooks' `Authorization` header; nil: webhooks are refused.
+    /// - Important: Secret.
+    public var webhookSecret: String?
 
     public init() {}
 
@@ -58,6 +61,10 @@ public struct SkillableSettings: SettingsArea {
             range: 0...300),
         .duration(
             "GATEWAY_LAB_SESSION_TTL_SECONDS", \.labSessionLifetime, "how long the deferred-launch page's actions stay valid", range: 60...86_400),
+        .secret(
+            "GATEWAY_WEBHOOK_SECRET", \.webhookSecret,
+            "the secret Skillable sends in its webhooks' `Authorization` header (`Bearer SECRET`, or Basic with it as the password; at least 16 characters); unset, webhooks are refused"
+        ),
     ]
 
     public func validateTogether() throws {
