@@ -160,6 +160,10 @@ struct GradePassbackTests {
             #expect(listed["lab_state"] as? String == "torn-down" && listed["ended_at"] as? String == "2022-12-20T20:50:52Z")
             #expect(try await Self.webhook(e2e, "lab-profile-changed", Self.details(launch)).body.contains("recorded"), "unknown events are accepted")
             #expect(try await Self.webhook(e2e, "scored", #"{"Id":424242}"#).body.contains("unmatched"))
+            // Another user's event for this lab instance: nothing is sent to this learner's gradebook.
+            let forged = Self.details(launch).replacingOccurrences(of: launch.learnerID, with: "someone-else")
+            #expect(try await Self.webhook(e2e, "scored", forged).body.contains("unmatched"))
+            #expect(try await Self.outboxEmpty(e2e))
         }
         try await withEndToEnd { e2e in
             let refused = try await Self.webhook(e2e, "scored", #"{"Id":1}"#)
