@@ -259,8 +259,10 @@ struct SettingsDocumentationTests {
     @Test("a secret in the environment is never a plain value, and the config file cannot supply one")
     func secretsStayOut() async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("gw-config-\(UUID().uuidString).json").path
-        try #"{"skyprep": {"acct-key": "file-acct", "api-key": "file-key"}, "gateway": {"database-password": "file-password", "webhook-secret": "file-webhook-secret-0123"}}"#.write(
-            toFile: file, atomically: true, encoding: .utf8)
+        try
+            #"{"skyprep": {"acct-key": "file-acct", "api-key": "file-key"}, "gateway": {"database-password": "file-password", "webhook-secret": "file-webhook-secret-0123"}}"#
+            .write(
+                toFile: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: file) }
         let settings = try await GatewaySettings.load(configFile: file, environment: ["SKYPREP_API_KEY": "env-key"])
         #expect(settings.skyPrep.acctKey == nil && settings.skyPrep.apiKey == "env-key" && settings.database.password == nil)
