@@ -95,3 +95,43 @@ public struct LaunchQuery: Sendable, Equatable {
         self.limit = limit
     }
 }
+
+/// A one-time invitation to register a platform dynamically: its link carries a token, stored only as a digest.
+public struct RegistrationInvite: Sendable, Equatable {
+    public var id: String
+    /// SHA-256 of the link's token, hex.
+    public var tokenDigest: String
+    public var note: String?
+    /// `cli`, or the API key that created it.
+    public var createdBy: String
+    public var createdAt: Date
+    public var expiresAt: Date
+    /// When a registration used it (an invitation works once).
+    public var usedAt: Date?
+    /// The platform it registered.
+    public var registrationID: String?
+
+    public init(
+        id: String, tokenDigest: String, note: String?, createdBy: String, createdAt: Date, expiresAt: Date, usedAt: Date? = nil,
+        registrationID: String? = nil
+    ) {
+        self.id = id
+        self.tokenDigest = tokenDigest
+        self.note = note
+        self.createdBy = createdBy
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.usedAt = usedAt
+        self.registrationID = registrationID
+    }
+}
+
+/// What storing a dynamic registration did.
+public enum DynamicRegistrationResult: Sendable, Equatable {
+    /// A new platform, with this id.
+    case created(String)
+    /// The platform with the same issuer and client id registered again: its endpoints and deployments updated.
+    case updated(String)
+    /// The invitation was used or expired meanwhile: nothing stored.
+    case inviteUnusable
+}

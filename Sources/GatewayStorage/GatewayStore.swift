@@ -72,6 +72,24 @@ public protocol APIKeyStore: Sendable {
     func markAPIKeyUsed(id: String, at: Date) async throws
 }
 
+/// Invitations to register a platform dynamically, and what a registration through one stores.
+public protocol RegistrationInviteStore: Sendable {
+    func addInvite(_ invite: RegistrationInvite) async throws
+    /// The invitation whose token has this digest, used or not.
+    func invite(tokenDigest: String) async throws -> RegistrationInvite?
+    /// Every invitation, newest first.
+    func invites() async throws -> [RegistrationInvite]
+    /// In one transaction: uses the invitation (unused and unexpired at `now`, else nothing is stored) and stores
+    /// `registration` — or, when (issuer, client id) is registered, replaces its endpoints and adds its deployments,
+    /// keeping its id, options and approval.
+    func completeDynamicRegistration(
+        _ registration: PlatformRegistration, inviteDigest: String, now: Date
+    ) async throws
+        -> DynamicRegistrationResult
+    /// Approves a registration waiting for an operator; `false` when there is no such registration.
+    func approveRegistration(id: String) async throws -> Bool
+}
+
 /// Who changed what, through the admin API or the command line.
 public protocol AuditStore: Sendable {
     func recordAuditEvent(_ event: AuditEvent) async throws
@@ -138,7 +156,7 @@ public protocol ExpiredStateStore: Sendable {
 /// consumer depends only on the narrow protocols it uses.
 public protocol GatewayStore: RegistrationStore, LoginStateStore, NonceStore, IdentityStore, LaunchStore, DeepLinkSessionStore,
     LabSessionStore, LabStartStore, SkyPrepAccountStore, JobQueueStore, DatabaseHealth, ExpiredStateStore, APIKeyStore, AuditStore,
-    WebhookEventStore
+    WebhookEventStore, RegistrationInviteStore
 {
     /// Applies pending schema migrations.
     func migrate() async throws
@@ -203,6 +221,6 @@ public protocol JobQueueStore: Sendable {
     func queuedJobs(kind: String, limit: Int) async throws -> [QueuedJob]
     /// How many jobs of `kind` wait (to run, or to run again) and how many are held for an operator.
     func jobCounts(kind: String) async throws -> (waiting: Int, held: Int)
-    /// Makes a job (held or waiting) due at `now`; `false` when there is no such job.
+    /// Makes a job (held or waiting) due at `now`, its attempts counted afresh; `false` when there is no such job.
     func releaseJob(kind: String, key: String, now: Date) async throws -> Bool
 }

@@ -18,6 +18,7 @@ public actor MemoryGatewayStore: GatewayStore {
     private var apiKeysByID: [String: StoredAPIKey] = [:]
     private var audit: [AuditEvent] = []
     private var webhookEvents: [String: Date] = [:]
+    private var invitesByDigest: [String: RegistrationInvite] = [:]
 
     public init() {}
 
@@ -62,7 +63,7 @@ public actor MemoryGatewayStore: GatewayStore {
     }
 
     public func registrations(issuer: String) async throws -> [PlatformRegistration] {
-        try await allRegistrations().filter { $0.issuer == issuer }
+        try await allRegistrations().filter { $0.issuer == issuer && $0.approved }
     }
 
     public func registration(id: String) async throws -> PlatformRegistration? { registrationsByID[id] }
@@ -321,6 +322,7 @@ public actor MemoryGatewayStore: GatewayStore {
         guard var entry = jobs[id] else { return false }
         entry.job.held = false
         entry.job.nextRunAt = now
+        entry.job.attempts = 0
         jobs[id] = entry
         return true
     }
@@ -389,5 +391,46 @@ public actor MemoryGatewayStore: GatewayStore {
     public func jobCounts(kind: String) async throws -> (waiting: Int, held: Int) {
         let jobs = self.jobs.values.map(\.job).filter { $0.kind == kind }
         return (jobs.count { !$0.held }, jobs.count { $0.held })
+    }
+
+    // MARK: dynamic registration
+
+    public func addInvite(_ invite: RegistrationInvite) async throws {
+        guard invitesByDigest[invite.tokenDigest] == nil else { throw StorageError(.duplicate, "invite exists") }
+        invitesByDigest[invite.tokenDigest] = invite
+    }
+
+    public func invite(tokenDigest: String) async throws -> RegistrationInvite? { invitesByDigest[tokenDigest] }
+
+    public func invites() async throws -> [RegistrationInvite] {
+        invitesByDigest.values.sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }
+    }
+
+    public func completeDynamicRegistration(
+        _ registration: PlatformRegistration, inviteDigest: String, now: Date
+    ) async throws
+        -> DynamicRegistrationResult
+    {
+        guard var invite = invitesByDigest[inviteDigest], invite.usedAt == nil, invite.expiresAt > now else { return .inviteUnusable }
+        let existing = registrationsByID.values.first { $0.issuer == registration.issuer && $0.clientID == registration.clientID }
+        invite.usedAt = now
+        invite.registrationID = existing?.id ?? registration.id
+        invitesByDigest[inviteDigest] = invite
+        guard var updated = existing else {
+            registrationsByID[registration.id] = registration
+            return .created(registration.id)
+        }
+        updated.authURL = registration.authURL
+        updated.tokenURL = registration.tokenURL
+        updated.jwksURL = registration.jwksURL
+        updated.deploymentIDs += registration.deploymentIDs.filter { !updated.deploymentIDs.contains($0) }
+        registrationsByID[updated.id] = updated
+        return .updated(updated.id)
+    }
+
+    public func approveRegistration(id: String) async throws -> Bool {
+        guard registrationsByID[id] != nil else { return false }
+        registrationsByID[id]?.approved = true
+        return true
     }
 }

@@ -88,6 +88,18 @@ public final class PostgresGatewayStore: SQLGatewayStore {
         }
     }
 
+    public func completeDynamicRegistration(
+        _ registration: PlatformRegistration, inviteDigest: String, now: Date
+    ) async throws
+        -> DynamicRegistrationResult
+    {
+        try await transaction { connection in
+            try await GatewaySQL.completeDynamicRegistration(registration, inviteDigest: inviteDigest, now: now) { statement, values in
+                try await connection.query(Self.query(statement, values), logger: self.logger).collect().map(PostgresSQLRow.init)
+            }
+        }
+    }
+
     public func updateRegistration(_ r: PlatformRegistration) async throws -> Bool {
         try await transaction { connection in
             let updated = try await connection.query(

@@ -157,5 +157,16 @@ enum PostgresSchema {
             """,
             "CREATE INDEX webhook_events_expiry ON webhook_events (expires_at)",
         ],
+        // 11: dynamic registration — one-time invitations (stored by the digest of their token), how each registration was
+        // made, and registrations waiting for an operator's approval.
+        [
+            "ALTER TABLE platform_registrations ADD COLUMN origin TEXT",
+            "ALTER TABLE platform_registrations ADD COLUMN approved BOOLEAN NOT NULL DEFAULT TRUE",
+            """
+            CREATE TABLE registration_invites (
+              id TEXT PRIMARY KEY, token_digest TEXT NOT NULL UNIQUE, note TEXT, created_by TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+              expires_at DOUBLE PRECISION NOT NULL, used_at DOUBLE PRECISION, registration_id TEXT)
+            """,
+        ],
     ]
 }

@@ -177,6 +177,20 @@ public final class SQLiteGatewayStore: SQLGatewayStore {
         }
     }
 
+    public func completeDynamicRegistration(
+        _ registration: PlatformRegistration, inviteDigest: String, now: Date
+    ) async throws
+        -> DynamicRegistrationResult
+    {
+        try await gate.run {
+            try await self.inTransaction { run in
+                try await GatewaySQL.completeDynamicRegistration(registration, inviteDigest: inviteDigest, now: now) { statement, values in
+                    try await run(statement.sqlite, values.map(SQLiteData.init))
+                }
+            }
+        }
+    }
+
     public func updateRegistration(_ registration: PlatformRegistration) async throws -> Bool {
         try await gate.run {
             try await self.inTransaction { run in

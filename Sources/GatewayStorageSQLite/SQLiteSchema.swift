@@ -173,5 +173,16 @@ enum SQLiteSchema {
             """,
             "CREATE INDEX webhook_events_expiry ON webhook_events (expires_at)",
         ],
+        // 15: dynamic registration — one-time invitations (stored by the digest of their token), how each registration was
+        // made, and registrations waiting for an operator's approval.
+        [
+            "ALTER TABLE platform_registrations ADD COLUMN origin TEXT",
+            "ALTER TABLE platform_registrations ADD COLUMN approved INTEGER NOT NULL DEFAULT 1",
+            """
+            CREATE TABLE registration_invites (
+              id TEXT PRIMARY KEY, token_digest TEXT NOT NULL UNIQUE, note TEXT, created_by TEXT NOT NULL, created_at REAL NOT NULL,
+              expires_at REAL NOT NULL, used_at REAL, registration_id TEXT)
+            """,
+        ],
     ]
 }

@@ -535,11 +535,16 @@ public enum TrustAnchorMigrationCheck {
     ) async throws {
         try await migrate(before)
         let issuer = "https://canvas.instructure.com"
+        // Registrations as the schema of that time stores them (the columns they had then).
         for (id, jwks, created) in [("reg-cloud", "https://cloud.example/jwks", 0.0), ("reg-self", "https://self.example/jwks", 10.0)] {
-            try await store.addRegistration(
-                PlatformRegistration(
-                    id: id, issuer: issuer, clientID: "client-\(id)", authURL: "https://lms/auth", tokenURL: "https://lms/token",
-                    jwksURL: jwks, deploymentIDs: ["dep"], createdAt: GatewayStoreConformance.epoch.addingTimeInterval(created)))
+            try await store.write(
+                SQLStatement(
+                    "INSERT INTO platform_registrations (id, issuer, client_id, auth_url, token_url, jwks_url, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                ),
+                [
+                    .text(id), .text(issuer), .text("client-\(id)"), .text("https://lms/auth"), .text("https://lms/token"), .text(jwks),
+                    .time(GatewayStoreConformance.epoch.addingTimeInterval(created)),
+                ])
         }
         let insertOld = SQLStatement(
             "INSERT INTO learner_identities (id, issuer, subject, given_name, family_name, email, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"

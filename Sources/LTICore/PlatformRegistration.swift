@@ -17,10 +17,14 @@ public struct PlatformRegistration: Sendable, Equatable, Codable {
     /// Deployment ids registered for this (issuer, client id) (checklist "Launch" rule 11).
     public var deploymentIDs: [String]
     public var createdAt: Date
+    /// How it was registered: `cli`, `api` or `dynamic` (nil: before this was recorded, by the command line).
+    public var origin: String?
+    /// Whether its launches are accepted (a dynamic registration may wait for an operator's approval).
+    public var approved: Bool
 
     public init(
         id: String, issuer: String, clientID: String, authURL: String, tokenURL: String,
-        jwksURL: String, deploymentIDs: [String], createdAt: Date
+        jwksURL: String, deploymentIDs: [String], createdAt: Date, origin: String? = nil, approved: Bool = true
     ) {
         self.id = id
         self.issuer = issuer
@@ -30,6 +34,8 @@ public struct PlatformRegistration: Sendable, Equatable, Codable {
         self.jwksURL = jwksURL
         self.deploymentIDs = deploymentIDs
         self.createdAt = createdAt
+        self.origin = origin
+        self.approved = approved
     }
 }
 

@@ -49,8 +49,11 @@ public struct AGSScore: Sendable, Equatable, Codable {
 /// Why a grade service call failed.
 public struct AGSError: Error, Sendable, CustomStringConvertible {
     public enum Code: String, Sendable {
-        /// The token endpoint refused the tool's assertion (registration or keys wrong).
+        /// The token endpoint refused the tool's assertion: the registration or keys are wrong — or the platform still
+        /// caches the tool's key set from before a rotation, so it is tried again (within the attempt limit).
         case tokenRefused = "ags_token_refused"
+        /// A URL the platform named is not one the gateway calls (not https, or a line item on another origin).
+        case urlRefused = "ags_url_refused"
         /// The platform refused the call (a line item that is gone, a score it will not take).
         case rejected = "ags_rejected"
         /// The platform is down, slow, throttling or unreachable: retrying later may succeed.
@@ -64,7 +67,7 @@ public struct AGSError: Error, Sendable, CustomStringConvertible {
     public var status: Int?
     public var detail: String
 
-    public var transient: Bool { code == .unavailable }
+    public var transient: Bool { code == .unavailable || code == .tokenRefused }
     public var description: String { "\(code.rawValue)\(status.map { " http \($0)" } ?? ""): \(detail)" }
 
     /// The error for an HTTP status: 408, 429 and 5xx are worth a retry, as is Canvas's throttling (403 with
@@ -170,7 +173,8 @@ public final class AGSClient: Sendable {
     /// `{lineItem}/scores`: `/scores` inserted before the line item URL's query string, which is kept.
     public static func scoresURL(_ lineItem: String) -> String {
         guard var components = URLComponents(string: lineItem) else { return lineItem + "/scores" }
-        components.path = (components.path.hasSuffix("/") ? String(components.path.dropLast()) : components.path) + "/scores"
+        let path = components.percentEncodedPath
+        components.percentEncodedPath = (path.hasSuffix("/") ? String(path.dropLast()) : path) + "/scores"
         return components.string ?? lineItem + "/scores"
     }
 
@@ -229,9 +233,9 @@ public final class AGSClient: Sendable {
         if let found = items.first(where: { $0.resourceId == resourceID && (resourceLinkID == nil || $0.resourceLinkId == resourceLinkID) })
             ?? items.first(where: { resourceLinkID != nil && $0.resourceLinkId == resourceLinkID })
         {
-            return found.id
+            return try Self.sameOrigin(found.id, as: lineItems)
         }
-        var item: [String: any Sendable] = ["scoreMaximum": scoreMaximum, "label": label, "resourceId": resourceID]
+        var item: [String: any Sendable] = ["scoreMaximum": scoreMaximum, "label": label, "resourceId": resourceID, "tag": "skillable-lab"]
         if let resourceLinkID { item["resourceLinkId"] = resourceLinkID }
         let json = String(decoding: try JSONSerialization.data(withJSONObject: item, options: [.sortedKeys]), as: UTF8.self)
         let (created, createdBody, createdHeaders) = try await authorized(account, scopes: scopes) { token in
@@ -246,7 +250,30 @@ public final class AGSClient: Sendable {
         guard let item = try? JSONDecoder().decode(LineItem.self, from: createdBody) else {
             throw AGSError(code: .invalidResponse, status: created, detail: "the created line item has no id")
         }
-        return item.id
+        return try Self.sameOrigin(item.id, as: lineItems)
+    }
+
+    /// `url` when it is on the origin of `reference` (a line item the platform names must be its own).
+    static func sameOrigin(_ url: String, as reference: String) throws -> String {
+        func origin(_ text: String) -> String? {
+            URLComponents(string: text).flatMap { c in
+                c.scheme.flatMap { s in c.host.map { "\(s.lowercased())://\($0.lowercased()):\(c.port ?? -1)" } }
+            }
+        }
+        guard let found = origin(url), found == origin(reference) else {
+            throw AGSError(code: .urlRefused, status: nil, detail: "a line item on another origin than the line items URL")
+        }
+        return url
+    }
+
+    /// Whether the gateway calls `url`: https, or http to this machine (a local platform, the tests).
+    ///
+    /// - Important: The URLs come from launches (the AGS claim) and platforms' answers; a bearer token goes with each call.
+    public static func isCallable(_ url: String) -> Bool {
+        guard url.count <= 2048, let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
+            let host = components.host?.lowercased(), !host.isEmpty, components.user == nil
+        else { return false }
+        return scheme == "https" || (scheme == "http" && Loopback.isLoopback(host))
     }
 
     // MARK: plumbing
@@ -256,6 +283,7 @@ public final class AGSClient: Sendable {
     private func exchange(
         _ method: HTTPMethod, _ url: String, body: String?, headers: [(String, String)], doing: String
     ) async throws -> (Int, Data, HTTPHeaders) {
+        guard Self.isCallable(url) else { throw AGSError(code: .urlRefused, status: nil, detail: "\(doing) is not an https URL") }
         var request = HTTPClientRequest(url: url)
         request.method = method
         request.headers.add(name: "User-Agent", value: settings.userAgent)

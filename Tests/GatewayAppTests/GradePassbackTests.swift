@@ -54,7 +54,7 @@ struct GradePassbackTests {
             var endpoint: [String: Any] = [
                 "scope": [AGSScope.score, AGSScope.lineItem], "lineitems": gradebook.base + "/lineitems",
             ]
-            if let lineItem { endpoint["lineitem"] = gradebook.base + lineItem }
+            if let lineItem { endpoint["lineitem"] = lineItem.hasPrefix("http") ? lineItem : gradebook.base + lineItem }
             claims[LTIClaim.agsEndpoint] = endpoint
         }
         #expect(response.status == 303, "\(response.body)")
@@ -119,6 +119,10 @@ struct GradePassbackTests {
             #expect(gradebook.requests("/token").count == 1, "the access token was not cached")
             #expect(e2e.logs.all.allSatisfy { !$0.contains("token-1") && !$0.contains(Self.secret) }, "a token or the secret was logged")
             #expect(try await e2e.metrics().contains("ags_score_deliveries_total"))
+            // tool-config tells Skillable's administrator where to send which event.
+            let config = try jsonObject(try await e2e.request(.GET, "/lti/config"))
+            let hooks = try #require((config["skillable_webhooks"] as? [String: Any])?["events"] as? [[String: Any]])
+            #expect(hooks.compactMap { $0["url"] as? String }.contains(e2e.baseURL + "/webhooks/skillable/scored"))
         }
     }
 
@@ -159,6 +163,10 @@ struct GradePassbackTests {
             let listed = try jsonObject(try await e2e.api(.GET, "/api/v1/launches/\(launch.id)", key: key))
             #expect(listed["lab_state"] as? String == "torn-down" && listed["ended_at"] as? String == "2022-12-20T20:50:52Z")
             #expect(try await Self.webhook(e2e, "lab-profile-changed", Self.details(launch)).body.contains("recorded"), "unknown events are accepted")
+            for event in ["saved", "resumed"] {
+                #expect(try await Self.webhook(e2e, event, #"{"Id":\#(launch.labInstanceID ?? "0"),"CompletionStatus":"odd"}"#).status == 200)
+                #expect(try await e2e.gateway.store.launch(id: launch.id)?.labState == event, "a field of another type is taken as absent")
+            }
             #expect(try await Self.webhook(e2e, "scored", #"{"Id":424242}"#).body.contains("unmatched"))
             // Another user's event for this lab instance: nothing is sent to this learner's gradebook.
             let forged = Self.details(launch).replacingOccurrences(of: launch.learnerID, with: "someone-else")
@@ -205,6 +213,19 @@ struct GradePassbackTests {
             #expect(try await Self.webhook(e2e, "scored", Self.details(outage)).status == 200)
             #expect(await eventually { try await e2e.gateway.store.queuedJob(kind: ScoreOutbox.kind, key: outage.labInstanceID ?? "")?.held == true })
             #expect(try await e2e.gateway.store.queuedJob(kind: ScoreOutbox.kind, key: outage.labInstanceID ?? "")?.attempts == 3)
+            // The LMS is back: a retry gets the attempts afresh, and the score arrives.
+            gradebook.scoreStatus.withLock { $0 = nil }
+            #expect(try await e2e.api(.POST, "/api/v1/outbox/\(outage.labInstanceID ?? "")/retry", key: key).status == 200)
+            #expect(await eventually { gradebook.scores.count == 3 })
+
+            // A line item the gateway will not call (plain http to another machine): held, and no token sent there.
+            let plain = try await Self.gradedLaunch(
+                e2e, gradebook, lineItem: "http://grades.example.edu/lineitems/9", labID: "1001", subject: "learner-45")
+            #expect(try await Self.webhook(e2e, "scored", Self.details(plain)).status == 200)
+            #expect(
+                await eventually {
+                    try await e2e.gateway.store.queuedJob(kind: ScoreOutbox.kind, key: plain.labInstanceID ?? "")?.failureCode == "ags_url_refused"
+                })
         }
     }
 
@@ -234,10 +255,12 @@ struct GradePassbackTests {
             #expect(try await Self.webhook(e2e, "scored", Self.details(first)).status == 200)
             #expect(await eventually { gradebook.scores.count == 1 })
             _ = gradebook.revoked.withLock { $0.insert("token-1") }
+            // The platform refuses the next token request (its cache of the tool's keys lags a rotation): tried again.
+            gradebook.tokenRefusals.withLock { $0 = 1 }
             let second = try await Self.gradedLaunch(e2e, gradebook, labID: "1002", subject: "learner-43")
             #expect(try await Self.webhook(e2e, "scored", Self.details(second)).status == 200)
             #expect(await eventually { gradebook.scores.count == 2 })
-            #expect(gradebook.requests("/token").count == 2)
+            #expect(gradebook.requests("/token").count == 3)
         }
     }
 

@@ -28,6 +28,8 @@ final class GradebookServer: Sendable {
     let issued = Mutex<Int>(0)
     let revoked = Mutex<Set<String>>([])
     let lineItems = Mutex<[[String: String]]>([])
+    /// How many token requests to refuse next (a platform still caching the tool's old key set).
+    let tokenRefusals = Mutex<Int>(0)
     let port = Mutex<Int?>(nil)
 
     var base: String { "http://127.0.0.1:\(port.withLock { $0 } ?? 0)" }
@@ -76,6 +78,12 @@ final class GradebookServer: Sendable {
                 form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
                 let assertion = form["client_assertion"], self.assertionProblem(assertion, clientID: clientID) == nil
             else { return Response(status: .badRequest, body: .init(byteBuffer: ByteBuffer(string: #"{"error":"invalid_client"}"#))) }
+            if self.tokenRefusals.withLock({ count in
+                defer { count = max(0, count - 1) }
+                return count > 0
+            }) {
+                return Response(status: .badRequest, body: .init(byteBuffer: ByteBuffer(string: #"{"error":"invalid_client"}"#)))
+            }
             let token = "token-\(self.issued.withLock { $0 += 1; return $0 })"
             return Response(
                 status: .ok, headers: [.contentType: "application/json"],

@@ -120,9 +120,10 @@ final class ScoreOutbox: Sendable {
         }
         let account = PlatformServiceAccount(id: registration.id, clientID: registration.clientID, tokenURL: registration.tokenURL)
         let lineItem: String
+        guard launch.offersGradebook else { throw ScoreDeliveryError.noGradebook(launch.id) }
         if let named = launch.agsLineItem {
             lineItem = named
-        } else if let lineItems = launch.agsLineItems, launch.agsScopes.contains(AGSScope.lineItem) {
+        } else if let lineItems = launch.agsLineItems {
             lineItem = try await client.lineItem(
                 in: lineItems, resourceLinkID: launch.resourceLinkID, resourceID: launch.labID ?? delivery.labInstanceID,
                 label: delivery.labName ?? "Lab \(launch.labID ?? "")", scoreMaximum: delivery.scoreMaximum, account: account)

@@ -12,6 +12,7 @@ struct SkillableLabDetails: Decodable, Sendable {
     var labProfileID: Int?
     var labProfileName: String?
     var end: Double?
+    var lastActivity: Double?
     var completionStatus: Int?
     var examScore: Double?
     var examMaxPossibleScore: Double?
@@ -22,6 +23,7 @@ struct SkillableLabDetails: Decodable, Sendable {
         case labProfileID = "LabProfileId"
         case labProfileName = "LabProfileName"
         case end = "End"
+        case lastActivity = "LastActivity"
         case completionStatus = "CompletionStatus"
         case examScore = "ExamScore"
         case examMaxPossibleScore = "ExamMaxPossibleScore"
@@ -37,13 +39,24 @@ struct SkillableLabDetails: Decodable, Sendable {
         guard (1...64).contains(instanceID.count), instanceID.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
             throw DecodingError.dataCorruptedError(forKey: .instanceID, in: c, debugDescription: "not a lab instance id")
         }
-        userExternalID = try c.decodeIfPresent(String.self, forKey: .userExternalID)
-        labProfileID = try c.decodeIfPresent(Int.self, forKey: .labProfileID)
-        labProfileName = try c.decodeIfPresent(String.self, forKey: .labProfileName)
-        end = try c.decodeIfPresent(Double.self, forKey: .end)
-        completionStatus = try c.decodeIfPresent(Int.self, forKey: .completionStatus)
-        examScore = try c.decodeIfPresent(Double.self, forKey: .examScore)
-        examMaxPossibleScore = try c.decodeIfPresent(Double.self, forKey: .examMaxPossibleScore)
+        // Only the id is required; a field of an unexpected type is taken as absent (a 400 would make Skillable give up
+        // on the event after its retries, and the score with it).
+        userExternalID = (try? c.decodeIfPresent(String.self, forKey: .userExternalID)) ?? nil
+        labProfileID = (try? c.decodeIfPresent(Int.self, forKey: .labProfileID)) ?? nil
+        labProfileName = (try? c.decodeIfPresent(String.self, forKey: .labProfileName)) ?? nil
+        end = (try? c.decodeIfPresent(Double.self, forKey: .end)) ?? nil
+        lastActivity = (try? c.decodeIfPresent(Double.self, forKey: .lastActivity)) ?? nil
+        completionStatus = (try? c.decodeIfPresent(Int.self, forKey: .completionStatus)) ?? nil
+        examScore = (try? c.decodeIfPresent(Double.self, forKey: .examScore)) ?? nil
+        examMaxPossibleScore = (try? c.decodeIfPresent(Double.self, forKey: .examMaxPossibleScore)) ?? nil
+    }
+}
+
+extension LaunchRecord {
+    /// Whether the launch's platform offered a gradebook the outbox can post to: the score scope, and a line item —
+    /// named, or found or created in the context's line items (which needs the line item scope).
+    var offersGradebook: Bool {
+        agsScopes.contains(AGSScope.score) && (agsLineItem != nil || (agsLineItems != nil && agsScopes.contains(AGSScope.lineItem)))
     }
 }
 
@@ -99,14 +112,16 @@ struct SkillableWebhooks: Sendable {
             logger.info("lab scored without a score to send", metadata: ["lab.instance": "\(details.instanceID)", "gw.launch": "\(launch.id)"])
             return .recorded
         }
-        guard launch.agsScopes.contains(AGSScope.score), launch.agsLineItem != nil || launch.agsLineItems != nil else {
+        guard launch.offersGradebook else {
             logger.info(
                 "lab scored; its launch offered no gradebook", metadata: ["lab.instance": "\(details.instanceID)", "gw.launch": "\(launch.id)"])
             return .recorded
         }
         try await outbox.enqueue(
             ScoreDelivery(
-                launchID: launch.id, labInstanceID: details.instanceID, scoreGiven: given, scoreMaximum: maximum, scoredAt: now(),
+                // Skillable's own time when it gave one: a redelivery of the same score carries the same timestamp.
+                launchID: launch.id, labInstanceID: details.instanceID, scoreGiven: given, scoreMaximum: maximum,
+                scoredAt: (details.end ?? details.lastActivity).map(Date.init(timeIntervalSince1970:)) ?? now(),
                 labName: details.labProfileName))
         return .scoreQueued
     }

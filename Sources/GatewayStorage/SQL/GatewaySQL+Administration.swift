@@ -206,3 +206,77 @@ extension SQLGatewayStore {
         return (try row.integer("waiting") ?? 0, try row.integer("held") ?? 0)
     }
 }
+
+extension GatewaySQL {
+    // MARK: dynamic registration
+
+    static let inviteColumns = "id, token_digest, note, created_by, created_at, expires_at, used_at, registration_id"
+    static let addInvite = SQLStatement("INSERT INTO registration_invites (\(inviteColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+    static let inviteByDigest = SQLStatement("SELECT \(inviteColumns) FROM registration_invites WHERE token_digest = ?")
+    static let allInvites = SQLStatement("SELECT \(inviteColumns) FROM registration_invites ORDER BY created_at DESC, id DESC")
+    /// One statement: of racing registrations through one invitation, one uses it.
+    public static let useInvite = SQLStatement(
+        "UPDATE registration_invites SET used_at = ?, registration_id = ? WHERE token_digest = ? AND used_at IS NULL AND expires_at > ? RETURNING id")
+    public static let registrationIDByClient = SQLStatement("SELECT id FROM platform_registrations WHERE issuer = ? AND client_id = ?")
+    public static let addDeploymentIfMissing = SQLStatement(
+        """
+        INSERT INTO platform_deployments (registration_id, deployment_id, position)
+        SELECT ?, ?, (SELECT COALESCE(MAX(d.position), -1) + 1 FROM platform_deployments d WHERE d.registration_id = ?) WHERE true
+        ON CONFLICT DO NOTHING
+        """)
+    static let approveRegistration = SQLStatement("UPDATE platform_registrations SET approved = ? WHERE id = ? RETURNING id")
+
+    /// The statements of ``RegistrationInviteStore/completeDynamicRegistration(_:inviteDigest:now:)``, run by `run` inside
+    /// the backend's transaction.
+    public static func completeDynamicRegistration<Row: SQLRow>(
+        _ r: PlatformRegistration, inviteDigest: String, now: Date, run: (SQLStatement, [SQLValue]) async throws -> [Row]
+    ) async throws -> DynamicRegistrationResult {
+        let existing = try await run(registrationIDByClient, [.text(r.issuer), .text(r.clientID)]).first.map { try $0.requiredText("id") }
+        let id = existing ?? r.id
+        guard !(try await run(useInvite, [.time(now), .text(id), .text(inviteDigest), .time(now)])).isEmpty else { return .inviteUnusable }
+        if let existing {
+            var updated = r
+            updated.id = existing
+            _ = try await run(updateRegistrationEndpoints, endpointValues(updated))
+            for deployment in r.deploymentIDs { _ = try await run(addDeploymentIfMissing, [.text(existing), .text(deployment), .text(existing)]) }
+            return .updated(existing)
+        }
+        _ = try await run(insertRegistration, values(r))
+        for (position, deployment) in r.deploymentIDs.enumerated() {
+            _ = try await run(insertDeployment, [.text(r.id), .text(deployment), .integer(position)])
+        }
+        return .created(r.id)
+    }
+
+    static func values(_ i: RegistrationInvite) -> [SQLValue] {
+        [
+            .text(i.id), .text(i.tokenDigest), .text(i.note), .text(i.createdBy), .time(i.createdAt), .time(i.expiresAt), .time(i.usedAt),
+            .text(i.registrationID),
+        ]
+    }
+
+    static func invite(_ row: some SQLRow) throws -> RegistrationInvite {
+        RegistrationInvite(
+            id: try row.requiredText("id"), tokenDigest: try row.requiredText("token_digest"), note: try row.text("note"),
+            createdBy: try row.requiredText("created_by"), createdAt: try row.date("created_at"), expiresAt: try row.date("expires_at"),
+            usedAt: try row.real("used_at").map(Date.init(timeIntervalSince1970:)), registrationID: try row.text("registration_id"))
+    }
+}
+
+extension SQLGatewayStore {
+    public func addInvite(_ invite: RegistrationInvite) async throws {
+        try await write(GatewaySQL.addInvite, GatewaySQL.values(invite))
+    }
+
+    public func invite(tokenDigest: String) async throws -> RegistrationInvite? {
+        try await read(GatewaySQL.inviteByDigest, [.text(tokenDigest)]).first.map(GatewaySQL.invite)
+    }
+
+    public func invites() async throws -> [RegistrationInvite] {
+        try await read(GatewaySQL.allInvites, []).map(GatewaySQL.invite)
+    }
+
+    public func approveRegistration(id: String) async throws -> Bool {
+        !(try await write(GatewaySQL.approveRegistration, [.bool(true), .text(id)]).isEmpty)
+    }
+}

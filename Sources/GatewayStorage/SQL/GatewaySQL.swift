@@ -8,10 +8,16 @@ public enum GatewaySQL {
     // MARK: registrations
 
     public static let insertRegistration = SQLStatement(
-        "INSERT INTO platform_registrations (id, issuer, client_id, auth_url, token_url, jwks_url, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        """
+        INSERT INTO platform_registrations (id, issuer, client_id, auth_url, token_url, jwks_url, created_at, origin, approved)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """)
 
     public static func values(_ r: PlatformRegistration) -> [SQLValue] {
-        [.text(r.id), .text(r.issuer), .text(r.clientID), .text(r.authURL), .text(r.tokenURL), .text(r.jwksURL), .time(r.createdAt)]
+        [
+            .text(r.id), .text(r.issuer), .text(r.clientID), .text(r.authURL), .text(r.tokenURL), .text(r.jwksURL), .time(r.createdAt),
+            .text(r.origin), .bool(r.approved),
+        ]
     }
 
     public static let insertDeployment = SQLStatement(
@@ -21,13 +27,14 @@ public enum GatewaySQL {
     static func registrations(where condition: String) -> SQLStatement {
         SQLStatement(
             """
-            SELECT r.id, r.issuer, r.client_id, r.auth_url, r.token_url, r.jwks_url, r.created_at, d.deployment_id
+            SELECT r.id, r.issuer, r.client_id, r.auth_url, r.token_url, r.jwks_url, r.created_at, r.origin, r.approved, d.deployment_id
             FROM platform_registrations r LEFT JOIN platform_deployments d ON d.registration_id = r.id
             WHERE \(condition) ORDER BY r.created_at, r.id, d.position
             """)
     }
     static let allRegistrations = registrations(where: "1 = 1")
-    static let registrationsByIssuer = registrations(where: "r.issuer = ?")
+    /// What logins and launches look up: approved registrations only.
+    static let registrationsByIssuer = registrations(where: "r.issuer = ? AND r.approved = ?")
     static let registrationByID = registrations(where: "r.id = ?")
 
     /// Folds the rows of ``registrations(where:)`` into registrations.
@@ -40,7 +47,8 @@ public enum GatewaySQL {
                     PlatformRegistration(
                         id: id, issuer: try row.requiredText("issuer"), clientID: try row.requiredText("client_id"),
                         authURL: try row.requiredText("auth_url"), tokenURL: try row.requiredText("token_url"),
-                        jwksURL: try row.requiredText("jwks_url"), deploymentIDs: [], createdAt: try row.date("created_at")))
+                        jwksURL: try row.requiredText("jwks_url"), deploymentIDs: [], createdAt: try row.date("created_at"),
+                        origin: try row.text("origin"), approved: try row.bool("approved") ?? true))
             }
             if let deployment = try row.text("deployment_id") { result[result.count - 1].deploymentIDs.append(deployment) }
         }
@@ -311,7 +319,8 @@ public enum GatewaySQL {
     static let jobLease = SQLStatement("SELECT locked_until FROM jobs WHERE kind = ? AND key = ? AND locked_by IS NOT NULL")
     static let queuedJob = SQLStatement("SELECT \(jobColumns) FROM jobs WHERE kind = ? AND key = ?")
     static let queuedJobs = SQLStatement("SELECT \(jobColumns) FROM jobs ORDER BY created_at, kind, key LIMIT ?")
-    static let releaseJob = SQLStatement("UPDATE jobs SET held = ?, next_run_at = ? WHERE kind = ? AND key = ? RETURNING 1")
+    /// An operator's retry: due now, with its attempts counted afresh (a job that used them all gets them all again).
+    static let releaseJob = SQLStatement("UPDATE jobs SET held = ?, next_run_at = ?, attempts = 0 WHERE kind = ? AND key = ? RETURNING 1")
 
     public static func job(_ row: some SQLRow) throws -> QueuedJob {
         QueuedJob(

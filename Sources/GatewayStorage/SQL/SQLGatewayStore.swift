@@ -29,7 +29,7 @@ extension SQLGatewayStore {
     }
 
     public func registrations(issuer: String) async throws -> [PlatformRegistration] {
-        try GatewaySQL.registrations(try await read(GatewaySQL.registrationsByIssuer, [.text(issuer)]))
+        try GatewaySQL.registrations(try await read(GatewaySQL.registrationsByIssuer, [.text(issuer), .bool(true)]))
     }
 
     public func registration(id: String) async throws -> PlatformRegistration? {
