@@ -13,7 +13,10 @@ import SkyPrep
 struct Platforms: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Register, list and remove LMS platforms, and set how their learners' labs launch.",
-        subcommands: [Add.self, List.self, Update.self, Remove.self, AddDeployment.self, RemoveDeployment.self, SetOptions.self, SetSkyPrep.self])
+        subcommands: [
+            Add.self, List.self, Update.self, Remove.self, AddDeployment.self, RemoveDeployment.self, SetOptions.self, SetSkyPrep.self, Invite.self,
+            Approve.self,
+        ])
 
     /// Launch options shared by `add` and `set-options`.
     struct LaunchOptionFlags: ParsableArguments {
@@ -179,6 +182,53 @@ struct Platforms: AsyncParsableCommand {
                 try await $0.updatePlatform(id: id, .init(authURL: authURL, tokenURL: tokenURL, jwksURL: jwksURL), by: .commandLine)
             }
             print(PlatformAdministration.table([(platform.registration, platform.options, platform.skyPrep)]), terminator: "")
+        }
+    }
+
+    struct Invite: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a one-time registration link (LTI Dynamic Registration) for an LMS administrator; printed alone on the last line.")
+        @OptionGroup var common: CommonOptions
+        @Option(name: .customLong("expires-in"), help: "How long the link works: e.g. 30m, 12h, 7d (1 minute to 30 days).")
+        var expiresIn = "7d"
+        @Option(help: "What the link is for (shown in the audit trail and invitations' list), e.g. \"Canvas test instance\".")
+        var note: String?
+
+        func run() async throws {
+            guard let seconds = Self.seconds(expiresIn) else { throw CommandFailure("--expires-in takes a number and m, h or d, e.g. 12h or 7d") }
+            let settings = try await common.settings()
+            let created = try await withAdministration(settings) {
+                try await $0.createInvite(expiresIn: seconds, note: note, baseURL: settings.baseURL, by: .commandLine)
+            }
+            print(
+                "Registration link \(created.invite.id), one use, until \(ISO8601DateFormatter().string(from: created.invite.expiresAt)). "
+                    + "Paste it as the LMS's LTI Advantage registration URL (Canvas: Developer Keys → + LTI Key → Dynamic Registration; "
+                    + "Moodle: Manage tools → Tool URL → Add LTI Advantage):")
+            print(created.link)
+        }
+
+        /// `30m`, `12h`, `7d` in seconds.
+        static func seconds(_ text: String) -> TimeInterval? {
+            guard let unit = text.last, let amount = Double(text.dropLast()), amount > 0 else { return nil }
+            switch unit {
+            case "m": return amount * 60
+            case "h": return amount * 3600
+            case "d": return amount * 86_400
+            default: return nil
+            }
+        }
+    }
+
+    struct Approve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Accept the launches of a platform registered dynamically (when GATEWAY_REGISTRATION_APPROVAL is on).")
+        @OptionGroup var common: CommonOptions
+        @Argument(help: "The platform id (see platforms list).") var id: String
+
+        func run() async throws {
+            let settings = try await common.settings()
+            _ = try await withAdministration(settings) { try await $0.approvePlatform(id: id, by: .commandLine) }
+            print("Approved platform \(id): its launches are accepted from now on.")
         }
     }
 

@@ -136,7 +136,7 @@ struct AdminAPIOperationsTests {
 
     static func routeTable(_ e2e: EndToEnd) -> [String: APIScope?] {
         var table: [String: APIScope?] = [:]
-        for route in AdminAPIController(administration: e2e.gateway.administration, throttle: AuthFailureThrottle()).routes {
+        for route in AdminAPIController(administration: e2e.gateway.administration, throttle: AuthFailureThrottle(), baseURL: e2e.baseURL).routes {
             table["\(route.method.rawValue) \(route.path)"] = route.scope
         }
         return table

@@ -57,7 +57,7 @@ struct AdminAPITests {
     static func method(_ route: AdminAPIController.Route) -> HTTPMethod { HTTPMethod(rawValue: route.method.rawValue) }
 
     static func routes(_ e2e: EndToEnd) -> [AdminAPIController.Route] {
-        AdminAPIController(administration: e2e.gateway.administration, throttle: AuthFailureThrottle()).routes
+        AdminAPIController(administration: e2e.gateway.administration, throttle: AuthFailureThrottle(), baseURL: e2e.baseURL).routes
     }
 
     @Test("every route: no key → 401, a key without the route's scope → 403 (both bodies word for word), a key with only that scope → past both")

@@ -26,16 +26,19 @@ extension EndToEnd {
 
     /// An `LtiDeepLinkingRequest` launch to `path`; returns the picker (or refusal) page.
     func openPicker(
-        _ settings: [String: Any], path: String = "/lti/deep-link", roles: [String] = ["http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"]
+        _ settings: [String: Any], path: String = "/lti/deep-link",
+        roles: [String] = ["http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"],
+        platform: TestPlatform? = nil
     ) async throws -> BrowserResponse {
-        let login = try await login(platformA)
-        let claims = self.claims(platformA, login, labID: nil) {
+        let platform = platform ?? platformA
+        let login = try await login(platform)
+        let claims = self.claims(platform, login, labID: nil) {
             $0[LTIClaim.messageType] = "LtiDeepLinkingRequest"
             $0[LTIClaim.resourceLink] = nil
             $0[LTIClaim.roles] = roles
             $0[LTIClaim.deepLinkingSettings] = settings
         }
-        return try await launch(idToken: platformA.sign(claims), state: login.state, cookie: login.cookie, path: path)
+        return try await launch(idToken: platform.sign(claims), state: login.state, cookie: login.cookie, path: path)
     }
 
     /// Submits the picker form.

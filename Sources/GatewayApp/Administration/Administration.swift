@@ -112,7 +112,7 @@ public struct Administration: Sendable {
         if let problem = skyPrep?.problem { throw AdministrationError.invalid("skyprep", problem) }
         let registration = try await PlatformAdministration.add(
             store: store, issuer: issuer, clientID: clientID, authURL: authURL, tokenURL: tokenURL, jwksURL: jwksURL,
-            deployments: deployments, now: now())
+            deployments: deployments, origin: actor == .commandLine ? "cli" : "api", now: now())
         if let options { try await PlatformAdministration.setLaunchOptions(store: store, registrationID: registration.id, options: options) }
         if let skyPrep { try await PlatformAdministration.setSkyPrepOptions(store: store, registrationID: registration.id, options: skyPrep) }
         await audit("platform.create", registration.id, by: actor)
@@ -180,6 +180,46 @@ public struct Administration: Sendable {
         }
         await audit("platform.deployment.remove", "\(platformID)/\(deploymentID)", by: actor)
         return try await platform(id: platformID)
+    }
+
+    // MARK: dynamic registration
+
+    /// A registration invitation just created, with the link that carries its token: the only time the link exists.
+    public struct CreatedInvite: Sendable {
+        public var invite: RegistrationInvite
+        public var link: String
+    }
+
+    /// Creates a one-time registration link for an LMS administrator (LTI Dynamic Registration), valid for `expiresIn`.
+    public func createInvite(
+        expiresIn: TimeInterval, note: String?, baseURL: String, by actor: AdministrationActor
+    ) async throws
+        -> CreatedInvite
+    {
+        guard (60...(30 * 86_400)).contains(expiresIn) else {
+            throw AdministrationError.invalid("expires_in", "expires_in must be from 1 minute to 30 days")
+        }
+        if let note, note.count > 200 || note.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            throw AdministrationError.invalid("note", "note must be at most 200 printable characters")
+        }
+        let token = SecureRandom.token(byteCount: 32)
+        let now = now()
+        let invite = RegistrationInvite(
+            id: "inv_" + SecureRandom.token(byteCount: 9), tokenDigest: DynamicRegistration.digest(token), note: note, createdBy: actor.name,
+            createdAt: now, expiresAt: now.addingTimeInterval(expiresIn))
+        try await store.addInvite(invite)
+        await audit("registration_invite.create", invite.id, by: actor)
+        return CreatedInvite(invite: invite, link: baseURL + "/lti/register?invite=" + token)
+    }
+
+    /// Invitations, newest first (never their tokens).
+    public func invites() async throws -> [RegistrationInvite] { try await store.invites() }
+
+    /// Accepts the launches of a platform registered dynamically while approval is required.
+    public func approvePlatform(id: String, by actor: AdministrationActor) async throws -> Platform {
+        guard try await store.approveRegistration(id: id) else { throw Self.noPlatform(id) }
+        await audit("platform.approve", id, by: actor)
+        return try await platform(id: id)
     }
 
     // MARK: signing keys

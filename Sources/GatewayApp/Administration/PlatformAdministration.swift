@@ -7,7 +7,7 @@ public enum PlatformAdministration {
     /// Validates and stores a new registration; returns it.
     public static func add(
         store: any RegistrationStore & SkyPrepAccountStore, issuer: String, clientID: String, authURL: String, tokenURL: String,
-        jwksURL: String, deployments: [String], now: Date = Date()
+        jwksURL: String, deployments: [String], origin: String = "cli", now: Date = Date()
     ) async throws -> PlatformRegistration {
         guard !issuer.isEmpty, issuer.count <= 255 else { throw AdministrationError.invalid("issuer", "issuer must be 1…255 characters") }
         guard !clientID.isEmpty, clientID.count <= 255 else {
@@ -16,7 +16,7 @@ public enum PlatformAdministration {
         try requireSecureURL(issuer, name: "issuer")
         let registration = PlatformRegistration(
             id: "plt_" + SecureRandom.token(byteCount: 9), issuer: issuer, clientID: clientID, authURL: authURL,
-            tokenURL: tokenURL, jwksURL: jwksURL, deploymentIDs: try validDeployments(deployments), createdAt: now)
+            tokenURL: tokenURL, jwksURL: jwksURL, deploymentIDs: try validDeployments(deployments), createdAt: now, origin: origin)
         try validateEndpoints(registration)
         do {
             try await store.addRegistration(registration)
@@ -82,7 +82,9 @@ public enum PlatformAdministration {
         guard !registrations.isEmpty else { return "No platforms registered. Add one with: lti-gateway platforms add --help\n" }
         var out = ""
         for (r, o, s) in registrations {
-            out += "\(r.id)\n  issuer:      \(r.issuer)\n  client id:   \(r.clientID)\n  auth url:    \(r.authURL)\n"
+            let made = "\(r.origin ?? "cli") on \(ISO8601DateFormatter().string(from: r.createdAt))"
+            out += "\(r.id)\(r.approved ? "" : "  (waiting for approval: platforms approve \(r.id))")\n"
+            out += "  issuer:      \(r.issuer)\n  client id:   \(r.clientID)\n  auth url:    \(r.authURL)\n  registered:  \(made)\n"
             out += "  token url:   \(r.tokenURL)\n  jwks url:    \(r.jwksURL)\n  deployments: \(r.deploymentIDs.joined(separator: ", "))\n"
             out += "  launch:      \(describe(o))\n"
             out += "  skyprep:     \(describe(s))\n"

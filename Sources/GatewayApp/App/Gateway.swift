@@ -266,7 +266,7 @@ public func buildGateway(
     operationsController.addKeySet(to: router)
     let adminAPI =
         settings.server.adminAPI
-        ? AdminAPIController(administration: administration, throttle: AuthFailureThrottle(now: monotonicNow)) : nil
+        ? AdminAPIController(administration: administration, throttle: AuthFailureThrottle(now: monotonicNow), baseURL: settings.baseURL) : nil
     // Metrics and the admin API go on the operations listener when there is one, else on the main listener.
     let operationsRouter: Router<GatewayRequestContext>
     if settings.server.opsPort != nil {
@@ -285,6 +285,15 @@ public func buildGateway(
         )
     }
     ToolConfigurationController(settings: settings, toolKeys: toolKeys).addRoutes(to: router)
+    if let active = toolKeys.ring.active {
+        RegistrationController(
+            registration: DynamicRegistration(
+                store: store, client: RegistrationClient(http: http),
+                tool: ToolConfiguration(baseURL: settings.baseURL, activeKey: active), requireApproval: settings.lti.registrationApproval,
+                now: now, audit: { action, target in await administration.audit(action, target, by: .anonymous) }),
+            pages: pages
+        ).addRoutes(to: router)
+    }
     WebhookController(
         webhooks: SkillableWebhooks(store: store, outbox: scoreOutbox, now: now), secret: settings.skillable.webhookSecret
     ).addRoutes(to: router)

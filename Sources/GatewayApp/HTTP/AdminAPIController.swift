@@ -34,6 +34,8 @@ struct AdminAPIController: Sendable {
 
     let administration: Administration
     let throttle: AuthFailureThrottle
+    /// The gateway's public base URL (invitation links).
+    let baseURL: String
 
     static let prefix = "/api/v1"
 
@@ -114,6 +116,20 @@ struct AdminAPIController: Sendable {
             Route(method: .delete, path: "\(p)/platforms/{id}", scope: .platformsWrite) { call in
                 try await administration.removePlatform(id: try call.parameter("id"), by: call.actor)
                 return Self.noContent
+            },
+            Route(method: .post, path: "\(p)/platforms/{id}/approve", scope: .platformsWrite) { call in
+                AdminJSON.platform(try await administration.approvePlatform(id: try call.parameter("id"), by: call.actor)).response()
+            },
+            Route(method: .get, path: "\(p)/registration_invites", scope: .platformsRead) { _ in
+                AdminJSON.list(try await administration.invites().map { AdminJSON.invite($0) }, nextCursor: nil).response()
+            },
+            Route(method: .post, path: "\(p)/registration_invites", scope: .platformsWrite) { call in
+                let body = try await AdminRequestBody.read(call.request)
+                try body.onlyKnown(["expires_in_seconds", "note"])
+                let created = try await administration.createInvite(
+                    expiresIn: TimeInterval(try body.integer("expires_in_seconds") ?? 7 * 86_400), note: try body.string("note"), baseURL: baseURL,
+                    by: call.actor)
+                return Self.created(AdminJSON.invite(created.invite, link: created.link))
             },
             Route(method: .get, path: "\(p)/platforms/{id}/deployments", scope: .platformsRead) { call in
                 let platform = try await administration.platform(id: try call.parameter("id"))

@@ -66,6 +66,17 @@ enum AdminAPIDescription {
                 method: "delete", path: "\(p)/platforms/{id}", summary: "Remove a platform (its launch records stay).", scope: "platforms.write",
                 parameters: [id], success: (204, nil)),
             Operation(
+                method: "post", path: "\(p)/platforms/{id}/approve", summary: "Accept the launches of a platform registered dynamically.",
+                scope: "platforms.write", parameters: [id], success: (200, ref("Platform"))),
+            Operation(
+                method: "get", path: "\(p)/registration_invites", summary: "List registration invitations (never their links).",
+                scope: "platforms.read", success: (200, listOf("RegistrationInvite"))),
+            Operation(
+                method: "post", path: "\(p)/registration_invites",
+                summary:
+                    "Create a one-time registration link for an LMS administrator (LTI Dynamic Registration); the answer is the only one with its url.",
+                scope: "platforms.write", requestSchema: "RegistrationInviteInput", success: (201, ref("RegistrationInvite"))),
+            Operation(
                 method: "get", path: "\(p)/platforms/{id}/deployments", summary: "List a platform's deployments.", scope: "platforms.read",
                 parameters: [id], success: (200, listOf("Deployment"))),
             Operation(
@@ -182,7 +193,7 @@ enum AdminAPIDescription {
                 [
                     ("id", "string"), ("issuer", "string"), ("client_id", "string"), ("auth_url", "string"), ("token_url", "string"),
                     ("jwks_url", "string"), ("deployments", "#Deployment[]"), ("options", "#LaunchOptions"), ("skyprep", "#SkyPrepOptions"),
-                    ("created_at", "string:date-time"),
+                    ("created_at", "string:date-time"), ("origin", "string"), ("approved", "boolean"),
                 ], required: ["id", "issuer", "client_id", "auth_url", "token_url", "jwks_url", "deployments", "options", "skyprep", "created_at"])
         ),
         (
@@ -245,6 +256,15 @@ enum AdminAPIDescription {
                     "lab_id", "vendor_result_code", "lab_instance_id", "context_id", "resource_link_id", "lab_state", "completion_status", "ended_at",
                 ])
         ),
+        (
+            "RegistrationInvite",
+            object(
+                [
+                    ("id", "string"), ("note", "string"), ("created_by", "string"), ("created_at", "string:date-time"),
+                    ("expires_at", "string:date-time"), ("used_at", "string:date-time"), ("platform_id", "string"), ("url", "string"),
+                ], required: ["id", "created_by", "created_at", "expires_at"], nullable: ["note", "used_at", "platform_id"])
+        ),
+        ("RegistrationInviteInput", object([("expires_in_seconds", "integer"), ("note", "string")])),
         (
             "OutboxDelivery",
             object(

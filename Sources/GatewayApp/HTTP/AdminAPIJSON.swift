@@ -11,6 +11,7 @@ enum AdminJSON {
             ("id", .string(r.id)), ("issuer", .string(r.issuer)), ("client_id", .string(r.clientID)), ("auth_url", .string(r.authURL)),
             ("token_url", .string(r.tokenURL)), ("jwks_url", .string(r.jwksURL)), ("deployments", deployments(r)),
             ("options", options(p.options)), ("skyprep", skyPrep(p.skyPrep)), ("created_at", .time(r.createdAt)),
+            ("origin", .string(r.origin ?? "cli")), ("approved", .bool(r.approved)),
         ])
     }
 
@@ -66,6 +67,15 @@ enum AdminJSON {
             ("created_at", .time(l.createdAt)), ("lab_state", .string(l.labState)), ("completion_status", .integer(l.completionStatus)),
             ("ended_at", .time(l.endedAt)), ("gradebook", .bool(l.agsLineItem != nil || l.agsLineItems != nil)),
         ])
+    }
+
+    static func invite(_ i: RegistrationInvite, link: String? = nil) -> JSONValue {
+        var members: [(String, JSONValue)] = [
+            ("id", .string(i.id)), ("note", .string(i.note)), ("created_by", .string(i.createdBy)), ("created_at", .time(i.createdAt)),
+            ("expires_at", .time(i.expiresAt)), ("used_at", .time(i.usedAt)), ("platform_id", .string(i.registrationID)),
+        ]
+        if let link { members.append(("url", .string(link))) }
+        return .object(members)
     }
 
     static func delivery(_ d: Administration.OutboxDelivery) -> JSONValue {

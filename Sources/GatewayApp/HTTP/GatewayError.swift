@@ -41,6 +41,8 @@ public struct GatewayError: Error, Sendable {
         public static let conflict = Code("conflict")
         /// Admin API: too many failed authentications from one address; try again later.
         public static let rateLimited = Code("rate_limited")
+        /// A dynamic registration refused: no valid invitation, or the platform's configuration or answer.
+        public static let registrationRefused = Code("registration_refused")
         public static let internalError = Code("internal_error")
 
         public var description: String { rawValue }

@@ -24,6 +24,7 @@ struct PageRenderer: Sendable {
             ("autopost", Self.autoPostTemplate), ("lab-actions", Self.labActionsTemplate), ("labs", Self.labsTemplate),
             ("confirm-end", Self.confirmEndTemplate), ("new-window", Self.newWindowPartial), ("new-window-page", Self.newWindowTemplate),
             ("storage-login", Self.storageLoginTemplate), ("storage-launch", Self.storageLaunchTemplate),
+            ("registered", Self.registeredTemplate),
         ]
         for (name, template) in templates {
             try library.register("{{% CONTENT_TYPE: \(ByteEscapedHTML.name)}}" + template, named: name)
@@ -59,6 +60,13 @@ struct PageRenderer: Sendable {
     }
 
     /// A plain page with a title and a paragraph.
+    /// The page that ends a dynamic registration; it may show in the LMS's frame (it has no actions).
+    func registeredPage(title: String, message: String, facts: [String]) -> Response {
+        let nonce = SecureRandom.token(byteCount: 16)
+        return render(
+            "registered", status: .ok, ["title": title, "message": message, "facts": facts, "nonce": nonce], scriptNonce: nonce, hasActions: false)
+    }
+
     func messagePage(title: String, message: String, status: HTTPResponse.Status = .ok) -> Response {
         render("message", status: status, ["title": title, "message": message], hasActions: false)
     }
@@ -242,6 +250,15 @@ struct PageRenderer: Sendable {
         <input type="hidden" name="JWT" value="{{jwt}}">
         <p>{{summary}}</p><p><button type="submit">Continue to the course</button></p></form>
         <script nonce="{{nonce}}">document.getElementById('return').submit();</script>{{/content}}{{/layout}}
+        """
+
+    /// The end of a dynamic registration: says what was registered and tells the LMS (opener or parent frame) to close
+    /// the registration window (`org.imsglobal.lti.close`).
+    static let registeredTemplate = """
+        {{<layout}}{{$content}}<h1>{{title}}</h1><p>{{message}}</p><ul>{{#facts}}<li>{{.}}</li>{{/facts}}</ul>
+        <p>You can close this window.</p>
+        <script nonce="{{nonce}}">(window.opener || window.parent).postMessage({subject: "org.imsglobal.lti.close"}, "*");</script>
+        {{/content}}{{/layout}}
         """
 
     static let messageTemplate = """

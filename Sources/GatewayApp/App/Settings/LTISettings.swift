@@ -16,6 +16,8 @@ public struct LTISettings: SettingsArea {
     public var scoreAttempts = 12
     /// Wait before a failed score delivery is tried again; doubles up to an hour, ±20 %.
     public var scoreRetry = Duration.seconds(30)
+    /// Whether platforms registered dynamically wait for `platforms approve` before their launches are accepted.
+    public var registrationApproval = false
 
     public init() {}
 
@@ -37,5 +39,8 @@ public struct LTISettings: SettingsArea {
         .duration(
             "GATEWAY_SCORE_RETRY_SECONDS", \.scoreRetry,
             "wait before a failed score delivery is tried again; doubles after each failure up to an hour, ±20 %", range: 0.05...3600),
+        .flag(
+            "GATEWAY_REGISTRATION_APPROVAL", \.registrationApproval,
+            "platforms registered dynamically (through an invitation) wait for `platforms approve ID` before their launches are accepted"),
     ]
 }
