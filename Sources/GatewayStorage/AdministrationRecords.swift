@@ -134,4 +134,6 @@ public enum DynamicRegistrationResult: Sendable, Equatable {
     case updated(String)
     /// The invitation was used or expired meanwhile: nothing stored.
     case inviteUnusable
+    /// (issuer, client id) is a platform an operator registered by hand: an invitation does not change it.
+    case registeredByHand(String)
 }

@@ -79,9 +79,13 @@ public protocol RegistrationInviteStore: Sendable {
     func invite(tokenDigest: String) async throws -> RegistrationInvite?
     /// Every invitation, newest first.
     func invites() async throws -> [RegistrationInvite]
+    /// Counts an attempt to register through the invitation; `false` when it is used, expired, unknown, or has had
+    /// `limit` attempts (a leaked link cannot be used to probe without end).
+    func countInviteAttempt(tokenDigest: String, now: Date, limit: Int) async throws -> Bool
     /// In one transaction: uses the invitation (unused and unexpired at `now`, else nothing is stored) and stores
-    /// `registration` — or, when (issuer, client id) is registered, replaces its endpoints and adds its deployments,
-    /// keeping its id, options and approval.
+    /// `registration` — or, when (issuer, client id) was registered dynamically before, replaces its endpoints, granted
+    /// scopes and adds its deployments, keeping its id and options (its approval too, unless `registration` is not
+    /// approved: then it waits for approval again). A platform registered by hand is never changed this way.
     func completeDynamicRegistration(
         _ registration: PlatformRegistration, inviteDigest: String, now: Date
     ) async throws

@@ -19,6 +19,7 @@ public actor MemoryGatewayStore: GatewayStore {
     private var audit: [AuditEvent] = []
     private var webhookEvents: [String: Date] = [:]
     private var invitesByDigest: [String: RegistrationInvite] = [:]
+    private var inviteAttempts: [String: Int] = [:]
 
     public init() {}
 
@@ -413,6 +414,7 @@ public actor MemoryGatewayStore: GatewayStore {
     {
         guard var invite = invitesByDigest[inviteDigest], invite.usedAt == nil, invite.expiresAt > now else { return .inviteUnusable }
         let existing = registrationsByID.values.first { $0.issuer == registration.issuer && $0.clientID == registration.clientID }
+        if let existing, existing.origin != "dynamic" { return .registeredByHand(existing.id) }
         invite.usedAt = now
         invite.registrationID = existing?.id ?? registration.id
         invitesByDigest[inviteDigest] = invite
@@ -423,9 +425,18 @@ public actor MemoryGatewayStore: GatewayStore {
         updated.authURL = registration.authURL
         updated.tokenURL = registration.tokenURL
         updated.jwksURL = registration.jwksURL
+        updated.grantedScopes = registration.grantedScopes
+        if !registration.approved { updated.approved = false }
         updated.deploymentIDs += registration.deploymentIDs.filter { !updated.deploymentIDs.contains($0) }
         registrationsByID[updated.id] = updated
         return .updated(updated.id)
+    }
+
+    public func countInviteAttempt(tokenDigest: String, now: Date, limit: Int) async throws -> Bool {
+        guard let invite = invitesByDigest[tokenDigest], invite.usedAt == nil, invite.expiresAt > now, inviteAttempts[tokenDigest, default: 0] < limit
+        else { return false }
+        inviteAttempts[tokenDigest, default: 0] += 1
+        return true
     }
 
     public func approveRegistration(id: String) async throws -> Bool {

@@ -168,5 +168,10 @@ enum PostgresSchema {
               expires_at DOUBLE PRECISION NOT NULL, used_at DOUBLE PRECISION, registration_id TEXT)
             """,
         ],
+        // 12: the scopes a platform granted at its dynamic registration, and failed attempts of each invitation.
+        [
+            "ALTER TABLE platform_registrations ADD COLUMN granted_scopes TEXT",
+            "ALTER TABLE registration_invites ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+        ],
     ]
 }

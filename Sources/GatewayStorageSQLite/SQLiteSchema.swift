@@ -184,5 +184,10 @@ enum SQLiteSchema {
               expires_at REAL NOT NULL, used_at REAL, registration_id TEXT)
             """,
         ],
+        // 16: the scopes a platform granted at its dynamic registration, and failed attempts of each invitation.
+        [
+            "ALTER TABLE platform_registrations ADD COLUMN granted_scopes TEXT",
+            "ALTER TABLE registration_invites ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+        ],
     ]
 }

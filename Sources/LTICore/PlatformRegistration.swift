@@ -21,10 +21,14 @@ public struct PlatformRegistration: Sendable, Equatable, Codable {
     public var origin: String?
     /// Whether its launches are accepted (a dynamic registration may wait for an operator's approval).
     public var approved: Bool
+    /// The service scopes the platform granted at a dynamic registration (it may grant fewer than asked); nil when
+    /// registered by hand.
+    public var grantedScopes: [String]?
 
     public init(
         id: String, issuer: String, clientID: String, authURL: String, tokenURL: String,
-        jwksURL: String, deploymentIDs: [String], createdAt: Date, origin: String? = nil, approved: Bool = true
+        jwksURL: String, deploymentIDs: [String], createdAt: Date, origin: String? = nil, approved: Bool = true,
+        grantedScopes: [String]? = nil
     ) {
         self.id = id
         self.issuer = issuer
@@ -36,6 +40,7 @@ public struct PlatformRegistration: Sendable, Equatable, Codable {
         self.createdAt = createdAt
         self.origin = origin
         self.approved = approved
+        self.grantedScopes = grantedScopes
     }
 }
 

@@ -37,30 +37,50 @@ public struct RegistrationError: Error, Sendable, CustomStringConvertible {
 /// - Important: The configuration URL comes from whoever opens the registration link, so every URL is checked
 ///   (https; http only on loopback), each exchange has one deadline and a size cap, and redirects are not followed.
 public struct RegistrationClient: Sendable {
+    /// Must not follow redirects (the gateway's client follows none): a redirect would leave the checked URL.
     let http: HTTPClient
     var timeout: Duration = .seconds(10)
     var maxBytes = 64 * 1024
     var userAgent = "lti-gateway"
+    /// Whether platforms on this machine or a private network may be called: only for a gateway that itself runs on
+    /// loopback (development, tests), since the configuration URL comes from whoever opens a link.
+    let allowLocal: Bool
 
-    public init(http: HTTPClient, timeout: Duration = .seconds(10), maxBytes: Int = 64 * 1024) {
+    public init(http: HTTPClient, allowLocal: Bool, timeout: Duration = .seconds(10), maxBytes: Int = 64 * 1024) {
         self.http = http
+        self.allowLocal = allowLocal
         self.timeout = timeout
         self.maxBytes = maxBytes
     }
 
-    /// `scheme://host` of an https URL (http only on loopback hosts); nil otherwise.
-    public static func secureHost(_ url: String) -> String? {
+    /// `host:port` of a URL the gateway may call: https (http only to loopback, when local hosts are allowed), and no
+    /// loopback, private or link-local address unless local hosts are allowed; nil otherwise.
+    public func origin(_ url: String) -> String? {
         guard url.count <= 2048, let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
             let host = components.host?.lowercased(), !host.isEmpty, components.user == nil, components.password == nil
         else { return nil }
-        guard scheme == "https" || (scheme == "http" && Loopback.isLoopback(host)) else { return nil }
-        return host
+        let local = Loopback.isLoopback(host) || Self.isPrivateAddress(host)
+        guard scheme == "https" || (scheme == "http" && Loopback.isLoopback(host)), allowLocal || !local else { return nil }
+        return "\(host):\(components.port ?? (scheme == "https" ? 443 : 80))"
+    }
+
+    /// An IP literal of a private, link-local or unspecified range (10/8, 172.16/12, 192.168/16, 169.254/16, 0/8, fc00::/7,
+    /// fe80::/10). Names are not resolved: a name that resolves to such an address is the platform's operator's doing.
+    static func isPrivateAddress(_ host: String) -> Bool {
+        let trimmed = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        let parts = trimmed.split(separator: ".").compactMap { UInt8($0) }
+        if parts.count == 4 {
+            return parts[0] == 10 || parts[0] == 0 || (parts[0] == 172 && (16...31).contains(parts[1])) || (parts[0] == 192 && parts[1] == 168)
+                || (parts[0] == 169 && parts[1] == 254)
+        }
+        let lowered = trimmed.lowercased()
+        return lowered.contains(":") && (lowered.hasPrefix("fc") || lowered.hasPrefix("fd") || lowered.hasPrefix("fe8") || lowered == "::")
     }
 
     /// Reads and validates the configuration at `url` (with the registration token as bearer, as Canvas requires).
     public func configuration(at url: String, token: String?) async throws -> PlatformConfiguration {
-        guard let configurationHost = Self.secureHost(url) else {
-            throw RegistrationError("The platform's configuration URL must use https.")
+        guard let configurationOrigin = origin(url) else {
+            throw RegistrationError("The platform's configuration URL must use https, on a public address.")
         }
         let (status, body) = try await exchange(.GET, url, token: token, body: nil)
         guard status == 200 else { throw RegistrationError("The platform's configuration could not be read (HTTP \(status)).") }
@@ -68,7 +88,7 @@ public struct RegistrationClient: Sendable {
             throw RegistrationError("The platform's configuration is not a JSON object.")
         }
         func endpoint(_ name: String) throws -> String {
-            guard let value = document[name] as? String, Self.secureHost(value) != nil else {
+            guard let value = document[name] as? String, origin(value) != nil else {
                 throw RegistrationError("The platform's configuration lacks an https \(name).")
             }
             return value
@@ -76,8 +96,13 @@ public struct RegistrationClient: Sendable {
         let issuer = try endpoint("issuer")
         // The issuer must be on the host that served the configuration (not the path: Moodle serves it at
         // /mod/lti/openid-configuration.php).
-        guard Self.secureHost(issuer) == configurationHost else {
+        guard let issuerHost = URLComponents(string: issuer)?.host?.lowercased(), configurationOrigin.hasPrefix(issuerHost + ":") else {
             throw RegistrationError("The platform's issuer is not on the host that served its configuration.")
+        }
+        // The registration is posted (with the bearer token) only to the origin that served the configuration.
+        let registrationEndpoint = try endpoint("registration_endpoint")
+        guard origin(registrationEndpoint) == configurationOrigin else {
+            throw RegistrationError("The platform's registration endpoint is not on the origin that served its configuration.")
         }
         guard let platform = document["https://purl.imsglobal.org/spec/lti-platform-configuration"] as? [String: Any] else {
             throw RegistrationError("The platform's configuration has no LTI platform configuration.")
@@ -87,7 +112,7 @@ public struct RegistrationClient: Sendable {
         }
         return PlatformConfiguration(
             issuer: issuer, authorizationEndpoint: try endpoint("authorization_endpoint"), tokenEndpoint: try endpoint("token_endpoint"),
-            jwksURI: try endpoint("jwks_uri"), registrationEndpoint: try endpoint("registration_endpoint"),
+            jwksURI: try endpoint("jwks_uri"), registrationEndpoint: registrationEndpoint,
             productFamily: platform["product_family_code"] as? String, messagesSupported: messages)
     }
 

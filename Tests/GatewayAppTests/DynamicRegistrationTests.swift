@@ -32,14 +32,19 @@ final class RegisteringPlatform: Sendable {
     let refusal = Mutex<String?>(nil)
     /// When set, the configuration names this issuer.
     let issuerOverride = Mutex<String?>(nil)
+    /// When set, the configuration names this registration endpoint.
+    let registrationEndpointOverride = Mutex<String?>(nil)
+    /// Path of the key set the configuration names (a platform that moved its keys registers again).
+    let jwksPath = Mutex("/jwks")
     let clientID: String
-    let deploymentID: String
+    let deploymentIDs = Mutex<[String]>([])
+    var deploymentID: String { deploymentIDs.withLock { $0.last ?? "" } }
 
     init(_ kind: Kind) {
         self.kind = kind
         token = kind == .canvas ? "canvas-registration-token" : "eyJhbGciOiJSUzI1NiJ9.eyJzY29wZSI6InJlZyJ9.c2lnbmF0dXJl"
         clientID = kind == .canvas ? "10000000000042" : "moodle-client-7"
-        deploymentID = kind == .canvas ? "42:8865aa05b4b79b64a91a86042e43af5ea8ae79eb" : "7"
+        deploymentIDs.withLock { $0 = [kind == .canvas ? "42:8865aa05b4b79b64a91a86042e43af5ea8ae79eb" : "7"] }
     }
 
     var base: String { "http://127.0.0.1:\(port.withLock { $0 } ?? 0)" }
@@ -60,7 +65,8 @@ final class RegisteringPlatform: Sendable {
                 : ["LtiResourceLinkRequest", "LtiDeepLinkingRequest"]
             let document: [String: Any] = [
                 "issuer": self.issuerOverride.withLock { $0 } ?? self.base, "authorization_endpoint": self.base + "/auth",
-                "token_endpoint": self.base + "/token", "jwks_uri": self.base + "/jwks", "registration_endpoint": self.base + "/register",
+                "token_endpoint": self.base + "/token", "jwks_uri": self.base + self.jwksPath.withLock { $0 },
+                "registration_endpoint": self.registrationEndpointOverride.withLock { $0 } ?? self.base + "/register",
                 "https://purl.imsglobal.org/spec/lti-platform-configuration": [
                     "product_family_code": self.kind == .canvas ? "canvas" : "moodle", "messages_supported": messages,
                 ],
@@ -86,7 +92,7 @@ final class RegisteringPlatform: Sendable {
                 status: .ok, headers: [.contentType: "application/json"],
                 body: .init(byteBuffer: ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: answer))))
         }
-        router.get("/jwks") { _, _ -> Response in
+        router.get("/:keys") { _, _ -> Response in
             Response(
                 status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: self.testPlatform.jwksJSON)))
         }
@@ -154,6 +160,7 @@ struct DynamicRegistrationTests {
                 let stored = try #require(try await e2e.gateway.store.allRegistrations().first { $0.issuer == platform.base })
                 #expect(stored.clientID == platform.clientID && stored.deploymentIDs == [platform.deploymentID] && stored.origin == "dynamic")
                 #expect(stored.jwksURL == platform.base + "/jwks" && stored.tokenURL == platform.base + "/token")
+                #expect(stored.grantedScopes == [AGSScope.score], "the scopes the platform granted, not those asked for")
 
                 // The new registration launches learners and opens the picker.
                 let launched = try await e2e.fullLaunch(platform.testPlatform)
@@ -164,8 +171,12 @@ struct DynamicRegistrationTests {
                 let returned = try await e2e.submitPicker(session: session, labs: ["1001"])
                 #expect(Page.formAction(returned.body) == "https://lms-a.example.edu/deep_links/return?ctx=9&x=1")
 
-                let audit = try await e2e.gateway.administration.auditEvents(after: nil, limit: 5).map(\.action)
-                #expect(audit.contains("platform.register") && audit.contains("registration_invite.create"))
+                let audit = try await e2e.gateway.administration.auditEvents(after: nil, limit: 100)
+                let registered = try #require(audit.first { $0.action == "platform.register" })
+                #expect(
+                    registered.target.hasPrefix(stored.id) && registered.target.contains("(test)"),
+                    "the invitation and its note: \(registered.target)")
+                #expect(audit.contains { $0.action == "registration_invite.create" })
             }
         }
     }
@@ -199,6 +210,19 @@ struct DynamicRegistrationTests {
                 platform.refusal.withLock { $0 = nil }
                 #expect(try await e2e.gateway.store.allRegistrations() == before, "a refused registration stored something")
 
+                // The registration is posted only to the origin that served the configuration.
+                platform.registrationEndpointOverride.withLock { $0 = "http://localhost:1/register" }
+                let elsewhereEndpoint = try await Self.open(e2e, link: try await Self.invite(e2e), platform)
+                #expect(elsewhereEndpoint.status == 502 && elsewhereEndpoint.body.contains("registration endpoint"), "\(elsewhereEndpoint.body)")
+                platform.registrationEndpointOverride.withLock { $0 = nil }
+
+                // A link that keeps failing stops working after ten attempts.
+                platform.refusal.withLock { $0 = "no" }
+                let probed = try await Self.invite(e2e)
+                for _ in 0..<10 { #expect(try await Self.open(e2e, link: probed, platform).status == 502) }
+                #expect(try await Self.open(e2e, link: probed, platform).body.contains("tried too often"))
+                platform.refusal.withLock { $0 = nil }
+
                 let link = try await Self.invite(e2e)
                 #expect(try await Self.open(e2e, link: link, platform).status == 200)
                 let used = try await Self.open(e2e, link: link, platform)
@@ -223,10 +247,29 @@ struct DynamicRegistrationTests {
                 _ = try await e2e.gateway.administration.approvePlatform(id: stored.id, by: .commandLine)
                 #expect(try await e2e.fullLaunch(platform.testPlatform).status == 303)
 
+                // The platform moved its keys and was installed again: updated in place, and waiting for approval again.
+                platform.jwksPath.withLock { $0 = "/keys-2" }
+                platform.deploymentIDs.withLock { $0.append("8") }
                 let again = try await Self.open(e2e, link: try await Self.invite(e2e), platform)
                 #expect(again.status == 200 && again.body.contains("Registration updated"))
                 let all = try await e2e.gateway.store.allRegistrations().filter { $0.issuer == platform.base }
-                #expect(all.count == 1 && all.first?.id == stored.id && all.first?.approved == true, "duplicated, or approval lost")
+                #expect(all.count == 1 && all.first?.id == stored.id, "duplicated")
+                #expect(all.first?.jwksURL == platform.base + "/keys-2" && all.first?.deploymentIDs == ["7", "8"])
+                #expect(all.first?.approved == false, "changed endpoints launched without a new approval")
+                _ = try await e2e.gateway.administration.approvePlatform(id: stored.id, by: .commandLine)
+                #expect(try await e2e.fullLaunch(platform.testPlatform).status == 303)
+
+                // A platform an operator registered by hand is not changed by a link.
+                let canvas = RegisteringPlatform(.canvas)
+                try await canvas.run {
+                    _ = try await e2e.gateway.administration.addPlatform(
+                        issuer: canvas.base, clientID: canvas.clientID, authURL: canvas.base + "/auth", tokenURL: canvas.base + "/token",
+                        jwksURL: canvas.base + "/jwks", deployments: ["by-hand"], by: .commandLine)
+                    let refused = try await Self.open(e2e, link: try await Self.invite(e2e), canvas)
+                    #expect(refused.status == 409, "\(refused.body)")
+                    let kept = try await e2e.gateway.store.allRegistrations().first { $0.issuer == canvas.base }
+                    #expect(kept?.deploymentIDs == ["by-hand"] && kept?.origin == "cli")
+                }
             }
         }
     }
@@ -235,7 +278,7 @@ struct DynamicRegistrationTests {
     func fetchLimits() async throws {
         let platform = RegisteringPlatform(.canvas)
         try await platform.run {
-            let client = RegistrationClient(http: HTTPClient.shared, timeout: .milliseconds(300))
+            let client = RegistrationClient(http: HTTPClient.shared, allowLocal: true, timeout: .milliseconds(300))
             let started = ContinuousClock.now
             await #expect(throws: RegistrationError.self) { try await client.configuration(at: platform.base + "/slow", token: nil) }
             #expect(ContinuousClock.now - started < .seconds(1.5), "the deadline was not kept")
@@ -248,6 +291,14 @@ struct DynamicRegistrationTests {
             await #expect(throws: RegistrationError.self) {
                 try await client.configuration(at: "http://lms.example.edu/.well-known/openid-configuration", token: nil)
             }
+            // A gateway on a public address calls no platform on this machine or a private network.
+            let deployed = RegistrationClient(http: HTTPClient.shared, allowLocal: false)
+            for url in [
+                platform.configurationURL, "https://10.1.2.3/c", "https://192.168.0.9/c", "https://169.254.169.254/latest", "https://[fd00::1]/c",
+            ] {
+                await #expect(throws: RegistrationError.self, "\(url)") { try await deployed.configuration(at: url, token: nil) }
+            }
+            #expect(platform.configurationGets.withLock { $0.isEmpty }, "a refused URL was fetched")
         }
     }
 }

@@ -85,6 +85,7 @@ public enum PlatformAdministration {
             let made = "\(r.origin ?? "cli") on \(ISO8601DateFormatter().string(from: r.createdAt))"
             out += "\(r.id)\(r.approved ? "" : "  (waiting for approval: platforms approve \(r.id))")\n"
             out += "  issuer:      \(r.issuer)\n  client id:   \(r.clientID)\n  auth url:    \(r.authURL)\n  registered:  \(made)\n"
+            if let scopes = r.grantedScopes { out += "  granted:     \(scopes.isEmpty ? "no service scopes" : scopes.joined(separator: " "))\n" }
             out += "  token url:   \(r.tokenURL)\n  jwks url:    \(r.jwksURL)\n  deployments: \(r.deploymentIDs.joined(separator: ", "))\n"
             out += "  launch:      \(describe(o))\n"
             out += "  skyprep:     \(describe(s))\n"

@@ -288,7 +288,8 @@ public func buildGateway(
     if let active = toolKeys.ring.active {
         RegistrationController(
             registration: DynamicRegistration(
-                store: store, client: RegistrationClient(http: http),
+                store: store,
+                client: RegistrationClient(http: http, allowLocal: Loopback.isLoopback(URLComponents(string: settings.baseURL)?.host ?? "")),
                 tool: ToolConfiguration(baseURL: settings.baseURL, activeKey: active), requireApproval: settings.lti.registrationApproval,
                 now: now, audit: { action, target in await administration.audit(action, target, by: .anonymous) }),
             pages: pages

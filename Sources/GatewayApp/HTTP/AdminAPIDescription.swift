@@ -193,7 +193,7 @@ enum AdminAPIDescription {
                 [
                     ("id", "string"), ("issuer", "string"), ("client_id", "string"), ("auth_url", "string"), ("token_url", "string"),
                     ("jwks_url", "string"), ("deployments", "#Deployment[]"), ("options", "#LaunchOptions"), ("skyprep", "#SkyPrepOptions"),
-                    ("created_at", "string:date-time"), ("origin", "string"), ("approved", "boolean"),
+                    ("created_at", "string:date-time"), ("origin", "string"), ("approved", "boolean"), ("granted_scopes", "string[]"),
                 ], required: ["id", "issuer", "client_id", "auth_url", "token_url", "jwks_url", "deployments", "options", "skyprep", "created_at"])
         ),
         (

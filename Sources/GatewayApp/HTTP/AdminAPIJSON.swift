@@ -11,7 +11,7 @@ enum AdminJSON {
             ("id", .string(r.id)), ("issuer", .string(r.issuer)), ("client_id", .string(r.clientID)), ("auth_url", .string(r.authURL)),
             ("token_url", .string(r.tokenURL)), ("jwks_url", .string(r.jwksURL)), ("deployments", deployments(r)),
             ("options", options(p.options)), ("skyprep", skyPrep(p.skyPrep)), ("created_at", .time(r.createdAt)),
-            ("origin", .string(r.origin ?? "cli")), ("approved", .bool(r.approved)),
+            ("origin", .string(r.origin ?? "cli")), ("approved", .bool(r.approved)), ("granted_scopes", strings(r.grantedScopes)),
         ])
     }
 

@@ -26,6 +26,8 @@ struct DynamicRegistration: Sendable {
     let requireApproval: Bool
     let now: @Sendable () -> Date
     let audit: @Sendable (_ action: String, _ target: String) async -> Void
+    /// Attempts one invitation allows (a leaked link cannot be used to probe without end).
+    var attemptsPerInvite = 10
 
     static func digest(_ token: String) -> String { Hex.encode(SHA256.hash(data: Data(token.utf8))) }
 
@@ -44,6 +46,10 @@ struct DynamicRegistration: Sendable {
                 status: 400,
                 message: "Open this link from your LMS's LTI Advantage registration (it adds the openid_configuration parameter).")
         }
+        guard (try? await store.countInviteAttempt(tokenDigest: invite.tokenDigest, now: now(), limit: attemptsPerInvite)) == true else {
+            return .refused(status: 403, message: "This registration link has been tried too often. Ask the gateway's operator for a new one.")
+        }
+        let via = "invitation \(invite.id)" + (invite.note.map { " (\($0))" } ?? "")
         do {
             let configuration = try await client.configuration(at: configurationURL, token: registrationToken)
             let registered = try await client.register(
@@ -54,17 +60,24 @@ struct DynamicRegistration: Sendable {
             let registration = PlatformRegistration(
                 id: "plt_" + SecureRandom.token(byteCount: 9), issuer: configuration.issuer, clientID: registered.clientID,
                 authURL: configuration.authorizationEndpoint, tokenURL: configuration.tokenEndpoint, jwksURL: configuration.jwksURI,
-                deploymentIDs: [deployment], createdAt: now(), origin: "dynamic", approved: !requireApproval)
+                deploymentIDs: [deployment], createdAt: now(), origin: "dynamic", approved: !requireApproval, grantedScopes: registered.scopes)
             switch try await store.completeDynamicRegistration(registration, inviteDigest: invite.tokenDigest, now: now()) {
             case .inviteUnusable:
                 return .refused(status: 403, message: "This registration link was used meanwhile. Ask the gateway's operator for a new one.")
+            case .registeredByHand(let id):
+                return .refused(
+                    status: 409,
+                    message:
+                        "This platform (issuer and client id) was registered by the gateway's operator (\(id)); a registration link does not change it. Ask the operator."
+                )
             case .created(let id):
-                await audit("platform.register", id)
+                await audit("platform.register", "\(id) by \(via)")
                 logger.info("platform registered dynamically", metadata: ["lti.registration": "\(id)", "lti.iss": "\(registration.issuer)"])
                 return .registered(registration, updated: false, pending: requireApproval)
             case .updated(let id):
-                await audit("platform.register", id)
-                let stored = try await store.registration(id: id) ?? registration
+                await audit("platform.register", "\(id) again by \(via)")
+                var stored = (try? await store.registration(id: id)) ?? registration
+                stored.id = id
                 logger.info("platform registered again", metadata: ["lti.registration": "\(id)", "lti.iss": "\(registration.issuer)"])
                 return .registered(stored, updated: true, pending: !stored.approved)
             }

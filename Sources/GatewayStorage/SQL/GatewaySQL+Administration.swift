@@ -7,6 +7,7 @@ extension GatewaySQL {
     /// Endpoints only: the issuer and client id name the platform, and are never changed in place.
     public static let updateRegistrationEndpoints = SQLStatement(
         "UPDATE platform_registrations SET auth_url = ?, token_url = ?, jwks_url = ? WHERE id = ? RETURNING id")
+    static let updateGrantedScopes = SQLStatement("UPDATE platform_registrations SET granted_scopes = ? WHERE id = ?")
     public static let deleteDeployments = SQLStatement("DELETE FROM platform_deployments WHERE registration_id = ?")
 
     /// The values of ``updateRegistrationEndpoints``.
@@ -217,7 +218,12 @@ extension GatewaySQL {
     /// One statement: of racing registrations through one invitation, one uses it.
     public static let useInvite = SQLStatement(
         "UPDATE registration_invites SET used_at = ?, registration_id = ? WHERE token_digest = ? AND used_at IS NULL AND expires_at > ? RETURNING id")
-    public static let registrationIDByClient = SQLStatement("SELECT id FROM platform_registrations WHERE issuer = ? AND client_id = ?")
+    public static let registrationIDByClient = SQLStatement("SELECT id, origin FROM platform_registrations WHERE issuer = ? AND client_id = ?")
+    static let countInviteAttempt = SQLStatement(
+        """
+        UPDATE registration_invites SET attempts = attempts + 1
+        WHERE token_digest = ? AND used_at IS NULL AND expires_at > ? AND attempts < ? RETURNING id
+        """)
     public static let addDeploymentIfMissing = SQLStatement(
         """
         INSERT INTO platform_deployments (registration_id, deployment_id, position)
@@ -231,13 +237,17 @@ extension GatewaySQL {
     public static func completeDynamicRegistration<Row: SQLRow>(
         _ r: PlatformRegistration, inviteDigest: String, now: Date, run: (SQLStatement, [SQLValue]) async throws -> [Row]
     ) async throws -> DynamicRegistrationResult {
-        let existing = try await run(registrationIDByClient, [.text(r.issuer), .text(r.clientID)]).first.map { try $0.requiredText("id") }
+        let found = try await run(registrationIDByClient, [.text(r.issuer), .text(r.clientID)]).first
+        let existing = try found.map { try $0.requiredText("id") }
+        if let existing, try found?.text("origin") != "dynamic" { return .registeredByHand(existing) }
         let id = existing ?? r.id
         guard !(try await run(useInvite, [.time(now), .text(id), .text(inviteDigest), .time(now)])).isEmpty else { return .inviteUnusable }
         if let existing {
             var updated = r
             updated.id = existing
             _ = try await run(updateRegistrationEndpoints, endpointValues(updated))
+            _ = try await run(updateGrantedScopes, [.text(r.grantedScopes?.joined(separator: " ")), .text(existing)])
+            if !r.approved { _ = try await run(approveRegistration, [.bool(false), .text(existing)]) }
             for deployment in r.deploymentIDs { _ = try await run(addDeploymentIfMissing, [.text(existing), .text(deployment), .text(existing)]) }
             return .updated(existing)
         }
@@ -274,6 +284,10 @@ extension SQLGatewayStore {
 
     public func invites() async throws -> [RegistrationInvite] {
         try await read(GatewaySQL.allInvites, []).map(GatewaySQL.invite)
+    }
+
+    public func countInviteAttempt(tokenDigest: String, now: Date, limit: Int) async throws -> Bool {
+        !(try await write(GatewaySQL.countInviteAttempt, [.text(tokenDigest), .time(now), .integer(limit)]).isEmpty)
     }
 
     public func approveRegistration(id: String) async throws -> Bool {

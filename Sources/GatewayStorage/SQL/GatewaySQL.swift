@@ -9,14 +9,14 @@ public enum GatewaySQL {
 
     public static let insertRegistration = SQLStatement(
         """
-        INSERT INTO platform_registrations (id, issuer, client_id, auth_url, token_url, jwks_url, created_at, origin, approved)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        INSERT INTO platform_registrations (id, issuer, client_id, auth_url, token_url, jwks_url, created_at, origin, approved, granted_scopes)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """)
 
     public static func values(_ r: PlatformRegistration) -> [SQLValue] {
         [
             .text(r.id), .text(r.issuer), .text(r.clientID), .text(r.authURL), .text(r.tokenURL), .text(r.jwksURL), .time(r.createdAt),
-            .text(r.origin), .bool(r.approved),
+            .text(r.origin), .bool(r.approved), .text(r.grantedScopes?.joined(separator: " ")),
         ]
     }
 
@@ -27,7 +27,7 @@ public enum GatewaySQL {
     static func registrations(where condition: String) -> SQLStatement {
         SQLStatement(
             """
-            SELECT r.id, r.issuer, r.client_id, r.auth_url, r.token_url, r.jwks_url, r.created_at, r.origin, r.approved, d.deployment_id
+            SELECT r.id, r.issuer, r.client_id, r.auth_url, r.token_url, r.jwks_url, r.created_at, r.origin, r.approved, r.granted_scopes, d.deployment_id
             FROM platform_registrations r LEFT JOIN platform_deployments d ON d.registration_id = r.id
             WHERE \(condition) ORDER BY r.created_at, r.id, d.position
             """)
@@ -48,7 +48,8 @@ public enum GatewaySQL {
                         id: id, issuer: try row.requiredText("issuer"), clientID: try row.requiredText("client_id"),
                         authURL: try row.requiredText("auth_url"), tokenURL: try row.requiredText("token_url"),
                         jwksURL: try row.requiredText("jwks_url"), deploymentIDs: [], createdAt: try row.date("created_at"),
-                        origin: try row.text("origin"), approved: try row.bool("approved") ?? true))
+                        origin: try row.text("origin"), approved: try row.bool("approved") ?? true,
+                        grantedScopes: try row.text("granted_scopes").map { $0.split(separator: " ").map(String.init) }))
             }
             if let deployment = try row.text("deployment_id") { result[result.count - 1].deploymentIDs.append(deployment) }
         }
