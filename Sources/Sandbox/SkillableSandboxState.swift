@@ -1,4 +1,5 @@
 import Foundation
+import GatewaySupport
 
 /// The sandbox's lab profiles, lab instances and scripted outcomes.
 ///
@@ -121,7 +122,7 @@ public actor SkillableSandboxState {
     private static func write(_ value: Any?, to out: inout String) {
         switch value {
         case .none: out += "null"
-        case let v as String: writeString(v, to: &out)
+        case let v as String: JSONEscaping.writeString(v, to: &out)
         case let v as Bool: out += v ? "true" : "false"
         case let v as Int: out += String(v)
         case let v as Int64: out += String(v)
@@ -130,7 +131,7 @@ public actor SkillableSandboxState {
             out += "{"
             for (index, key) in v.keys.sorted().enumerated() {
                 if index > 0 { out += "," }
-                writeString(key, to: &out)
+                JSONEscaping.writeString(key, to: &out)
                 out += ":"
                 write(v[key] ?? nil, to: &out)
             }
@@ -140,7 +141,7 @@ public actor SkillableSandboxState {
         case .some(let v):
             // An optional inside `Any` (e.g. a name that may be missing): its value, or null.
             let mirror = Mirror(reflecting: v)
-            if mirror.displayStyle == .optional { write(mirror.children.first?.value, to: &out) } else { writeString("\(v)", to: &out) }
+            if mirror.displayStyle == .optional { write(mirror.children.first?.value, to: &out) } else { JSONEscaping.writeString("\(v)", to: &out) }
         }
     }
 
@@ -151,23 +152,6 @@ public actor SkillableSandboxState {
             write(item, to: &out)
         }
         out += "]"
-    }
-
-    private static func writeString(_ text: String, to out: inout String) {
-        out += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        out += "\""
     }
 
     private func record(_ command: String, _ query: [String: String]) -> Failure? {

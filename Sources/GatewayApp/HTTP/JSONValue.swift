@@ -1,4 +1,5 @@
 import Foundation
+import GatewaySupport
 import Hummingbird
 
 /// A JSON document the admin API writes, with its object keys in the order given (answers and error bodies read
@@ -31,7 +32,7 @@ enum JSONValue: Sendable, Equatable {
 
     private func write(to out: inout String) {
         switch self {
-        case .string(let text): Self.writeString(text, to: &out)
+        case .string(let text): JSONEscaping.writeString(text, to: &out)
         case .integer(let value): out += String(value)
         case .number(let value): out += value.isFinite ? "\(value)" : "null"
         case .bool(let value): out += value ? "true" : "false"
@@ -47,30 +48,12 @@ enum JSONValue: Sendable, Equatable {
             out += "{"
             for (index, (key, value)) in members.enumerated() {
                 if index > 0 { out += "," }
-                Self.writeString(key, to: &out)
+                JSONEscaping.writeString(key, to: &out)
                 out += ":"
                 value.write(to: &out)
             }
             out += "}"
         }
-    }
-
-    /// RFC 8259 string escaping: quote, backslash and control characters.
-    private static func writeString(_ text: String, to out: inout String) {
-        out += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        out += "\""
     }
 
     /// An answer carrying this document; never cached (it may describe keys and launches).
