@@ -80,6 +80,15 @@ public enum KeyRingError: Error, Sendable, Equatable, CustomStringConvertible {
     case noActiveKey
     case invalidKeySize(Int)
 
+    /// `seconds` in words: `45 s`, `12 min`, `2 h 5 min`.
+    static func duration(_ seconds: Int) -> String {
+        let seconds = max(0, seconds)
+        if seconds < 60 { return "\(seconds) s" }
+        if seconds < 3600 { return "\((seconds + 59) / 60) min" }
+        let minutes = (seconds % 3600 + 59) / 60
+        return "\(seconds / 3600) h" + (minutes > 0 ? " \(minutes) min" : "")
+    }
+
     public var description: String {
         switch self {
         case .unknownKey(let kid): "no signing key with kid \(kid) (see keys list)"
@@ -88,8 +97,8 @@ public enum KeyRingError: Error, Sendable, Equatable, CustomStringConvertible {
         case .cannotRetireNext(let kid):
             "\(kid) is the next key, not yet used; it becomes active at the next rotation and cannot be retired"
         case .nextTooYoung(let kid, let published, let required):
-            "the next key \(kid) has been published for \(published) s only; platforms may not have fetched it yet "
-                + "(wait until it is \(required) s old, or use --force in an emergency)"
+            "the next key \(kid) was published \(Self.duration(published)) ago; platforms may not have fetched it yet: "
+                + "rotate again in \(Self.duration(required - published)) (or use --force in an emergency)"
         case .noNextKey: "the key ring has no next key to promote"
         case .noActiveKey: "the stored key ring has no active key (keyring.json was edited by hand?)"
         case .invalidKeySize(let bits): "RSA key size \(bits) is not supported (2048, 3072, 4096, … up to 8192)"

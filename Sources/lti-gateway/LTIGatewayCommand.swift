@@ -24,12 +24,14 @@ struct LTIGatewayCommand: AsyncParsableCommand {
 
 /// Settings and logging shared by the commands.
 struct CommonOptions: ParsableArguments {
-    @Option(name: .customLong("config"), help: "JSON configuration file (environment variables override it).")
-    var configFile = "config/gateway.json"
+    @Option(name: .customLong("config"), help: "JSON configuration file (environment variables override it; default config/gateway.json).")
+    var configFile: String?
 
     func settings() async throws -> GatewaySettings {
         do {
-            return try await GatewaySettings.load(configFile: configFile)
+            // A file named on the command line must exist: a misspelt path would otherwise run on the defaults.
+            return try await GatewaySettings.load(
+                configFile: configFile ?? GatewaySettings.defaultConfigFile, requireFile: configFile != nil)
         } catch let error as SettingsError {
             throw CommandFailure(error.message)
         }

@@ -170,7 +170,7 @@ struct AdministrationCommandTests {
     static func run(_ arguments: [String], folder: URL) throws -> (status: Int32, stdout: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: GatewayProcess.executable)
-        process.arguments = arguments + ["--config", folder.appendingPathComponent("none.json").path]
+        process.arguments = arguments + ["--config", emptyConfig(in: folder)]
         process.environment = [
             "GATEWAY_DATABASE_URL": "sqlite:" + folder.appendingPathComponent("gateway.sqlite").path,
             "GATEWAY_KEYS_DIR": folder.appendingPathComponent("keys").path, "PATH": "/usr/bin:/bin",
@@ -202,6 +202,13 @@ struct AdministrationCommandTests {
         #expect(try Self.run(["api-keys", "create", "--name", "x", "--scope", "audit.read", "--expires", "soon"], folder: folder).status != 0)
         #expect(try Self.run(["api-keys", "revoke", id], folder: folder).status == 0)
         #expect(try Self.run(["api-keys", "revoke", id], folder: folder).status != 0, "revoking twice says there is no such key")
+        // keys list: every column starts where its header does.
+        let keys = try Self.run(["keys", "list"], folder: folder).stdout.split(separator: "\n").map(String.init)
+        let stateColumn = try #require(keys.first?.range(of: "STATE")).lowerBound.utf16Offset(in: keys[0])
+        for row in keys.dropFirst() {
+            let cell = row.utf16.dropFirst(stateColumn).prefix(4)
+            #expect(["acti", "next"].contains(String(decoding: cell, as: UTF16.self)), "misaligned: \(row)")
+        }
         let audit = try Self.run(["audit", "list"], folder: folder)
         #expect(audit.stdout.contains("api_key.delete") && audit.stdout.contains("api_key.create") && audit.stdout.contains(" cli "))
         #expect(!audit.stdout.contains(secret))

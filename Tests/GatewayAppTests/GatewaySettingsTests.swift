@@ -10,11 +10,7 @@ import Testing
 
 @Suite("Settings: environment over config file over defaults; secrets from the environment only")
 struct GatewaySettingsTests {
-    func configFile(_ json: String) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("gw-config-\(UUID().uuidString).json").path
-        try json.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
-    }
+    func configFile(_ json: String) throws -> String { try temporaryConfigFile(json) }
 
     @Test("no file and no environment: the documented defaults")
     func defaults() async throws {
@@ -66,9 +62,65 @@ struct GatewaySettingsTests {
         #expect(overridden.database.sqlitePath == "/tmp/x.sqlite" && overridden.keys.directory == "/tmp/keys" && overridden.server.host == "0.0.0.0")
     }
 
-    @Test("an API key in the config file is ignored; the environment or a file it names supplies it")
+    @Test("a config file named explicitly must exist; keys that name no setting and values of the wrong shape are refused by name")
+    func configFileMistakes() async throws {
+        do {
+            _ = try await GatewaySettings.load(configFile: "/nonexistent/gatway.json", requireFile: true, environment: [:])
+            Issue.record("a missing --config file was ignored")
+        } catch let error as SettingsError {
+            #expect(error.message.contains("/nonexistent/gatway.json") && error.message.contains("does not exist"))
+        }
+        for (json, key) in [
+            (#"{"gateway": {"pubilc-url": "https://lti.example.edu"}}"#, "gateway.pubilc-url"), (#"{"gatway": {"port": 9000}}"#, "gatway.port"),
+            (#"{"gateway": {"port": {"value": 9000}}}"#, "gateway.port"), (#"{"gateway": {"log-level": ["info"], "port": [1]}}"#, "gateway.port"),
+        ] {
+            let file = try configFile(json)
+            defer { try? FileManager.default.removeItem(atPath: file) }
+            do {
+                _ = try await GatewaySettings.load(configFile: file, environment: [:])
+                Issue.record("\(json) was accepted")
+            } catch let error as SettingsError {
+                #expect(error.message.contains(key), "\(json): \(error.message)")
+            }
+        }
+    }
+
+    @Test("without GATEWAY_PUBLIC_URL the gateway names itself by its listener; an http public URL on a network is refused unless serve --sandbox")
+    func publicURLFollowsTheListener() async throws {
+        let moved = try await GatewaySettings.load(configFile: "/nonexistent", environment: ["GATEWAY_PORT": "9090"])
+        #expect(moved.server.publicURL == "http://127.0.0.1:9090")
+        let everywhere = try await GatewaySettings.load(configFile: "/nonexistent", environment: ["GATEWAY_PORT": "9091", "GATEWAY_HOST": "0.0.0.0"])
+        #expect(everywhere.server.publicURL == "http://127.0.0.1:9091")
+        let named = try await GatewaySettings.load(
+            configFile: "/nonexistent", environment: ["GATEWAY_PORT": "9092", "GATEWAY_PUBLIC_URL": "http://localhost:8443"])
+        #expect(named.server.publicURL == "http://localhost:8443")
+        var network = try await GatewaySettings.load(
+            configFile: "/nonexistent",
+            environment: [
+                "GATEWAY_PUBLIC_URL": "http://lti.example.edu", "SKILLABLE_BASE_URL": "https://labondemand.com/api/v3", "SKILLABLE_API_KEY": "k",
+                "SKYPREP_BASE_URL": "https://api.skyprep.io/admin/api", "SKYPREP_ACCT_KEY": "a.skyprepapp.com", "SKYPREP_API_KEY": "k",
+            ])
+        do {
+            try network.checkSandboxAllowed()
+            Issue.record("an http public URL on a network was accepted")
+        } catch let error as SettingsError {
+            #expect(error.message.hasPrefix("GATEWAY_PUBLIC_URL must be https"), "\(error.message)")
+        }
+        network.server.sandboxRequested = true
+        try network.checkSandboxAllowed()
+    }
+
+    @Test("an API key in the config file is refused, naming its key; the environment or a file it names supplies it")
     func secretsOnlyFromEnvironment() async throws {
-        let file = try configFile(#"{"skillable": {"api-key": "from-file", "base-url": "https://labondemand.com/api/v3"}}"#)
+        let withSecret = try configFile(#"{"skillable": {"api-key": "from-file", "base-url": "https://labondemand.com/api/v3"}}"#)
+        defer { try? FileManager.default.removeItem(atPath: withSecret) }
+        do {
+            _ = try await GatewaySettings.load(configFile: withSecret, environment: ["SKILLABLE_API_KEY": "from-env"])
+            Issue.record("a secret in the config file was accepted")
+        } catch let error as SettingsError {
+            #expect(error.message.contains("skillable.api-key") && !error.message.contains("from-file"), "\(error.message)")
+        }
+        let file = try configFile(#"{"skillable": {"base-url": "https://labondemand.com/api/v3"}}"#)
         defer { try? FileManager.default.removeItem(atPath: file) }
         await #expect(throws: SettingsError.self) { _ = try await GatewaySettings.load(configFile: file, environment: [:]) }
         let fromEnv = try await GatewaySettings.load(configFile: file, environment: ["SKILLABLE_API_KEY": "from-env"])
@@ -137,7 +189,7 @@ struct VendorURLSettingsTests {
             try demo.checkSandboxAllowed()
             Issue.record("fakes allowed for a public URL on the network without --sandbox")
         } catch let error as SettingsError {
-            #expect(error.message.hasPrefix("SKILLABLE_BASE_URL") && error.message.contains("serve --sandbox"), "\(error.message)")
+            #expect(error.message.contains("serve --sandbox"), "\(error.message)")
         }
         demo.server.sandboxRequested = true
         try demo.checkSandboxAllowed()
@@ -200,6 +252,13 @@ struct VendorURLSettingsTests {
     }
 }
 
+/// A configuration file holding `json`, in the temporary folder.
+func temporaryConfigFile(_ json: String) throws -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("gw-config-\(UUID().uuidString).json").path
+    try json.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}
+
 @Suite("Settings: one documented list")
 struct SettingsDocumentationTests {
     static let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -258,15 +317,18 @@ struct SettingsDocumentationTests {
 
     @Test("a secret in the environment is never a plain value, and the config file cannot supply one")
     func secretsStayOut() async throws {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("gw-config-\(UUID().uuidString).json").path
-        try
-            #"{"skyprep": {"acct-key": "file-acct", "api-key": "file-key"}, "gateway": {"database-password": "file-password", "webhook-secret": "file-webhook-secret-0123"}}"#
-            .write(
-                toFile: file, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(atPath: file) }
-        let settings = try await GatewaySettings.load(configFile: file, environment: ["SKYPREP_API_KEY": "env-key"])
-        #expect(settings.skyPrep.acctKey == nil && settings.skyPrep.apiKey == "env-key" && settings.database.password == nil)
-        #expect(settings.skillable.webhookSecret == nil, "the config file supplied the webhook secret")
+        for secret in [
+            #"{"skyprep": {"api-key": "file-key"}}"#, #"{"gateway": {"database-password": "file-password"}}"#,
+            #"{"gateway": {"webhook-secret": "file-webhook-secret-0123"}}"#, #"{"skyprep": {"acct-key": "file-acct"}}"#,
+        ] {
+            let file = try temporaryConfigFile(secret)
+            defer { try? FileManager.default.removeItem(atPath: file) }
+            await #expect(throws: SettingsError.self, "\(secret)") {
+                _ = try await GatewaySettings.load(configFile: file, environment: ["SKYPREP_API_KEY": "env-key"])
+            }
+        }
+        let settings = try await GatewaySettings.load(configFile: "/nonexistent", environment: ["SKYPREP_API_KEY": "env-key"])
+        #expect(settings.skyPrep.apiKey == "env-key" && settings.database.password == nil && settings.skillable.webhookSecret == nil)
         #expect(
             GatewaySettings.documentation.filter(\.isSecret).map(\.name).sorted() == [
                 "GATEWAY_DATABASE_PASSWORD", "GATEWAY_KEY_ENCRYPTION_KEY", "GATEWAY_METRICS_TOKEN", "GATEWAY_WEBHOOK_SECRET", "SKILLABLE_API_KEY",

@@ -39,7 +39,10 @@ struct LaunchFlowTests {
             // Skillable got an opaque user id, never the email, plus the names and email the LMS shared.
             let sandbox = try #require(e2e.gateway.skillableSandbox)
             let sent = try #require(await sandbox.state.lastQuery["launch"])
-            #expect(sent["userid"]?.hasPrefix("lti-") == true && sent["userid"]?.contains("ada") == false)
+            // Opaque: a digest (hex), never the email, the names or the LMS's own user id.
+            let userID = try #require(sent["userid"])
+            #expect(userID.hasPrefix("lti-") && userID.dropFirst(4).allSatisfy(\.isHexDigit), "\(userID)")
+            #expect(!userID.contains("example.edu") && !userID.contains("Ada") && !userID.contains("learner-42"))
             #expect(sent["email"] == "ada@example.edu" && sent["firstname"] == "Ada" && sent["lastname"] == "Lovelace")
             #expect(sent["labid"] == "1001")
 

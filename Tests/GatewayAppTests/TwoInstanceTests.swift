@@ -17,6 +17,13 @@ import ServiceLifecycle
 import Synchronization
 import Testing
 
+/// An empty configuration file in `folder` (settings come from the environment), for `--config`.
+func emptyConfig(in folder: URL) -> String {
+    let path = folder.appendingPathComponent("empty-config.json").path
+    if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: Data("{}".utf8)) }
+    return path
+}
+
 /// A `lti-gateway serve` process of the build under test, on 127.0.0.1.
 final class GatewayProcess: Sendable {
     let port: Int
@@ -38,7 +45,7 @@ final class GatewayProcess: Sendable {
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process = Process()
         process.executableURL = URL(fileURLWithPath: Self.executable)
-        process.arguments = arguments + ["--config", folder.appendingPathComponent("none.json").path]
+        process.arguments = arguments + ["--config", emptyConfig(in: folder)]
         process.environment = environment.merging(["GATEWAY_PORT": String(port), "GATEWAY_HOST": "127.0.0.1"]) { $1 }
         process.currentDirectoryURL = folder
         process.standardOutput = log
@@ -50,7 +57,7 @@ final class GatewayProcess: Sendable {
     static func command(_ arguments: [String], environment: [String: String], folder: URL) throws -> Int32 {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments + ["--config", folder.appendingPathComponent("none.json").path]
+        process.arguments = arguments + ["--config", emptyConfig(in: folder)]
         process.environment = environment
         process.currentDirectoryURL = folder
         process.standardOutput = FileHandle.nullDevice

@@ -81,6 +81,9 @@ struct ToolKeyRingTests {
         }
         #expect(
             try ring.rotated(now: soon, grace: 600, minimumNextAge: 7200, force: true, generate: { generate(soon) }).active?.kid == ring.next?.kid)
+        // The refusal says when rotating will work, not the rule's threshold.
+        let refusal = KeyRingError.nextTooYoung(kid: "k", publishedSeconds: 60, requiredSeconds: 7200).description
+        #expect(refusal.contains("published 1 min ago") && refusal.contains("rotate again in 1 h 59 min"), "\(refusal)")
     }
 
     @Test("retire removes only retiring keys")

@@ -327,7 +327,17 @@ public func buildGateway(
             KeyRingReloader(keys: toolKeys, now: now, logger: logger).service(every: settings.keys.reloadInterval),
         ],
         onServerRunning: { channel in
-            if let port = channel.localAddress?.port { listeningPort.set(port) }
+            if let port = channel.localAddress?.port {
+                listeningPort.set(port)
+                // A public URL on this machine that names another port sends every login and link to the wrong place.
+                if let publicURL = URLComponents(string: settings.baseURL), Loopback.isLoopback(publicURL.host ?? ""),
+                    (publicURL.port ?? (publicURL.scheme == "https" ? 443 : 80)) != port
+                {
+                    logger.warning(
+                        "GATEWAY_PUBLIC_URL names another port than the gateway listens on: logins and links will miss it",
+                        metadata: ["gw.public_url": "\(settings.baseURL)", "gw.port": "\(port)"])
+                }
+            }
             logger.info(
                 "lti-gateway listening",
                 metadata: [

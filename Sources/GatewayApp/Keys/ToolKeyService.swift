@@ -140,19 +140,15 @@ public enum KeyAdministration {
         try await store.updateKeyRing { try $0.retired(kid: kid) }
     }
 
-    /// `keys list`: one line per key.
+    /// `keys list`: one line per key, in aligned columns.
     public static func table(_ ring: ToolKeyRing, now: Date = Date()) -> String {
-        let format = ISO8601DateFormatter()
-        func date(_ d: Date?) -> String { d.map { format.string(from: $0) } ?? "-" }
-        var lines = ["KID                                          STATE     CREATED               ACTIVATED             RETIRES AT"]
-        for key in ring.published(now: now) {
-            lines.append(
+        AdministrationTables.columns(
+            ["KID", "STATE", "CREATED", "ACTIVATED", "RETIRES AT"],
+            ring.published(now: now).map { key in
                 [
-                    key.kid.padding(toLength: 44, withPad: " ", startingAt: 0), key.state.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0),
-                    date(key.createdAt), date(key.activatedAt).padding(toLength: 20, withPad: " ", startingAt: 0), date(key.retiresAt),
+                    key.kid, key.state.rawValue, AdministrationTables.time(key.createdAt), AdministrationTables.time(key.activatedAt),
+                    AdministrationTables.time(key.retiresAt),
                 ]
-                .joined(separator: " "))
-        }
-        return lines.joined(separator: "\n") + "\n"
+            })
     }
 }

@@ -28,6 +28,12 @@ public struct GatewaySettings: Sendable, CustomStringConvertible {
     public init(config: ConfigReader, secrets: EnvironmentSecrets) throws {
         let secretReader = try secrets.reader(names: Self.documentation.filter(\.isSecret).map(\.name))
         server = try ServerSettings(config: config, secrets: secretReader)
+        // Without a public URL of its own, the gateway names itself by where it listens (a port changed alone must
+        // not leave every URL it hands out on the old port).
+        if config.string(forKey: settingConfigKey("GATEWAY_PUBLIC_URL")) == nil {
+            let host = ["0.0.0.0", "::", ""].contains(server.host) ? "127.0.0.1" : server.host.contains(":") ? "[\(server.host)]" : server.host
+            server.publicURL = "http://\(host):\(server.port == 0 ? 8080 : server.port)"
+        }
         database = try DatabaseSettings(config: config, secrets: secretReader)
         lti = try LTISettings(config: config, secrets: secretReader)
         keys = try KeySettings(config: config, secrets: secretReader)
@@ -36,11 +42,20 @@ public struct GatewaySettings: Sendable, CustomStringConvertible {
         self.secrets = secrets
     }
 
-    /// Loads settings from the environment over `configFile` (when it exists), and checks them.
+    /// The configuration file read when none is named.
+    public static let defaultConfigFile = "config/gateway.json"
+
+    /// Loads settings from the environment over `configFile` (when it exists; `requireFile`: it must), and checks them.
+    /// A key the file sets that names no setting, or a value that is an object or list where a setting takes one
+    /// value, is refused with its name (a misspelt key is a mistake, never silently ignored).
     public static func load(
-        configFile: String = "config/gateway.json",
+        configFile: String = defaultConfigFile, requireFile: Bool = false,
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) async throws -> GatewaySettings {
+        if requireFile, !FileManager.default.fileExists(atPath: configFile) {
+            throw SettingsError(message: "config file \(configFile) does not exist")
+        }
+        if FileManager.default.fileExists(atPath: configFile) { try checkKeys(ofFile: configFile) }
         let secretNames = Set(documentation.filter(\.isSecret).map(\.name))
         // Secrets never pass through the plain reader: neither the environment's copy nor the file can supply them.
         let plainEnvironment = environment.filter { name, _ in
@@ -57,6 +72,31 @@ public struct GatewaySettings: Sendable, CustomStringConvertible {
         let settings = try GatewaySettings(config: ConfigReader(providers: providers), secrets: EnvironmentSecrets(environment: environment))
         try settings.validate()
         return settings
+    }
+
+    /// Every key the file sets names a setting, with one value (text, number or truth) or a list of texts.
+    static func checkKeys(ofFile path: String) throws {
+        guard let data = FileManager.default.contents(atPath: path),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { throw SettingsError(message: "config file \(path) is not a JSON object") }
+        let known = Dictionary(documentation.map { (settingConfigKey($0.name).components.joined(separator: "."), $0.isSecret) }) { a, _ in a }
+        func walk(_ value: Any, path: [String]) throws {
+            let dotted = path.joined(separator: ".")
+            if let object = value as? [String: Any], known[dotted] == nil {
+                for (key, child) in object.sorted(by: { $0.key < $1.key }) { try walk(child, path: path + [key]) }
+                return
+            }
+            guard let secret = known[dotted] else {
+                throw SettingsError(
+                    message: "config file \(path.isEmpty ? "" : "key ")\(dotted) names no setting (see the README's table of settings)")
+            }
+            if secret {
+                throw SettingsError(message: "config file key \(dotted) is a secret: set it in the environment (or NAME_FILE), never in a file")
+            }
+            let scalar = value is String || value is NSNumber || (value as? [Any])?.allSatisfy { $0 is String } == true
+            guard scalar else { throw SettingsError(message: "config file key \(dotted) must be a text, a number, true or false") }
+        }
+        try walk(object, path: [])
     }
 
     /// Refuses settings that cannot work, with the setting's name.
@@ -88,6 +128,15 @@ public struct GatewaySettings: Sendable, CustomStringConvertible {
     /// Before serving: elsewhere than on this machine (a fresh clone), the built-in fakes answer only when asked for
     /// with `serve --sandbox` (``ServerSettings/sandboxRequested``, set after the settings are read).
     public func checkSandboxAllowed() throws {
+        // Browsers store the state cookie (`Secure`) only over https, or from this machine: an http public URL on a
+        // network starts fine and then refuses every launch.
+        let url = URLComponents(string: server.publicURL)
+        if url?.scheme?.lowercased() == "http", !Loopback.isLoopback(url?.host ?? ""), !server.sandboxRequested {
+            throw SettingsError(
+                message:
+                    "GATEWAY_PUBLIC_URL must be https for a gateway reached over a network (browsers keep the launch's Secure cookie only over https); http is for this machine, or a demo with serve --sandbox"
+            )
+        }
         let publicHost = URLComponents(string: server.publicURL)?.host ?? ""
         if !Loopback.isLoopback(publicHost), !server.sandboxRequested, let fake = sandboxVendors.first {
             throw SettingsError(
