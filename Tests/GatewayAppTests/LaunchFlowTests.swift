@@ -281,3 +281,32 @@ struct CleanupTests {
         }
     }
 }
+
+@Suite("Learner pages: advice by cause, and a launch address opened directly")
+struct LearnerAdviceTests {
+    @Test("a refusal a fresh launch can get past says to open the activity again; one it cannot says whom to tell, with the reference")
+    func adviceByCause() async throws {
+        try await withEndToEnd { e2e in
+            let login = try await e2e.login(e2e.platformA)
+            let stale = try await e2e.launch(
+                idToken: e2e.platformA.sign(e2e.claims(e2e.platformA, login)), state: "no-such-state", cookie: login.cookie)
+            #expect(stale.status == 401 && stale.body.contains("open the activity again") && !stale.body.contains("will not help"), "\(stale.body)")
+            let unknownDeployment = try await e2e.fullLaunch { $0[LTIClaim.deploymentID] = "another-install" }
+            #expect(unknownDeployment.status == 400, "\(unknownDeployment.body)")
+            #expect(unknownDeployment.body.contains("will not help") && unknownDeployment.body.contains("instructor or LMS administrator"))
+            #expect(!unknownDeployment.body.contains("open the activity again"))
+            let reference = try #require(unknownDeployment.reference)
+            #expect(unknownDeployment.body.contains("When you ask for help, give this. Reference: <code>\(reference)</code> · rule "))
+        }
+    }
+
+    @Test("reloading or bookmarking the launch address explains that launches start from the course")
+    func launchAddressOpenedDirectly() async throws {
+        try await withEndToEnd { e2e in
+            for path in ["/lti/launch", "/lti/deep-link"] {
+                let page = try await e2e.request(.GET, path)
+                #expect(page.status == 405 && page.body.contains("Open this activity from your course"), "\(path): \(page.body)")
+            }
+        }
+    }
+}

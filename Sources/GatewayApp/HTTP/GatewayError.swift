@@ -94,14 +94,25 @@ public struct GatewayError: Error, Sendable {
             .storageSecretMismatch, .storageNotOffered, .storageSecretForeign,
         ]
         let unavailable = refusal.code == .platformKeysUnavailable
+        let advice =
+            unavailable
+            ? " Please try again in a minute."
+            : Self.passing.contains(refusal.code)
+                ? " Please go back to your course and open the activity again."
+                : " Opening it again will not help: please tell your instructor or LMS administrator, with the reference below."
         self.init(
             code: Code(refusal.code),
             status: unavailable ? .badGateway : forged.contains(refusal.code) ? .unauthorized : .badRequest,
             title: unavailable ? "The LMS could not be reached" : "This launch was refused",
-            message: refusal.message
-                + (unavailable ? " Please try again in a minute." : " Please go back to your course and open the activity again."),
-            rule: refusal.rule)
+            message: refusal.message + advice, rule: refusal.rule)
     }
+
+    /// Refusals that a fresh launch from the course can get past (an expired or used login, a stale page); every other
+    /// refusal (an unknown deployment, a signature, a registration) needs the instructor or the LMS administrator.
+    static let passing: Set<LaunchRefusal.Code> = [
+        .stateMissing, .stateUnknown, .stateNotThisBrowser, .storageSecretMismatch, .storageNotOffered, .tokenMissing, .expired,
+        .issuedTooLongAgo, .issuedInFuture, .notYetValid, .nonceReplayed, .loginRestartUnknown,
+    ]
 
     /// A launch that nothing ties to this browser (checklist "Launch" rule 1) although its login is known:
     /// refused, with a way on in a new window.

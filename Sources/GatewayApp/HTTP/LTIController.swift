@@ -40,6 +40,16 @@ struct LTIController: Sendable {
         router.post("/lti/login/restart") { request, context in try await self.restart(request, context: context) }
         router.post("/lti/launch") { request, context in try await self.launch(request, context: context) }
         router.post("/lti/deep-link") { request, context in try await self.launch(request, context: context) }
+        // A reloaded or bookmarked launch address: launches start from the LMS (its form post), not from here.
+        for path in ["/lti/launch", "/lti/deep-link"] {
+            router.get(RouterPath(path)) { _, _ in
+                pages.messagePage(
+                    title: "Open this activity from your course",
+                    message:
+                        "Launches start in your LMS: go back to your course and open the activity there. This address only takes the launch your LMS sends, so it cannot be reloaded or bookmarked.",
+                    status: .methodNotAllowed)
+            }
+        }
     }
 
     /// OIDC third-party-initiated login: a fresh state bound to this browser by its cookies, then the platform.

@@ -72,7 +72,8 @@ extension GatewayError {
         case .labURLRefused:
             self = page(
                 .badGateway, "The lab could not be opened",
-                "The lab service answered with an address this gateway does not send learners to. An administrator has been told.")
+                "The lab service answered with an address this gateway does not send learners to. Please tell your instructor, with the reference below."
+            )
         case .skillableResult(let result):
             switch result.cause {
             case .capacity:
@@ -127,7 +128,7 @@ extension GatewayError {
         case .skyPrepURLRefused:
             self = page(
                 .badGateway, "SkyPrep could not be opened",
-                "SkyPrep answered with an address this gateway does not send learners to. An administrator has been told.")
+                "SkyPrep answered with an address this gateway does not send learners to. Please tell your instructor, with the reference below.")
         case .labSessionInvalid:
             self = page(.badRequest, "Please open the lab again", "This page is not valid. Go back to your course and open the lab again.")
         case .labSessionExpired:

@@ -181,7 +181,7 @@ struct PageRenderer: Sendable {
 
     static let errorTemplate = """
         {{<layout}}{{$content}}<h1>{{title}}</h1><p>{{message}}</p>
-        <p class="ref">Reference: <code>{{reference}}</code>{{#rule}} · rule {{rule}}{{/rule}}</p>{{/content}}{{/layout}}
+        <p class="ref">When you ask for help, give this. Reference: <code>{{reference}}</code>{{#rule}} · rule {{rule}}{{/rule}}</p>{{/content}}{{/layout}}
         """
 
     static let pickerTemplate = """

@@ -91,7 +91,7 @@ extension PageRenderer {
     static let newWindowTemplate = """
         {{<layout}}{{$content}}{{> new-window}}
         <p class="ref">{{message}}</p>
-        <p class="ref">Reference: <code>{{reference}}</code>{{#rule}} · rule {{rule}}{{/rule}}</p>{{/content}}{{/layout}}
+        <p class="ref">When you ask for help, give this. Reference: <code>{{reference}}</code>{{#rule}} · rule {{rule}}{{/rule}}</p>{{/content}}{{/layout}}
         """
 
     static let storageLoginTemplate = """
