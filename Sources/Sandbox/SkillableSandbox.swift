@@ -96,12 +96,29 @@ public struct SkillableSandbox: Sendable {
             body: .init(byteBuffer: ByteBuffer(string: html)))
     }
 
-    /// `POST control?results=2,6&latencyMs=150&fail=500,hang,perform-then-hang&command=launch&deferred=1&reset=1`.
+    /// What `POST control` takes.
+    static let controlParameters: Set<String> = ["reset", "results", "latencyMs", "fail", "command", "deferred"]
+
+    /// `POST control` with `results=2,6&latencyMs=150&fail=500,hang,perform-then-hang&command=launch&deferred=1&reset=1`, in
+    /// the query or a form body (`curl -d`); a parameter it does not know is refused, never ignored.
     func control<Context: RequestContext>(_ request: Request, context: Context) async throws -> Response {
         guard request.headers[HTTPField.Name("api_key")!] == apiKey else {
             return Response(status: .unauthorized)
         }
-        let q = request.uri.queryParameters
+        var q: [String: Substring] = [:]
+        for (name, value) in request.uri.queryParameters { q[String(name)] = value }
+        let body = String(buffer: try await request.body.collect(upTo: 16 * 1024))
+        for pair in body.split(separator: "&") where !body.isEmpty {
+            let parts = pair.split(separator: "=", maxSplits: 1).map { $0.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "" }
+            q[parts[0]] = parts.count > 1 ? Substring(parts[1]) : ""
+        }
+        if let unknown = q.keys.sorted().first(where: { !Self.controlParameters.contains($0) }) {
+            return Response(
+                status: .badRequest, headers: [.contentType: "application/json; charset=utf-8"],
+                body: .init(
+                    byteBuffer: ByteBuffer(
+                        string: #"{"Status":0,"Error":"unknown parameter \#(unknown.prefix(40).filter { $0.isLetter || $0.isNumber })"}"#)))
+        }
         if q["reset"] != nil { await state.reset() }
         if let results = q["results"] {
             await state.scriptLaunchResults(results.split(separator: ",").compactMap { Int($0) })

@@ -259,6 +259,9 @@ struct RedirectPolicyTests {
                 #expect(response.location == nil && !response.body.contains(foreign))
                 #expect(try await e2e.gateway.store.recentLaunches(limit: 1).first?.outcome == "lab_url_refused")
             }
+            // The operator's log names the refused host (never the whole URL) and the setting that allows more.
+            #expect(e2e.logs.lines(containing: "evil.example, which is not an allowed host (see SKILLABLE_LAB_HOSTS)").count >= 1)
+            #expect(e2e.logs.lines(containing: "/phish").isEmpty)
             await e2e.gateway.skillableSandbox?.state.scriptLabURLs(["https://labs.labondemand.com/LabClient/abc"])
             let allowed = try await e2e.fullLaunch { $0["sub"] = "redirect-allowed" }
             #expect(allowed.status == 303 && allowed.location == "https://labs.labondemand.com/LabClient/abc")

@@ -34,6 +34,25 @@ func withSandbox(
 
 @Suite("Skillable client against the sandbox (Lab API v3)")
 struct SkillableClientTests {
+    @Test("the sandbox's control takes its parameters from a form body (curl -d) as from the query, and refuses unknown ones")
+    func controlByForm() async throws {
+        try await withSandbox { client, _, port in
+            func control(_ body: String) async throws -> (Int, String) {
+                var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/sandbox/skillable/control")
+                request.method = .POST
+                request.headers.add(name: "api_key", value: "sandbox-test-key")
+                request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+                request.body = .bytes(ByteBuffer(string: body))
+                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
+                return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 4096)))
+            }
+            #expect(try await control("results=2").0 == 200)
+            #expect(try await client.launch(SkillableLaunchRequest(labID: 1001, userID: "u")).result == .userTooManyActiveLabs)
+            let (status, body) = try await control("resluts=2")
+            #expect(status == 400 && body.contains("unknown parameter resluts"))
+        }
+    }
+
     @Test("launch starts a lab: Result 1, Url, LabInstanceId, Expires; names, email and variables reach Skillable")
     func launchSuccess() async throws {
         try await withSandbox { client, state, port in

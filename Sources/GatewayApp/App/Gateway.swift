@@ -202,8 +202,11 @@ public func buildGateway(
         sandboxAuthority: sandbox == nil ? nil : loopbackAuthority)
 
     // SkyPrep sends learners to the customer's SkyPrep domain (its acct key) or a host of SKYPREP_LOGIN_HOSTS.
+    // The configured SkyPrep API's own authority too (a stand-alone sandbox answers sign-in URLs there).
+    let skyPrepAuthority = settings.skyPrep.baseURL.flatMap { URLAuthority($0) }
     let skyPrepRedirects = LabRedirectPolicy(
-        exactAuthorities: [publicAuthority], hostSuffixes: settings.skyPrep.loginHosts + (settings.skyPrep.acctKey.map { [$0.lowercased()] } ?? []),
+        exactAuthorities: Set([publicAuthority] + (skyPrepAuthority.map { [$0] } ?? [])),
+        hostSuffixes: settings.skyPrep.loginHosts + (settings.skyPrep.acctKey.map { [$0.lowercased()] } ?? []),
         sandboxAuthority: skyPrepFake == nil ? nil : loopbackAuthority)
     let labSessionStore = LabSessions(store: store, lifetime: settings.skillable.labSessionLifetime.totalSeconds)
     let coordinator = LaunchCoordinator(

@@ -110,7 +110,10 @@ struct LabLauncher: Sendable {
 
     /// The redirect to `url` when the policy allows it (checklist "Launch" rule 12), recorded with `outcome`.
     private func redirect(to url: String, outcome: RecordedOutcome, record: inout LaunchRecord, trace: LaunchTrace) async -> LaunchOutcome {
-        guard redirectPolicy.allows(url) else { return await recorder.refuse(&record, LaunchFailure(.labURLRefused), trace: trace) }
+        guard redirectPolicy.allows(url) else {
+            return await recorder.refuse(
+                &record, LaunchFailure(.labURLRefused, underlying: redirectPolicy.refusal(url, setting: "SKILLABLE_LAB_HOSTS")), trace: trace)
+        }
         await recorder.finish(&record, outcome: outcome, trace: trace)
         return .redirect(url)
     }

@@ -10,6 +10,12 @@ struct LabRedirectPolicy: Sendable {
     /// The built-in sandbox's loopback authority, known once the server listens.
     let sandboxAuthority: (@Sendable () -> String?)?
 
+    /// Why `url` was refused, for the log: only its host and port (the rest may carry a one-time token), and the
+    /// setting that allows more hosts.
+    func refusal(_ url: String, setting: String) -> RedirectRefused {
+        RedirectRefused(authority: URLAuthority(url) ?? "an unreadable URL", setting: setting)
+    }
+
     func allows(_ url: String) -> Bool {
         guard let authority = URLAuthority(url) else { return false }
         if exactAuthorities.contains(authority) || authority == sandboxAuthority?() { return true }
@@ -18,4 +24,11 @@ struct LabRedirectPolicy: Sendable {
             suffix.hasPrefix(".") ? (host.hasSuffix(suffix) || host == String(suffix.dropFirst())) : host == suffix
         }
     }
+}
+
+/// A vendor's URL the gateway did not send the learner to.
+struct RedirectRefused: Error, CustomStringConvertible {
+    let authority: String
+    let setting: String
+    var description: String { "the vendor sent the learner to \(authority), which is not an allowed host (see \(setting))" }
 }

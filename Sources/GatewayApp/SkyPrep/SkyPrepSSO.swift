@@ -86,7 +86,8 @@ struct SkyPrepSSO: Sendable {
         }
         let accountHost = url.lowercased().hasPrefix("https://") && URLComponents(string: url)?.host?.lowercased() == options.account?.lowercased()
         guard redirectPolicy.allows(url) || accountHost else {
-            return await recorder.refuse(&record, LaunchFailure(.skyPrepURLRefused), trace: trace)
+            return await recorder.refuse(
+                &record, LaunchFailure(.skyPrepURLRefused, underlying: redirectPolicy.refusal(url, setting: "SKYPREP_LOGIN_HOSTS")), trace: trace)
         }
         await recorder.finish(&record, outcome: .skyPrepSignIn, trace: trace)
         return .redirect(url)
