@@ -269,12 +269,7 @@ public final class AGSClient: Sendable {
     /// Whether the gateway calls `url`: https, or http to this machine (a local platform, the tests).
     ///
     /// - Important: The URLs come from launches (the AGS claim) and platforms' answers; a bearer token goes with each call.
-    public static func isCallable(_ url: String) -> Bool {
-        guard url.count <= 2048, let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
-            let host = components.host?.lowercased(), !host.isEmpty, components.user == nil
-        else { return false }
-        return scheme == "https" || (scheme == "http" && Loopback.isLoopback(host))
-    }
+    public static func isCallable(_ url: String) -> Bool { SecureURL.parse(url) != nil }
 
     // MARK: plumbing
 

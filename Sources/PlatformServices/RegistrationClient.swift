@@ -56,12 +56,10 @@ public struct RegistrationClient: Sendable {
     /// `host:port` of a URL the gateway may call: https (http only to loopback, when local hosts are allowed), and no
     /// loopback, private or link-local address unless local hosts are allowed; nil otherwise.
     public func origin(_ url: String) -> String? {
-        guard url.count <= 2048, let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
-            let host = components.host?.lowercased(), !host.isEmpty, components.user == nil, components.password == nil
-        else { return nil }
-        let local = Loopback.isLoopback(host) || Self.isPrivateAddress(host)
-        guard scheme == "https" || (scheme == "http" && Loopback.isLoopback(host)), allowLocal || !local else { return nil }
-        return "\(host):\(components.port ?? (scheme == "https" ? 443 : 80))"
+        guard let (_, host, port) = SecureURL.parse(url), allowLocal || !(Loopback.isLoopback(host) || Self.isPrivateAddress(host)) else {
+            return nil
+        }
+        return "\(host):\(port)"
     }
 
     /// An IP literal of a private, link-local or unspecified range (10/8, 172.16/12, 192.168/16, 169.254/16, 0/8, fc00::/7,

@@ -109,14 +109,7 @@ final class RegisteringPlatform: Sendable {
     }
 
     func run<T>(_ body: () async throws -> T) async throws -> T {
-        let group = ServiceGroup(services: [application()], gracefulShutdownSignals: [], logger: Logger(label: "platform"))
-        let task = Task { try await group.run() }
-        defer { task.cancel() }
-        guard await eventually(timeout: .seconds(5), { self.port.withLock { $0 } != nil }) else { throw CancellationError() }
-        let result = try await body()
-        await group.triggerGracefulShutdown()
-        _ = try? await task.value
-        return result
+        try await runBeside(application(), listening: { self.port.withLock { $0 } != nil }, body)
     }
 }
 

@@ -3,10 +3,26 @@ import CryptoExtras
 import Foundation
 import Hummingbird
 import LTICore
+import LTITestSupport
 import Logging
 import NIOCore
 import ServiceLifecycle
 import Synchronization
+
+/// Runs `application` (a simulated peer on 127.0.0.1) beside `body` once `listening` says it listens, and stops it
+/// after `body`.
+func runBeside<T>(
+    _ application: some ApplicationProtocol, listening: @escaping () -> Bool, _ body: () async throws -> T
+) async throws -> T {
+    let group = ServiceGroup(services: [application], gracefulShutdownSignals: [], logger: Logger(label: "peer"))
+    let task = Task { try await group.run() }
+    defer { task.cancel() }
+    guard await eventually(timeout: .seconds(5), { listening() }) else { throw CancellationError() }
+    let result = try await body()
+    await group.triggerGracefulShutdown()
+    _ = try? await task.value
+    return result
+}
 
 /// A simulated LMS's grade services on 127.0.0.1: an OAuth 2 token endpoint that checks the tool's signed
 /// assertion, line items, and scores — recording what it was sent, answering failures on demand.
@@ -144,21 +160,6 @@ final class GradebookServer: Sendable {
 
     /// Runs the server beside `body`.
     func run<T>(clientID: String, _ body: () async throws -> T) async throws -> T {
-        let group = ServiceGroup(services: [application(clientID: clientID)], gracefulShutdownSignals: [], logger: Logger(label: "gradebook"))
-        let task = Task { try await group.run() }
-        defer { task.cancel() }
-        guard await eventuallyBound() else { throw CancellationError() }
-        let result = try await body()
-        await group.triggerGracefulShutdown()
-        _ = try? await task.value
-        return result
-    }
-
-    private func eventuallyBound() async -> Bool {
-        for _ in 0..<200 {
-            if port.withLock({ $0 }) != nil { return true }
-            try? await Task.sleep(for: .milliseconds(25))
-        }
-        return false
+        try await runBeside(application(clientID: clientID), listening: { self.port.withLock { $0 } != nil }, body)
     }
 }

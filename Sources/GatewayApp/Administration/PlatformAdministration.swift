@@ -1,5 +1,6 @@
 import Foundation
 import GatewayStorage
+import GatewaySupport
 import LTICore
 
 /// What `lti-gateway platforms …` does, separate from argument parsing so that tests can call it.
@@ -48,13 +49,11 @@ public enum PlatformAdministration {
 
     /// https URLs only, except on loopback hosts (for local platforms and tests).
     static func requireSecureURL(_ url: String, name: String) throws {
-        guard url.count <= 2048, let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
-            let host = components.host?.lowercased(), !host.isEmpty
-        else { throw AdministrationError.invalid(name, "\(name) must be an absolute URL") }
-        let loopback = host == "localhost" || host == "127.0.0.1" || host == "::1" || host == "[::1]"
-        guard scheme == "https" || (scheme == "http" && loopback) else {
-            throw AdministrationError.invalid(name, "\(name) must use https (http only for localhost)")
+        guard SecureURL.parse(url) == nil else { return }
+        guard let components = URLComponents(string: url), components.scheme != nil, components.host?.isEmpty == false else {
+            throw AdministrationError.invalid(name, "\(name) must be an absolute URL")
         }
+        throw AdministrationError.invalid(name, "\(name) must use https (http only for localhost)")
     }
 
     /// Validates and stores a registration's launch options.

@@ -62,7 +62,8 @@ struct AdminAPIController: Sendable {
         let address = AuthFailureThrottle.client(context.channel.remoteAddress)
         // A valid key always gets through (a shared address, such as a load balancer's, cannot lock operators out);
         // an address past its failures gets no answer on whether its guess was right.
-        let key = try await OperationsController.bearerToken(request).asyncMap { try await administration.apiKeys.authenticate($0) } ?? nil
+        var key: StoredAPIKey?
+        if let secret = OperationsController.bearerToken(request) { key = try await administration.apiKeys.authenticate(secret) }
         guard let key else {
             if let wait = throttle.waitBeforeNextAttempt(address) {
                 var error = GatewayError(

@@ -63,11 +63,3 @@ enum JSONValue: Sendable, Equatable {
             body: .init(byteBuffer: ByteBuffer(string: serialized)))
     }
 }
-
-extension Optional {
-    /// The wrapped value transformed by an async `transform`, or nil.
-    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
-        guard let value = self else { return nil }
-        return try await transform(value)
-    }
-}
