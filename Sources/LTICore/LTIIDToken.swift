@@ -28,6 +28,8 @@ public struct LTIIDToken: Sendable, Decodable {
     public var custom: [String: String]?
     public var deepLinkingSettings: DeepLinkingSettings?
     public var agsEndpoint: AGSEndpoint?
+    /// How the platform shows the launch and where the learner goes back to (`launch_presentation`).
+    public var launchPresentation: LaunchPresentation?
 
     /// `aud` is a string or an array of strings (OpenID Connect Core §2).
     public struct Audience: Sendable, Decodable, Equatable {
@@ -72,6 +74,18 @@ public struct LTIIDToken: Sendable, Decodable {
         }
     }
 
+    /// The `launch_presentation` claim: the frame the platform opened the launch in, and its return URL.
+    public struct LaunchPresentation: Sendable, Decodable {
+        public var documentTarget: String?
+        public var returnURL: String?
+        public var locale: String?
+        enum CodingKeys: String, CodingKey {
+            case documentTarget = "document_target"
+            case returnURL = "return_url"
+            case locale
+        }
+    }
+
     public struct AGSEndpoint: Sendable, Decodable {
         public var scope: [String]?
         public var lineItems: String?
@@ -104,6 +118,7 @@ public struct LTIIDToken: Sendable, Decodable {
         case custom = "https://purl.imsglobal.org/spec/lti/claim/custom"
         case deepLinkingSettings = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
         case agsEndpoint = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
+        case launchPresentation = "https://purl.imsglobal.org/spec/lti/claim/launch_presentation"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -133,6 +148,7 @@ public struct LTIIDToken: Sendable, Decodable {
         }
         deepLinkingSettings = try? c.decodeIfPresent(DeepLinkingSettings.self, forKey: .deepLinkingSettings)
         agsEndpoint = try? c.decodeIfPresent(AGSEndpoint.self, forKey: .agsEndpoint)
+        launchPresentation = try? c.decodeIfPresent(LaunchPresentation.self, forKey: .launchPresentation)
     }
 
     /// A custom parameter value: a string by the spec, tolerated as a number or boolean.

@@ -202,10 +202,9 @@ struct DeepLinkingTests {
             #expect(picker.body.contains(#"type="radio" name="lab""#) && !picker.body.contains(#"type="checkbox" name="lab""#))
             let session = try #require(Page.attribute(picker.body, named: "value", in: "session").first)
             let refused = try await e2e.submitPicker(session: session, labs: ["1001", "1002"])
-            #expect(refused.status == 400 && refused.body.contains("one lab at a time"))
-            let again = try await e2e.openPicker(EndToEnd.deepLinkSettings(multiple: false))
-            let s2 = try #require(Page.attribute(again.body, named: "value", in: "session").first)
-            #expect(try await ReturnedResponse(try await e2e.submitPicker(session: s2, labs: ["1002"]), e2e: e2e).items.count == 1)
+            #expect(refused.status == 422 && refused.body.contains("one lab at a time") && refused.body.contains(#"type="radio" name="lab""#))
+            // The same picker, corrected, goes through.
+            #expect(try await ReturnedResponse(try await e2e.submitPicker(session: session, labs: ["1002"]), e2e: e2e).items.count == 1)
         }
     }
 
@@ -221,6 +220,35 @@ struct DeepLinkingTests {
             let p2 = try await e2e.openPicker(EndToEnd.deepLinkSettings(lineItem: true))
             let s2 = try #require(Page.attribute(p2.body, named: "value", in: "session").first)
             #expect(try await ReturnedResponse(try await e2e.submitPicker(session: s2, labs: ["1001"]), e2e: e2e).items[0]["lineItem"] == nil)
+        }
+    }
+
+    @Test("a choice to correct (none, a bad maximum score, too many) brings the picker back with the problem and the choices kept")
+    func choiceToCorrect() async throws {
+        try await withEndToEnd { e2e in
+            let picker = try await e2e.openPicker(EndToEnd.deepLinkSettings(multiple: true, lineItem: true))
+            let session = try #require(Page.attribute(picker.body, named: "value", in: "session").first)
+            #expect(picker.status == 200 && picker.body.contains(#"id="problem" class="problem" role="alert""#) && picker.body.contains(" hidden>"))
+
+            let none = try await e2e.submitPicker(session: session, labs: [])
+            #expect(none.status == 422 && none.body.contains("Choose at least one lab") && none.body.contains(#"value="cancel""#))
+            #expect(Page.attribute(none.body, named: "value", in: "session").first == session)
+
+            var form = [("session", session), ("action", "add"), ("lab", "1002"), ("create_line_item", "on"), ("score_maximum", "0")]
+            let badScore = try await e2e.request(.POST, "/lti/deep-link/select", form: form)
+            #expect(badScore.status == 422 && badScore.body.contains("from 1 to 10000"))
+            #expect(badScore.body.contains(#"value="1002" checked"#) && !badScore.body.contains(#"value="1001" checked"#))
+            #expect(badScore.body.contains(#"value="on" checked"#) && badScore.body.contains(#"value="0""#))
+
+            let tooMany = try await e2e.submitPicker(session: session, labs: (1...51).map { String(1000 + $0) }, lineItem: true, scoreMaximum: "10")
+            #expect(tooMany.status == 422 && tooMany.body.contains("at most 50 labs"))
+
+            // Nothing was consumed: the corrected choice goes to the LMS, with its gradebook column.
+            form[form.count - 1] = ("score_maximum", "25")
+            let returned = try await ReturnedResponse(try await e2e.request(.POST, "/lti/deep-link/select", form: form), e2e: e2e)
+            #expect(returned.items.count == 1 && (returned.items[0]["lineItem"] as? [String: Any])?["scoreMaximum"] as? Double == 25)
+            let logged = e2e.logs.lines(containing: "lab picker submission to correct")
+            #expect(logged.count == 3 && logged.allSatisfy { $0.contains("gw.error=deep_link_") })
         }
     }
 
@@ -288,7 +316,7 @@ struct DeepLinkingTests {
             // A lab that is not launchable cannot be smuggled in.
             e2e.clock.advance(-3601)
             let smuggle = try await e2e.submitPicker(session: try await session(), labs: ["1004"])
-            #expect(smuggle.status == 400 && smuggle.body.contains("not (or no longer) available"))
+            #expect(smuggle.status == 422 && smuggle.body.contains("not (or no longer) available") && !smuggle.body.contains(#"value="1004""#))
         }
     }
 

@@ -262,7 +262,7 @@ struct LabLauncherTests {
         else {
             Issue.record("no list after ending"); return
         }
-        #expect(after.message == "Lab two has ended.")
+        #expect(after.ended == "Lab two")
         #expect(await h.skillable.calls.contains("Cancel 11"))
         await #expect(throws: LaunchFailure.self) { try await h.choices.session(token: "forged", now: h.now) }
         await #expect(throws: LaunchFailure.self) { try await h.choices.session(token: choice.token, now: h.now.addingTimeInterval(901)) }

@@ -139,6 +139,46 @@ struct LaunchFlowTests {
         }
     }
 
+    @Test("a lab Skillable does not have or cannot launch (Result 0 naming its profile) is not available: opening it again will not help")
+    func labNotAvailable() async throws {
+        try await withEndToEnd { e2e in
+            let missing = try await e2e.fullLaunch(labID: "9999")  // no such profile in the sandbox
+            #expect(missing.status == 400 && missing.body.contains("This lab is not available") && missing.body.contains("will not help"))
+            #expect(!missing.body.contains("try again"))
+            #expect(try await e2e.gateway.store.recentLaunches(limit: 1).first?.outcome == "lab_unavailable")
+            let notLaunchable = try await e2e.fullLaunch(labID: "1004")  // a profile that is not Complete
+            #expect(notLaunchable.status == 400 && notLaunchable.body.contains("This lab is not available"))
+            // Any other Result 0 stays a failure worth another try.
+            await e2e.gateway.skillableSandbox?.state.scriptLaunchResults([0])
+            let other = try await e2e.fullLaunch()
+            #expect(other.status == 502 && other.body.contains("could not start this lab") && other.body.contains("try again"))
+            #expect(try await e2e.gateway.store.recentLaunches(limit: 1).first?.outcome == "skillable_result_0")
+        }
+    }
+
+    @Test("a refusal after the launch was validated links back to the course (launch_presentation.return_url), only an https one")
+    func backToTheCourse() async throws {
+        try await withEndToEnd { e2e in
+            func launch(returnURL: String?) async throws -> BrowserResponse {
+                try await e2e.fullLaunch(labID: nil) { claims in
+                    if let returnURL { claims[LTIClaim.launchPresentation] = ["document_target": "iframe", "return_url": returnURL] }
+                }
+            }
+            let linked = try await launch(returnURL: "https://lms.example.edu/courses/9/modules?a=1&b=\"2")
+            #expect(
+                linked.status == 400
+                    && linked.body.contains(#"href="https://lms.example.edu/courses/9/modules?a=1&amp;b=&quot;2">Back to your course</a>"#))
+            for unsafe in ["javascript:alert(1)", "http://lms.example.edu/course", "//lms.example.edu/x", "data:text/html,hi"] {
+                let page = try await launch(returnURL: unsafe)
+                #expect(page.status == 400 && !page.body.contains("Back to your course") && !page.body.contains(unsafe), "\(unsafe)")
+            }
+            #expect(try await launch(returnURL: nil).body.contains("Back to your course") == false)
+            // Each learner's page carries their own way back: pages with one are not served from the shared cache.
+            let other = try await launch(returnURL: "https://lms.example.edu/courses/10")
+            #expect(other.body.contains("courses/10") && !other.body.contains("courses/9"))
+        }
+    }
+
     @Test("Skillable down on every attempt: a clear page, no lab, the launch recorded as unavailable")
     func skillableDown() async throws {
         try await withEndToEnd { e2e in

@@ -27,14 +27,25 @@ struct LaunchOutcomeTests {
     @Test("Result 2: the deferred-launch page lists the learner's labs; Resume, End (confirmed) and Launch the new lab work")
     func tooManyActiveLabs() async throws {
         try await withEndToEnd { e2e in
-            let learner: (inout [String: Any]) -> Void = { $0["sub"] = "busy-learner" }
+            let courseURL = "https://lms.example.edu/course/9?from=lab&x=1"
+            let learner: (inout [String: Any]) -> Void = {
+                $0["sub"] = "busy-learner"
+                $0[LTIClaim.launchPresentation] = ["document_target": "iframe", "return_url": courseURL]
+            }
             #expect(try await e2e.fullLaunch(labID: "1001", learner).status == 303)
             #expect(try await e2e.fullLaunch(labID: "1002", learner).status == 303)
             let page = try await e2e.fullLaunch(labID: "1003", learner)  // the sandbox allows 2 running labs
             #expect(page.status == 200)
-            #expect(page.body.contains("too many labs running"))
+            #expect(page.body.contains("<h1>You have too many labs running</h1>"))
             #expect(page.body.contains("Create a Virtual Machine in Azure") && page.body.contains("Configure Cisco IOS Routing"))
-            #expect(page.body.contains("Started ") && page.body.contains("UTC"))
+            // Times: in words from now, and exact (UTC without script; the page's script shows the learner's time zone).
+            #expect(page.body.contains("Started <time datetime=\"") && page.body.contains("UTC</time>"))
+            #expect(page.body.contains("· ends in 1 hour (") || page.body.contains("· ends in 5"))
+            // The page's launch names the lab (the LMS link's title); End looks destructive, Resume secondary; a way back.
+            #expect(page.body.contains(">Launch Week 1 lab</button>"))
+            #expect(page.body.contains(#"class="destructive" aria-label="End Create a Virtual Machine in Azure""#))
+            #expect(page.body.contains(#"class="secondary" aria-label="Resume Create a Virtual Machine in Azure""#))
+            #expect(page.body.contains(#"href="https://lms.example.edu/course/9?from=lab&amp;x=1">Back to your course</a>"#))
             let running = try await Self.instances(e2e, learner: "busy-learner")
             #expect(Set(Page.attribute(page.body, named: "value", in: "instance")) == Set(running.map { String($0.id) }))
             let session = try #require(Page.attribute(page.body, named: "value", in: "session").first)
@@ -53,7 +64,9 @@ struct LaunchOutcomeTests {
             #expect(await (try Self.sandbox(e2e)).instances[first.id]?.state == .running)
             let ended = try await e2e.request(
                 .POST, "/lti/labs/end", form: [("session", session), ("instance", String(first.id)), ("confirm", "yes")])
-            #expect(ended.status == 200 && ended.body.contains("has ended"))
+            #expect(ended.status == 200 && ended.body.contains("<h1>Create a Virtual Machine in Azure has ended</h1>"))
+            #expect(!ended.body.contains("too many labs running") && ended.body.contains("You can launch Week 1 lab now"))
+            #expect(ended.body.contains(">Back to your course</a>"))  // the page's session keeps the way back
             #expect(await (try Self.sandbox(e2e)).instances[first.id]?.state == .cancelled)
             #expect(Page.attribute(ended.body, named: "value", in: "instance").contains(String(first.id)) == false)
 

@@ -13,13 +13,20 @@ enum PickerOutcome: Sendable {
     case returnToPlatform(url: String, jwt: String, summary: String)
 }
 
-/// The picker's content: the launchable labs, how many may be chosen, and the token its form carries.
+/// The picker's content: the launchable labs, how many may be chosen, and the token its form carries; when it comes
+/// back to the instructor with a problem, the problem and what they had chosen.
 struct PickerContent: Sendable {
     var sessionToken: String
     var labs: [SkillableLabProfile]
     var multiple: Bool
     var lineItems: Bool
-    var scoreMaximum: Double
+    /// The maximum score field's value (the default, or what the instructor typed).
+    var scoreMaximum: String
+    /// What to correct before the choice can be added (nil on a fresh picker).
+    var problem: String? = nil
+    /// The lab ids chosen in the submission that came back.
+    var chosen: Set<String> = []
+    var createLineItem: Bool = false
 }
 
 /// What the instructor submitted from the picker.
@@ -52,6 +59,19 @@ struct DeepLinkFailure: Error, Sendable {
 
     var code: Code
     var underlying: (any Error)?
+
+    /// What the instructor must correct, for a submission refused for its content (the picker comes back with it);
+    /// nil for the others, which end the picker.
+    var correction: String? {
+        switch code {
+        case .nothingChosen: "Choose at least one lab, then press Add to course — or press Cancel to add none."
+        case .tooMany: "Choose at most \(LabPicker.maxLabsPerResponse) labs at a time."
+        case .scoreInvalid: "The maximum score must be a number from 1 to 10000."
+        case .labUnknown: "A lab you chose is not (or no longer) available. The list below is up to date: choose again."
+        case .singleOnly: "This place in the LMS takes one lab at a time: choose one."
+        default: nil
+        }
+    }
 
     init(_ code: Code, underlying: (any Error)? = nil) {
         self.code = code
@@ -97,9 +117,10 @@ struct LabPicker: Sendable {
             data: settings?.data, acceptMultiple: settings?.acceptMultiple ?? false, acceptLineItem: settings?.acceptLineItem ?? false,
             createdAt: now, expiresAt: now.addingTimeInterval(sessionLifetime))
         try await sessions.saveDeepLinkSession(session)
+        // The token also says how the picker looks, so that a submission to correct shows it again without a lookup.
         let token = try InternalTokens(ring: toolKeys.ring).sign(claims: [
             "aud": Self.tokenAudience, "sid": session.id, "iat": Int(now.timeIntervalSince1970),
-            "exp": Int(session.expiresAt.timeIntervalSince1970),
+            "exp": Int(session.expiresAt.timeIntervalSince1970), "multiple": session.acceptMultiple, "line_items": session.acceptLineItem,
         ])
         trace.logger.info(
             "lab picker opened",
@@ -110,30 +131,29 @@ struct LabPicker: Sendable {
         return .picker(
             PickerContent(
                 sessionToken: token, labs: profiles, multiple: session.acceptMultiple,
-                lineItems: session.acceptLineItem, scoreMaximum: defaultScoreMaximum))
+                lineItems: session.acceptLineItem, scoreMaximum: Self.format(defaultScoreMaximum)))
     }
 
-    /// The instructor's choice (or cancel) → a signed response for the platform.
+    /// The instructor's choice (or cancel) → a signed response for the platform; a choice to correct (none, too many,
+    /// a lab no longer offered, a bad maximum score) → the picker again with the problem, its session untouched.
     func submit(_ submission: PickerSubmission, trace: LaunchTrace, now: Date) async throws -> PickerOutcome {
-        let sessionID = try verifiedSessionID(submission.sessionToken, now: now)
+        let picker = try verifiedPicker(submission.sessionToken, now: now)
         var items: [DeepLinkResourceLink] = []
         var scoreMaximum = defaultScoreMaximum
         if !submission.cancelled {
-            guard !submission.chosen.isEmpty else { throw DeepLinkFailure(.nothingChosen) }
-            guard submission.chosen.count <= Self.maxLabsPerResponse else { throw DeepLinkFailure(.tooMany) }
-            if let raw = submission.scoreMaximum, !raw.isEmpty {
-                guard let value = Double(raw), value > 0, value <= 10_000 else { throw DeepLinkFailure(.scoreInvalid) }
-                scoreMaximum = value
-            }
-            let profiles = try await launchableProfiles()
-            for raw in submission.chosen.uniqued() {
-                guard let id = Int(raw), let profile = profiles.first(where: { $0.id == id }) else { throw DeepLinkFailure(.labUnknown) }
-                items.append(
-                    DeepLinkResourceLink(
-                        title: profile.name, text: profile.description, url: baseURL + "/lti/launch",
-                        custom: ["labid": String(profile.id)]))
+            do {
+                (items, scoreMaximum) = try await chosenItems(submission, multiple: picker.multiple)
+            } catch let failure as DeepLinkFailure {
+                guard let correction = failure.correction else { throw failure }
+                trace.logger.notice("lab picker submission to correct", metadata: ["gw.error": "\(failure.code.rawValue)"])
+                return .picker(
+                    PickerContent(
+                        sessionToken: submission.sessionToken ?? "", labs: try await launchableProfiles(), multiple: picker.multiple,
+                        lineItems: picker.lineItems, scoreMaximum: submission.scoreMaximum ?? Self.format(defaultScoreMaximum),
+                        problem: correction, chosen: Set(submission.chosen), createLineItem: submission.createLineItem))
             }
         }
+        let sessionID = picker.sessionID
 
         // Single use: the session is consumed only once the submission is known to be well-formed.
         guard let session = try await sessions.consumeDeepLinkSession(id: sessionID, now: now) else {
@@ -176,9 +196,42 @@ struct LabPicker: Sendable {
         }
     }
 
-    /// The session id of an internal picker token under one of our published keys, unexpired, for the picker.
-    private func verifiedSessionID(_ token: String?, now: Date) throws -> String {
-        struct Claims: Decodable { var aud: String?; var sid: String?; var exp: Double? }
+    /// The links for the chosen labs and the maximum score; throws the ``DeepLinkFailure`` to correct.
+    private func chosenItems(_ submission: PickerSubmission, multiple: Bool) async throws -> ([DeepLinkResourceLink], Double) {
+        guard !submission.chosen.isEmpty else { throw DeepLinkFailure(.nothingChosen) }
+        guard submission.chosen.count <= Self.maxLabsPerResponse else { throw DeepLinkFailure(.tooMany) }
+        let chosen = submission.chosen.uniqued()
+        guard multiple || chosen.count == 1 else { throw DeepLinkFailure(.singleOnly) }
+        var scoreMaximum = defaultScoreMaximum
+        if let raw = submission.scoreMaximum, !raw.isEmpty {
+            guard let value = Double(raw), value > 0, value <= 10_000 else { throw DeepLinkFailure(.scoreInvalid) }
+            scoreMaximum = value
+        }
+        let profiles = try await launchableProfiles()
+        let items = try chosen.map { raw in
+            guard let id = Int(raw), let profile = profiles.first(where: { $0.id == id }) else { throw DeepLinkFailure(.labUnknown) }
+            return DeepLinkResourceLink(
+                title: profile.name, text: profile.description, url: baseURL + "/lti/launch", custom: ["labid": String(profile.id)])
+        }
+        return (items, scoreMaximum)
+    }
+
+    /// A picker token's claims: its session and how its picker looks.
+    private struct VerifiedPicker {
+        var sessionID: String
+        var multiple: Bool
+        var lineItems: Bool
+    }
+
+    /// The claims of an internal picker token under one of our published keys, unexpired, for the picker.
+    private func verifiedPicker(_ token: String?, now: Date) throws -> VerifiedPicker {
+        struct Claims: Decodable {
+            var aud: String?
+            var sid: String?
+            var exp: Double?
+            var multiple: Bool?
+            var line_items: Bool?
+        }
         guard let token, let payload = InternalTokens(ring: toolKeys.ring).payload(of: token, now: now, maxBytes: 8192),
             let claims = try? JSONDecoder().decode(Claims.self, from: payload),
             claims.aud == Self.tokenAudience, let sid = claims.sid, let exp = claims.exp
@@ -186,6 +239,11 @@ struct LabPicker: Sendable {
             throw DeepLinkFailure(.sessionInvalid)
         }
         guard now.timeIntervalSince1970 < exp else { throw DeepLinkFailure(.sessionExpired) }
-        return sid
+        return VerifiedPicker(sessionID: sid, multiple: claims.multiple ?? false, lineItems: claims.line_items ?? false)
+    }
+
+    /// A score for the form field: `100`, `7.5`.
+    static func format(_ value: Double) -> String {
+        value == value.rounded() ? String(Int(value)) : String(value)
     }
 }

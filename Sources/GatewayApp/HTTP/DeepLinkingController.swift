@@ -9,22 +9,21 @@ struct PickerView {
     var content: PickerContent
 
     var values: [String: Any] {
-        [
+        var values: [String: Any] = [
             "title": "Add Skillable labs", "action": action, "session": content.sessionToken, "multiple": content.multiple,
-            "lineItems": content.lineItems, "scoreMaximum": Self.format(content.scoreMaximum),
+            "lineItems": content.lineItems, "scoreMaximum": content.scoreMaximum, "createLineItem": content.createLineItem,
+            "noneChosen": DeepLinkFailure(.nothingChosen).correction ?? "",
             "labs": content.labs.enumerated().map { index, p -> [String: Any] in
                 [
                     "id": String(p.id), "name": p.name, "number": p.number ?? "", "description": p.description ?? "",
                     "duration": p.durationMinutes.map(String.init) ?? "?", "inputType": content.multiple ? "checkbox" : "radio",
-                    "required": !content.multiple && index == 0,
+                    "required": !content.multiple && index == 0, "checked": content.chosen.contains(String(p.id)),
                     "search": ([p.name, p.number ?? ""] + (p.tags ?? [])).joined(separator: " ").lowercased(),
                 ]
             },
         ]
-    }
-
-    static func format(_ value: Double) -> String {
-        value == value.rounded() ? String(Int(value)) : String(value)
+        if let problem = content.problem { values["problem"] = problem }
+        return values
     }
 }
 
@@ -98,26 +97,11 @@ extension GatewayError {
             self = GatewayError(
                 code: code, status: .badGateway, title: "The lab list is not available",
                 message: "Skillable, which runs the labs, did not answer. Please try again in a few minutes.", underlying: failure.underlying)
-        case .nothingChosen:
+        case .nothingChosen, .tooMany, .scoreInvalid, .labUnknown, .singleOnly:
+            // Normally the picker comes back with the correction; this page only when it cannot (no catalog).
             self = GatewayError(
-                code: code, status: .badRequest, title: "No lab was chosen",
-                message: "Go back, choose at least one lab, and press Add to course — or press Cancel.")
-        case .tooMany:
-            self = GatewayError(
-                code: code, status: .badRequest, title: "Too many labs",
-                message: "Choose at most \(LabPicker.maxLabsPerResponse) labs at a time.")
-        case .scoreInvalid:
-            self = GatewayError(
-                code: code, status: .badRequest, title: "Invalid maximum score",
-                message: "The maximum score must be a number between 1 and 10000. Go back and correct it.")
-        case .labUnknown:
-            self = GatewayError(
-                code: code, status: .badRequest, title: "Lab not available",
-                message: "A chosen lab is not (or no longer) available. Go back and choose again.")
-        case .singleOnly:
-            self = GatewayError(
-                code: code, status: .badRequest, title: "Only one lab can be added here",
-                message: "This place in the LMS accepts one lab at a time. Open the picker again from the LMS and choose one lab.")
+                code: code, status: .badRequest, title: "Please correct your choice",
+                message: (failure.correction ?? "") + " Open the lab picker again from your LMS course.")
         case .sessionUsed: self = reopen("This lab picker has already been used or has expired.")
         case .registrationGone: self = reopen("The LMS registration of this picker no longer exists.")
         case .sessionInvalid: self = reopen("This lab picker submission is not valid.")

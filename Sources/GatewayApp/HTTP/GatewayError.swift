@@ -59,6 +59,9 @@ public struct GatewayError: Error, Sendable {
     public var underlying: (any Error)?
     /// Set when the page should offer to start the learner's login again in a new window.
     var newWindow: NewWindowRestart?
+    /// Where the page's "Back to your course" goes: the validated launch's `launch_presentation.return_url`
+    /// (see ``CourseReturn``); nil before a launch is validated.
+    var returnURL: String?
     /// The `WWW-Authenticate` challenge of a 401 that asks for credentials (e.g. `Bearer`).
     var challenge: String?
     /// Admin API: the request parameter at fault.

@@ -177,7 +177,7 @@ struct LTIController: Sendable {
                 SkyPrepSSO.isWanted(by: launch.token)
                 ? try await skyPrep.launch(launch, trace: trace, now: now())
                 : try await launcher.launch(launch, trace: trace, now: now())
-            response = try responder.response(outcome, reference: context.referenceID)
+            response = try responder.response(outcome, reference: context.referenceID, returnURL: launch.token.launchPresentation?.returnURL)
         case .deepLinkingRequest:
             response = try await deepLinking.startPicker(launch, context: context)
         }

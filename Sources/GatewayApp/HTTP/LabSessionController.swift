@@ -16,7 +16,7 @@ struct LabSessionController: Sendable {
     func addRoutes(to router: Router<GatewayRequestContext>) {
         router.post("/lti/labs") { request, context in
             try await self.act(request, context) { session, form, _ in
-                await self.choices.choices(session, token: form["session"], message: nil, now: self.now())
+                await self.choices.choices(session, token: form["session"], now: self.now())
             }
         }
         router.post("/lti/labs/resume") { request, context in
@@ -61,6 +61,6 @@ struct LabSessionController: Sendable {
             context.framedBy(registration, options: try await registrations.launchOptions(registrationID: session.registrationID))
         }
         let outcome = try await action(session, form, LaunchTrace(referenceID: context.referenceID, logger: context.logger))
-        return try responder.response(outcome, reference: context.referenceID)
+        return try responder.response(outcome, reference: context.referenceID, returnURL: session.returnURL)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GatewaySupport
 import HTTPTypes
 import Hummingbird
 import Skillable
@@ -9,7 +10,9 @@ struct LaunchResponder: Sendable {
     let pages: PageRenderer
     let baseURL: String
 
-    func response(_ outcome: LaunchOutcome, reference: String) throws -> Response {
+    /// The answer to `outcome`; `returnURL` is the launch's way back to its course (``CourseReturn``), linked from its pages.
+    func response(_ outcome: LaunchOutcome, reference: String, returnURL: String?) throws -> Response {
+        let returnURL = CourseReturn.url(returnURL)
         switch outcome {
         case .redirect(let url):
             return Response(status: .seeOther, headers: [.location: url, .cacheControl: "no-store"])
@@ -19,14 +22,23 @@ struct LaunchResponder: Sendable {
                     [
                         "id": String(lab.labInstanceID), "name": lab.labProfileName ?? "Lab \(lab.labProfileID.map(String.init) ?? "")",
                         "start": Self.format(lab.start), "expires": Self.format(lab.expires), "base": baseURL, "session": choice.token,
+                        "startISO": Self.iso(lab.start), "expiresISO": Self.iso(lab.expires),
+                        "expiresRelative": Self.relative(lab.expires, now: choice.listedAt),
                     ]
                 }
             }
-            return pages.labsPage([
-                "title": "You have too many labs running", "base": baseURL, "session": choice.token, "message": choice.message ?? "",
-                "running": rows(choice.running), "saved": rows(choice.saved),
-                "hasRunning": !choice.running.isEmpty, "hasSaved": !choice.saved.isEmpty, "reference": reference,
-            ])
+            var values: [String: Any] = [
+                "title": choice.ended.map { "\($0) has ended" } ?? "You have too many labs running",
+                "ended": choice.ended != nil,
+                "advice": choice.ended == nil
+                    ? "Skillable allows only a few labs at a time. Resume one of your labs, or end one you no longer need and then launch \(choice.labName)."
+                    : "You can launch \(choice.labName) now. If Skillable still counts too many labs, end another one first.",
+                "labName": choice.labName, "base": baseURL, "session": choice.token,
+                "running": rows(choice.running), "saved": rows(choice.saved), "hasRunning": !choice.running.isEmpty,
+                "hasSaved": !choice.saved.isEmpty, "hasLabs": !(choice.running.isEmpty && choice.saved.isEmpty), "reference": reference,
+            ]
+            if let returnURL { values["returnURL"] = returnURL }
+            return pages.labsPage(values)
         case .confirmEnd(let confirmation):
             let name = confirmation.lab.labProfileName ?? "this lab"
             return pages.confirmEndPage([
@@ -34,11 +46,14 @@ struct LaunchResponder: Sendable {
                 "id": String(confirmation.lab.labInstanceID),
             ])
         case .refused(let failure):
-            throw GatewayError(failure)
+            var error = GatewayError(failure)
+            error.returnURL = returnURL
+            throw error
         }
     }
 
-    /// A lab's start or end time for the page, e.g. `4 Dec 2026, 14:05 UTC`.
+    /// A lab's start or end time for the page without script, e.g. `4 Dec 2026, 14:05 UTC` (its script shows the
+    /// learner's own time zone instead).
     static func format(_ unixSeconds: Int64?) -> String {
         guard let unixSeconds else { return "—" }
         let formatter = DateFormatter()
@@ -46,6 +61,33 @@ struct LaunchResponder: Sendable {
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.dateFormat = "d MMM yyyy, HH:mm 'UTC'"
         return formatter.string(from: Date(timeIntervalSince1970: Double(unixSeconds)))
+    }
+
+    /// The time as ISO 8601 for `<time datetime>`, empty when unknown.
+    static func iso(_ unixSeconds: Int64?) -> String {
+        unixSeconds.map { Date(timeIntervalSince1970: Double($0)).formatted(.iso8601) } ?? ""
+    }
+
+    /// How far `unixSeconds` lies ahead of `now` in words: `in 42 minutes`, `in 3 hours`, `in 2 days`, `now`.
+    static func relative(_ unixSeconds: Int64?, now: Date) -> String {
+        guard let unixSeconds else { return "at an unknown time" }
+        let minutes = Int((Double(unixSeconds) - now.timeIntervalSince1970) / 60)
+        func count(_ value: Int, _ unit: String) -> String { "in \(value) \(unit)\(value == 1 ? "" : "s")" }
+        switch minutes {
+        case ..<1: return "now"
+        case ..<120: return count(minutes, "minute")
+        case ..<(48 * 60): return count(minutes / 60, "hour")
+        default: return count(minutes / (24 * 60), "day")
+        }
+    }
+}
+
+/// The learner's way back to the course: the validated launch's `launch_presentation.return_url` (LTI Core 5.4.1:
+/// the platform's own page to return to), linked only when it is an https URL (or http on this machine).
+enum CourseReturn {
+    static func url(_ raw: String?) -> String? {
+        guard let raw, SecureURL.parse(raw) != nil else { return nil }
+        return raw
     }
 }
 
@@ -65,6 +107,11 @@ extension GatewayError {
             self = page(
                 .badRequest, "This link names an invalid lab",
                 "The LMS link's labid is not a Skillable lab number. Ask your instructor to correct the link.")
+        case .labUnavailable:
+            self = page(
+                .badRequest, "This lab is not available",
+                "Skillable, which runs the labs, has no lab that this link can start: the lab may have been removed or not released yet. Opening it again will not help: please tell your instructor, with the reference below."
+            )
         case .skillableUnavailable:
             self = page(
                 .badGateway, "The lab service is not answering",

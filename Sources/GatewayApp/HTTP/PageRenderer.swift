@@ -46,8 +46,11 @@ struct PageRenderer: Sendable {
         func values(reference: String) -> [String: Any] {
             var values: [String: Any] = ["title": error.title, "message": error.message, "reference": reference]
             if let rule = error.rule { values["rule"] = rule }  // an empty string would still open the section
+            if let returnURL = error.returnURL { values["returnURL"] = returnURL }
             return values
         }
+        // A page with a way back to the learner's own course is that learner's: rendered for them, never cached.
+        guard error.returnURL == nil else { return render("error", status: error.status, values(reference: reference), hasActions: false) }
         let key = ErrorPageCache.Key(title: error.title, message: error.message, rule: error.rule)
         let page = errorPages.page(for: key) { marker in library.render(values(reference: marker), withTemplate: "error") }
         guard let page else { return render("error", status: error.status, values(reference: reference), hasActions: false) }
@@ -71,17 +74,21 @@ struct PageRenderer: Sendable {
         render("message", status: status, ["title": title, "message": message], hasActions: false)
     }
 
-    /// The lab picker of a deep-linking request.
+    /// The lab picker of a deep-linking request; `422` when it comes back with a problem in the instructor's choice.
     func pickerPage(_ picker: PickerView) -> Response {
         let nonce = SecureRandom.token(byteCount: 16)
         var values = picker.values
         values["nonce"] = nonce
-        return render("picker", status: .ok, values, scriptNonce: nonce)
+        return render("picker", status: picker.content.problem == nil ? .ok : .unprocessableContent, values, scriptNonce: nonce)
     }
 
-    /// The deferred-launch page: the learner's running and saved labs with their actions.
+    /// The deferred-launch page: the learner's running and saved labs with their actions (its script shows their
+    /// times in the learner's own time zone).
     func labsPage(_ values: [String: Any]) -> Response {
-        render("labs", status: .ok, values)
+        let nonce = SecureRandom.token(byteCount: 16)
+        var values = values
+        values["nonce"] = nonce
+        return render("labs", status: .ok, values, scriptNonce: nonce)
     }
 
     /// Asks the learner to confirm ending a lab.
@@ -170,6 +177,13 @@ struct PageRenderer: Sendable {
         body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
         main{max-width:40rem;margin:3rem auto;padding:2rem;background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.12)}
         h1{font-size:1.4rem;margin-top:0} .ref{color:#555;font-size:.9rem} code{font-size:1rem;background:#eef;padding:.1rem .3rem}
+        @media (max-width:40rem){main{margin:0;border-radius:0;box-shadow:none;padding:1.2rem}}
+        button,.button{display:inline-block;min-height:44px;min-width:44px;padding:.55rem 1.1rem;margin:.2rem .4rem .2rem 0;font:inherit;
+        border-radius:6px;border:2px solid #1f5fbf;background:#1f5fbf;color:#fff;cursor:pointer;text-decoration:none;box-sizing:border-box}
+        .secondary{background:#fff;color:#1f5fbf} .destructive{background:#b3261e;border-color:#b3261e;color:#fff}
+        button:focus-visible,.button:focus-visible{outline:3px solid #f0a500;outline-offset:2px}
+        .problem{color:#8a1c14;background:#fdecea;border-left:4px solid #b3261e;padding:.6rem .8rem}
+        .back{margin-top:1.5rem}
         """
 
     static let layout = """
@@ -181,57 +195,68 @@ struct PageRenderer: Sendable {
 
     static let errorTemplate = """
         {{<layout}}{{$content}}<h1>{{title}}</h1><p>{{message}}</p>
+        {{#returnURL}}<p class="back"><a class="button secondary" href="{{returnURL}}">Back to your course</a></p>{{/returnURL}}
         <p class="ref">When you ask for help, give this. Reference: <code>{{reference}}</code>{{#rule}} · rule {{rule}}{{/rule}}</p>{{/content}}{{/layout}}
         """
 
     static let pickerTemplate = """
         {{<layout}}{{$content}}
         <h1>Add Skillable labs</h1>
-        <form method="post" action="{{action}}">
+        <form id="picker" method="post" action="{{action}}">
         <input type="hidden" name="session" value="{{session}}">
+        <p id="problem" class="problem" role="alert" data-none="{{noneChosen}}"{{^problem}} hidden{{/problem}}>{{problem}}</p>
         <p><label for="search">Search by name, number or tag</label><br>
-        <input type="search" id="search" autocomplete="off" style="width:100%;padding:.4rem" aria-controls="labs"></p>
+        <input type="search" id="search" autocomplete="off" style="width:100%;padding:.5rem;box-sizing:border-box" aria-controls="labs"></p>
         <fieldset><legend>{{#multiple}}Choose one or more labs{{/multiple}}{{^multiple}}Choose a lab{{/multiple}}</legend>
         <ul id="labs" style="list-style:none;padding:0">
         {{#labs}}<li data-search="{{search}}" style="margin:.6rem 0">
-        <label><input type="{{inputType}}" name="lab" value="{{id}}"{{#required}} required{{/required}}>
+        <label style="display:block;padding:.3rem 0"><input type="{{inputType}}" name="lab" value="{{id}}"{{#required}} required{{/required}}{{#checked}} checked{{/checked}} style="width:1.2rem;height:1.2rem">
         <strong>{{name}}</strong> <span class="ref">{{number}} · {{duration}} min</span></label>
         <div class="ref" style="margin-left:1.6rem">{{description}}</div></li>
         {{/labs}}</ul>
         <p id="nomatch" hidden role="status">No lab matches this search.</p></fieldset>
-        {{#lineItems}}<p><label><input type="checkbox" name="create_line_item" value="on"> Create a gradebook column for each lab</label>
+        {{#lineItems}}<p><label><input type="checkbox" name="create_line_item" value="on"{{#createLineItem}} checked{{/createLineItem}}> Create a gradebook column for each lab</label>
         <label style="margin-left:1rem">Maximum score <input type="number" name="score_maximum" min="1" max="10000" step="any" value="{{scoreMaximum}}" style="width:6rem"></label></p>{{/lineItems}}
         <p><button type="submit" name="action" value="add">Add to course</button>
-        <button type="submit" name="action" value="cancel" formnovalidate>Cancel</button></p>
+        <button type="submit" name="action" value="cancel" class="secondary" formnovalidate>Cancel</button></p>
         </form>
         <script nonce="{{nonce}}">
-        (function(){var q=document.getElementById('search'),none=document.getElementById('nomatch');
+        (function(){var q=document.getElementById('search'),none=document.getElementById('nomatch'),form=document.getElementById('picker'),
+        problem=document.getElementById('problem');
         q.addEventListener('input',function(){var v=q.value.toLowerCase().trim(),shown=0;
         document.querySelectorAll('#labs li').forEach(function(li){var hit=!v||li.dataset.search.indexOf(v)>=0;li.hidden=!hit;if(hit)shown++;});
-        none.hidden=shown>0;});})();
+        none.hidden=shown>0;});
+        form.addEventListener('submit',function(e){if(e.submitter&&e.submitter.value==='cancel')return;
+        if(!form.querySelector('input[name=lab]:checked')){e.preventDefault();problem.textContent=problem.dataset.none;problem.hidden=false;
+        problem.scrollIntoView();}});})();
         </script>
         {{/content}}{{/layout}}
         """
 
     static let labsTemplate = """
         {{<layout}}{{$content}}<h1>{{title}}</h1>
-        {{#message}}<p role="status"><strong>{{message}}</strong></p>{{/message}}
-        <p>Skillable allows only a few labs at a time. Resume one of your labs, or end one you no longer need and then launch the new lab.</p>
-        {{#hasRunning}}<h2>Running labs</h2><ul>{{#running}}<li style="margin:.8rem 0"><strong>{{name}}</strong><br>
-        <span class="ref">Started {{start}} · ends {{expires}}</span>{{> lab-actions}}</li>{{/running}}</ul>{{/hasRunning}}
-        {{#hasSaved}}<h2>Saved labs</h2><ul>{{#saved}}<li style="margin:.8rem 0"><strong>{{name}}</strong><br>
-        <span class="ref">Started {{start}} · saved until {{expires}}</span>{{> lab-actions}}</li>{{/saved}}</ul>{{/hasSaved}}
+        <p{{#ended}} role="status"{{/ended}}>{{advice}}</p>
+        {{#hasRunning}}<h2>Running labs</h2><ul style="padding-left:1.2rem">{{#running}}<li style="margin:.8rem 0"><strong>{{name}}</strong><br>
+        <span class="ref">Started <time datetime="{{startISO}}">{{start}}</time> · ends {{expiresRelative}} (<time datetime="{{expiresISO}}">{{expires}}</time>)</span>{{> lab-actions}}</li>{{/running}}</ul>{{/hasRunning}}
+        {{#hasSaved}}<h2>Saved labs</h2><ul style="padding-left:1.2rem">{{#saved}}<li style="margin:.8rem 0"><strong>{{name}}</strong><br>
+        <span class="ref">Started <time datetime="{{startISO}}">{{start}}</time> · saved until <time datetime="{{expiresISO}}">{{expires}}</time> ({{expiresRelative}})</span>{{> lab-actions}}</li>{{/saved}}</ul>{{/hasSaved}}
+        {{^hasLabs}}<p>You have no running or saved labs now.</p>{{/hasLabs}}
         <form method="post" action="{{base}}/lti/labs/launch"><input type="hidden" name="session" value="{{session}}">
-        <p><button type="submit">Launch the new lab</button></p></form>
-        <p class="ref">Reference: <code>{{reference}}</code></p>{{/content}}{{/layout}}
+        <p><button type="submit">Launch {{labName}}</button></p></form>
+        {{#returnURL}}<p class="back"><a class="button secondary" href="{{returnURL}}">Back to your course</a></p>{{/returnURL}}
+        <p class="ref">When you ask for help, give this. Reference: <code>{{reference}}</code></p>
+        <script nonce="{{nonce}}">
+        (function(){try{var f=new Intl.DateTimeFormat(undefined,{dateStyle:'medium',timeStyle:'short'});
+        document.querySelectorAll('time[datetime]').forEach(function(t){var d=new Date(t.getAttribute('datetime'));if(!isNaN(d))t.textContent=f.format(d);});}catch(e){}})();
+        </script>{{/content}}{{/layout}}
         """
 
     static let labActionsTemplate = """
         <div style="margin-top:.3rem">
         <form method="post" action="{{base}}/lti/labs/resume" style="display:inline"><input type="hidden" name="session" value="{{session}}">
-        <input type="hidden" name="instance" value="{{id}}"><button type="submit" aria-label="Resume {{name}}">Resume</button></form>
+        <input type="hidden" name="instance" value="{{id}}"><button type="submit" class="secondary" aria-label="Resume {{name}}">Resume</button></form>
         <form method="post" action="{{base}}/lti/labs/end" style="display:inline"><input type="hidden" name="session" value="{{session}}">
-        <input type="hidden" name="instance" value="{{id}}"><button type="submit" aria-label="End {{name}}">End…</button></form></div>
+        <input type="hidden" name="instance" value="{{id}}"><button type="submit" class="destructive" aria-label="End {{name}}">End…</button></form></div>
         """
 
     static let confirmEndTemplate = """
@@ -239,9 +264,9 @@ struct PageRenderer: Sendable {
         <p>Ending the lab stops it for good: anything in it that you have not saved or submitted is lost.</p>
         <form method="post" action="{{base}}/lti/labs/end" style="display:inline"><input type="hidden" name="session" value="{{session}}">
         <input type="hidden" name="instance" value="{{id}}"><input type="hidden" name="confirm" value="yes">
-        <button type="submit">End {{name}}</button></form>
+        <button type="submit" class="destructive">End {{name}}</button></form>
         <form method="post" action="{{base}}/lti/labs" style="display:inline"><input type="hidden" name="session" value="{{session}}">
-        <button type="submit">Keep it</button></form>{{/content}}{{/layout}}
+        <button type="submit" class="secondary">Keep it</button></form>{{/content}}{{/layout}}
         """
 
     static let autoPostTemplate = """

@@ -26,14 +26,17 @@ struct LabChoices: Sendable {
     func releaseLaunch(token: String?) async { await sessions.releaseLaunch(token) }
 
     /// The learner's labs to choose from, with a token for the page's actions (`token`, or a new one).
-    func choices(_ session: LabSession, token: String?, message: String?, now: Date) async -> LaunchOutcome {
+    func choices(_ session: LabSession, token: String?, ended: String? = nil, now: Date) async -> LaunchOutcome {
         guard let labs = try? await skillable.userRunningAndSavedLabs(userID: session.learnerID) else {
             return .refused(LaunchFailure(.skillableResult(.userTooManyActiveLabs)))
         }
         do {
             let handle: String
             if let token { handle = token } else { handle = try await sessions.open(session, now: now) }
-            return .labChoice(LabChoice(token: handle, running: labs.runningLabs, saved: labs.savedLabs, message: message))
+            return .labChoice(
+                LabChoice(
+                    token: handle, running: labs.runningLabs, saved: labs.savedLabs, ended: ended, labName: session.labName,
+                    listedAt: now))
         } catch {
             let unavailable = (error as? StorageError)?.code == .unavailable
             return .refused(LaunchFailure(unavailable ? .storageUnavailable : .gatewayFault, underlying: error))
@@ -77,7 +80,7 @@ struct LabChoices: Sendable {
             return .refused(LaunchFailure(.skillableUnavailable, underlying: error))
         }
         trace.logger.info("lab ended from the deferred-launch page", metadata: ["lab.instance": "\(lab.labInstanceID)"])
-        return await choices(session, token: token, message: "\(lab.labProfileName ?? "this lab") has ended.", now: now)
+        return await choices(session, token: token, ended: lab.labProfileName ?? "Your lab", now: now)
     }
 
     /// The instance `instance` names, if it is one of this learner's labs (never another learner's).

@@ -42,7 +42,8 @@ struct LabLauncher: Sendable {
             learnerID: identity.id, subject: identity.subject, registrationID: launch.registration.id, deploymentID: launch.deploymentID,
             resourceLinkID: token.resourceLink?.id, contextID: token.context?.id, agsLineItem: token.agsEndpoint?.lineItem,
             agsLineItems: token.agsEndpoint?.lineItems, agsScopes: token.agsEndpoint?.scope,
-            request: Self.request(labID: labID, learnerID: identity.id, token: token, registrationID: launch.registration.id, options: options))
+            request: Self.request(labID: labID, learnerID: identity.id, token: token, registrationID: launch.registration.id, options: options),
+            linkTitle: token.resourceLink?.title, returnURL: token.launchPresentation?.returnURL)
         return await start(session, trace: trace, now: now)
     }
 
@@ -90,7 +91,7 @@ struct LabLauncher: Sendable {
             switch response.result {
             case .userTooManyActiveLabs:
                 await recorder.finish(&record, outcome: .refused(.skillableResult(response.result)), trace: trace)
-                return await choices.choices(session, token: nil, message: nil, now: now)
+                return await choices.choices(session, token: nil, now: now)
             case .userHasSavedInstance:
                 if let saved = try? await skillable.userRunningAndSavedLabs(userID: session.learnerID).savedLabs
                     .last(where: { $0.labProfileID == session.request.labID }),
@@ -101,7 +102,8 @@ struct LabLauncher: Sendable {
                 }
                 return await recorder.refuse(&record, LaunchFailure(.skillableResult(response.result)), trace: trace)
             default:
-                return await recorder.refuse(&record, LaunchFailure(.skillableResult(response.result)), trace: trace)
+                let failure: LaunchFailure.Code = response.refusesLabProfile ? .labUnavailable : .skillableResult(response.result)
+                return await recorder.refuse(&record, LaunchFailure(failure), trace: trace)
             }
         case .unavailable(let error):
             return await recorder.refuse(&record, LaunchFailure(.skillableUnavailable, underlying: error), trace: trace)

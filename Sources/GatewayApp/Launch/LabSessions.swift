@@ -17,6 +17,16 @@ struct LabSession: Sendable, Codable {
     var agsLineItems: String?
     var agsScopes: [String]?
     var request: SkillableLaunchRequest
+    /// The LMS link's title (`resource_link.title`), naming the lab the page launches.
+    var linkTitle: String?
+    /// The launch's `launch_presentation.return_url`, for the page's way back to the course.
+    var returnURL: String?
+
+    /// The lab the page's launch starts, as the learner knows it: the link's title, else its lab id.
+    var labName: String {
+        if let linkTitle, !linkTitle.trimmingCharacters(in: .whitespaces).isEmpty { return linkTitle }
+        return "lab \(request.labID)"
+    }
 
     /// The launch's gradebook endpoint.
     var gradebook: LaunchGradebook { LaunchGradebook(lineItem: agsLineItem, lineItems: agsLineItems, scopes: agsScopes ?? []) }

@@ -19,8 +19,12 @@ struct LabChoice: Sendable {
     var token: String
     var running: [SkillableUserLab]
     var saved: [SkillableUserLab]
-    /// What just happened, e.g. "… has ended."
-    var message: String?
+    /// The name of the lab the learner just ended, if this page follows an end.
+    var ended: String?
+    /// The lab the page's launch starts: the LMS link's title, or its lab id.
+    var labName: String
+    /// When Skillable listed the labs (for "ends in 42 minutes").
+    var listedAt: Date
 }
 
 /// A lab the learner is about to end.
@@ -39,6 +43,9 @@ struct LaunchFailure: Error, Sendable {
         case labIDInvalid
         /// Skillable answered with a result other than success (and none the gateway handles itself).
         case skillableResult(SkillableLaunchResult)
+        /// Skillable refused to launch the link's lab profile itself: it does not exist or cannot be launched
+        /// (``SkillableLaunchResponse/refusesLabProfile``).
+        case labUnavailable
         /// Skillable did not answer in time.
         case skillableUnavailable
         /// A vendor answered with a URL the gateway does not send learners to.
@@ -76,6 +83,7 @@ struct LaunchFailure: Error, Sendable {
             case .labIDMissing: "labid_missing"
             case .labIDInvalid: "labid_invalid"
             case .skillableResult(let result): "skillable_result_\(result.code)"
+            case .labUnavailable: "lab_unavailable"
             case .skillableUnavailable: "skillable_unavailable"
             case .labURLRefused: "lab_url_refused"
             case .skyPrepEmailMissing: "skyprep_email_missing"
