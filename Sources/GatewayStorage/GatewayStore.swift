@@ -110,7 +110,7 @@ public protocol DeepLinkSessionStore: Sendable {
     func consumeDeepLinkSession(id: String, now: Date) async throws -> DeepLinkSession?
 }
 
-/// The deferred-launch page's sessions, kept server-side: the page carries only a random handle (never the learner's
+/// The too-many-labs page's sessions, kept server-side: the page carries only a random handle (never the learner's
 /// name or email), and its launch action can be used once.
 public protocol LabSessionStore: Sendable {
     /// Stores a session under `id` (a digest of the page's handle) until `expiresAt`.

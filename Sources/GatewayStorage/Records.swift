@@ -244,7 +244,7 @@ public enum PlatformStorageMode: String, Sendable, Codable, CaseIterable {
     case off
 }
 
-/// A deferred-launch page's session as stored.
+/// A too-many-labs page's session as stored.
 public struct StoredLabSession: Sendable, Equatable {
     /// The session (JSON).
     public var data: String

@@ -111,7 +111,7 @@ enum PostgresSchema {
             "ALTER TABLE learner_identities DROP CONSTRAINT learner_identities_issuer_subject_key",
             "ALTER TABLE learner_identities ADD CONSTRAINT learner_identities_anchor_key UNIQUE (issuer, trust_anchor, subject)",
         ],
-        // 7: the deferred-launch page's sessions, server-side (the page carries a random handle; its launch is used once).
+        // 7: the too-many-labs page's sessions, server-side (the page carries a random handle; its launch is used once).
         [
             """
             CREATE TABLE lab_sessions (

@@ -130,7 +130,7 @@ enum SQLiteSchema {
             "DROP TABLE learner_identities",
             "ALTER TABLE learner_identities_anchored RENAME TO learner_identities",
         ],
-        // 11: the deferred-launch page's sessions, server-side (the page carries a random handle; its launch is used once).
+        // 11: the too-many-labs page's sessions, server-side (the page carries a random handle; its launch is used once).
         [
             "CREATE TABLE lab_sessions (id TEXT PRIMARY KEY, data TEXT NOT NULL, launch_used INTEGER NOT NULL, expires_at REAL NOT NULL)",
             "CREATE INDEX lab_sessions_expiry ON lab_sessions (expires_at)",

@@ -2,7 +2,7 @@ import Crypto
 import CryptoExtras
 import Foundation
 
-/// Tokens the gateway issues to itself — the lab picker's session token, the deferred-launch page's lab
+/// Tokens the gateway issues to itself — the lab picker's session token, the too-many-labs page's lab
 /// session — and never to a platform.
 ///
 /// HS256 with a secret derived from one of the tool's keys (HKDF-SHA256 over its private key, bound to its kid),

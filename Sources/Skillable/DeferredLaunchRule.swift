@@ -8,7 +8,7 @@ import Foundation
 /// (`SKILLABLE_DEFERRED_LAUNCH_RULE`):
 /// - `url-with-non-success` (default): a non-success `Result` that still carries a `Url`;
 /// - `field:NAME`: a top-level string field `NAME` holding the URL (e.g. `field:DeferredLaunchUrl`);
-/// - `off`: never (the gateway's own deferred-launch page handles Result 2).
+/// - `off`: never (the gateway's own too-many-labs page handles Result 2).
 public enum DeferredLaunchRule: Sendable, Equatable, CustomStringConvertible {
     case urlWithNonSuccess
     case field(String)

@@ -24,7 +24,7 @@ struct LaunchOutcomeTests {
             ?? "lti-unknown"
     }
 
-    @Test("Result 2: the deferred-launch page lists the learner's labs; Resume, End (confirmed) and Launch the new lab work")
+    @Test("Result 2: the too-many-labs page lists the learner's labs; Resume, End (confirmed) and Launch the new lab work")
     func tooManyActiveLabs() async throws {
         try await withEndToEnd { e2e in
             let courseURL = "https://lms.example.edu/course/9?from=lab&x=1"
@@ -101,7 +101,7 @@ struct LaunchOutcomeTests {
         }
     }
 
-    @Test("the deferred-launch page's actions refuse forged sessions and another learner's labs")
+    @Test("the too-many-labs page's actions refuse forged sessions and another learner's labs")
     func actionsBoundToTheLearner() async throws {
         try await withEndToEnd { e2e in
             for subject in ["victim", "attacker"] {

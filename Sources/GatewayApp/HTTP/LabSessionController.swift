@@ -2,7 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 
-/// The deferred-launch page's routes: `POST /lti/labs` (list), `/lti/labs/resume`, `/lti/labs/end` (with
+/// The too-many-labs page's routes: `POST /lti/labs` (list), `/lti/labs/resume`, `/lti/labs/end` (with
 /// confirmation), `/lti/labs/launch`. Each reads the form, asks ``LabChoices`` or ``LabLauncher`` and maps
 /// the outcome.
 struct LabSessionController: Sendable {

@@ -4,7 +4,7 @@ import HTTPTypes
 import Hummingbird
 import Skillable
 
-/// Maps a ``LaunchOutcome`` to what the browser gets: a `303`, the deferred-launch page, the confirmation
+/// Maps a ``LaunchOutcome`` to what the browser gets: a `303`, the too-many-labs page, the confirmation
 /// page, or — for a refusal — a ``GatewayError`` that the error middleware renders and logs.
 struct LaunchResponder: Sendable {
     let pages: PageRenderer

@@ -82,7 +82,7 @@ struct PageRenderer: Sendable {
         return render("picker", status: picker.content.problem == nil ? .ok : .unprocessableContent, values, scriptNonce: nonce)
     }
 
-    /// The deferred-launch page: the learner's running and saved labs with their actions (its script shows their
+    /// The too-many-labs page: the learner's running and saved labs with their actions (its script shows their
     /// times in the learner's own time zone).
     func labsPage(_ values: [String: Any]) -> Response {
         let nonce = SecureRandom.token(byteCount: 16)

@@ -3,7 +3,7 @@ import GatewayStorage
 import Logging
 import Skillable
 
-/// The deferred-launch page (Result 2: too many active labs) and its actions: list the learner's running
+/// The too-many-labs page (Result 2: too many active labs) and its actions: list the learner's running
 /// and saved labs, resume one, end one (after a confirmation). Each action is checked against Skillable's
 /// own list of that learner's labs, so nobody can see or act on another learner's labs.
 struct LabChoices: Sendable {
@@ -61,7 +61,7 @@ struct LabChoices: Sendable {
         }
         guard let url, redirectPolicy.allows(url) else { return .refused(LaunchFailure(.labURLRefused)) }
         trace.logger.info(
-            "lab resumed from the deferred-launch page",
+            "lab resumed from the too-many-labs page",
             metadata: ["lab.instance": "\(owned.lab.labInstanceID)", "lab.saved": "\(owned.saved)"])
         return .redirect(url)
     }
@@ -79,7 +79,7 @@ struct LabChoices: Sendable {
         } catch {
             return .refused(LaunchFailure(.skillableUnavailable, underlying: error))
         }
-        trace.logger.info("lab ended from the deferred-launch page", metadata: ["lab.instance": "\(lab.labInstanceID)"])
+        trace.logger.info("lab ended from the too-many-labs page", metadata: ["lab.instance": "\(lab.labInstanceID)"])
         return await choices(session, token: token, ended: lab.labProfileName ?? "Your lab", now: now)
     }
 

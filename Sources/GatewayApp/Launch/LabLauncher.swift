@@ -48,7 +48,7 @@ struct LabLauncher: Sendable {
     }
 
     /// Starts (or joins) the lab of `session`; used by launches and by "Launch the new lab" on the
-    /// deferred-launch page.
+    /// too-many-labs page.
     func start(_ session: LabSession, trace: LaunchTrace, now: Date) async -> LaunchOutcome {
         var record = recorder.begin(
             trace, registrationID: session.registrationID, deploymentID: session.deploymentID,

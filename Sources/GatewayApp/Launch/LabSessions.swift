@@ -4,7 +4,7 @@ import GatewayStorage
 import LTICore
 import Skillable
 
-/// A learner's launch, carried by the deferred-launch page so that its actions (resume, end, launch the
+/// A learner's launch, carried by the too-many-labs page so that its actions (resume, end, launch the
 /// new lab) act for that learner only.
 struct LabSession: Sendable, Codable {
     var learnerID: String
@@ -32,7 +32,7 @@ struct LabSession: Sendable, Codable {
     var gradebook: LaunchGradebook { LaunchGradebook(lineItem: agsLineItem, lineItems: agsLineItems, scopes: agsScopes ?? []) }
 }
 
-/// The deferred-launch page's sessions, kept server-side (hardening L4).
+/// The too-many-labs page's sessions, kept server-side (hardening L4).
 ///
 /// The page's forms carry only a handle: 256 random bits, sent in form bodies (never URLs), so another site can
 /// neither guess it nor forge the page's actions. The learner's name and email stay in the database, stored under a

@@ -1,7 +1,7 @@
 import Foundation
 import Skillable
 
-/// What a launch, or an action of the deferred-launch page, came to. Controllers only map it to a response.
+/// What a launch, or an action of the too-many-labs page, came to. Controllers only map it to a response.
 enum LaunchOutcome: Sendable {
     /// Send the browser to this URL (allowed by the redirect policy).
     case redirect(String)
@@ -13,7 +13,7 @@ enum LaunchOutcome: Sendable {
     case refused(LaunchFailure)
 }
 
-/// The deferred-launch page's content: the learner's labs and the token its actions carry.
+/// The too-many-labs page's content: the learner's labs and the token its actions carry.
 struct LabChoice: Sendable {
     /// The lab-session handle of the page's forms (random; see ``LabSessions``).
     var token: String
@@ -62,17 +62,17 @@ struct LaunchFailure: Error, Sendable {
         case skyPrepUnavailable
         /// SkyPrep answered with a URL the gateway does not send learners to.
         case skyPrepURLRefused
-        /// The deferred-launch page's token is not one of ours.
+        /// The too-many-labs page's token is not one of ours.
         case labSessionInvalid
-        /// The deferred-launch page's token has expired.
+        /// The too-many-labs page's token has expired.
         case labSessionExpired
-        /// The deferred-launch page's launch has been used already (it starts one lab).
+        /// The too-many-labs page's launch has been used already (it starts one lab).
         case labSessionUsed
         /// An action names no lab.
         case labInstanceMissing
         /// An action names a lab that is not among this learner's running or saved labs.
         case labInstanceNotYours
-        /// The database cannot take the write this needs right now (the deferred-launch page's session).
+        /// The database cannot take the write this needs right now (the too-many-labs page's session).
         case storageUnavailable
         /// The gateway itself failed.
         case gatewayFault

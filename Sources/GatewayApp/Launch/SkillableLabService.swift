@@ -1,6 +1,6 @@
 import Skillable
 
-/// The Skillable commands launches and the deferred-launch page's actions use: ``SkillableClient`` in
+/// The Skillable commands launches and the too-many-labs page's actions use: ``SkillableClient`` in
 /// production, a scripted fake in unit tests.
 protocol SkillableLabService: Sendable {
     func launch(_ request: SkillableLaunchRequest) async throws -> SkillableLaunchResponse

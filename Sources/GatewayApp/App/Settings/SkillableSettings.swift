@@ -22,7 +22,7 @@ public struct SkillableSettings: SettingsArea {
     public var deferredLaunchRule = DeferredLaunchRule.urlWithNonSuccess
     /// How long a finished launch is shared with further clicks of the same learner and lab.
     public var launchJoinWindow = Duration.seconds(10)
-    /// How long the deferred-launch page's actions stay valid.
+    /// How long the too-many-labs page's actions stay valid.
     public var labSessionLifetime = Duration.seconds(900)
     /// The secret Skillable sends in its webhooks' `Authorization` header; nil: webhooks are refused.
     /// - Important: Secret.
@@ -60,7 +60,7 @@ public struct SkillableSettings: SettingsArea {
             "GATEWAY_LAUNCH_JOIN_SECONDS", \.launchJoinWindow, "how long a finished launch is shared with further clicks on the same lab",
             range: 0...300),
         .duration(
-            "GATEWAY_LAB_SESSION_TTL_SECONDS", \.labSessionLifetime, "how long the deferred-launch page's actions stay valid", range: 60...86_400),
+            "GATEWAY_LAB_SESSION_TTL_SECONDS", \.labSessionLifetime, "how long the too-many-labs page's actions stay valid", range: 60...86_400),
         .secret(
             "GATEWAY_WEBHOOK_SECRET", \.webhookSecret,
             "the secret Skillable sends in its webhooks' `Authorization` header (`Bearer SECRET`, or Basic with it as the password; at least 16 characters); unset, webhooks are refused"
