@@ -89,6 +89,8 @@ public struct FileSigningKeyStore: SigningKeyStore {
     private func loadRing(_ metadata: Metadata) throws -> ToolKeyRing {
         if !metadata.keys.isEmpty { try checkFolder() }
         var keys: [ToolKey] = []
+        // Every key file others may read, so that one error (and one chmod) fixes them all.
+        var exposed: [(path: String, mode: Int)] = []
         for entry in metadata.keys {
             let path = keyPath(entry.kid)
             let attributes = try? FileManager.default.attributesOfItem(atPath: path)
@@ -98,8 +100,8 @@ public struct FileSigningKeyStore: SigningKeyStore {
                 throw StorageError(.corrupt, "the signing key file \(path) named in \(metadataPath) cannot be read")
             }
             guard mode & 0o077 == 0 else {
-                throw StorageError(
-                    .insecure, "the signing key \(path) is readable by other users (mode \(String(mode, radix: 8))); run: chmod 600 \(path)")
+                exposed.append((path, mode))
+                continue
             }
             do {
                 keys.append(
@@ -109,6 +111,13 @@ public struct FileSigningKeyStore: SigningKeyStore {
             } catch {
                 throw StorageError(.corrupt, "the signing key file \(path) does not hold the RSA key \(entry.kid)", underlying: error)
             }
+        }
+        guard exposed.isEmpty else {
+            let files = exposed.map { "\($0.path) (mode \(String($0.mode & 0o777, radix: 8)))" }.joined(separator: ", ")
+            throw StorageError(
+                .insecure,
+                "\(exposed.count == 1 ? "the signing key" : "the signing keys") \(files) \(exposed.count == 1 ? "is" : "are") readable by other users; "
+                    + "run: chmod 600 \(exposed.map(\.path).joined(separator: " "))")
         }
         return ToolKeyRing(keys: keys)
     }

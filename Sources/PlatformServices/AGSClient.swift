@@ -12,6 +12,14 @@ public enum AGSScope {
     public static let score = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
     public static let lineItem = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
     public static let lineItemReadOnly = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly"
+
+    /// What ``AGSClient`` asks a token for to post a score.
+    public static let forScores = [score]
+    /// What ``AGSClient`` asks a token for to find or create a line item.
+    public static let forLineItems = [lineItem]
+    /// Every scope ``AGSClient`` asks for, and so what a registration requests (Canvas developer key, dynamic
+    /// registration): no more, so that no administrator grants what nothing uses.
+    public static let requested = forLineItems + forScores
 }
 
 /// A platform's service endpoints and the tool's identity there: what a service call needs of a registration.
@@ -188,7 +196,7 @@ public final class AGSClient: Sendable {
         if let comment = score.comment { body["comment"] = comment }
         let json = String(decoding: try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys]), as: UTF8.self)
         let url = Self.scoresURL(lineItem)
-        let (status, _, headers) = try await authorized(account, scopes: [AGSScope.score]) { token in
+        let (status, _, headers) = try await authorized(account, scopes: AGSScope.forScores) { token in
             try await exchange(
                 .POST, url, body: json,
                 headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/vnd.ims.lis.v1.score+json")],
@@ -206,7 +214,7 @@ public final class AGSClient: Sendable {
     public func lineItem(
         in lineItems: String, resourceLinkID: String?, resourceID: String, label: String, scoreMaximum: Double, account: PlatformServiceAccount
     ) async throws -> String {
-        let scopes = [AGSScope.lineItem]
+        let scopes = AGSScope.forLineItems
         var query = URLComponents(string: lineItems)
         if let resourceLinkID {
             let existing = query?.queryItems ?? []

@@ -88,10 +88,14 @@ struct Keys: AsyncParsableCommand {
 struct ToolConfig: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tool-config",
-        abstract: "Print what an LMS administrator enters to install the gateway (URLs, public key, Canvas JSON, Moodle form).")
+        abstract: "Print what an LMS administrator enters to install the gateway (URLs, Canvas developer key, Moodle form).",
+        discussion:
+            "--lms prints only that LMS's block, field for field in its form's order; with --json, only what that LMS takes (Canvas: the developer key JSON to paste; Moodle: its form's fields). A warning goes to stderr when the public URL is http or this machine's."
+    )
     @OptionGroup var common: CommonOptions
     @Option(help: "Include this registered platform's issuer, client id and deployments.") var platform: String?
-    @Flag(help: "Print JSON (the same document as GET /lti/config).") var json = false
+    @Option(help: "Only this LMS's block: canvas or moodle.") var lms: ToolConfiguration.LMS?
+    @Flag(help: "Print JSON (without --lms: the same document as GET /lti/config).") var json = false
 
     func run() async throws {
         let settings = try await common.settings()
@@ -107,10 +111,15 @@ struct ToolConfig: AsyncParsableCommand {
             guard registration != nil else { throw CommandFailure("no platform with id \(platform) (see platforms list)") }
         }
         let configuration = ToolConfiguration(baseURL: settings.baseURL, activeKey: active, registration: registration)
+        if let warning = configuration.reachabilityWarning {
+            FileHandle.standardError.write(Data((warning + "\n").utf8))
+        }
         if json {
-            print(String(data: try configuration.json(), encoding: .utf8) ?? "{}")
+            print(String(data: try configuration.json(lms: lms), encoding: .utf8) ?? "{}", terminator: lms == .moodle ? "" : "\n")
         } else {
-            print(configuration.text(), terminator: "")
+            print(configuration.text(lms: lms), terminator: "")
         }
     }
 }
+
+extension ToolConfiguration.LMS: ExpressibleByArgument {}

@@ -245,6 +245,12 @@ struct GradePassbackTests {
             #expect(try await Self.webhook(e2e, "scored", Self.details(again)).status == 200)
             #expect(await eventually { gradebook.scores.count == 2 })
             #expect(gradebook.lineItems.withLock { $0.count } == 1, "the column was created twice")
+            // Every scope asked for is one the tool's registrations request (tool-config, dynamic registration), and all are used.
+            let asked = gradebook.requests("/token").flatMap { request in
+                URLComponents(string: "?" + request.body)?.queryItems?.first { $0.name == "scope" }?.value?.split(separator: " ").map(String.init)
+                    ?? []
+            }
+            #expect(Set(asked) == Set(AGSScope.requested), "\(asked)")
         }
     }
 

@@ -55,16 +55,28 @@ final class GatewayProcess: Sendable {
 
     /// Runs a one-shot command (e.g. `keys rotate`) with `environment`; its exit status.
     static func command(_ arguments: [String], environment: [String: String], folder: URL) throws -> Int32 {
+        try run(arguments, environment: environment, folder: folder).status
+    }
+
+    /// Runs a one-shot command with `environment`: its exit status and what it printed on stdout and stderr.
+    static func run(_ arguments: [String], environment: [String: String], folder: URL) throws -> (status: Int32, stdout: String, stderr: String) {
+        let name = UUID().uuidString
+        let outputs = ["out", "err"].map { folder.appendingPathComponent("command-\(name).\($0)") }
+        for output in outputs { _ = FileManager.default.createFile(atPath: output.path, contents: nil) }
+        defer { for output in outputs { try? FileManager.default.removeItem(at: output) } }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments + ["--config", emptyConfig(in: folder)]
         process.environment = environment
         process.currentDirectoryURL = folder
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        let handles = try outputs.map { try FileHandle(forWritingTo: $0) }
+        defer { for handle in handles { try? handle.close() } }
+        process.standardOutput = handles[0]
+        process.standardError = handles[1]
         try process.run()
         process.waitUntilExit()
-        return process.terminationStatus
+        let read = { (url: URL) in (try? String(contentsOf: url, encoding: .utf8)) ?? "" }
+        return (process.terminationStatus, read(outputs[0]), read(outputs[1]))
     }
 
     func stop() {

@@ -291,6 +291,25 @@ struct SigningKeyStoreConformanceTests {
         }
     }
 
+    @Test("file store: every key file others may read is named in the one refusal, with the chmod that fixes them all")
+    func everyExposedKeyNamed() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gw-keys-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = FileSigningKeyStore(folder: folder)
+        let ring = try await store.updateKeyRing { try $0.readied(now: Date(), generate: { try ToolKey.generate(now: Date()) }) }
+        let paths = ring.keys.map { "\(folder)/\($0.kid).pem" }
+        #expect(paths.count == 2)
+        for path in paths { try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: path) }
+        do {
+            _ = try await store.loadKeyRing()
+            Issue.record("world-readable keys were accepted")
+        } catch let error as StorageError {
+            #expect(error.code == .insecure)
+            for path in paths { #expect(error.message.contains("\(path) (mode 644)"), "\(error.message)") }
+            #expect(error.message.hasSuffix("run: chmod 600 \(paths.joined(separator: " "))"), "\(error.message)")
+        }
+    }
+
     @Test("file store: a keys folder others may write to is refused; updates leave no temporary file behind")
     func folderAndTemporaryFiles() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gw-keys-\(UUID().uuidString)").path

@@ -7,6 +7,13 @@ public enum AdministrationTables {
         date.map { Date.ISO8601FormatStyle(includingFractionalSeconds: false).format($0) } ?? "-"
     }
 
+    /// How long ago `date` was, in its largest whole unit: `42s`, `5m`, `3h`, `2d` (`0s` for a time not yet come).
+    static func age(since date: Date, now: Date) -> String {
+        let seconds = max(0, Int(now.timeIntervalSince(date)))
+        for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] where seconds >= size { return "\(seconds / size)\(unit)" }
+        return "\(seconds)s"
+    }
+
     /// Rows under a header, each column as wide as its widest cell.
     static func columns(_ header: [String], _ rows: [[String]]) -> String {
         let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }

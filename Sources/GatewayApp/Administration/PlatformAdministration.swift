@@ -102,15 +102,25 @@ public enum PlatformAdministration {
             + "enrolOnSSO=\(onOff(s.enrolOnSSO))"
     }
 
-    /// Queued background jobs for `jobs list`.
-    public static func jobsTable(_ jobs: [QueuedJob]) -> String {
+    /// Queued background jobs for `jobs list`, one line each in aligned columns. For SkyPrep provisioning: the
+    /// learner's platform and only the domain of the email the LMS shared (never the address: it is personal data).
+    /// The age is the time since the job was first queued.
+    public static func jobsTable(_ jobs: [QueuedJob], now: Date = Date()) -> String {
         guard !jobs.isEmpty else { return "No queued jobs.\n" }
-        let time = ISO8601DateFormatter()
-        return jobs.map { job in
-            "\(job.kind) \(job.key)\n  state:    \(job.held ? "held (run `lti-gateway jobs retry \(job.key)` after fixing the cause)" : "waiting")\n"
-                + "  attempts: \(job.attempts)\n  next run: \(job.held ? "-" : time.string(from: job.nextRunAt))\n"
-                + "  queued:   \(time.string(from: job.createdAt))\n  last error: \(job.failureCode.map { "[\($0)] " } ?? "")\(job.lastError ?? "-")\n"
-        }.joined()
+        let rows = jobs.map { job in
+            let learner =
+                job.kind == SkyPrepProvisioningQueue.kind
+                ? try? StoredJSON.decode(SkyPrepProvisioningRequest.self, from: job.payload, what: "the payload of job \(job.key)") : nil
+            return [
+                job.kind, job.key, learner?.registrationID ?? "-", learner?.emailDomain ?? "-",
+                AdministrationTables.age(since: job.createdAt, now: now), job.held ? "held" : "waiting", String(job.attempts),
+                job.held ? "-" : AdministrationTables.time(job.nextRunAt), (job.failureCode.map { "[\($0)] " } ?? "") + (job.lastError ?? "-"),
+            ]
+        }
+        let table = AdministrationTables.columns(
+            ["KIND", "KEY", "PLATFORM", "EMAIL DOMAIN", "AGE", "STATE", "ATTEMPTS", "NEXT RUN", "LAST ERROR"], rows)
+        guard jobs.contains(where: \.held) else { return table }
+        return table + "Held jobs wait for an operator: fix the cause, then run lti-gateway jobs retry <key>.\n"
     }
 
     /// Launch records, newest first, one line each: time, reference id, outcome, platform, learner, lab, lab instance.

@@ -1,7 +1,9 @@
 import Foundation
 import GatewayStorage
+import GatewaySupport
 import Hummingbird
 import LTICore
+import PlatformServices
 
 /// What an LMS administrator must enter to install the gateway as an LTI 1.3 tool.
 ///
@@ -38,50 +40,52 @@ public struct ToolConfiguration: Sendable {
 
     /// The custom parameter each lab link carries: Skillable's lab profile id.
     public static let labParameterHelp = "labid=<Skillable lab profile id>, e.g. labid=1001"
+    /// The tool's name and description in the LMSs' forms.
+    static let toolName = "LTI Gateway (Skillable labs)"
+    static let toolDescription = "Hands-on Skillable labs launched from the course."
 
-    /// Canvas: Developer Keys → + LTI Key → Method "Paste JSON".
-    var canvasDeveloperKey: [String: Any] {
-        let placement: (String) -> [String: Any] = { name in
-            ["placement": name, "message_type": "LtiDeepLinkingRequest", "target_link_uri": deepLinkingURL]
+    /// An LMS whose tool form `tool-config --lms` prints field for field.
+    public enum LMS: String, CaseIterable, Sendable {
+        case canvas, moodle
+    }
+
+    /// That LMS's form.
+    public func form(_ lms: LMS) -> LMSToolForm {
+        switch lms {
+        case .canvas: canvasForm
+        case .moodle: moodleForm
         }
-        return [
-            "title": "LTI Gateway (Skillable labs)",
-            "description": "Hands-on Skillable labs launched from the course.",
-            "oidc_initiation_url": loginURL,
-            "target_link_uri": launchURL,
-            "public_jwk_url": jwksURL,
-            "scopes": ["https://purl.imsglobal.org/spec/lti-ags/scope/lineitem", "https://purl.imsglobal.org/spec/lti-ags/scope/score"],
-            "extensions": [
-                [
-                    "platform": "canvas.instructure.com", "domain": host, "tool_id": "lti-gateway", "privacy_level": "public",
-                    "settings": ["text": "Skillable Labs", "placements": [placement("link_selection"), placement("assignment_selection")]],
-                ]
-            ],
-        ]
     }
 
-    /// Moodle: Site administration → Plugins → External tool → Manage tools → configure a tool manually.
-    public var moodleText: String {
-        """
-        Tool name: LTI Gateway (Skillable labs)
-        Tool URL: \(launchURL)
-        LTI version: LTI 1.3
-        Public key type: Keyset URL
-        Public keyset: \(jwksURL)
-        Initiate login URL: \(loginURL)
-        Redirection URI(s): \(launchURL)
-                            \(deepLinkingURL)
-        Custom parameters: set per activity: \(Self.labParameterHelp)
-        Supports Deep Linking (Content-Item Message): yes
-        Content Selection URL: \(deepLinkingURL)
-        Privacy: share launcher's name and email with the tool: Always (optional; passed to Skillable)
-        """
+    /// One line for the administrator when the public URL cannot serve LMSs elsewhere: a loopback host (nothing else
+    /// reaches it), or plain http (browsers keep the `SameSite=None; Secure` launch cookies only over https). Nil for
+    /// an https URL on another host.
+    public var reachabilityWarning: String? {
+        let components = URLComponents(string: baseURL)
+        let loopback = Loopback.isLoopback(components?.host ?? "")
+        let http = components?.scheme?.lowercased() != "https"
+        guard loopback || http else { return nil }
+        let problems = [
+            loopback ? "an LMS on another machine cannot reach a loopback address" : nil,
+            http ? "browsers do not keep the gateway's cookies over http" : nil,
+        ].compactMap { $0 }
+        return "Warning: the public URL \(baseURL) (GATEWAY_PUBLIC_URL) will not work for an LMS: " + problems.joined(separator: ", and ")
+            + ". Set it to the https address the LMS and learners use."
     }
 
-    /// The whole configuration as JSON (`GET /lti/config`).
-    public func json() throws -> Data {
+    /// Moodle's block as text (the `moodle` key of ``json()``).
+    public var moodleText: String { moodleForm.text() }
+
+    /// The whole configuration as JSON (`GET /lti/config`), or, for `lms`, only what that LMS takes: Canvas's developer
+    /// key JSON as pasted, or Moodle's form fields in the form's order.
+    public func json(lms: LMS? = nil) throws -> Data {
+        switch lms {
+        case .canvas: return try canvasDeveloperKeyJSON()
+        case .moodle: return moodleForm.json()
+        case nil: break
+        }
         var document: [String: Any] = [
-            "title": "LTI Gateway (Skillable labs)",
+            "title": Self.toolName,
             "lti_version": "1.3.0",
             "oidc_login_url": loginURL,
             "target_link_uri": launchURL,
@@ -91,10 +95,12 @@ public struct ToolConfiguration: Sendable {
             "public_key": ["kid": activeKey.kid, "pem": activeKey.publicKeyPEM],
             "custom_parameters": ["labid": "<Skillable lab profile id>"],
             "messages": ["LtiResourceLinkRequest", "LtiDeepLinkingRequest"],
+            "scopes": AGSScope.requested,
             "claims": [
                 "sub", "given_name", "family_name", "name", "email", "locale",
                 LTIClaim.context, LTIClaim.roles, LTIClaim.custom, LTIClaim.agsEndpoint,
             ],
+            "launch_container": Self.launchContainerAdvice,
             "canvas_developer_key": canvasDeveloperKey,
             "moodle": moodleText,
             "skillable_webhooks": [
@@ -111,8 +117,14 @@ public struct ToolConfiguration: Sendable {
         return try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
     }
 
-    /// The configuration as text for a terminal (`lti-gateway tool-config`).
-    public func text() -> String {
+    /// Where the LMS should open the tool.
+    static let launchContainerAdvice =
+        "embedded where the LMS answers LTI Platform Storage (Canvas); else a new window (Moodle), which needs no third-party cookie"
+
+    /// The configuration as text for a terminal (`lti-gateway tool-config`): the URLs, the public key, and each LMS's
+    /// block; for `lms`, only that LMS's block.
+    public func text(lms: LMS? = nil) -> String {
+        if let lms { return form(lms).text() }
         var lines = [
             "LTI 1.3 tool configuration for \(baseURL)",
             "",
@@ -120,8 +132,10 @@ public struct ToolConfiguration: Sendable {
             "  Redirect / launch URL:        \(launchURL)",
             "  Deep-linking URL:             \(deepLinkingURL)",
             "  Public key set (JWKS) URL:    \(jwksURL)",
-            "  Custom parameter per link:    \(Self.labParameterHelp)",
+            "  Custom parameter per link:    \(Self.labParameterHelp) (deep linking sets it; never at tool level)",
             "  Claims to share:              name, given_name, family_name, email (optional)",
+            "  Grade scopes (AGS):           \(AGSScope.requested.joined(separator: " "))",
+            "  Launch container:             \(Self.launchContainerAdvice)",
         ]
         if let registration {
             lines += [
@@ -130,14 +144,14 @@ public struct ToolConfiguration: Sendable {
                     + "deployments \(registration.deploymentIDs.joined(separator: ", "))",
             ]
         }
-        lines += ["", "Active public key (kid \(activeKey.kid)):", activeKey.publicKeyPEM.trimmingCharacters(in: .newlines)]
-        let canvas =
-            (try? JSONSerialization.data(withJSONObject: canvasDeveloperKey, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]))
-            .flatMap { String(data: $0, encoding: .utf8) } ?? "{}"
         lines += [
-            "", "Canvas developer key (Developer Keys → + LTI Key → Paste JSON):", canvas, "", "Moodle (External tool → configure a tool manually):",
-            moodleText, "", "Skillable webhooks (Skillable Studio → your API consumer → Webhooks), for scores in the gradebook:",
-            skillableWebhooksText,
+            "",
+            "Active public key (kid \(activeKey.kid)), only for an LMS that cannot fetch the key set URL (it stops working at the next key rotation):",
+            activeKey.publicKeyPEM.trimmingCharacters(in: .newlines),
+        ]
+        for lms in LMS.allCases { lines += ["", form(lms).text().trimmingCharacters(in: .newlines)] }
+        lines += [
+            "", "Skillable webhooks (Skillable Studio → your API consumer → Webhooks), for scores in the gradebook:", skillableWebhooksText,
         ]
         return lines.joined(separator: "\n") + "\n"
     }

@@ -112,7 +112,7 @@ extension ToolConfiguration {
             "application_type": "web", "response_types": ["id_token"], "grant_types": ["implicit", "client_credentials"],
             "initiate_login_uri": loginURL, "redirect_uris": [launchURL, deepLinkingURL], "client_name": "LTI Gateway (Skillable labs)",
             "jwks_uri": jwksURL, "token_endpoint_auth_method": "private_key_jwt",
-            "scope": [AGSScope.lineItem, AGSScope.score].joined(separator: " "),
+            "scope": AGSScope.requested.joined(separator: " "),
             "https://purl.imsglobal.org/spec/lti-tool-configuration": toolConfiguration,
         ]
     }

@@ -24,6 +24,12 @@ struct SkyPrepProvisioningRequest: Codable, Sendable, Equatable {
         self.roles = roles
     }
 
+    /// The domain of the email the LMS shared (lowercased), for operators: never the whole address.
+    var emailDomain: String? {
+        guard let email, let at = email.lastIndex(of: "@"), email.index(after: at) < email.endIndex else { return nil }
+        return email[email.index(after: at)...].lowercased()
+    }
+
     /// The address SkyPrep knows this learner by: the LMS's, else the platform's synthetic rule, else none.
     func email(options: PlatformSkyPrepOptions) -> String? {
         email ?? options.syntheticEmailDomain.map { "\(learnerID)@\($0)" }
