@@ -152,13 +152,13 @@ public protocol DatabaseHealth: Sendable {
 
 /// Removal of one-time state that expired.
 public protocol ExpiredStateStore: Sendable {
-    /// Deletes login states, used nonces, picker and lab sessions that expired before `now`; returns how many rows went.
+    /// Deletes login states, picker and lab sessions that expired before `now`; returns how many rows went.
     func deleteExpired(now: Date) async throws -> Int
 }
 
 /// Everything the gateway keeps. A backend implements all of it and passes `GatewayStoreConformance`; each
 /// consumer depends only on the narrow protocols it uses.
-public protocol GatewayStore: RegistrationStore, LoginStateStore, NonceStore, IdentityStore, LaunchStore, DeepLinkSessionStore,
+public protocol GatewayStore: RegistrationStore, LoginStateStore, IdentityStore, LaunchStore, DeepLinkSessionStore,
     LabSessionStore, LabStartStore, SkyPrepAccountStore, JobQueueStore, DatabaseHealth, ExpiredStateStore, APIKeyStore, AuditStore,
     WebhookEventStore, RegistrationInviteStore
 {

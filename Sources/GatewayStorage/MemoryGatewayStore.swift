@@ -5,7 +5,6 @@ import LTICore
 public actor MemoryGatewayStore: GatewayStore {
     private var registrationsByID: [String: PlatformRegistration] = [:]
     private var loginStates: [String: LoginState] = [:]
-    private var usedNonces: [String: Date] = [:]
     private var identities: [String: LearnerIdentity] = [:]
     private var launches: [LaunchRecord] = []
     private var deepLinkSessions: [String: DeepLinkSession] = [:]
@@ -123,13 +122,6 @@ public actor MemoryGatewayStore: GatewayStore {
         return found.restartKey
     }
 
-    public func markNonceUsed(issuer: String, nonce: String, expiresAt: Date) async throws -> Bool {
-        let key = issuer + "\u{0}" + nonce
-        guard usedNonces[key] == nil else { return false }
-        usedNonces[key] = expiresAt
-        return true
-    }
-
     public func upsertIdentity(_ identity: LearnerIdentity) async throws -> LearnerIdentity {
         let key = identity.issuer + "\u{0}" + identity.trustAnchor + "\u{0}" + identity.subject
         var stored = identities[key] ?? identity
@@ -220,14 +212,13 @@ public actor MemoryGatewayStore: GatewayStore {
     public func releaseLabSessionLaunch(id: String) async throws { labSessions[id]?.launchUsed = false }
 
     public func deleteExpired(now: Date) async throws -> Int {
-        let before = loginStates.count + usedNonces.count + deepLinkSessions.count + labSessions.count
+        let before = loginStates.count + deepLinkSessions.count + labSessions.count
         loginStates = loginStates.filter { $0.value.expiresAt > now }
-        usedNonces = usedNonces.filter { $0.value > now }
         deepLinkSessions = deepLinkSessions.filter { $0.value.expiresAt > now }
         labSessions = labSessions.filter { $0.value.expiresAt > now }
         labStarts = labStarts.filter { $0.value.expiresAt > now }
         webhookEvents = webhookEvents.filter { $0.value > now }
-        return before - loginStates.count - usedNonces.count - deepLinkSessions.count - labSessions.count
+        return before - loginStates.count - deepLinkSessions.count - labSessions.count
     }
 
     // MARK: SkyPrep

@@ -137,42 +137,26 @@ public enum GatewayStoreConformance {
             }
             try expect(wins == 1, "\(wins) winners")
         },
-        Check(name: "a nonce is accepted once, also under a race") { store in
-            try expect(try await store.markNonceUsed(issuer: "i", nonce: "n1", expiresAt: epoch), "first use refused")
-            try expect(try await store.markNonceUsed(issuer: "i", nonce: "n1", expiresAt: epoch) == false, "second use accepted")
-            try expect(try await store.markNonceUsed(issuer: "j", nonce: "n1", expiresAt: epoch), "other issuer refused")
-            let wins = try await withThrowingTaskGroup(of: Bool.self) { group in
-                for _ in 0..<16 { group.addTask { try await store.markNonceUsed(issuer: "i", nonce: "n2", expiresAt: epoch) } }
-                var count = 0
-                for try await won in group where won { count += 1 }
-                return count
-            }
-            try expect(wins == 1, "\(wins) winners")
-        },
-        Check(name: "expired states and nonces are cleaned up, live ones kept") { store in
+        Check(name: "expired states are cleaned up, live ones kept") { store in
             try await store.saveLoginState(loginState("old", expiresIn: 10))
             try await store.saveLoginState(loginState("live", expiresIn: 1000))
-            _ = try await store.markNonceUsed(issuer: "i", nonce: "old", expiresAt: epoch.addingTimeInterval(10))
-            _ = try await store.markNonceUsed(issuer: "i", nonce: "live", expiresAt: epoch.addingTimeInterval(1000))
             let removed = try await store.deleteExpired(now: epoch.addingTimeInterval(100))
-            try expect(removed == 2, "removed \(removed)")
+            try expect(removed == 1, "removed \(removed)")
+            try expect(try await store.loginState("old", now: epoch) == nil, "expired state kept")
             try expect(try await store.consumeLoginState("live", now: epoch) != nil, "live state gone")
-            try expect(try await store.markNonceUsed(issuer: "i", nonce: "live", expiresAt: epoch) == false, "live nonce forgotten")
         },
         Check(name: "a migrated store takes the readiness write, again and again") { store in
             try await store.checkWritable(now: epoch)
             try await store.checkWritable(now: epoch.addingTimeInterval(1))
         },
         Check(name: "clean-up deletes expired rows past one batch, and counts them all") { store in
-            // 2,500 expired nonces: more than two batches of the clean-up's 1,000, and one live nonce that stays.
-            for index in 0..<2500 {
-                _ = try await store.markNonceUsed(issuer: "i", nonce: "old-\(index)", expiresAt: epoch.addingTimeInterval(10))
-            }
-            _ = try await store.markNonceUsed(issuer: "i", nonce: "live", expiresAt: epoch.addingTimeInterval(1000))
+            // 2,500 expired logins: more than two batches of the clean-up's 1,000, and one live login that stays.
+            for index in 0..<2500 { try await store.saveLoginState(loginState("old-\(index)", expiresIn: 10)) }
+            try await store.saveLoginState(loginState("live", expiresIn: 1000))
             let removed = try await store.deleteExpired(now: epoch.addingTimeInterval(100))
             try expect(removed == 2500, "removed \(removed)")
-            try expect(try await store.markNonceUsed(issuer: "i", nonce: "old-2499", expiresAt: epoch) == true, "expired nonce kept")
-            try expect(try await store.markNonceUsed(issuer: "i", nonce: "live", expiresAt: epoch) == false, "live nonce forgotten")
+            try expect(try await store.loginState("old-2499", now: epoch) == nil, "expired state kept")
+            try expect(try await store.loginState("live", now: epoch) != nil, "live state gone")
         },
         Check(name: "an identity keeps its id and first-seen time and takes new names") { store in
             let first = LearnerIdentity(

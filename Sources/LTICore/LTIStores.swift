@@ -8,7 +8,8 @@ public protocol RegistrationLookup: Sendable {
     func registration(id: String) async throws -> PlatformRegistration?
 }
 
-/// Keeps one-time login states (checklist "Launch" rules 1 and 8).
+/// Keeps one-time login states (checklist "Launch" rules 1 and 8: a nonce is accepted only with the state it is bound
+/// to, so consuming the state consumes the nonce).
 public protocol LoginStateStore: Sendable {
     func saveLoginState(_ state: LoginState) async throws
     /// Removes and returns the state if it exists and has not expired at `now`.
@@ -22,14 +23,6 @@ public protocol LoginStateStore: Sendable {
     /// Gives the unexpired login `state` the restart key `key` unless it has one already; the key it has then, or
     /// nil when there is no such login. (Most logins never need a restart key, so they are saved without one.)
     func assignRestartKey(_ key: String, toState state: String, now: Date) async throws -> String?
-}
-
-/// Remembers nonces that have been used, until they could no longer be accepted anyway.
-public protocol NonceStore: Sendable {
-    /// Records the nonce as used; returns `false` when it was already recorded.
-    ///
-    /// - Important: Atomic: of two racing calls with the same (issuer, nonce), exactly one returns `true`.
-    func markNonceUsed(issuer: String, nonce: String, expiresAt: Date) async throws -> Bool
 }
 
 /// Gives the platform's RS256 public key for a `kid`, from that platform's JWKS only.

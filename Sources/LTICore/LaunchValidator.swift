@@ -30,18 +30,15 @@ public struct ValidatedLaunch: Sendable {
 public struct LaunchValidator: Sendable {
     let registrations: any RegistrationLookup
     let states: any LoginStateStore
-    let nonces: any NonceStore
     let keys: any PlatformKeyProvider
     let policy: LaunchPolicy
     let decoder = JSONDecoder()
 
     public init(
-        registrations: any RegistrationLookup, states: any LoginStateStore, nonces: any NonceStore,
-        keys: any PlatformKeyProvider, policy: LaunchPolicy
+        registrations: any RegistrationLookup, states: any LoginStateStore, keys: any PlatformKeyProvider, policy: LaunchPolicy
     ) {
         self.registrations = registrations
         self.states = states
-        self.nonces = nonces
         self.keys = keys
         self.policy = policy
     }
@@ -58,7 +55,7 @@ public struct LaunchValidator: Sendable {
     ///     secret platform storage gave back).
     ///   - now: the time to validate at (never read inside).
     public func validate(idToken: String?, state: String?, binding: BrowserBinding, now: Date) async throws -> ValidatedLaunch {
-        // Rule 1: a state we issued, unused, unexpired, belonging to this browser; consumed.
+        // Rule 1: a state we issued, unused, unexpired, belonging to this browser; consumed once all rules hold.
         guard let state, !state.isEmpty else {
             throw LaunchRefusal(.stateMissing, "The launch carries no state.", rule: "Launch 1")
         }
@@ -82,21 +79,19 @@ public struct LaunchValidator: Sendable {
         guard idToken.utf8.count <= policy.maxTokenBytes else {
             throw LaunchRefusal(.tokenTooLarge, "The launch token is larger than \(policy.maxTokenBytes) bytes.", rule: "Launch 2")
         }
+        // The state is read here and consumed only once every rule has passed (at the end, with its nonce: rule 8), so a
+        // refused launch changes nothing and a forged or replayed one never reaches the store's write path.
+        guard let loginState = try await states.loginState(state, now: now) else {
+            throw LaunchRefusal(.stateUnknown, "The launch state is unknown, already used or expired.", rule: "Launch 1")
+        }
         if case .platformStorage(let secret) = binding {
-            // The secret is checked before the state is consumed, so a wrong secret changes nothing.
-            guard let pending = try await states.loginState(state, now: now) else {
-                throw LaunchRefusal(.stateUnknown, "The launch state is unknown, already used or expired.", rule: "Launch 1")
-            }
-            guard let digest = pending.storageSecretDigest else {
+            guard let digest = loginState.storageSecretDigest else {
                 throw LaunchRefusal(
                     .storageNotOffered, "This launch answers through platform storage, but its login did not use it.", rule: "Launch 1")
             }
             guard constantTimeEquals(PlatformStorageSecret.digest(secret), digest) else {
                 throw LaunchRefusal(.storageSecretMismatch, "This launch's browser secret is not the one kept at login.", rule: "Launch 1")
             }
-        }
-        guard let loginState = try await states.consumeLoginState(state, now: now) else {
-            throw LaunchRefusal(.stateUnknown, "The launch state is unknown, already used or expired.", rule: "Launch 1")
         }
         if loginState.startedInNewWindow { channel = .newWindow }
         guard let registration = try await registrations.registration(id: loginState.registrationID) else {
@@ -143,16 +138,12 @@ public struct LaunchValidator: Sendable {
         try checkAudience(token, clientID: registration.clientID)
         try checkTimes(token, now: now)
 
-        // Rule 8: the nonce bound to the state, consumed atomically.
+        // Rule 8: the nonce bound to the state (consumed with it, below).
         guard let nonce = token.nonce, !nonce.isEmpty else {
             throw LaunchRefusal(.nonceMissing, "The launch token has no nonce.", rule: "Launch 8")
         }
         guard constantTimeEquals(nonce, loginState.nonce) else {
             throw LaunchRefusal(.nonceMismatch, "The launch token's nonce is not the one issued at login.", rule: "Launch 8")
-        }
-        let nonceExpiry = Date(timeIntervalSince1970: token.expiresAt ?? now.timeIntervalSince1970).addingTimeInterval(policy.clockLeeway)
-        guard try await nonces.markNonceUsed(issuer: registration.issuer, nonce: nonce, expiresAt: max(nonceExpiry, loginState.expiresAt)) else {
-            throw LaunchRefusal(.nonceReplayed, "The launch token has already been used.", rule: "Launch 8")
         }
 
         // Rule 9.
@@ -215,6 +206,13 @@ public struct LaunchValidator: Sendable {
                     "The deep-linking request lacks a return URL, accept_types or accept_presentation_document_targets.",
                     rule: "Launch 16")
             }
+        }
+        // Rules 1 ("consume it") and 8 ("consumed atomically"): one atomic statement removes the state, and with it the
+        // only way to present its nonce, since a token is accepted only with the nonce bound to its state. Of two
+        // racing posts of one launch, one gets the state; the other — and any later replay — is refused here or, once
+        // the state is gone, at rule 1's read. No record of used nonces is kept: it could refuse nothing more.
+        guard try await states.consumeLoginState(state, now: now) != nil else {
+            throw LaunchRefusal(.nonceReplayed, "The launch token has already been used.", rule: "Launch 8")
         }
         return ValidatedLaunch(
             registration: registration, token: token, messageType: messageType,

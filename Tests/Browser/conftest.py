@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gateway import GatewayProcess, free_port  # noqa: E402
 from harness import CookiePolicy, Journey, Stack  # noqa: E402
 from lms import CLIENT_ID, CLOUD_CLIENT_ID, DEPLOYMENT_ID, TestLMS  # noqa: E402
+from sandbox import SandboxProcess  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_LIMIT_SECONDS = int(os.environ.get("BROWSER_TEST_LIMIT", "120"))
@@ -111,11 +112,16 @@ def chromium() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
+def gateway_binary() -> Path:
     binary = Path(os.environ.get("LTI_GATEWAY_BINARY") or REPO_ROOT / ".build/debug/lti-gateway")
     if not binary.is_file():
         pytest.fail(f"{binary} is missing: run `swift build --product lti-gateway` first", pytrace=False)
+    return binary
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    binary = gateway_binary()
     out = output_root()
     workdir = Path(tempfile.mkdtemp(prefix="lti-browser-gateway-"))
     gateway_port = free_port()
@@ -135,6 +141,36 @@ def stack() -> Iterator[Stack]:
     finally:
         gateway.stop()
         lms.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def offsite_stack() -> Iterator[Stack]:
+    """A second gateway (and test LMS) whose Skillable is the stand-alone sandbox: its labs are on another origin
+    than the gateway's, as Skillable's are, and its answers can be scripted (``Stack.sandbox.control``). Started
+    only for the tests that ask for it; its logs are in ``offsite/`` of the output."""
+    binary = gateway_binary()
+    out = output_root() / "offsite"
+    out.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="lti-browser-offsite-"))
+    sandbox = SandboxProcess(binary, out / "sandbox.log")
+    sandbox.preexec = _die_with_parent
+    gateway_port = free_port()
+    lms = TestLMS(gateway_port, str(out / "lms.log"))
+    gateway = GatewayProcess(binary, workdir, gateway_port, out / "gateway.log")
+    gateway.preexec = _die_with_parent
+    sandbox.configure(gateway)
+    try:
+        sandbox.start()
+        lms.start()
+        platform_id = gateway.add_platform(lms.issuer, CLIENT_ID, lms.origin, DEPLOYMENT_ID)
+        gateway.start()
+        print(f"\noffsite gateway {gateway.origin}, its sandbox {sandbox.origin}, test LMS {lms.origin}")
+        yield Stack(gateway, lms, platform_id, out, sandbox=sandbox)
+    finally:
+        gateway.stop()
+        lms.stop()
+        sandbox.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -183,10 +219,15 @@ def open_browser(request, stack: Stack, chromium: str, playwright_driver, profil
     profiles = Path(tempfile.mkdtemp(dir=profiles_root))
     stack.lms.take_errors()
 
-    def open_one(policy: CookiePolicy, label: str | None = None) -> Journey:
+    def open_one(policy: CookiePolicy, label: str | None = None, on: Stack | None = None,
+                 **context_options) -> Journey:
+        """``on``: another stack than ``stack`` (``offsite_stack``); ``context_options``: Playwright's options of
+        the browser (``viewport``, ``is_mobile``, ``timezone_id``, ``java_script_enabled``…), none by default."""
         out = output_dir / (label or policy.value)
         profile = Path(tempfile.mkdtemp(dir=profiles))
-        journey = Journey(playwright_driver, chromium, policy, stack.gateway, stack.lms, out, profile)
+        servers = on or stack
+        journey = Journey(playwright_driver, chromium, policy, servers.gateway, servers.lms, out, profile,
+                          context_options=context_options)
         journeys.append(journey)
         return journey
 

@@ -110,7 +110,8 @@ class Journey:
     """One browser (a fresh Chromium profile with one cookie policy) and everything it did."""
 
     def __init__(self, playwright: Playwright, chromium: str, policy: CookiePolicy, gateway: GatewayProcess,
-                 lms: TestLMS, out_dir: Path, profile_dir: Path) -> None:
+                 lms: TestLMS, out_dir: Path, profile_dir: Path, context_options: dict[str, Any] | None = None
+                 ) -> None:
         self.policy = policy
         self.gateway = gateway
         self.lms = lms
@@ -120,12 +121,14 @@ class Journey:
         (self._profile / "Default").mkdir(parents=True)
         prefs = profile_preferences(policy, gateway.origin, lms.origin)
         (self._profile / "Default" / "Preferences").write_text(json.dumps(prefs), encoding="utf-8")
+        # ``context_options``: more options of the browser (a phone's viewport, a time zone, no script…).
+        options: dict[str, Any] = {"viewport": {"width": 1280, "height": 900}, **(context_options or {})}
         self.context: BrowserContext = playwright.chromium.launch_persistent_context(
-            str(self._profile), executable_path=chromium, headless=True, viewport={"width": 1280, "height": 900},
+            str(self._profile), executable_path=chromium, headless=True,
             # The gateway's frame stays in the LMS page's process: the browser's cookie rules are the same,
             # and Playwright follows the frame's fast cross-site navigations reliably (it lost track of them
             # with out-of-process frames on a busy machine).
-            args=["--disable-site-isolation-trials"])
+            args=["--disable-site-isolation-trials"], **options)
         if TRACE:
             self.context.tracing.start(screenshots=True, snapshots=False, title=out_dir.name)
         self.context.set_default_timeout(DEFAULT_TIMEOUT_MS)
@@ -319,6 +322,9 @@ class Stack:
     out_dir: Path
     #: The platform registered with ``lms.CLOUD_CLIENT_ID`` (auth endpoint on ``lms.cloud_origin``).
     cloud_platform_id: str = ""
+    #: The stand-alone Skillable sandbox (``sandbox.SandboxProcess``) when the gateway uses one, else None (the
+    #: sandbox inside ``serve``).
+    sandbox: Any = None
 
 
 class BindingCounter:

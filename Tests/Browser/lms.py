@@ -40,6 +40,12 @@ CLIENT_ID = "browser-tests"
 CLOUD_CLIENT_ID = "browser-tests-cloud"
 DEPLOYMENT_ID = "d1"
 LAB_ID = "1001"
+#: The title of the LMS link to each sandbox lab (the gateway's pages name the lab a launch starts by it).
+LINK_TITLES = {"1001": "Networking lab", "1002": "Routing lab", "1003": "Kubernetes lab"}
+#: A launch's ``lti_message_hint`` word choosing its link's lab: ``lab:1002``; ``lab:none`` is a link without labid.
+LAB_HINT = "lab:"
+#: The course's page a launch's ``launch_presentation.return_url`` names (the gateway's "Back to your course").
+RETURN_PATH = "/course-return"
 DEEP_LINK_DATA = "opaque-123"
 STORAGE_FRAME = "post_message_forwarding"
 SIGN_IN_COOKIE = "lms_user"
@@ -237,8 +243,22 @@ class TestLMS:
         signature = self._key.sign(signing_input.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
         return signing_input + "." + b64url(signature)
 
+    @staticmethod
+    def lab_hint(lab: str | None) -> str:
+        """The ``lti_message_hint`` word for a launch of the link to ``lab`` (``None``: a link without labid)."""
+        return LAB_HINT + (lab if lab is not None else "none")
+
+    @property
+    def return_url(self) -> str:
+        """``launch_presentation.return_url`` of the resource-link launches."""
+        return self.origin + RETURN_PATH
+
     def id_token(self, user: str, nonce: str, message_hint: str, client_id: str = CLIENT_ID) -> str:
         now = int(time.time())
+        hints = message_hint.split()
+        # The link's lab: LAB_ID unless the hint names another (or none: a link without labid).
+        lab = next((word[len(LAB_HINT):] for word in hints if word.startswith(LAB_HINT)), LAB_ID)
+        custom = {} if lab == "none" else {"labid": lab}
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "aud": client_id,
@@ -250,9 +270,9 @@ class TestLMS:
             LTI + "version": "1.3.0",
             LTI + "deployment_id": DEPLOYMENT_ID,
             LTI + "context": {"id": "course-101", "title": "Networking 101"},
-            LTI + "custom": {"labid": LAB_ID},
+            LTI + "custom": custom,
         }
-        if "deeplink" in message_hint.split():
+        if "deeplink" in hints:
             claims.update({
                 LTI + "message_type": "LtiDeepLinkingRequest",
                 LTI + "roles": [INSTRUCTOR_ROLE],
@@ -270,7 +290,9 @@ class TestLMS:
                 LTI + "message_type": "LtiResourceLinkRequest",
                 LTI + "roles": [LEARNER_ROLE],
                 LTI + "target_link_uri": self.launch_url,
-                LTI + "resource_link": {"id": "link-networking-lab", "title": "Networking lab"},
+                LTI + "resource_link": ({"id": "link-networking-lab", "title": "Networking lab"} if lab == LAB_ID
+                                        else {"id": f"link-lab-{lab}", "title": LINK_TITLES.get(lab, "Lab without labid")}),
+                LTI + "launch_presentation": {"document_target": "iframe", "return_url": self.return_url},
             })
         return self.sign(claims)
 
@@ -524,6 +546,12 @@ FOREIGN_PAGE = """<!doctype html>
 </body></html>
 """
 
+COURSE_RETURN_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Test LMS: Networking 101</title>
+<style>body {{ font-family: Arial, sans-serif; padding: 24px; color: #2d3b45; }}</style></head>
+<body><h1 id="course-return">Networking 101: back in the course</h1></body></html>
+"""
+
 RETURN_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Test LMS: items added</title>
 <style>body {{ font-family: Arial, sans-serif; padding: 24px; color: #2d3b45; }}</style></head>
@@ -607,6 +635,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, self.platform.forwarder_page(self._query().get("scenario", "storage")))
         elif path == "/auth":
             self._auth(self._query())
+        elif path == RETURN_PATH and role == "main":
+            self._send(200, COURSE_RETURN_PAGE.format())
         elif path == "/blank" and role == "main":
             self._send(200, "<!doctype html><title>Test LMS</title><p>Test LMS</p>")
         else:

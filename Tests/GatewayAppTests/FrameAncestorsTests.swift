@@ -80,3 +80,19 @@ struct FrameAncestorsTests {
         #expect(page.headers[.contentSecurityPolicy]?.hasSuffix("frame-ancestors 'none'") == true)
     }
 }
+
+@Suite("Form targets")
+struct FormTargetsTests {
+    @Test("a page whose form is answered with a redirect into a lab names the lab hosts in form-action, and nothing but hosts")
+    func labHostsInFormAction() {
+        let labs = LabRedirectPolicy(
+            exactAuthorities: ["lti.example.edu", "labondemand.example:8443"],
+            hostSuffixes: [".labondemand.com", "lab.example.org", "x; script-src *"],
+            sandboxAuthority: { "127.0.0.1:9000" })
+        let skyPrep = LabRedirectPolicy(exactAuthorities: ["lti.example.edu"], hostSuffixes: ["acme.skyprepapp.com"], sandboxAuthority: nil)
+        #expect(
+            FormTargets(policies: [labs, skyPrep]).formAction
+                == "'self' labondemand.example:8443 lti.example.edu 127.0.0.1:9000 https://*.labondemand.com https://labondemand.com "
+                + "https://lab.example.org https://acme.skyprepapp.com")
+    }
+}

@@ -1,6 +1,7 @@
 import Foundation
 import GatewayStorage
 import GatewayStorageSQLite
+import LTICore
 import Logging
 import Testing
 
@@ -18,15 +19,15 @@ struct SQLiteCheckpointTests {
         func databaseFileSize() throws -> Int {
             try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int ?? 0
         }
-        // Let the migrations' checkpoint settle, then write about 600 KiB of nonces.
+        // Let the migrations' checkpoint settle, then write about 600 KiB of login states.
         try await Task.sleep(for: .milliseconds(300))
         let before = try databaseFileSize()
         let padding = String(repeating: "n", count: 1000)
         for i in 0..<600 {
-            #expect(
-                try await store.markNonceUsed(
-                    issuer: "https://lms.example.edu", nonce: "\(i)-\(padding)",
-                    expiresAt: Date().addingTimeInterval(600)))
+            try await store.saveLoginState(
+                LoginState(
+                    state: "\(i)-\(padding)", nonce: "nonce-\(i)", registrationID: "reg", targetLinkURI: "https://tool/lti/launch",
+                    createdAt: Date(), expiresAt: Date().addingTimeInterval(600), loginHint: "hint"))
         }
         var after = before
         // Waits for the condition, with a deadline: the checkpointer runs within 50 ms of the writes when the machine is idle.

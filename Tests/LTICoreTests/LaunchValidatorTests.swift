@@ -31,7 +31,7 @@ struct ValidatorHarness {
         if try await store.registration(id: "reg-a") == nil { try await store.addRegistration(registration()) }
         let publicKey = try PlatformPublicKey(kid: platform.kid, pem: platform.privateKey.publicKey.pemRepresentation)
         let keys = StaticKeyProvider(["https://lms.example.edu/jwks": [platform.kid: publicKey]])
-        return LaunchValidator(registrations: store, states: store, nonces: store, keys: keys, policy: policy)
+        return LaunchValidator(registrations: store, states: store, keys: keys, policy: policy)
     }
 
     /// Issues a login state and returns (state, nonce).
@@ -350,16 +350,46 @@ struct LaunchValidatorTests {
         await expectRefusal(.nonceMismatch) { _ = try await h.validate { $0["nonce"] = "a-nonce-from-another-login" } }
     }
 
-    @Test("rule 8: a used nonce is refused even with a fresh state bound to it")
+    @Test("rules 1 and 8: a token is accepted once — its state and the nonce bound to it go together — also when posts race")
     func nonceReplay() async throws {
-        let (first, nonce) = try await h.issueState()
-        let (second, _) = try await h.issueState(nonce: nonce)
+        let (state, nonce) = try await h.issueState()
         let token = h.platform.sign(h.platform.launchClaims(nonce: nonce, now: ValidatorHarness.now, toolURL: ValidatorHarness.toolURL))
         let validator = try await h.validator()
-        _ = try await validator.validate(idToken: token, state: first, browserState: first, now: ValidatorHarness.now)
-        await expectRefusal(.nonceReplayed) {
-            _ = try await validator.validate(idToken: token, state: second, browserState: second, now: ValidatorHarness.now)
+        let outcomes = await withTaskGroup(of: LaunchRefusal.Code?.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    do {
+                        _ = try await validator.validate(idToken: token, state: state, browserState: state, now: ValidatorHarness.now)
+                        return nil
+                    } catch let refusal as LaunchRefusal {
+                        return refusal.code
+                    } catch {
+                        return .tokenMalformed
+                    }
+                }
+            }
+            var all: [LaunchRefusal.Code?] = []
+            for await outcome in group { all.append(outcome) }
+            return all
         }
+        #expect(outcomes.filter { $0 == nil }.count == 1)
+        #expect(outcomes.compactMap { $0 }.allSatisfy { $0 == .nonceReplayed || $0 == .stateUnknown })
+        await expectRefusal(.stateUnknown) {
+            _ = try await validator.validate(idToken: token, state: state, browserState: state, now: ValidatorHarness.now)
+        }
+    }
+
+    @Test("a refused launch changes nothing: its state stays for the genuine token, and a forged one never consumes it")
+    func refusalKeepsTheState() async throws {
+        let (state, nonce) = try await h.issueState()
+        let validator = try await h.validator()
+        let forged = h.platform.sign(
+            h.platform.launchClaims(nonce: nonce, now: ValidatorHarness.now, toolURL: ValidatorHarness.toolURL), key: TestKeys.attacker)
+        await expectRefusal(.signatureInvalid) {
+            _ = try await validator.validate(idToken: forged, state: state, browserState: state, now: ValidatorHarness.now)
+        }
+        let genuine = h.platform.sign(h.platform.launchClaims(nonce: nonce, now: ValidatorHarness.now, toolURL: ValidatorHarness.toolURL))
+        _ = try await validator.validate(idToken: genuine, state: state, browserState: state, now: ValidatorHarness.now)
     }
 
     // Rules 9–16

@@ -229,7 +229,7 @@ public func buildGateway(
         identities: store, skillable: skillable, coordinator: coordinator, redirectPolicy: redirectPolicy,
         choices: labChoices, recorder: recorder, provisioning: provisioning,
         launchOptions: { try await registrations.launchOptions(registrationID: $0) })
-    let responder = LaunchResponder(pages: pages, baseURL: settings.baseURL)
+    let responder = LaunchResponder(pages: pages, baseURL: settings.baseURL, labForms: FormTargets(policies: [redirectPolicy]))
     let labSessions = LabSessionController(
         choices: labChoices, launcher: launcher, registrations: registrations, responder: responder, now: now)
     let deepLinking = DeepLinkingController(
@@ -242,14 +242,14 @@ public func buildGateway(
         pages: pages, baseURL: settings.baseURL, now: now)
     let lti = LTIController(
         loginHandler: OIDCLoginHandler(registrations: registrations, states: store, policy: policy),
-        validator: LaunchValidator(registrations: registrations, states: store, nonces: store, keys: platformKeys, policy: policy),
+        validator: LaunchValidator(registrations: registrations, states: store, keys: platformKeys, policy: policy),
         bindings: LaunchBindingResolver(states: store), registrations: registrations,
         launcher: launcher,
         deepLinking: deepLinking,
         skyPrep: SkyPrepSSO(
             identities: store, accounts: store, recorder: recorder, registrations: registrations, clients: skyPrepClients,
             provisioning: provisioning, redirectPolicy: skyPrepRedirects, defaultGroupSync: settings.skyPrep.groupSync),
-        responder: responder,
+        responder: responder, launchForms: FormTargets(policies: [redirectPolicy, skyPrepRedirects]),
         pages: pages, baseURL: settings.baseURL, stateLifetime: settings.lti.stateLifetime.totalSeconds,
         launchBodyLimit: FormLimit.launch(maxTokenBytes: settings.lti.maxTokenBytes),
         ownOrigin: PlatformStorageTarget.origin(of: settings.baseURL), now: now)

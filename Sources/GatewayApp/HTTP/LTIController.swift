@@ -18,6 +18,8 @@ struct LTIController: Sendable {
     let deepLinking: DeepLinkingController
     let skyPrep: SkyPrepSSO
     let responder: LaunchResponder
+    /// Where a launch's answer may send the browser (a lab, SkyPrep): the storage launch page's form leads there.
+    let launchForms: FormTargets
     let pages: PageRenderer
     let baseURL: String
     let stateLifetime: TimeInterval
@@ -152,7 +154,7 @@ struct LTIController: Sendable {
             context.framedBy(registration, options: options)
             context.logger.info("launch without its state cookie; reading the platform's storage")
             return pages.storageLaunchPage(
-                action: baseURL + request.uri.path, idToken: parameters["id_token"] ?? "", state: state ?? "",
+                action: baseURL + request.uri.path, idToken: parameters["id_token"] ?? "", state: state ?? "", formAction: launchForms.formAction,
                 target: PlatformStorageTarget(key: key, origin: PlatformStorageTarget.origin(of: registration, options: options) ?? "", frame: frame))
         case .offerNewWindow(let restartKey, let registrationID):
             if let reason = parameters["lti_storage_error"] {

@@ -9,6 +9,8 @@ import Skillable
 struct LaunchResponder: Sendable {
     let pages: PageRenderer
     let baseURL: String
+    /// Where the too-many-labs page's answers may send the browser (its Launch and Resume redirect into a lab).
+    let labForms: FormTargets
 
     /// The answer to `outcome`; `returnURL` is the launch's way back to its course (``CourseReturn``), linked from its pages.
     func response(_ outcome: LaunchOutcome, reference: String, returnURL: String?) throws -> Response {
@@ -38,13 +40,15 @@ struct LaunchResponder: Sendable {
                 "hasSaved": !choice.saved.isEmpty, "hasLabs": !(choice.running.isEmpty && choice.saved.isEmpty), "reference": reference,
             ]
             if let returnURL { values["returnURL"] = returnURL }
-            return pages.labsPage(values)
+            return pages.labsPage(values, formAction: labForms.formAction)
         case .confirmEnd(let confirmation):
             let name = confirmation.lab.labProfileName ?? "this lab"
-            return pages.confirmEndPage([
+            var values: [String: Any] = [
                 "title": "End \(name)?", "name": name, "base": baseURL, "session": confirmation.token,
-                "id": String(confirmation.lab.labInstanceID),
-            ])
+                "id": String(confirmation.lab.labInstanceID), "reference": reference,
+            ]
+            if let returnURL { values["returnURL"] = returnURL }
+            return pages.confirmEndPage(values)
         case .refused(let failure):
             var error = GatewayError(failure)
             error.returnURL = returnURL
@@ -71,7 +75,7 @@ struct LaunchResponder: Sendable {
     /// How far `unixSeconds` lies ahead of `now` in words: `in 42 minutes`, `in 3 hours`, `in 2 days`, `now`.
     static func relative(_ unixSeconds: Int64?, now: Date) -> String {
         guard let unixSeconds else { return "at an unknown time" }
-        let minutes = Int((Double(unixSeconds) - now.timeIntervalSince1970) / 60)
+        let minutes = Int(((Double(unixSeconds) - now.timeIntervalSince1970) / 60).rounded())
         func count(_ value: Int, _ unit: String) -> String { "in \(value) \(unit)\(value == 1 ? "" : "s")" }
         switch minutes {
         case ..<1: return "now"

@@ -84,11 +84,12 @@ struct PageRenderer: Sendable {
 
     /// The too-many-labs page: the learner's running and saved labs with their actions (its script shows their
     /// times in the learner's own time zone).
-    func labsPage(_ values: [String: Any]) -> Response {
+    /// `formAction`: its Launch and Resume are answered with a redirect into a lab (``FormTargets``).
+    func labsPage(_ values: [String: Any], formAction: String = "'self'") -> Response {
         let nonce = SecureRandom.token(byteCount: 16)
         var values = values
         values["nonce"] = nonce
-        return render("labs", status: .ok, values, scriptNonce: nonce)
+        return render("labs", status: .ok, values, scriptNonce: nonce, formAction: formAction)
     }
 
     /// Asks the learner to confirm ending a lab.
@@ -177,7 +178,7 @@ struct PageRenderer: Sendable {
         body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
         main{max-width:40rem;margin:3rem auto;padding:2rem;background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.12)}
         h1{font-size:1.4rem;margin-top:0} .ref{color:#555;font-size:.9rem} code{font-size:1rem;background:#eef;padding:.1rem .3rem}
-        @media (max-width:40rem){main{margin:0;border-radius:0;box-shadow:none;padding:1.2rem}}
+        @media (max-width:40rem){main{margin:0;border-radius:0;box-shadow:none;padding:1.2rem;min-height:100vh;box-sizing:border-box}}
         button,.button{display:inline-block;min-height:44px;min-width:44px;padding:.55rem 1.1rem;margin:.2rem .4rem .2rem 0;font:inherit;
         border-radius:6px;border:2px solid #1f5fbf;background:#1f5fbf;color:#fff;cursor:pointer;text-decoration:none;box-sizing:border-box}
         .secondary{background:#fff;color:#1f5fbf} .destructive{background:#b3261e;border-color:#b3261e;color:#fff}
@@ -210,9 +211,9 @@ struct PageRenderer: Sendable {
         <fieldset><legend>{{#multiple}}Choose one or more labs{{/multiple}}{{^multiple}}Choose a lab{{/multiple}}</legend>
         <ul id="labs" style="list-style:none;padding:0">
         {{#labs}}<li data-search="{{search}}" style="margin:.6rem 0">
-        <label style="display:block;padding:.3rem 0"><input type="{{inputType}}" name="lab" value="{{id}}"{{#required}} required{{/required}}{{#checked}} checked{{/checked}} style="width:1.2rem;height:1.2rem">
-        <strong>{{name}}</strong> <span class="ref">{{number}} · {{duration}} min</span></label>
-        <div class="ref" style="margin-left:1.6rem">{{description}}</div></li>
+        <label style="display:flex;gap:.6rem;align-items:flex-start;padding:.3rem 0"><input type="{{inputType}}" name="lab" value="{{id}}"{{#required}} required{{/required}}{{#checked}} checked{{/checked}} style="width:1.3rem;height:1.3rem;margin:.1rem 0 0;flex:none">
+        <span><strong>{{name}}</strong> <span class="ref">{{number}} · {{duration}} min</span>
+        <span class="ref" style="display:block">{{description}}</span></span></label></li>
         {{/labs}}</ul>
         <p id="nomatch" hidden role="status">No lab matches this search.</p></fieldset>
         {{#lineItems}}<p><label><input type="checkbox" name="create_line_item" value="on"{{#createLineItem}} checked{{/createLineItem}}> Create a gradebook column for each lab</label>
@@ -266,7 +267,9 @@ struct PageRenderer: Sendable {
         <input type="hidden" name="instance" value="{{id}}"><input type="hidden" name="confirm" value="yes">
         <button type="submit" class="destructive">End {{name}}</button></form>
         <form method="post" action="{{base}}/lti/labs" style="display:inline"><input type="hidden" name="session" value="{{session}}">
-        <button type="submit" class="secondary">Keep it</button></form>{{/content}}{{/layout}}
+        <button type="submit" class="secondary">Keep it</button></form>
+        {{#returnURL}}<p class="back"><a class="button secondary" href="{{returnURL}}">Back to your course</a></p>{{/returnURL}}
+        <p class="ref">When you ask for help, give this. Reference: <code>{{reference}}</code></p>{{/content}}{{/layout}}
         """
 
     static let autoPostTemplate = """

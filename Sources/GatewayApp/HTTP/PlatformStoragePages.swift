@@ -62,11 +62,12 @@ extension PageRenderer {
     ///   posted them; no other copy is kept or logged. `Referrer-Policy: same-origin`, so that the relay's POST
     ///   carries the gateway's own `Origin` (under `no-referrer` a browser without Fetch Metadata sends
     ///   `Origin: null`), which the launch checks before it takes a secret.
-    func storageLaunchPage(action: String, idToken: String, state: String, target: PlatformStorageTarget) -> Response {
+    /// `formAction`: where the launch's answer may redirect (``FormTargets``); browsers hold a form's redirects to it.
+    func storageLaunchPage(action: String, idToken: String, state: String, formAction: String, target: PlatformStorageTarget) -> Response {
         let nonce = SecureRandom.token(byteCount: 16)
         var values = target.values
         values.merge(["title": "Connecting to your course", "action": action, "idToken": idToken, "state": state, "nonce": nonce]) { $1 }
-        return render("storage-launch", status: .ok, values, scriptNonce: nonce, referrerPolicy: "same-origin")
+        return render("storage-launch", status: .ok, values, scriptNonce: nonce, referrerPolicy: "same-origin", formAction: formAction)
     }
 
     /// The refusal of a launch that nothing ties to this browser, offering to open the activity in a new window.

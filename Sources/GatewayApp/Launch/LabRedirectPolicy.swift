@@ -26,6 +26,37 @@ struct LabRedirectPolicy: Sendable {
     }
 }
 
+extension LabRedirectPolicy {
+    /// The policy's hosts as CSP sources, for `form-action`: browsers hold a form's redirects to it too, so a page whose
+    /// form is answered with a redirect into a lab must name the lab's hosts. Exact authorities without a scheme (the
+    /// page's own), host suffixes as https wildcards; anything that is not a plain host is left out.
+    var formActionSources: [String] {
+        var sources = exactAuthorities.sorted()
+        if let sandbox = sandboxAuthority?() { sources.append(sandbox) }
+        for suffix in hostSuffixes {
+            sources += suffix.hasPrefix(".") ? ["https://*" + suffix, "https://" + suffix.dropFirst()] : ["https://" + suffix]
+        }
+        return sources.filter { source in
+            !source.isEmpty
+                && source.utf8.allSatisfy { byte in
+                    (byte >= 0x30 && byte <= 0x3A) || (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x41 && byte <= 0x5A) || "-.*/[]".utf8.contains(byte)
+                }
+        }
+    }
+}
+
+/// Where the forms of a page may post: this gateway, and where the gateway's answer to them may redirect the browser
+/// (a lab, SkyPrep).
+struct FormTargets: Sendable {
+    let policies: [LabRedirectPolicy]
+
+    /// The page's CSP `form-action` value.
+    var formAction: String {
+        var seen: Set<String> = []
+        return (["'self'"] + policies.flatMap(\.formActionSources)).filter { seen.insert($0).inserted }.joined(separator: " ")
+    }
+}
+
 /// A vendor's URL the gateway did not send the learner to.
 struct RedirectRefused: Error, CustomStringConvertible {
     let authority: String

@@ -71,7 +71,7 @@ public enum GatewaySQL {
     static let writeLaunchOptions = SQLStatement("UPDATE platform_registrations SET launch_options = ? WHERE id = ? RETURNING id")
     static let writeSkyPrepOptions = SQLStatement("UPDATE platform_registrations SET skyprep_options = ? WHERE id = ? RETURNING id")
 
-    // MARK: login state and nonces
+    // MARK: login state
 
     static let loginStateColumns = """
         state, nonce, registration_id, target_link_uri, created_at, expires_at, login_hint, message_hint, deployment_hint,
@@ -120,17 +120,13 @@ public enum GatewaySQL {
     static let assignRestartKey = SQLStatement(
         "UPDATE login_states SET restart_key = COALESCE(restart_key, ?) WHERE state = ? AND expires_at > ? RETURNING restart_key")
 
-    /// One statement: of racing uses of one nonce, exactly one inserts it.
-    static let markNonceUsed = SQLStatement(
-        "INSERT INTO used_nonces (issuer, nonce, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING nonce")
-
     static let readinessCheck = SQLStatement("UPDATE readiness_checks SET checked_at = ? WHERE id = 1 RETURNING id")
 
     /// Rows deleted by one statement of the clean-up: it runs in batches, so that neither a transaction nor the
     /// rows it reports grow with a flood of expired logins.
     static let expiredBatch = 1000
     static let deleteExpired = [
-        ("login_states", "state"), ("used_nonces", "issuer, nonce"), ("deep_link_sessions", "id"), ("lab_sessions", "id"),
+        ("login_states", "state"), ("deep_link_sessions", "id"), ("lab_sessions", "id"),
         ("lab_starts", "learner_id, lab_id"), ("webhook_events", "event, lab_instance_id"),
     ].map {
         table, key in

@@ -66,7 +66,7 @@ extension SQLGatewayStore {
         !(try await write(column.write, [.text(try StoredJSON.encode(value)), .text(registrationID)]).isEmpty)
     }
 
-    // MARK: login state and nonces
+    // MARK: login state
 
     public func saveLoginState(_ state: LoginState) async throws {
         let (statement, values) = GatewaySQL.save(state)
@@ -89,10 +89,6 @@ extension SQLGatewayStore {
 
     public func assignRestartKey(_ key: String, toState state: String, now: Date) async throws -> String? {
         try await write(GatewaySQL.assignRestartKey, [.text(key), .text(state), .time(now)]).first?.text("restart_key")
-    }
-
-    public func markNonceUsed(issuer: String, nonce: String, expiresAt: Date) async throws -> Bool {
-        !(try await write(GatewaySQL.markNonceUsed, [.text(issuer), .text(nonce), .time(expiresAt)]).isEmpty)
     }
 
     public func deleteExpired(now: Date) async throws -> Int {
