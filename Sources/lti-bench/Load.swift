@@ -12,6 +12,8 @@ struct PhaseTiming: Sendable, Codable {
     var serverCPUSeconds: Double?
     /// CPU time the load generator itself spent during the phase.
     var generatorCPUSeconds: Double?
+    /// The server's threads during the phase, by name (when its pid is known).
+    var serverThreads: [ThreadUse]?
 
     func percentile(_ p: Double) -> Double {
         guard !latencies.isEmpty else { return 0 }
@@ -26,6 +28,7 @@ enum Load {
         let address = try SocketAddress.makeAddressResolvingHost(plan.host, port: plan.port)
         let cursor = Cursor()
         let serverCPU0 = serverPID.flatMap(CPUTime.tree)
+        let threads0 = serverPID.map(ThreadUse.sample)
         let ownCPU0 = CPUTime.own()
         let started = ContinuousClock.now
         let drivers = (0..<min(concurrency, plan.count)).map { _ in
@@ -45,6 +48,7 @@ enum Load {
             errors: errors, latencies: latencies.sorted())
         if let before = serverCPU0, let after = serverPID.flatMap(CPUTime.tree) { timing.serverCPUSeconds = after - before }
         if let before = ownCPU0, let after = CPUTime.own() { timing.generatorCPUSeconds = after - before }
+        if let before = threads0, let pid = serverPID { timing.serverThreads = ThreadUse.difference(ThreadUse.sample(pid), since: before) }
         return timing
     }
 }
@@ -68,6 +72,59 @@ enum CPUTime {
         let fields = stat[stat.index(after: afterName)...].split(separator: " ")
         guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
         return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+}
+
+/// What a server's threads of one name did during a phase (from /proc/PID/task/TID): CPU time, time spent ready but
+/// waiting for a core (`schedstat`), and voluntary context switches — how often they blocked (on a lock, a condition,
+/// I/O) rather than ran out of work. Names have their digits replaced by `#`, so a pool's threads form one row.
+struct ThreadUse: Sendable, Codable {
+    var name: String
+    var threads: Int
+    var cpuSeconds: Double
+    var runQueueSeconds: Double
+    var voluntarySwitches: Int
+
+    /// The threads of `pid` and its descendants now, by thread id.
+    static func sample(_ pid: Int32) -> [String: ThreadUse] {
+        var byTask: [String: ThreadUse] = [:]
+        let tick = Double(sysconf(Int32(_SC_CLK_TCK)))
+        for member in ProcessTree.members(of: pid) {
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(member)/task")) ?? []
+            for task in tasks {
+                let folder = "/proc/\(member)/task/\(task)"
+                guard let stat = try? String(contentsOfFile: folder + "/stat", encoding: .utf8),
+                    let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")")
+                else { continue }
+                let name = String(stat[stat.index(after: open)..<close]).map { $0.isNumber ? "#" : String($0) }.joined()
+                let fields = stat[stat.index(after: close)...].split(separator: " ")
+                guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { continue }
+                let schedstat = (try? String(contentsOfFile: folder + "/schedstat", encoding: .utf8))?.split(separator: " ") ?? []
+                let waiting = schedstat.count > 1 ? (Double(schedstat[1]) ?? 0) / 1e9 : 0
+                let status = (try? String(contentsOfFile: folder + "/status", encoding: .utf8)) ?? ""
+                let switches =
+                    status.split(separator: "\n").first { $0.hasPrefix("voluntary_ctxt_switches:") }
+                    .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+                byTask["\(member)/\(task)"] = ThreadUse(
+                    name: name, threads: 1, cpuSeconds: (user + system) / tick, runQueueSeconds: waiting, voluntarySwitches: switches)
+            }
+        }
+        return byTask
+    }
+
+    /// Each name's use between two samples (threads that started meanwhile count from zero), busiest first.
+    static func difference(_ after: [String: ThreadUse], since before: [String: ThreadUse]) -> [ThreadUse] {
+        var byName: [String: ThreadUse] = [:]
+        for (task, now) in after {
+            let then = before[task]
+            var row = byName[now.name] ?? ThreadUse(name: now.name, threads: 0, cpuSeconds: 0, runQueueSeconds: 0, voluntarySwitches: 0)
+            row.threads += 1
+            row.cpuSeconds += now.cpuSeconds - (then?.cpuSeconds ?? 0)
+            row.runQueueSeconds += now.runQueueSeconds - (then?.runQueueSeconds ?? 0)
+            row.voluntarySwitches += now.voluntarySwitches - (then?.voluntarySwitches ?? 0)
+            byName[now.name] = row
+        }
+        return byName.values.filter { $0.cpuSeconds > 0 || $0.voluntarySwitches > 0 }.sorted { $0.cpuSeconds > $1.cpuSeconds }
     }
 }
 
@@ -118,6 +175,14 @@ struct BenchResult: Sendable, Codable {
     var generatorCPUMicroseconds: Double?
     /// What the CPU figures are divided by: "request" or "flow".
     var cpuUnit: String?
+    /// The server's CPU time per request of the timed phase alone (for flows: per launch POST), in microseconds.
+    var phaseCPUMicroseconds: Double?
+    /// How many cores the server kept busy during the timed phase (CPU seconds ÷ wall seconds).
+    var serverCores: Double?
+    /// The server's threads during the timed phase: per name, cores busy, seconds waiting for a core, blocking waits.
+    var serverThreads: [ThreadUse]?
+    /// The timed phase's wall time, in seconds.
+    var phaseSeconds: Double?
     var date = ISO8601DateFormatter().string(from: Date())
 
     init(label: String, scenario: String, count: Int, concurrency: Int, phase: PhaseTiming) {
@@ -132,6 +197,12 @@ struct BenchResult: Sendable, Codable {
         max = phase.latencies.last ?? 0
         errors = phase.errors
         addCPU(of: [phase], per: phase.latencies.count)
+        if let cpu = phase.serverCPUSeconds, !phase.latencies.isEmpty {
+            phaseCPUMicroseconds = cpu * 1e6 / Double(phase.latencies.count)
+            serverCores = cpu / Swift.max(phase.seconds, 1e-9)
+        }
+        serverThreads = phase.serverThreads
+        phaseSeconds = phase.seconds
     }
 
     /// Sets the CPU figures from the timed phases, divided over `units` requests or flows.
@@ -151,8 +222,17 @@ struct BenchResult: Sendable, Codable {
         if let loginErrors, loginErrors > 0 { line += " · login errors \(loginErrors)" }
         if let serverCPUMicroseconds { line += " · server CPU \(f(serverCPUMicroseconds)) µs/\(cpuUnit ?? "request")" }
         if let generatorCPUMicroseconds { line += " · generator CPU \(f(generatorCPUMicroseconds)) µs" }
+        if let phaseCPUMicroseconds, cpuUnit == "flow" { line += " · server CPU \(f(phaseCPUMicroseconds)) µs/launch POST" }
+        if let serverCores { line += " · server cores busy \(String(format: "%.2f", serverCores))" }
         if let peakRSSMiB { line += " · server peak RSS \(f(peakRSSMiB)) MiB" }
         if let first = rssAfterFirstRoundMiB, let end = rssAtEndMiB { line += " · RSS after round 1 \(f(first)) MiB, at end \(f(end)) MiB" }
+        if let threads = serverThreads, let seconds = phaseSeconds, seconds > 0 {
+            for thread in threads.prefix(8) {
+                line +=
+                    "\n    \(thread.name) ×\(thread.threads): cores \(String(format: "%.2f", thread.cpuSeconds / seconds))"
+                    + " · waiting for a core \(String(format: "%.2f", thread.runQueueSeconds / seconds)) · blocking waits \(Int(Double(thread.voluntarySwitches) / seconds))/s"
+            }
+        }
         return line
     }
 }
