@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import SQLiteNIO
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -16,13 +17,17 @@ import Glibc
 /// state and nonce rules need. Multi-statement writes run in `BEGIN IMMEDIATE` transactions on a
 /// second connection of their own (so that no unrelated statement joins them), never overlapping this
 /// store's single-statement writes (``TransactionGate``). Single-statement writes that arrive together
-/// are committed together (``WriteBatcher``), on a third connection; reads never wait (WAL). The
+/// are committed together (``WriteBatcher``), on a third connection. Reads run on connections of their own, spread
+/// over them (each connection runs one statement at a time, and in WAL reads never wait for writers). The
 /// write-ahead log is checkpointed in the background (``WALCheckpointer``).
 public final class SQLiteGatewayStore: SQLGatewayStore {
     let connection: SQLiteConnection
     let transactionConnection: SQLiteConnection
     /// Groups of single-statement writes, each in one transaction (``WriteBatcher``).
     let groupConnection: SQLiteConnection
+    /// Connections for reads only, taken in turn (``reader``).
+    let readers: [SQLiteConnection]
+    private let nextReader = Atomic<Int>(0)
     let checkpointer: WALCheckpointer
     /// The threads that run this store's SQLite calls: its own, so that a statement waiting in SQLite's
     /// busy handler for another store's lock (another process, or another store in this one) never holds
@@ -34,9 +39,10 @@ public final class SQLiteGatewayStore: SQLGatewayStore {
 
     private init(
         connection: SQLiteConnection, transactionConnection: SQLiteConnection, groupConnection: SQLiteConnection,
-        checkpointer: WALCheckpointer, threadPool: NIOThreadPool, logger: Logger
+        readers: [SQLiteConnection], checkpointer: WALCheckpointer, threadPool: NIOThreadPool, logger: Logger
     ) {
         self.threadPool = threadPool
+        self.readers = readers
         self.connection = connection
         self.transactionConnection = transactionConnection
         self.groupConnection = groupConnection
@@ -58,6 +64,9 @@ public final class SQLiteGatewayStore: SQLGatewayStore {
     ///
     /// - Parameter busyTimeout: how long a statement waits for another connection's write lock (launches
     ///   should not wait longer; tests that race two stores on a starved machine may).
+    /// How many connections serve reads: one per core (SQLite runs one statement per connection at a time).
+    static let readerCount = max(2, System.coreCount)
+
     public static func open(path: String, logger: Logger, busyTimeout: Duration = .seconds(5)) async throws -> SQLiteGatewayStore {
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         do {
@@ -73,7 +82,9 @@ public final class SQLiteGatewayStore: SQLGatewayStore {
             throw StorageError(.invalidLocation, "cannot create the database \(path) (mode 0600) in \(folder)", underlying: error)
         }
         /// `busyTimeout`: how long a statement waits for another process's write lock.
-        let threadPool = NIOThreadPool(numberOfThreads: max(2, System.coreCount))
+        // Threads for every connection that may run at once (reads, a group commit, a transaction), so that a statement
+        // never waits for a thread while a core is free; a thread waiting on the disk or a lock costs no CPU.
+        let threadPool = NIOThreadPool(numberOfThreads: readerCount + 3)
         threadPool.start()
         func connect(busyTimeout milliseconds: Int) async throws -> SQLiteConnection {
             do {
@@ -103,6 +114,12 @@ public final class SQLiteGatewayStore: SQLGatewayStore {
             opened.append(transactionConnection)
             let groupConnection = try await connect(busyTimeout: milliseconds)
             opened.append(groupConnection)
+            var readers: [SQLiteConnection] = []
+            for _ in 0..<readerCount {
+                let reader = try await connect(busyTimeout: milliseconds)
+                opened.append(reader)
+                readers.append(reader)
+            }
             let checkpointer: WALCheckpointer
             do {
                 checkpointer = try await WALCheckpointer.start(path: path, logger: logger)
@@ -111,7 +128,7 @@ public final class SQLiteGatewayStore: SQLGatewayStore {
             }
             return SQLiteGatewayStore(
                 connection: connection, transactionConnection: transactionConnection, groupConnection: groupConnection,
-                checkpointer: checkpointer, threadPool: threadPool, logger: logger)
+                readers: readers, checkpointer: checkpointer, threadPool: threadPool, logger: logger)
         } catch {
             for connection in opened { try? await connection.close() }
             try? await threadPool.shutdownGracefully()
@@ -127,6 +144,7 @@ public final class SQLiteGatewayStore: SQLGatewayStore {
     public func close() async throws {
         await checkpointer.stop()
         try await groupConnection.close()
+        for reader in readers { try await reader.close() }
         try await connection.close()
         try await transactionConnection.close()
         try await threadPool.shutdownGracefully()
@@ -236,9 +254,14 @@ public final class SQLiteGatewayStore: SQLGatewayStore {
         try await writes.write(sql, binds)
     }
 
-    /// A read: at once, on the main connection (WAL: reads never wait for writers).
+    /// A read: at once, on the next reader connection (WAL: reads never wait for writers).
     func read(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
-        try await Self.query(sql, binds, on: connection)
+        try await Self.query(sql, binds, on: reader)
+    }
+
+    /// The reader connections in turn.
+    private var reader: SQLiteConnection {
+        readers[nextReader.wrappingAdd(1, ordering: .relaxed).oldValue % readers.count]
     }
 
     public func read(_ statement: SQLStatement, _ values: [SQLValue]) async throws -> [SQLiteRow] {

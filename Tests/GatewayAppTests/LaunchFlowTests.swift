@@ -179,6 +179,36 @@ struct LaunchFlowTests {
         }
     }
 
+    @Test("a learner is written when new, changed or not seen for an hour; a repeated launch only reads them")
+    func identityWrittenWhenChanged() async throws {
+        try await withEndToEnd { e2e in
+            func stored() async throws -> LearnerIdentity {
+                try #require(
+                    try await e2e.gateway.store.identity(
+                        issuer: e2e.platformA.issuer, trustAnchor: e2e.registrationA.jwksURL, subject: "steady-learner"))
+            }
+            let learner: (inout [String: Any]) -> Void = { $0["sub"] = "steady-learner" }
+            #expect(try await e2e.fullLaunch(labID: nil, learner).status == 400)
+            let first = try await stored()
+            e2e.clock.advance(600)
+            #expect(try await e2e.fullLaunch(labID: nil, learner).status == 400)
+            #expect(try await stored() == first)  // unchanged: not written
+            e2e.clock.advance(60)
+            #expect(
+                try await e2e.fullLaunch(labID: nil) {
+                    $0["sub"] = "steady-learner"; $0["email"] = "new@example.edu"
+                }.status == 400)
+            let renamed = try await stored()
+            #expect(renamed.email == "new@example.edu" && renamed.id == first.id && renamed.lastSeen > first.lastSeen)
+            e2e.clock.advance(3601)
+            #expect(
+                try await e2e.fullLaunch(labID: nil) {
+                    $0["sub"] = "steady-learner"; $0["email"] = "new@example.edu"
+                }.status == 400)
+            #expect(try await stored().lastSeen > renamed.lastSeen)  // an hour on: seen again
+        }
+    }
+
     @Test("Skillable down on every attempt: a clear page, no lab, the launch recorded as unavailable")
     func skillableDown() async throws {
         try await withEndToEnd { e2e in
