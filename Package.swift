@@ -54,10 +54,12 @@ let package = Package(
             dependencies: ["GatewayStorage", "GatewayStoragePostgres", "LTICore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
+        // The SQLite C API over the library sqlite-nio builds in (prepared statements kept, run on the caller's thread).
+        .target(name: "CSQLiteShim", dependencies: [.product(name: "SQLiteNIO", package: "sqlite-nio")], path: "Sources/CSQLiteShim"),
         .target(
             name: "GatewayStorageSQLite",
             dependencies: [
-                "GatewayStorage", "LTICore",
+                "GatewayStorage", "LTICore", "CSQLiteShim",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

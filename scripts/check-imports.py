@@ -43,6 +43,8 @@ def main():
         manifest = file.read()
     problems = []
     for name, declared, folder in targets(manifest):
+        if not glob.glob(os.path.join(ROOT, folder, "**", "*.swift"), recursive=True):
+            continue  # a C target: its dependencies are for linking, nothing to import
         used = imports(folder) - TOOLCHAIN - {name}
         for module in sorted(used - declared):
             problems.append(f"{name}: imports {module}, which Package.swift does not declare for it")

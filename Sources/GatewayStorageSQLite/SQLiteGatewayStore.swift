@@ -14,59 +14,63 @@ import Glibc
 /// The embedded ``GatewayStore``: one SQLite file in WAL mode.
 ///
 /// Single statements (`DELETE … RETURNING`, `INSERT … ON CONFLICT`) give the atomicity the one-time
-/// state and nonce rules need. Multi-statement writes run in `BEGIN IMMEDIATE` transactions on a
+/// state rule needs. Multi-statement writes run in `BEGIN IMMEDIATE` transactions on a
 /// second connection of their own (so that no unrelated statement joins them), never overlapping this
 /// store's single-statement writes (``TransactionGate``). Single-statement writes that arrive together
-/// are committed together (``WriteBatcher``), on a third connection. Reads run on connections of their own, spread
-/// over them (each connection runs one statement at a time, and in WAL reads never wait for writers). The
-/// write-ahead log is checkpointed in the background (``WALCheckpointer``).
+/// are committed together (``WriteBatcher``), on a third connection, each group in one hand-over to a writer
+/// thread. Reads run on the calling thread, on connections of their own (in WAL reads never wait for writers).
+/// Every connection keeps its prepared statements (``SQLiteDatabase``). The write-ahead log is checkpointed in the
+/// background (``WALCheckpointer``).
 public final class SQLiteGatewayStore: SQLGatewayStore {
-    let connection: SQLiteConnection
-    let transactionConnection: SQLiteConnection
+    public typealias Row = SQLiteStoreRow
+
+    let connection: SQLiteConnectionLock
+    let transactionConnection: SQLiteConnectionLock
     /// Groups of single-statement writes, each in one transaction (``WriteBatcher``).
-    let groupConnection: SQLiteConnection
-    /// Connections for reads only, taken in turn (``reader``).
-    let readers: [SQLiteConnection]
+    let groupConnection: SQLiteConnectionLock
+    /// Connections for reads only, taken in turn (``read(_:_:)``).
+    let readers: [SQLiteConnectionLock]
     private let nextReader = Atomic<Int>(0)
     let checkpointer: WALCheckpointer
-    /// The threads that run this store's SQLite calls: its own, so that a statement waiting in SQLite's
-    /// busy handler for another store's lock (another process, or another store in this one) never holds
-    /// a thread that the store holding the lock needs to finish.
-    let threadPool: NIOThreadPool
+    /// The threads that run this store's writes: its own, so that a write waiting in SQLite's busy handler for
+    /// another process's lock never holds a thread of the Swift runtime's pool or another store's.
+    let writeThreads: NIOThreadPool
     let gate = TransactionGate()
     let writes: WriteBatcher
     let logger: Logger
 
     private init(
-        connection: SQLiteConnection, transactionConnection: SQLiteConnection, groupConnection: SQLiteConnection,
-        readers: [SQLiteConnection], checkpointer: WALCheckpointer, threadPool: NIOThreadPool, logger: Logger
+        connection: SQLiteConnectionLock, transactionConnection: SQLiteConnectionLock, groupConnection: SQLiteConnectionLock,
+        readers: [SQLiteConnectionLock], checkpointer: WALCheckpointer, writeThreads: NIOThreadPool, logger: Logger
     ) {
-        self.threadPool = threadPool
-        self.readers = readers
+        self.writeThreads = writeThreads
         self.connection = connection
         self.transactionConnection = transactionConnection
         self.groupConnection = groupConnection
+        self.readers = readers
         self.checkpointer = checkpointer
         self.logger = logger
         let gate = gate
         writes = WriteBatcher(
             runOne: { sql, binds in
                 defer { checkpointer.noteWrite() }
-                return try await gate.statement { try await Self.query(sql, binds, on: connection) }
+                return try await gate.statement {
+                    try await writeThreads.runIfActive { try connection.withConnection { try $0.run(sql, binds) } }
+                }
             },
             runGroup: { group in
-                await Self.commitGroup(group, on: groupConnection, gate: gate)
+                await Self.commitGroup(group, on: groupConnection, threads: writeThreads, gate: gate)
                 checkpointer.noteWrite()
             })
     }
+
+    /// How many connections serve reads: one per core (a connection runs one statement at a time).
+    static let readerCount = max(2, System.coreCount)
 
     /// Opens (creating if needed) the database file at `path` and its folder.
     ///
     /// - Parameter busyTimeout: how long a statement waits for another connection's write lock (launches
     ///   should not wait longer; tests that race two stores on a starved machine may).
-    /// How many connections serve reads: one per core (SQLite runs one statement per connection at a time).
-    static let readerCount = max(2, System.coreCount)
-
     public static func open(path: String, logger: Logger, busyTimeout: Duration = .seconds(5)) async throws -> SQLiteGatewayStore {
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         do {
@@ -81,40 +85,32 @@ public final class SQLiteGatewayStore: SQLGatewayStore {
         } catch {
             throw StorageError(.invalidLocation, "cannot create the database \(path) (mode 0600) in \(folder)", underlying: error)
         }
-        /// `busyTimeout`: how long a statement waits for another process's write lock.
-        // Threads for every connection that may run at once (reads, a group commit, a transaction), so that a statement
-        // never waits for a thread while a core is free; a thread waiting on the disk or a lock costs no CPU.
-        let threadPool = NIOThreadPool(numberOfThreads: readerCount + 3)
-        threadPool.start()
-        func connect(busyTimeout milliseconds: Int) async throws -> SQLiteConnection {
-            do {
-                let connection = try await SQLiteConnection.open(
-                    storage: .file(path: path), threadPool: threadPool, logger: logger,
-                    on: MultiThreadedEventLoopGroup.singleton.any())
-                for pragma in [
-                    "PRAGMA journal_mode = WAL", "PRAGMA busy_timeout = \(milliseconds)", "PRAGMA foreign_keys = ON",
-                    "PRAGMA synchronous = NORMAL", "PRAGMA wal_autocheckpoint = \(WALCheckpointer.backstopPages)",
-                    "PRAGMA journal_size_limit = \(WALCheckpointer.logSizeLimitBytes)",
-                ] {
-                    _ = try await connection.query(pragma, [])
-                }
-                return connection
-            } catch {
-                throw StorageError(.unavailable, "cannot open the SQLite database at \(path)", underlying: error)
+        // One thread for the single-statement writes and their groups, one for transactions (which the gate keeps
+        // apart from them, so neither ever waits for the other's lock inside SQLite).
+        let writeThreads = NIOThreadPool(numberOfThreads: 2)
+        writeThreads.start()
+        let milliseconds = Int(busyTimeout.components.seconds * 1000 + busyTimeout.components.attoseconds / 1_000_000_000_000_000)
+        func connect(busyTimeout milliseconds: Int) async throws -> SQLiteConnectionLock {
+            let pragmas = [
+                "PRAGMA journal_mode = WAL", "PRAGMA foreign_keys = ON", "PRAGMA synchronous = NORMAL",
+                "PRAGMA wal_autocheckpoint = \(WALCheckpointer.backstopPages)", "PRAGMA journal_size_limit = \(WALCheckpointer.logSizeLimitBytes)",
+            ]
+            // Opening may wait for another process's lock (setting WAL mode): on a writer thread.
+            return try await writeThreads.runIfActive {
+                SQLiteConnectionLock(try SQLiteDatabase(path: path, busyTimeoutMilliseconds: milliseconds, pragmas: pragmas))
             }
         }
         // Launches wait at most 5 s for a lock; migrations and registrations (rare, possibly racing another
         // instance starting at the same moment on a busy machine) wait up to 30 s.
-        var opened: [SQLiteConnection] = []
+        var opened: [SQLiteConnectionLock] = []
         do {
-            let milliseconds = Int(busyTimeout.components.seconds * 1000 + busyTimeout.components.attoseconds / 1_000_000_000_000_000)
             let connection = try await connect(busyTimeout: milliseconds)
             opened.append(connection)
             let transactionConnection = try await connect(busyTimeout: 30_000)
             opened.append(transactionConnection)
             let groupConnection = try await connect(busyTimeout: milliseconds)
             opened.append(groupConnection)
-            var readers: [SQLiteConnection] = []
+            var readers: [SQLiteConnectionLock] = []
             for _ in 0..<readerCount {
                 let reader = try await connect(busyTimeout: milliseconds)
                 opened.append(reader)
@@ -128,10 +124,10 @@ public final class SQLiteGatewayStore: SQLGatewayStore {
             }
             return SQLiteGatewayStore(
                 connection: connection, transactionConnection: transactionConnection, groupConnection: groupConnection,
-                readers: readers, checkpointer: checkpointer, threadPool: threadPool, logger: logger)
+                readers: readers, checkpointer: checkpointer, writeThreads: writeThreads, logger: logger)
         } catch {
-            for connection in opened { try? await connection.close() }
-            try? await threadPool.shutdownGracefully()
+            for connection in opened { try? connection.withConnection { $0.close() } }
+            try? await writeThreads.shutdownGracefully()
             throw error
         }
     }
@@ -143,11 +139,8 @@ public final class SQLiteGatewayStore: SQLGatewayStore {
 
     public func close() async throws {
         await checkpointer.stop()
-        try await groupConnection.close()
-        for reader in readers { try await reader.close() }
-        try await connection.close()
-        try await transactionConnection.close()
-        try await threadPool.shutdownGracefully()
+        for lock in [groupConnection, connection, transactionConnection] + readers { try lock.withConnection { $0.close() } }
+        try await writeThreads.shutdownGracefully()
     }
 
     // MARK: migrations
@@ -243,59 +236,67 @@ public final class SQLiteGatewayStore: SQLGatewayStore {
 
     // MARK: plumbing
 
-    /// A single-statement write (driver errors mapped to ``StorageError``, a unique violation to `.duplicate`).
+    /// A single-statement write (a unique violation is ``StorageError`` `.duplicate`).
     ///
     /// Writes go through ``writes`` (group commit) and never overlap this store's transactions
-    /// (``TransactionGate``): a statement left to wait for the lock inside SQLite would hold one of the few
-    /// NIO thread-pool threads that the transaction holding it needs to finish (a stall until the busy
-    /// timeout).
+    /// (``TransactionGate``): a statement left to wait for the lock inside SQLite would hold the writer thread
+    /// that the transaction holding it needs to finish (a stall until the busy timeout).
     @discardableResult
-    func write(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
+    func write(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteStoreRow] {
         try await writes.write(sql, binds)
     }
 
-    /// A read: at once, on the next reader connection (WAL: reads never wait for writers).
-    func read(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
-        try await Self.query(sql, binds, on: reader)
+    /// A read: at once, on the calling thread, on a reader connection that no other thread is using (the next in
+    /// turn when all are busy). WAL: reads never wait for writers.
+    func read(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteStoreRow] {
+        let first = nextReader.wrappingAdd(1, ordering: .relaxed).oldValue
+        for offset in 0..<readers.count {
+            if let rows = try readers[(first + offset) % readers.count].tryWithConnection({ try $0.run(sql, binds) }) { return rows }
+        }
+        return try readers[first % readers.count].withConnection { try $0.run(sql, binds) }
     }
 
-    /// The reader connections in turn.
-    private var reader: SQLiteConnection {
-        readers[nextReader.wrappingAdd(1, ordering: .relaxed).oldValue % readers.count]
-    }
-
-    public func read(_ statement: SQLStatement, _ values: [SQLValue]) async throws -> [SQLiteRow] {
+    public func read(_ statement: SQLStatement, _ values: [SQLValue]) async throws -> [SQLiteStoreRow] {
         try await read(statement.sqlite, values.map(SQLiteData.init))
     }
 
     @discardableResult
-    public func write(_ statement: SQLStatement, _ values: [SQLValue]) async throws -> [SQLiteRow] {
+    public func write(_ statement: SQLStatement, _ values: [SQLValue]) async throws -> [SQLiteStoreRow] {
         try await write(statement.sqlite, values.map(SQLiteData.init))
     }
 
-    /// Commits `group` in one transaction, alone on the database like any transaction of this store
-    /// (``TransactionGate``), and answers each write: its rows, its own constraint error, or — when the
-    /// group could not be committed — the group's error.
-    static func commitGroup(_ group: [WriteBatcher.Write], on connection: SQLiteConnection, gate: TransactionGate) async {
-        let results: [Result<[SQLiteRow], any Error>]
+    /// Commits `group` in one transaction, in one hand-over to a writer thread, alone on the database like any
+    /// transaction of this store (``TransactionGate``), and answers each write: its rows, its own constraint error,
+    /// or — when the group could not be committed — the group's error.
+    static func commitGroup(
+        _ group: [WriteBatcher.Write], on connection: SQLiteConnectionLock, threads: NIOThreadPool, gate: TransactionGate
+    )
+        async
+    {
+        let statements = group.map { ($0.sql, $0.binds) }
+        let results: [Result<[SQLiteStoreRow], any Error>]
         do {
             results = try await gate.run {
-                _ = try await query("BEGIN IMMEDIATE", [], on: connection)
-                do {
-                    var results: [Result<[SQLiteRow], any Error>] = []
-                    results.reserveCapacity(group.count)
-                    for write in group {
+                try await threads.runIfActive {
+                    try connection.withConnection { database in
+                        _ = try database.run("BEGIN IMMEDIATE", [])
                         do {
-                            results.append(.success(try await query(write.sql, write.binds, on: connection)))
-                        } catch let error as StorageError where error.code == .duplicate {
-                            results.append(.failure(error))  // SQLite undid this statement only
+                            var results: [Result<[SQLiteStoreRow], any Error>] = []
+                            results.reserveCapacity(statements.count)
+                            for (sql, binds) in statements {
+                                do {
+                                    results.append(.success(try database.run(sql, binds)))
+                                } catch let error as StorageError where error.code == .duplicate {
+                                    results.append(.failure(error))  // SQLite undid this statement only
+                                }
+                            }
+                            _ = try database.run("COMMIT", [])
+                            return results
+                        } catch {
+                            _ = try? database.run("ROLLBACK", [])
+                            throw error
                         }
                     }
-                    _ = try await query("COMMIT", [], on: connection)
-                    return results
-                } catch {
-                    _ = try? await query("ROLLBACK", [], on: connection)
-                    throw error
                 }
             }
         } catch {
@@ -305,28 +306,17 @@ public final class SQLiteGatewayStore: SQLGatewayStore {
         for (write, result) in zip(group, results) { write.continuation.resume(with: result) }
     }
 
-    @discardableResult
-    static func query(_ sql: String, _ binds: [SQLiteData], on connection: SQLiteConnection) async throws -> [SQLiteRow] {
-        do {
-            return try await connection.query(sql, binds)
-        } catch let error as SQLiteError {
-            switch error.reason {
-            case .constraint, .constraintUniqueFailed, .constraintPrimaryKeyFailed:
-                throw StorageError(.duplicate, "a row with this key exists", underlying: error)
-            default:
-                throw StorageError(.unavailable, "SQLite refused the statement", underlying: error)
-            }
-        }
-    }
-
     /// A statement runner bound to the transaction connection.
-    typealias TransactionStatement = (String, [SQLiteData]) async throws -> [SQLiteRow]
+    typealias TransactionStatement = (String, [SQLiteData]) async throws -> [SQLiteStoreRow]
 
     /// Runs `body` inside `BEGIN IMMEDIATE … COMMIT` on the transaction connection, rolling back on error.
     /// Call only inside `gate.run`.
     func inTransaction<T>(_ body: (TransactionStatement) async throws -> T) async throws -> T {
         let connection = transactionConnection
-        let run: TransactionStatement = { sql, binds in try await Self.query(sql, binds, on: connection) }
+        let threads = writeThreads
+        let run: TransactionStatement = { sql, binds in
+            try await threads.runIfActive { try connection.withConnection { try $0.run(sql, binds) } }
+        }
         _ = try await run("BEGIN IMMEDIATE", [])
         do {
             let result = try await body(run)
@@ -353,11 +343,4 @@ extension SQLiteData {
         case .null: self = .null
         }
     }
-}
-
-extension SQLiteRow: SQLRow {
-    public func text(_ column: String) throws -> String? { self.column(column)?.string }
-    public func integer(_ column: String) throws -> Int? { self.column(column)?.integer.map { Int($0) } }
-    public func real(_ column: String) throws -> Double? { self.column(column)?.double }
-    public func bool(_ column: String) throws -> Bool? { self.column(column)?.integer.map { $0 != 0 } }
 }

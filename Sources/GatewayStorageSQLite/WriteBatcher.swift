@@ -15,7 +15,7 @@ final class WriteBatcher: Sendable {
     struct Write: Sendable {
         var sql: String
         var binds: [SQLiteData]
-        var continuation: CheckedContinuation<[SQLiteRow], any Error>
+        var continuation: CheckedContinuation<[SQLiteStoreRow], any Error>
     }
 
     /// Largest group: bounds the time one commit keeps the write lock.
@@ -32,13 +32,13 @@ final class WriteBatcher: Sendable {
 
     private let queue = Mutex(Queue())
     /// Runs one statement on its own (the common case at low load).
-    private let runOne: @Sendable (String, [SQLiteData]) async throws -> [SQLiteRow]
+    private let runOne: @Sendable (String, [SQLiteData]) async throws -> [SQLiteStoreRow]
     /// Runs several statements in one transaction, answering each.
     private let runGroup: @Sendable ([Write]) async -> Void
 
     init(
         maximumWaiting: Int = 4096,
-        runOne: @escaping @Sendable (String, [SQLiteData]) async throws -> [SQLiteRow],
+        runOne: @escaping @Sendable (String, [SQLiteData]) async throws -> [SQLiteStoreRow],
         runGroup: @escaping @Sendable ([Write]) async -> Void
     ) {
         self.maximumWaiting = maximumWaiting
@@ -47,7 +47,7 @@ final class WriteBatcher: Sendable {
     }
 
     /// Runs `sql` in the next group and returns its rows once the group is committed.
-    func write(_ sql: String, _ binds: [SQLiteData]) async throws -> [SQLiteRow] {
+    func write(_ sql: String, _ binds: [SQLiteData]) async throws -> [SQLiteStoreRow] {
         try await withCheckedThrowingContinuation { continuation in
             let action: Action = queue.withLock { queue in
                 guard queue.waiting.count < maximumWaiting else { return .refuse }
