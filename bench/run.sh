@@ -94,8 +94,10 @@ bench --label "pylti1p3 launch" --target http://127.0.0.1:18090 --scenario launc
 bench --label "gateway forged" --target http://127.0.0.1:18080 --scenario forged --count "$COUNT" --concurrency "$CONCURRENCY" --pid "$GATEWAY_PID"
 bench --label "pylti1p3 forged" --target http://127.0.0.1:18090 --scenario forged --count "$COUNT" --concurrency "$CONCURRENCY" --pid "$PYLTI_PID"
 for round in 1 2; do
-  bench --label "gateway static #$round" --target http://127.0.0.1:18080 --scenario static --count $((COUNT * 10)) --concurrency "$CONCURRENCY"
-  bench --label "gateway jwks #$round" --target http://127.0.0.1:18080 --scenario jwks --count $((COUNT * 10)) --concurrency "$CONCURRENCY"
+  bench --label "gateway static #$round" --target http://127.0.0.1:18080 --scenario static --count $((COUNT * 10)) --concurrency "$CONCURRENCY" \
+    --pid "$GATEWAY_PID"
+  bench --label "gateway jwks #$round" --target http://127.0.0.1:18080 --scenario jwks --count $((COUNT * 10)) --concurrency "$CONCURRENCY" \
+    --pid "$GATEWAY_PID"
 done
 bench --label "gateway launch c256" --target http://127.0.0.1:18080 --scenario launch --count "$COUNT" --concurrency 256 --pid "$GATEWAY_PID"
 
