@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Launches per second on PostgreSQL with one and with two gateway instances sharing the database, on this
-# machine (release build, built-in sandbox vendors at 0 ms, load generator over loopback). Run it through
+# machine, as deployed (release build, default log level, Skillable and SkyPrep answered by `lti-gateway sandbox`
+# in another process, load generator over loopback). BIN=folder with lti-gateway and lti-bench runs those
+# instead of building. Run it through
 # the throwaway server of scripts/with-postgres.sh:
 #   scripts/with-postgres.sh bash bench/postgres.sh
 # Not used by the tests. Every server listens on 127.0.0.1 and every run is bounded by COUNT.
@@ -18,8 +20,10 @@ cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; wai
 trap cleanup EXIT
 wait_for() { for _ in $(seq 1 300); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
 
-swift build -c release >/dev/null
-BIN=$(swift build -c release --show-bin-path)
+if [ -z "${BIN:-}" ]; then
+  swift build -c release >/dev/null
+  BIN=$(swift build -c release --show-bin-path)
+fi
 "$BIN/lti-bench" keygen --key "$OUT/platform-key.pem" --jwks "$OUT/platform-jwks.json" >/dev/null
 python3 -m http.server --bind 127.0.0.1 18070 --directory "$OUT" >/dev/null 2>&1 & PIDS+=($!)
 wait_for http://127.0.0.1:18070/platform-jwks.json
@@ -32,7 +36,11 @@ PGPASSWORD=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.urlparse(s
   -c "CREATE DATABASE $DB"
 export GATEWAY_DATABASE_URL="${ADMIN_URL%/*}/$DB?sslmode=disable&pool=20"
 export GATEWAY_KEY_ENCRYPTION_KEY=$(head -c 32 /dev/urandom | base64)
-export GATEWAY_PUBLIC_URL=http://127.0.0.1:18080 GATEWAY_LOG_LEVEL=warning
+export GATEWAY_PUBLIC_URL=http://127.0.0.1:18080
+export SKILLABLE_BASE_URL=http://127.0.0.1:18191/sandbox/skillable/api/v3 SKILLABLE_API_KEY=sandbox-key \
+  SKYPREP_BASE_URL=http://127.0.0.1:18191/sandbox/skyprep/admin/api SKYPREP_ACCT_KEY=sandbox.skyprepapp.com SKYPREP_API_KEY=sandbox-key
+(cd "$WORK" && exec "$BIN/lti-gateway" sandbox --port 18191 >"$OUT/vendors.log" 2>&1) & PIDS+=($!)
+wait_for "http://127.0.0.1:18191/sandbox/skillable/api/v3/catalog?api_key=x" || true
 
 start_instance() { # port
   (cd "$WORK" && GATEWAY_PORT=$1 exec "$BIN/lti-gateway" serve >"$OUT/gateway-$1.log" 2>&1) & PIDS+=($!)

@@ -11,10 +11,12 @@ import Synchronization
 /// Callers reach it only through ``SQLiteConnectionLock``, one thread at a time.
 final class SQLiteDatabase {
     private let handle: OpaquePointer
-    /// Prepared statements by SQL text; bounded, since the few statements built at run time (lists with filters)
-    /// come in many shapes.
+    /// Prepared statements by SQL text; bounded (emptied when full), since the few statements built at run time (lists
+    /// with filters) come in many shapes.
     private var statements: [String: OpaquePointer] = [:]
     static let maximumCachedStatements = 128
+    /// Set by ``close()``: the handle is gone, and every later statement is refused.
+    private var isClosed = false
 
     /// Opens (creating) the database file at `path`, with the gateway's settings (WAL, `synchronous = NORMAL`).
     init(path: String, busyTimeoutMilliseconds: Int, pragmas: [String]) throws {
@@ -37,6 +39,8 @@ final class SQLiteDatabase {
 
     /// Finalizes every statement and closes the connection.
     func close() {
+        guard !isClosed else { return }
+        isClosed = true
         for statement in statements.values { gw_sqlite3_finalize(statement) }
         statements = [:]
         gw_sqlite3_close_v2(handle)
@@ -45,6 +49,7 @@ final class SQLiteDatabase {
     /// Runs `sql` with `binds` and returns its rows (a constraint violation is ``StorageError`` `.duplicate`, any other
     /// failure `.unavailable`). `cache`: keep the prepared statement for the next run of the same text.
     func run(_ sql: String, _ binds: [SQLiteData], cache: Bool = true) throws -> [SQLiteStoreRow] {
+        guard !isClosed else { throw StorageError(.unavailable, "the SQLite store is closed") }
         let statement = try prepared(sql, cache: cache)
         defer {
             gw_sqlite3_reset(statement)
@@ -88,14 +93,22 @@ final class SQLiteDatabase {
             bytes.withMemoryRebound(to: CChar.self) { gw_sqlite3_prepare_v3(handle, $0.baseAddress, Int32($0.count), flags, &statement) }
         }
         guard status == Int32(GW_SQLITE_OK), let statement else { throw failure(status) }
-        if cache, statements.count < Self.maximumCachedStatements { statements[sql] = statement }
+        if cache {
+            // Full (statements built at run time come in many shapes): start over, and the frequent ones come back at once.
+            if statements.count >= Self.maximumCachedStatements {
+                for old in statements.values { gw_sqlite3_finalize(old) }
+                statements = [:]
+            }
+            statements[sql] = statement
+        }
         return statement
     }
 
     private func failure(_ status: Int32) -> StorageError {
         let message = String(cString: gw_sqlite3_errmsg(handle))
-        let primary = gw_sqlite3_extended_errcode(handle) & 0xFF
-        if primary == Int32(GW_SQLITE_CONSTRAINT) {
+        // Only a primary-key, unique or rowid conflict is a duplicate (SQLITE_CONSTRAINT_PRIMARYKEY, _UNIQUE, _ROWID);
+        // a foreign key, NOT NULL or CHECK failure is not.
+        if [1555, 2067, 2579].contains(gw_sqlite3_extended_errcode(handle)) {
             return StorageError(.duplicate, "a row with this key exists", underlying: SQLiteStatementError(code: status, message: message))
         }
         return StorageError(.unavailable, "SQLite refused the statement", underlying: SQLiteStatementError(code: status, message: message))

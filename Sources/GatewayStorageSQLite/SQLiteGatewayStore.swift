@@ -85,8 +85,8 @@ public final class SQLiteGatewayStore: SQLGatewayStore {
         } catch {
             throw StorageError(.invalidLocation, "cannot create the database \(path) (mode 0600) in \(folder)", underlying: error)
         }
-        // One thread for the single-statement writes and their groups, one for transactions (which the gate keeps
-        // apart from them, so neither ever waits for the other's lock inside SQLite).
+        // Writes, their groups and transactions run here; the gate and the write queue let at most one of them run at a
+        // time, so none ever waits inside SQLite for another's lock (the second thread serves opening and closing).
         let writeThreads = NIOThreadPool(numberOfThreads: 2)
         writeThreads.start()
         let milliseconds = Int(busyTimeout.components.seconds * 1000 + busyTimeout.components.attoseconds / 1_000_000_000_000_000)
@@ -236,7 +236,7 @@ public final class SQLiteGatewayStore: SQLGatewayStore {
 
     // MARK: plumbing
 
-    /// A single-statement write (a unique violation is ``StorageError`` `.duplicate`).
+    /// A single-statement write (a primary-key or unique conflict is ``StorageError`` `.duplicate`).
     ///
     /// Writes go through ``writes`` (group commit) and never overlap this store's transactions
     /// (``TransactionGate``): a statement left to wait for the lock inside SQLite would hold the writer thread

@@ -189,7 +189,5 @@ enum SQLiteSchema {
             "ALTER TABLE platform_registrations ADD COLUMN granted_scopes TEXT",
             "ALTER TABLE registration_invites ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
         ],
-        // 17: no table of used nonces: a nonce is accepted only with its login state, whose consumption is its one use.
-        ["DROP TABLE used_nonces"],
     ]
 }

@@ -78,15 +78,6 @@ public struct SkillableLaunchResponse: Sendable, Decodable {
         init?(intValue: Int) { nil }
     }
 
-    /// Whether Skillable refused the lab profile itself (it does not exist, is disabled or not launchable): `Result` 0 with
-    /// an `Error` that names the lab profile. The API documents `Result` 0 only as "error"; the words matched
-    /// ("lab profile", any case) are those of its answers for an unknown or unlaunchable profile, and nothing else
-    /// marks them, so an error about anything else stays a general failure.
-    public var refusesLabProfile: Bool {
-        result == .error
-            && (error?.range(of: "lab profile", options: .caseInsensitive) != nil || error?.range(of: "labprofile", options: .caseInsensitive) != nil)
-    }
-
     public init(
         result: SkillableLaunchResult, url: String?, labInstanceID: Int64?, expires: Int64?, status: Int, error: String?,
         stringFields: [String: String] = [:]

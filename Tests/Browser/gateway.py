@@ -33,6 +33,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def stop_process(process: subprocess.Popen | None) -> None:
+    """Stops a server process started by the tests: SIGTERM, then SIGKILL after 10 s; nothing when it has ended."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
 class GatewayProcess:
     """One gateway: its environment, its command line, and its ``serve`` process."""
 
@@ -109,14 +121,7 @@ class GatewayProcess:
 
     def stop(self) -> None:
         """Stops ``serve`` (SIGTERM, then SIGKILL after 10 s)."""
-        process = self.process
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        stop_process(self.process)
         self.process = None
         if self._log_file is not None:
             self._log_file.close()

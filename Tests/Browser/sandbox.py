@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-from gateway import GatewayProcess, free_port
+from gateway import GatewayProcess, free_port, stop_process
 
 PREFIX = "/sandbox/skillable"
 
@@ -79,14 +79,7 @@ class SandboxProcess:
             raise RuntimeError(f"sandbox control {fields}: {body}")
 
     def stop(self) -> None:
-        process = self.process
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        stop_process(self.process)
         self.process = None
         if self._log_file is not None:
             self._log_file.close()

@@ -252,6 +252,23 @@ struct DeepLinkingTests {
         }
     }
 
+    @Test("a picker token from before pickers said how they look leaves the number of labs to the session")
+    func tokenWithoutLook() async throws {
+        try await withEndToEnd { e2e in
+            let picker = try await e2e.openPicker(EndToEnd.deepLinkSettings(multiple: true))
+            let token = try #require(Page.attribute(picker.body, named: "value", in: "session").first)
+            let payload = try #require(Base64URL.decode(String(token.split(separator: ".")[1])))
+            let claims = (try JSONSerialization.jsonObject(with: payload) as? [String: Any]) ?? [:]
+            #expect(claims["multiple"] as? Bool == true)
+            let older = try InternalTokens(ring: e2e.gateway.toolKeys.ring).sign(claims: [
+                "aud": "lti-gateway/deep-link-picker", "sid": claims["sid"] as? String ?? "", "iat": claims["iat"] as? Int ?? 0,
+                "exp": claims["exp"] as? Int ?? 0,
+            ])
+            let returned = try await ReturnedResponse(try await e2e.submitPicker(session: older, labs: ["1001", "1002"]), e2e: e2e)
+            #expect(returned.items.count == 2)
+        }
+    }
+
     @Test("cancel returns an empty item list to the platform")
     func cancel() async throws {
         try await withEndToEnd { e2e in

@@ -19,7 +19,6 @@ struct ToolConfigurationTests {
         #expect(
             Set(json.keys) == ["title", "description", "oidc_initiation_url", "target_link_uri", "public_jwk_url", "scopes", "extensions"])
         #expect(json["scopes"] as? [String] == AGSScope.requested)
-        #expect(Set(AGSScope.requested) == Set(AGSScope.forScores + AGSScope.forLineItems))
         #expect(json["oidc_initiation_url"] as? String == Self.base + "/lti/login")
         #expect(json["public_jwk_url"] as? String == Self.base + "/.well-known/jwks.json")
         // The whole document (GET /lti/config) carries the same key.

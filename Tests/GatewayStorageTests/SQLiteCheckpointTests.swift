@@ -41,4 +41,24 @@ struct SQLiteCheckpointTests {
         try await store.close()  // closing checkpoints too, so the file is measured before
         #expect(after >= before + 500_000, "database file at \(after) bytes, from \(before)")
     }
+
+    @Test("only a key conflict is a duplicate; any other refused statement, and any statement after close, is unavailable")
+    func refusalsByKind() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gw-refusals-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = try await SQLiteGatewayStore.open(path: folder.appendingPathComponent("gateway.sqlite").path, logger: Logger(label: "test"))
+        try await store.migrate()
+        let state = LoginState(
+            state: "s", nonce: "n", registrationID: "reg", targetLinkURI: "https://tool/lti/launch", createdAt: Date(),
+            expiresAt: Date().addingTimeInterval(600))
+        try await store.saveLoginState(state)
+        func code(_ body: () async throws -> Void) async -> StorageError.Code? {
+            do { try await body() } catch let error as StorageError { return error.code } catch { return nil }
+            return nil
+        }
+        #expect(await code { try await store.saveLoginState(state) } == .duplicate)
+        #expect(await code { try await store.write(SQLStatement("INSERT INTO login_states (state) VALUES ('x')"), []) } == .unavailable)
+        try await store.close()
+        #expect(await code { _ = try await store.loginState("s", now: Date()) } == .unavailable)
+    }
 }

@@ -225,10 +225,11 @@ public func buildGateway(
         retry: Backoff(base: settings.lti.scoreRetry, cap: .seconds(3600), jitter: .proportional(0.2)), maxAttempts: settings.lti.scoreAttempts,
         now: now)
     let labChoices = LabChoices(skillable: skillable, sessions: labSessionStore, redirectPolicy: redirectPolicy)
+    let catalog = LabCatalog(skillable: skillable, ttl: settings.skillable.catalogLifetime, logger: logger, now: monotonicNow)
     let launcher = LabLauncher(
         identities: store, skillable: skillable, coordinator: coordinator, redirectPolicy: redirectPolicy,
         choices: labChoices, recorder: recorder, provisioning: provisioning,
-        launchOptions: { try await registrations.launchOptions(registrationID: $0) })
+        launchOptions: { try await registrations.launchOptions(registrationID: $0) }, catalog: catalog)
     let responder = LaunchResponder(pages: pages, baseURL: settings.baseURL, labForms: FormTargets(policies: [redirectPolicy]))
     let labSessions = LabSessionController(
         choices: labChoices, launcher: launcher, registrations: registrations, responder: responder, now: now)
@@ -236,7 +237,7 @@ public func buildGateway(
         picker: LabPicker(
             sessions: store, registrations: store,
             launchOptions: { [registrations] in try await registrations.launchOptions(registrationID: $0) },
-            catalog: LabCatalog(skillable: skillable, ttl: settings.skillable.catalogLifetime, logger: logger, now: monotonicNow),
+            catalog: catalog,
             toolKeys: toolKeys, baseURL: settings.baseURL, sessionLifetime: settings.lti.pickerLifetime.totalSeconds,
             defaultScoreMaximum: settings.lti.defaultScoreMaximum),
         pages: pages, baseURL: settings.baseURL, now: now)

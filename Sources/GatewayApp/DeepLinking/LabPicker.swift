@@ -148,7 +148,7 @@ struct LabPicker: Sendable {
                 trace.logger.notice("lab picker submission to correct", metadata: ["gw.error": "\(failure.code.rawValue)"])
                 return .picker(
                     PickerContent(
-                        sessionToken: submission.sessionToken ?? "", labs: try await launchableProfiles(), multiple: picker.multiple,
+                        sessionToken: submission.sessionToken ?? "", labs: try await launchableProfiles(), multiple: picker.multiple ?? true,
                         lineItems: picker.lineItems, scoreMaximum: submission.scoreMaximum ?? Self.format(defaultScoreMaximum),
                         problem: correction, chosen: Set(submission.chosen), createLineItem: submission.createLineItem))
             }
@@ -197,11 +197,11 @@ struct LabPicker: Sendable {
     }
 
     /// The links for the chosen labs and the maximum score; throws the ``DeepLinkFailure`` to correct.
-    private func chosenItems(_ submission: PickerSubmission, multiple: Bool) async throws -> ([DeepLinkResourceLink], Double) {
+    private func chosenItems(_ submission: PickerSubmission, multiple: Bool?) async throws -> ([DeepLinkResourceLink], Double) {
         guard !submission.chosen.isEmpty else { throw DeepLinkFailure(.nothingChosen) }
         guard submission.chosen.count <= Self.maxLabsPerResponse else { throw DeepLinkFailure(.tooMany) }
         let chosen = submission.chosen.uniqued()
-        guard multiple || chosen.count == 1 else { throw DeepLinkFailure(.singleOnly) }
+        guard multiple != false || chosen.count == 1 else { throw DeepLinkFailure(.singleOnly) }
         var scoreMaximum = defaultScoreMaximum
         if let raw = submission.scoreMaximum, !raw.isEmpty {
             guard let value = Double(raw), value > 0, value <= 10_000 else { throw DeepLinkFailure(.scoreInvalid) }
@@ -219,7 +219,8 @@ struct LabPicker: Sendable {
     /// A picker token's claims: its session and how its picker looks.
     private struct VerifiedPicker {
         var sessionID: String
-        var multiple: Bool
+        /// Nil for a token signed before pickers carried it: the session decides after its consumption.
+        var multiple: Bool?
         var lineItems: Bool
     }
 
@@ -239,7 +240,7 @@ struct LabPicker: Sendable {
             throw DeepLinkFailure(.sessionInvalid)
         }
         guard now.timeIntervalSince1970 < exp else { throw DeepLinkFailure(.sessionExpired) }
-        return VerifiedPicker(sessionID: sid, multiple: claims.multiple ?? false, lineItems: claims.line_items ?? false)
+        return VerifiedPicker(sessionID: sid, multiple: claims.multiple, lineItems: claims.line_items ?? false)
     }
 
     /// A score for the form field: `100`, `7.5`.

@@ -21,6 +21,9 @@ struct LabLauncher: Sendable {
     let provisioning: SkyPrepProvisioningQueue?
     /// A registration's launch options (cached in production).
     let launchOptions: @Sendable (_ registrationID: String) async throws -> PlatformLaunchOptions
+    /// Skillable's launchable lab profiles (cached): tells a lab that does not exist or cannot be launched from
+    /// another failure when Skillable answers `Result` 0.
+    var catalog: LabCatalog? = nil
 
     func launch(_ launch: ValidatedLaunch, trace: LaunchTrace, now: Date) async throws -> LaunchOutcome {
         let token = launch.token
@@ -102,12 +105,21 @@ struct LabLauncher: Sendable {
                 }
                 return await recorder.refuse(&record, LaunchFailure(.skillableResult(response.result)), trace: trace)
             default:
-                let failure: LaunchFailure.Code = response.refusesLabProfile ? .labUnavailable : .skillableResult(response.result)
+                let failure: LaunchFailure.Code =
+                    await isNotLaunchable(labID: session.request.labID, result: response.result) ? .labUnavailable : .skillableResult(response.result)
                 return await recorder.refuse(&record, LaunchFailure(failure), trace: trace)
             }
         case .unavailable(let error):
             return await recorder.refuse(&record, LaunchFailure(.skillableUnavailable, underlying: error), trace: trace)
         }
+    }
+
+    /// Whether a `Result` 0 (Skillable's general error) means the lab itself: its profile is not among the launchable
+    /// ones (it does not exist, is disabled, or is not Complete). The API documents `Result` 0 only as "error", so the
+    /// catalog decides, not the error's words; when the catalog cannot be read, the failure stays a general one.
+    private func isNotLaunchable(labID: Int, result: SkillableLaunchResult) async -> Bool {
+        guard result == .error, let catalog, let profiles = try? await catalog.launchableProfiles() else { return false }
+        return !profiles.contains { $0.id == labID }
     }
 
     /// The redirect to `url` when the policy allows it (checklist "Launch" rule 12), recorded with `outcome`.

@@ -43,8 +43,8 @@ struct LaunchFailure: Error, Sendable {
         case labIDInvalid
         /// Skillable answered with a result other than success (and none the gateway handles itself).
         case skillableResult(SkillableLaunchResult)
-        /// Skillable refused to launch the link's lab profile itself: it does not exist or cannot be launched
-        /// (``SkillableLaunchResponse/refusesLabProfile``).
+        /// Skillable answered `Result` 0 for a lab profile that is not among its launchable ones (it does not exist,
+        /// is disabled, or is not Complete).
         case labUnavailable
         /// Skillable did not answer in time.
         case skillableUnavailable

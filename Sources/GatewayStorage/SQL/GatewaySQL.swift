@@ -126,7 +126,10 @@ public enum GatewaySQL {
     /// rows it reports grow with a flood of expired logins.
     static let expiredBatch = 1000
     static let deleteExpired = [
-        ("login_states", "state"), ("deep_link_sessions", "id"), ("lab_sessions", "id"),
+        ("login_states", "state"),
+        // No longer written (a nonce is used up with its state); instances of the version before still write it during a
+        // rolling upgrade, so its rows are cleaned up until a later release drops the table.
+        ("used_nonces", "issuer, nonce"), ("deep_link_sessions", "id"), ("lab_sessions", "id"),
         ("lab_starts", "learner_id, lab_id"), ("webhook_events", "event, lab_instance_id"),
     ].map {
         table, key in
