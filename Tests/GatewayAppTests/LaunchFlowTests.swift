@@ -179,7 +179,7 @@ struct LaunchFlowTests {
         }
     }
 
-    @Test("a learner is written when new, changed or not seen for an hour; a repeated launch only reads them")
+    @Test("a learner is written when new, changed or not seen for an hour; a repeated launch writes nothing")
     func identityWrittenWhenChanged() async throws {
         try await withEndToEnd { e2e in
             func stored() async throws -> LearnerIdentity {

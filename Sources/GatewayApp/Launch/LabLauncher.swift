@@ -24,10 +24,12 @@ struct LabLauncher: Sendable {
     /// Skillable's launchable lab profiles (cached): tells a lab that does not exist or cannot be launched from
     /// another failure when Skillable answers `Result` 0.
     var catalog: LabCatalog? = nil
+    /// Learners this launcher stored lately (a repeated launch writes nothing).
+    var recentLearners = RecentLearners()
 
     func launch(_ launch: ValidatedLaunch, trace: LaunchTrace, now: Date) async throws -> LaunchOutcome {
         let token = launch.token
-        let identity = try await Learners.upsert(launch, store: identities, now: now)
+        let identity = try await Learners.upsert(launch, store: identities, recent: recentLearners, now: now)
         await provisioning?.launched(identity, registrationID: launch.registration.id, roles: token.roles ?? [], logger: trace.logger)
 
         // The lab comes from the custom claim `labid` (Skillable's own LTI convention).

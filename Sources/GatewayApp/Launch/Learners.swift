@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import GatewayStorage
 import LTICore
+import Synchronization
 
 /// Learners as the gateway knows them: one (issuer, sub) pair as asserted through one trust anchor (the key set that
 /// verified the launch), an opaque id for the vendors.
@@ -12,24 +13,28 @@ import LTICore
 enum Learners {
     /// The learner of `launch`, stored or updated (names and email as the LMS sends them now).
     ///
-    /// A learner the store knows with the same names and email, seen within ``lastSeenResolution``, is not written
-    /// again: a repeated launch reads the learner and changes nothing.
-    static func upsert(_ launch: ValidatedLaunch, store: any IdentityStore, now: Date) async throws -> LearnerIdentity {
+    /// A learner this instance stored or read within ``lastSeenResolution``, with the same names and email, is taken
+    /// from `recent` and not written again: a repeated launch costs no database round trip.
+    static func upsert(
+        _ launch: ValidatedLaunch, store: any IdentityStore, recent: RecentLearners, now: Date
+    ) async throws -> LearnerIdentity {
         let token = launch.token
         let subject = token.subject ?? ""
         let anchor = trustAnchor(of: launch.registration)
         let issuer = launch.registration.issuer
-        if let known = try await store.identity(issuer: issuer, trustAnchor: anchor, subject: subject),
-            known.givenName == token.givenName, known.familyName == token.familyName, known.email == token.email,
-            now.timeIntervalSince(known.lastSeen) < lastSeenResolution
+        let key = issuer + "\u{0}" + anchor + "\u{0}" + subject
+        if let known = recent.identity(key), known.givenName == token.givenName, known.familyName == token.familyName,
+            known.email == token.email, now.timeIntervalSince(known.lastSeen) < lastSeenResolution
         {
             return known
         }
-        return try await store.upsertIdentity(
+        let stored = try await store.upsertIdentity(
             LearnerIdentity(
                 id: learnerID(issuer: issuer, trustAnchor: anchor, subject: subject), issuer: issuer,
                 trustAnchor: anchor, subject: subject, givenName: token.givenName, familyName: token.familyName, email: token.email,
                 firstSeen: now, lastSeen: now))
+        recent.remember(stored, key: key)
+        return stored
     }
 
     /// How stale a learner's last-seen time may get before a launch writes it again: an hour.
@@ -44,5 +49,24 @@ enum Learners {
     static func learnerID(issuer: String, trustAnchor: String, subject: String) -> String {
         let digest = SHA256.hash(data: Data((issuer + "\u{0}" + subject + "\u{0}" + trustAnchor).utf8))
         return "lti-" + Hex.encode(digest.prefix(16))
+    }
+}
+
+/// The learners this instance stored lately, by (issuer, trust anchor, sub): a bounded map, emptied when full, so that
+/// no flood of new learners can grow it. Another instance may have written newer names meanwhile; the next launch that
+/// brings names other than these writes them again.
+final class RecentLearners: Sendable {
+    static let capacity = 10_000
+    private let known = Mutex<[String: LearnerIdentity]>([:])
+
+    init() {}
+
+    func identity(_ key: String) -> LearnerIdentity? { known.withLock { $0[key] } }
+
+    func remember(_ identity: LearnerIdentity, key: String) {
+        known.withLock { known in
+            if known.count >= Self.capacity { known = [:] }
+            known[key] = identity
+        }
     }
 }

@@ -22,6 +22,8 @@ struct SkyPrepSSO: Sendable {
     let redirectPolicy: LabRedirectPolicy
     /// SKYPREP_GROUP_SYNC, for registrations that do not set their own.
     let defaultGroupSync: Bool
+    /// Learners this sign-in stored lately (a repeated sign-in writes no learner).
+    var recentLearners = RecentLearners()
 
     /// The longest a sign-in call waits for a free slot of the SkyPrep rate limit.
     static let maxRateLimitWait = Duration.seconds(5)
@@ -33,7 +35,7 @@ struct SkyPrepSSO: Sendable {
 
     func launch(_ launch: ValidatedLaunch, trace: LaunchTrace, now: Date) async throws -> LaunchOutcome {
         let token = launch.token
-        let identity = try await Learners.upsert(launch, store: identities, now: now)
+        let identity = try await Learners.upsert(launch, store: identities, recent: recentLearners, now: now)
         var record = recorder.begin(
             trace, registrationID: launch.registration.id, deploymentID: launch.deploymentID,
             learnerID: identity.id, subject: identity.subject, resourceLinkID: token.resourceLink?.id,
