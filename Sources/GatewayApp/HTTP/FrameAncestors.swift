@@ -39,11 +39,14 @@ enum FrameAncestors {
         return sources.isEmpty ? "'none'" : sources.joined(separator: " ")
     }
 
-    /// The request's platform frame ancestors, once a route knows them.
+    /// The request's platform, once a route knows it; its frame ancestors are worked out only for an answer that is a
+    /// page with actions (most answers are redirects, which need none).
     final class Slot: Sendable {
-        private let value = Mutex<String?>(nil)
-        var sources: String? { value.withLock { $0 } }
-        func set(_ sources: String) { value.withLock { $0 = sources } }
+        private let platform = Mutex<(registration: PlatformRegistration, options: PlatformLaunchOptions)?>(nil)
+        var sources: String? { platform.withLock { $0 }.map { FrameAncestors.sources($0.registration, options: $0.options) } }
+        func set(_ registration: PlatformRegistration, options: PlatformLaunchOptions) {
+            platform.withLock { $0 = (registration, options) }
+        }
     }
 
     /// Names the request's platform in the `frame-ancestors` of a page with actions.
@@ -52,8 +55,8 @@ enum FrameAncestors {
 
         func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
             var response = try await next(request, context)
-            if let sources = context.frameAncestors.sources, let policy = response.headers[.contentSecurityPolicy],
-                policy.hasSuffix(FrameAncestors.restricted)
+            if let policy = response.headers[.contentSecurityPolicy], policy.hasSuffix(FrameAncestors.restricted),
+                let sources = context.frameAncestors.sources
             {
                 response.headers[.contentSecurityPolicy] = policy.dropLast(FrameAncestors.restricted.count) + "frame-ancestors " + sources
             }
@@ -65,6 +68,6 @@ enum FrameAncestors {
 extension GatewayRequestContext {
     /// Names `registration` as the request's platform for ``FrameAncestors``.
     func framedBy(_ registration: PlatformRegistration, options: PlatformLaunchOptions) {
-        frameAncestors.set(FrameAncestors.sources(registration, options: options))
+        frameAncestors.set(registration, options: options)
     }
 }
