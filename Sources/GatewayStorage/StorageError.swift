@@ -3,7 +3,7 @@ import Foundation
 /// A storage failure with a stable code, safe as a log field and metric label.
 public struct StorageError: Error, Sendable, CustomStringConvertible {
     public enum Code: String, Sendable {
-        /// A unique key already exists (nonce replay protection depends on it).
+        /// A primary or unique key already exists.
         case duplicate
         /// The database cannot be reached or refused the operation.
         case unavailable

@@ -6,8 +6,8 @@ import PostgresNIO
 
 /// The shared ``GatewayStore``: one PostgreSQL database for any number of gateway instances.
 ///
-/// One-time consumption of state, nonces and picker sessions are single statements (`DELETE … RETURNING`,
-/// `INSERT … ON CONFLICT DO NOTHING`), so of racing consumers in any instances exactly one wins. Jobs are
+/// One-time consumption of login states (and the nonces bound to them) and picker sessions are single statements
+/// (`DELETE … RETURNING`), so of racing consumers in any instances exactly one wins. Jobs are
 /// claimed with `FOR UPDATE SKIP LOCKED`, so each goes to one worker. Migrations run under an advisory
 /// lock, so instances starting together apply each once.
 public final class PostgresGatewayStore: SQLGatewayStore {

@@ -5,9 +5,8 @@ import Synchronization
 /// Group commit: single-statement writes that arrive while a write is running are committed together.
 ///
 /// Each commit of SQLite's write-ahead log writes every page the transaction touched; launches arriving
-/// together touch the same few pages (the state, nonce and launch tables' last leaves), so one commit for
-/// a group writes far less than one per statement. A statement that fails a constraint (a replayed
-/// nonce, a duplicate key) is undone on its own and its caller gets the error, while the group carries
+/// together touch the same few pages (the login state and launch tables' last leaves), so one commit for
+/// a group writes far less than one per statement. A statement that fails on a duplicate key is undone on its own and its caller gets the error, while the group carries
 /// on; any other failure rolls the group back and every caller in it gets the error, so a caller is told
 /// "done" only for a write that is committed.
 final class WriteBatcher: Sendable {
