@@ -42,7 +42,17 @@ public struct LaunchPolicy: Sendable {
 }
 
 /// The lower-cased `host[:port]` of an absolute http(s) URL, or nil.
+///
+/// A URL made only of plain characters (a host name of letters, digits, dots and hyphens, a decimal port, a path and
+/// query of RFC 3986's unreserved and sub-delimiter characters and valid percent escapes) is read directly; any other
+/// is left to Foundation's parser, whose answer it would be (a differential test holds the two to the same answer).
 public func URLAuthority(_ uri: String) -> String? {
+    if let plain = PlainURL.authority(uri) { return plain }
+    return foundationURLAuthority(uri)
+}
+
+/// ``URLAuthority(_:)`` by Foundation's URL parser: the reference for every URL.
+public func foundationURLAuthority(_ uri: String) -> String? {
     guard let components = URLComponents(string: uri),
         let scheme = components.scheme?.lowercased(), scheme == "https" || scheme == "http",
         let host = components.host?.lowercased(), !host.isEmpty,
@@ -50,6 +60,93 @@ public func URLAuthority(_ uri: String) -> String? {
     else { return nil }
     if let port = components.port { return "\(host):\(port)" }
     return host
+}
+
+/// The authority of a URL in the plain subset described at ``URLAuthority(_:)``, read without Foundation.
+public enum PlainURL {
+    /// The authority of a plain URL; nil when the URL is outside the plain subset (then the reference parser decides).
+    public static func authority(_ uri: String) -> String? {
+        var uri = uri
+        return uri.withUTF8 { authority(bytes: $0) }
+    }
+
+    private static func authority(bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        // Scheme: "http" or "https", any case, then "://".
+        var index = 0
+        func lower(_ byte: UInt8) -> UInt8 { byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte }
+        let count = bytes.count
+        guard count >= 8, count <= 4096 else { return nil }
+        let http: [UInt8] = Array("http".utf8)
+        for byte in http {
+            guard lower(bytes[index]) == byte else { return nil }
+            index += 1
+        }
+        if lower(bytes[index]) == UInt8(ascii: "s") { index += 1 }
+        guard index + 3 <= count, bytes[index] == UInt8(ascii: ":"), bytes[index + 1] == UInt8(ascii: "/"),
+            bytes[index + 2] == UInt8(ascii: "/")
+        else { return nil }
+        index += 3
+        // Host: letters, digits, dots and hyphens only, starting with a letter or digit.
+        var host: [UInt8] = []
+        while index < count, isHostByte(bytes[index]) {
+            host.append(lower(bytes[index]))
+            index += 1
+        }
+        guard let first = host.first, isLetterOrDigit(first) else { return nil }
+        // Foundation turns punycode labels (`xn--`) into Unicode: those are its to read.
+        guard !host.indices.dropLast(3).contains(where: { host[$0] == 0x78 && host[$0 + 1] == 0x6E && host[$0 + 2] == 0x2D && host[$0 + 3] == 0x2D })
+        else { return nil }
+        var port: Int?
+        if index < count, bytes[index] == UInt8(ascii: ":") {
+            index += 1
+            var digits = 0
+            var value = 0
+            while index < count, bytes[index] >= 0x30, bytes[index] <= 0x39 {
+                value = value * 10 + Int(bytes[index] - 0x30)
+                digits += 1
+                index += 1
+                guard digits <= 5 else { return nil }
+            }
+            if digits > 0 { port = value }
+        }
+        // The authority ends here; what follows is a path, query and fragment of plain characters only.
+        guard index == count || [UInt8(ascii: "/"), UInt8(ascii: "?"), UInt8(ascii: "#")].contains(bytes[index]) else { return nil }
+        var inFragment = false
+        while index < count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "%") {
+                guard index + 2 < count, isHexDigit(bytes[index + 1]), isHexDigit(bytes[index + 2]) else { return nil }
+                index += 3
+                continue
+            }
+            if byte == UInt8(ascii: "#") {
+                guard !inFragment else { return nil }
+                inFragment = true
+            } else if !isPathByte(byte) {
+                return nil
+            }
+            index += 1
+        }
+        let name = String(decoding: host, as: UTF8.self)
+        return port.map { "\(name):\($0)" } ?? name
+    }
+
+    private static func isLetterOrDigit(_ byte: UInt8) -> Bool {
+        (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x30 && byte <= 0x39)
+    }
+
+    private static func isHostByte(_ byte: UInt8) -> Bool {
+        isLetterOrDigit(byte) || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "-")
+    }
+
+    private static func isHexDigit(_ byte: UInt8) -> Bool {
+        (byte >= 0x30 && byte <= 0x39) || (byte >= 0x61 && byte <= 0x66) || (byte >= 0x41 && byte <= 0x46)
+    }
+
+    /// Unreserved, sub-delimiters, ":", "@", "/" and "?" (RFC 3986 `pchar`, query and fragment characters).
+    private static func isPathByte(_ byte: UInt8) -> Bool {
+        isLetterOrDigit(byte) || "-._~!$&'()*+,;=:@/?".utf8.contains(byte)
+    }
 }
 
 /// Compares two secrets in time independent of where they differ.

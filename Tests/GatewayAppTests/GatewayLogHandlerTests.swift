@@ -28,4 +28,19 @@ struct GatewayLogHandlerTests {
             first.contains(" warning lti-gateway: error=Failure() gw.error=state_unknown gw.request.id=ABC [GatewayAppTests] refused\n"), "\(first)")
         #expect(lines.all[1].contains("gw.request.id=DEF") && lines.all[1].hasSuffix("again\n"))
     }
+
+    @Test("a line starts with the time in UTC to the second, as Foundation's ISO 8601 style writes it")
+    func timestamps() {
+        for seconds in [0, 951_782_400, 1_764_549_433, 4_102_444_799, 1_234_567_890] {
+            let expected = Date(timeIntervalSince1970: TimeInterval(seconds)).formatted(.iso8601)
+            #expect(GatewayLogHandler.timestamp(seconds: seconds) == expected)
+        }
+        let lines = Lines()
+        let logger = Logger(label: "lti-gateway") { GatewayLogHandler(label: $0, level: .info, write: { lines.append($0) }) }
+        let before = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
+        logger.info("now")
+        let stamp = String(lines.all[0].prefix { $0 != " " })
+        let written = try? Date.ISO8601FormatStyle().parse(stamp)
+        #expect(written.map { $0 >= before && $0 <= Date() } == true, "\(stamp)")
+    }
 }

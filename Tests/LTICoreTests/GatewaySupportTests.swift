@@ -125,4 +125,48 @@ struct DeadlineTests {
             try await task.value
         }
     }
+
+    @Test("a deadline due before the one the timers sleep for fires on time, not when the later one is due")
+    func earlierDeadlineWakesTheTimers() async throws {
+        let timers = DeadlineTimers()
+        let late = timers.schedule(at: .now + .seconds(60)) {}
+        let fired = Mutex(false)
+        let started = ContinuousClock.now
+        _ = timers.schedule(at: .now + .milliseconds(50)) { fired.withLock { $0 = true } }
+        try await eventuallyTrue(within: .seconds(10)) { fired.withLock { $0 } }
+        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(timers.pendingCount == 1, "the 60 s deadline is still pending")
+        timers.cancel(late)
+        #expect(timers.pendingCount == 0)
+    }
+
+    @Test("a cancelled deadline never fires, and finished calls leave nothing pending")
+    func cancelledNeverFires() async throws {
+        let timers = DeadlineTimers()
+        let fired = Mutex(0)
+        for _ in 0..<1000 {
+            let timer = timers.schedule(at: .now + .milliseconds(20)) { fired.withLock { $0 += 1 } }
+            timers.cancel(timer)
+        }
+        let witness = Mutex(false)
+        _ = timers.schedule(at: .now + .milliseconds(40)) { witness.withLock { $0 = true } }
+        // The witness is due after every cancelled one: once it fired, any of them that was going to fire has.
+        try await eventuallyTrue(within: .seconds(10)) { witness.withLock { $0 } }
+        #expect(fired.withLock { $0 } == 0)
+        #expect(timers.pendingCount == 0)
+        for i in 0..<500 { _ = try await withDeadline(.seconds(30)) { i } }
+        #expect(DeadlineTimers.shared.pendingCount < 500, "finished calls cancel their deadlines")
+    }
+
+    /// Waits for `condition`, up to `limit`.
+    private func eventuallyTrue(within limit: Duration, _ condition: () -> Bool) async throws {
+        let end = ContinuousClock.now + limit
+        while !condition() {
+            guard ContinuousClock.now < end else {
+                Issue.record("condition not met within \(limit)")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
 }

@@ -33,8 +33,22 @@ public struct GatewayLogHandler: LogHandler {
         if let explicit = event.metadata { fields.merge(explicit) { $1 } }
         if let error = event.error { fields["error"] = "\(error)" }
         let rendered = fields.sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined()
-        let time = Date().formatted(.iso8601)
+        let time = Self.timestamp(seconds: Int(Glibc.time(nil)))
         write("\(time) \(event.level) \(label):\(rendered) [\(event.source)] \(event.message)\n")
+    }
+
+    /// `seconds` since 1970 as ISO 8601 in UTC to the second (`2026-12-01T00:37:13Z`), as `Date.formatted(.iso8601)`
+    /// writes it, without a formatter.
+    public static func timestamp(seconds: Int) -> String {
+        var parts = tm()
+        var seconds = time_t(seconds)
+        guard gmtime_r(&seconds, &parts) != nil else { return "?" }
+        func digits(_ value: Int32, _ count: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, count - text.count)) + text
+        }
+        return digits(parts.tm_year + 1900, 4) + "-" + digits(parts.tm_mon + 1, 2) + "-" + digits(parts.tm_mday, 2) + "T"
+            + digits(parts.tm_hour, 2) + ":" + digits(parts.tm_min, 2) + ":" + digits(parts.tm_sec, 2) + "Z"
     }
 
     /// Writes a whole line with one `write(2)` to standard error, so lines of concurrent requests do not interleave.
