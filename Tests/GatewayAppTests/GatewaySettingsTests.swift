@@ -394,6 +394,16 @@ struct FormParametersTests {
         #expect(FormParameters.pairs(Substring("lab=1&lab=2&x=y")).filter { $0.0 == "lab" }.map(\.1) == ["1", "2"])
         #expect(FormParameters.parse(Substring("bad=%C3"))["bad"] == nil)
     }
+
+    @Test("empty pieces, names without a value, values with an equals sign, text that is not ASCII")
+    func edges() {
+        let pairs = FormParameters.pairs(Substring("&&a==b&=x&flag&é=ü&&t=%E2%82%AC+%20&"))
+        #expect(pairs.map(\.0) == ["a", "flag", "é", "t"])
+        #expect(pairs.map(\.1) == ["=b", "", "ü", "€  "])
+        let whole = "x=1&state=abc"
+        #expect(FormParameters.pairs(whole.dropFirst(4)).map(\.1) == ["abc"], "a substring is read from where it starts")
+        #expect(FormParameters.pairs(Substring("")).isEmpty && FormParameters.pairs(Substring("&")).isEmpty)
+    }
 }
 
 @Suite("Small helpers")

@@ -13,23 +13,44 @@ enum FormParameters {
 
     /// Every `name=value` pair in order, repeated names included (e.g. several checked boxes).
     static func pairs(_ text: Substring) -> [(String, String)] {
-        // Split on bytes: splitting the characters would run grapheme breaking over every token.
-        text.utf8.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true).compactMap { pair in
-            let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
-            guard let name = decode(Substring(parts[0])), !name.isEmpty else { return nil }
-            guard parts.count > 1 else { return (name, "") }
-            guard let value = decode(Substring(parts[1])) else { return nil }  // a malformed value is dropped, not guessed
-            return (name, value)
+        var text = text
+        return text.withUTF8(pairs(bytes:))
+    }
+
+    /// The pairs of valid UTF-8 text, read byte by byte: `&` and `=` are ASCII, so every piece between them is valid
+    /// UTF-8 too.
+    private static func pairs(bytes: UnsafeBufferPointer<UInt8>) -> [(String, String)] {
+        var result: [(String, String)] = []
+        var start = 0
+        while start < bytes.count {
+            var end = start
+            while end < bytes.count, bytes[end] != UInt8(ascii: "&") { end += 1 }
+            var equals = start
+            while equals < end, bytes[equals] != UInt8(ascii: "=") { equals += 1 }
+            if end > start, let name = decode(bytes: UnsafeBufferPointer(rebasing: bytes[start..<equals])), !name.isEmpty {
+                if equals == end {
+                    result.append((name, ""))
+                } else if let value = decode(bytes: UnsafeBufferPointer(rebasing: bytes[(equals + 1)..<end])) {
+                    result.append((name, value))  // a malformed value is dropped, not guessed
+                }
+            }
+            start = end + 1
         }
+        return result
     }
 
     /// `+` → space and `%XX` → byte; nil for a malformed escape or bytes that are not UTF-8.
     static func decode(_ text: Substring) -> String? {
+        var text = text
+        return text.withUTF8(decode(bytes:))
+    }
+
+    private static func decode(bytes text: UnsafeBufferPointer<UInt8>) -> String? {
         // Most values (tokens, states, ids) have nothing to decode.
-        if !text.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) { return String(text) }
+        if !text.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) { return String(decoding: text, as: UTF8.self) }
         var bytes = [UInt8]()
-        bytes.reserveCapacity(text.utf8.count)
-        var iterator = text.utf8.makeIterator()
+        bytes.reserveCapacity(text.count)
+        var iterator = text.makeIterator()
         while let byte = iterator.next() {
             switch byte {
             case UInt8(ascii: "+"): bytes.append(UInt8(ascii: " "))
