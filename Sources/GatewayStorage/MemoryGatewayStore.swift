@@ -142,6 +142,11 @@ public actor MemoryGatewayStore: GatewayStore {
         launches.append(launch)
     }
 
+    public func recordLaunch(_ launch: LaunchRecord, learner: LearnerIdentity) async throws {
+        try await recordLaunch(launch)  // checks first: a duplicate changes nothing
+        _ = try await upsertIdentity(learner)
+    }
+
     public func completeLaunch(_ launch: LaunchRecord) async throws {
         guard let index = launches.firstIndex(where: { $0.id == launch.id }) else { return launches.append(launch) }
         launches[index].outcome = launch.outcome

@@ -155,6 +155,15 @@ public final class PostgresGatewayStore: SQLGatewayStore {
         try await read(statement, values)
     }
 
+    /// One statement in PostgreSQL, so atomic and one round trip: every statement but the last in a `WITH` clause
+    /// (data-modifying common table expressions all run, on one snapshot), the last as the statement itself.
+    public func write(together statements: [(SQLStatement, [SQLValue])]) async throws {
+        guard let last = statements.last else { return }
+        let clauses = statements.dropLast().enumerated().map { "together_\($0.offset) AS (\($0.element.0.sqlite))" }
+        let sql = (clauses.isEmpty ? "" : "WITH " + clauses.joined(separator: ", ") + " ") + last.0.sqlite
+        try await run(Self.query(SQLStatement(sql), statements.flatMap(\.1)))
+    }
+
     /// `statement` with `values` bound to `$1`, `$2`, ….
     static func query(_ statement: SQLStatement, _ values: [SQLValue]) -> PostgresQuery {
         var bindings = PostgresBindings(capacity: values.count)

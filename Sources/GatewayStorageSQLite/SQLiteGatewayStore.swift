@@ -52,10 +52,23 @@ public final class SQLiteGatewayStore: SQLGatewayStore {
         self.logger = logger
         let gate = gate
         writes = WriteBatcher(
-            runOne: { sql, binds in
+            runOne: { statements in
                 defer { checkpointer.noteWrite() }
                 return try await gate.statement {
-                    try await writeThreads.runIfActive { try connection.withConnection { try $0.run(sql, binds) } }
+                    try await writeThreads.runIfActive {
+                        try connection.withConnection { database in
+                            guard statements.count > 1 else { return try database.run(statements[0].sql, statements[0].binds) }
+                            _ = try database.run("BEGIN IMMEDIATE", [])
+                            do {
+                                let rows = try Self.run(statements, on: database)
+                                _ = try database.run("COMMIT", [])
+                                return rows
+                            } catch {
+                                _ = try? database.run("ROLLBACK", [])
+                                throw error
+                            }
+                        }
+                    }
                 }
             },
             runGroup: { group in
@@ -256,6 +269,10 @@ public final class SQLiteGatewayStore: SQLGatewayStore {
         return try readers[first % readers.count].withConnection { try $0.run(sql, binds) }
     }
 
+    public func write(together statements: [(SQLStatement, [SQLValue])]) async throws {
+        _ = try await writes.write(together: statements.map { ($0.0.sqlite, $0.1.map(SQLiteData.init)) })
+    }
+
     public func read(_ statement: SQLStatement, _ values: [SQLValue]) async throws -> [SQLiteStoreRow] {
         try await read(statement.sqlite, values.map(SQLiteData.init))
     }
@@ -273,7 +290,7 @@ public final class SQLiteGatewayStore: SQLGatewayStore {
     )
         async
     {
-        let statements = group.map { ($0.sql, $0.binds) }
+        let writes = group.map(\.statements)
         let results: [Result<[SQLiteStoreRow], any Error>]
         do {
             results = try await gate.run {
@@ -282,12 +299,12 @@ public final class SQLiteGatewayStore: SQLGatewayStore {
                         _ = try database.run("BEGIN IMMEDIATE", [])
                         do {
                             var results: [Result<[SQLiteStoreRow], any Error>] = []
-                            results.reserveCapacity(statements.count)
-                            for (sql, binds) in statements {
+                            results.reserveCapacity(writes.count)
+                            for statements in writes {
                                 do {
-                                    results.append(.success(try database.run(sql, binds)))
+                                    results.append(.success(try Self.runUndoable(statements, on: database)))
                                 } catch let error as StorageError where error.code == .duplicate {
-                                    results.append(.failure(error))  // SQLite undid this statement only
+                                    results.append(.failure(error))  // undone: this write only
                                 }
                             }
                             _ = try database.run("COMMIT", [])
@@ -304,6 +321,30 @@ public final class SQLiteGatewayStore: SQLGatewayStore {
             return
         }
         for (write, result) in zip(group, results) { write.continuation.resume(with: result) }
+    }
+
+    /// Runs one write of a group inside the group's transaction: a single statement (SQLite undoes a failed statement
+    /// by itself), or several under a savepoint, so that a duplicate in any of them undoes them all and the group
+    /// carries on.
+    static func runUndoable(_ statements: [WriteBatcher.Statement], on database: SQLiteDatabase) throws -> [SQLiteStoreRow] {
+        guard statements.count > 1 else { return try database.run(statements[0].sql, statements[0].binds) }
+        _ = try database.run("SAVEPOINT together", [])
+        do {
+            let rows = try run(statements, on: database)
+            _ = try database.run("RELEASE together", [])
+            return rows
+        } catch {
+            _ = try? database.run("ROLLBACK TO together", [])
+            _ = try? database.run("RELEASE together", [])
+            throw error
+        }
+    }
+
+    /// Runs `statements` in order; the last one's rows.
+    static func run(_ statements: [WriteBatcher.Statement], on database: SQLiteDatabase) throws -> [SQLiteStoreRow] {
+        var rows: [SQLiteStoreRow] = []
+        for statement in statements { rows = try database.run(statement.sql, statement.binds) }
+        return rows
     }
 
     /// A statement runner bound to the transaction connection.

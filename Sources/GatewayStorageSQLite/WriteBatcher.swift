@@ -10,10 +10,13 @@ import Synchronization
 /// on; any other failure rolls the group back and every caller in it gets the error, so a caller is told
 /// "done" only for a write that is committed.
 final class WriteBatcher: Sendable {
-    /// One statement waiting for its group.
+    /// One statement with its values.
+    typealias Statement = (sql: String, binds: [SQLiteData])
+
+    /// A write waiting for its group: one statement, or several kept or undone together. Its caller gets the last
+    /// statement's rows.
     struct Write: Sendable {
-        var sql: String
-        var binds: [SQLiteData]
+        var statements: [Statement]
         var continuation: CheckedContinuation<[SQLiteStoreRow], any Error>
     }
 
@@ -30,14 +33,14 @@ final class WriteBatcher: Sendable {
     }
 
     private let queue = Mutex(Queue())
-    /// Runs one statement on its own (the common case at low load).
-    private let runOne: @Sendable (String, [SQLiteData]) async throws -> [SQLiteStoreRow]
+    /// Runs one write on its own (the common case at low load).
+    private let runOne: @Sendable ([Statement]) async throws -> [SQLiteStoreRow]
     /// Runs several statements in one transaction, answering each.
     private let runGroup: @Sendable ([Write]) async -> Void
 
     init(
         maximumWaiting: Int = 4096,
-        runOne: @escaping @Sendable (String, [SQLiteData]) async throws -> [SQLiteStoreRow],
+        runOne: @escaping @Sendable ([Statement]) async throws -> [SQLiteStoreRow],
         runGroup: @escaping @Sendable ([Write]) async -> Void
     ) {
         self.maximumWaiting = maximumWaiting
@@ -47,10 +50,16 @@ final class WriteBatcher: Sendable {
 
     /// Runs `sql` in the next group and returns its rows once the group is committed.
     func write(_ sql: String, _ binds: [SQLiteData]) async throws -> [SQLiteStoreRow] {
+        try await write(together: [(sql, binds)])
+    }
+
+    /// Runs `statements` in the next group, kept or undone together, and returns the last one's rows once the group is
+    /// committed.
+    func write(together statements: [Statement]) async throws -> [SQLiteStoreRow] {
         try await withCheckedThrowingContinuation { continuation in
             let action: Action = queue.withLock { queue in
                 guard queue.waiting.count < maximumWaiting else { return .refuse }
-                queue.waiting.append(Write(sql: sql, binds: binds, continuation: continuation))
+                queue.waiting.append(Write(statements: statements, continuation: continuation))
                 guard !queue.draining else { return .queued }
                 queue.draining = true
                 return .startDraining
@@ -82,7 +91,7 @@ final class WriteBatcher: Sendable {
             guard let first = group.first else { return }
             if group.count == 1 {
                 do {
-                    first.continuation.resume(returning: try await runOne(first.sql, first.binds))
+                    first.continuation.resume(returning: try await runOne(first.statements))
                 } catch {
                     first.continuation.resume(throwing: error)
                 }

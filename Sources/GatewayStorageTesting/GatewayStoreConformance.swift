@@ -311,6 +311,41 @@ public enum GatewayStoreConformance {
             try expect(
                 first?.contextID == nil && first?.labInstanceID == "990" && first?.vendorResultCode == 1, "read back \(String(describing: first))")
         },
+        Check(name: "a launch and its learner are stored together: both, or — when the launch's id is taken — neither") { store in
+            let learner = LearnerIdentity(
+                id: "lti-t1", issuer: "i", trustAnchor: "https://lms/jwks", subject: "together", givenName: "Ada", familyName: "L",
+                email: "ada@example.edu", firstSeen: epoch, lastSeen: epoch)
+            var launch = LaunchRecord(
+                id: "t1", registrationID: "r", deploymentID: "d", learnerID: "lti-t1", subject: "together",
+                messageType: "LtiResourceLinkRequest", resourceLinkID: "rl", contextID: "ctx", labID: "42", outcome: "pending",
+                vendorResultCode: nil, labInstanceID: nil, agsLineItem: nil, createdAt: epoch)
+            try await store.recordLaunch(launch, learner: learner)
+            try expect(try await store.launch(id: "t1")?.outcome == "pending", "launch not stored")
+            try expect(try await store.identity(issuer: "i", trustAnchor: "https://lms/jwks", subject: "together") == learner, "learner not stored")
+            // A known learner is updated as by an upsert: names, email and last seen; id and first seen kept.
+            var again = learner
+            again.id = "lti-other"
+            again.givenName = "Augusta"
+            again.firstSeen = epoch.addingTimeInterval(60)
+            again.lastSeen = epoch.addingTimeInterval(60)
+            launch.id = "t2"
+            try await store.recordLaunch(launch, learner: again)
+            let updated = try await store.identity(issuer: "i", trustAnchor: "https://lms/jwks", subject: "together")
+            try expect(
+                updated?.id == "lti-t1" && updated?.givenName == "Augusta" && updated?.firstSeen == epoch
+                    && updated?.lastSeen == epoch.addingTimeInterval(60), "learner not updated in place: \(String(describing: updated))")
+            // The launch's id is taken: the write is refused as a duplicate and its learner is not stored either.
+            var stranger = learner
+            stranger.subject = "stranger"
+            stranger.id = "lti-stranger"
+            do {
+                try await store.recordLaunch(launch, learner: stranger)
+                throw StorageError(.corrupt, "a second launch with one id was stored")
+            } catch let error as StorageError where error.code == .duplicate {}
+            try expect(
+                try await store.identity(issuer: "i", trustAnchor: "https://lms/jwks", subject: "stranger") == nil,
+                "the learner of a refused launch was stored")
+        },
         Check(name: "a launch recorded as pending gets its outcome in place; one never recorded is recorded whole") { store in
             var launch = LaunchRecord(
                 id: "p1", registrationID: "r", deploymentID: "d", learnerID: "u", subject: "s", messageType: "LtiResourceLinkRequest",

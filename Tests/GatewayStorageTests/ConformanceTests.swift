@@ -181,6 +181,49 @@ struct SQLiteStoreTests {
         #expect(applied.count == versions)
     }
 
+    @Test("writes kept together stay together inside a group commit: a duplicate undoes its own write whole, not the group's others")
+    func togetherInAGroup() async throws {
+        try await withStores(1, path: temporaryPath()) { stores in
+            let store = stores[0]
+            try await store.migrate()
+            let epoch = Date(timeIntervalSince1970: 1_800_000_000)
+            func learner(_ i: Int) -> LearnerIdentity {
+                LearnerIdentity(
+                    id: "lti-g\(i)", issuer: "i", trustAnchor: "a", subject: "g\(i)", givenName: nil, familyName: nil, email: nil,
+                    firstSeen: epoch, lastSeen: epoch)
+            }
+            func launch(_ id: String, learner i: Int) -> LaunchRecord {
+                LaunchRecord(
+                    id: id, registrationID: "r", deploymentID: "d", learnerID: "lti-g\(i)", subject: "g\(i)",
+                    messageType: "LtiResourceLinkRequest", resourceLinkID: nil, contextID: nil, labID: "1", outcome: "pending",
+                    vendorResultCode: nil, labInstanceID: nil, agsLineItem: nil, createdAt: epoch)
+            }
+            try await store.recordLaunch(launch("taken", learner: 0), learner: learner(0))
+            // Many writers at once, so that they are committed in groups; every fourth reuses the taken launch id.
+            let refused = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for i in 1...200 {
+                    group.addTask {
+                        do {
+                            try await store.recordLaunch(launch(i % 4 == 0 ? "taken" : "l\(i)", learner: i), learner: learner(i))
+                            return false
+                        } catch let error as StorageError where error.code == .duplicate {
+                            return true
+                        }
+                    }
+                }
+                var refused = 0
+                for try await wasRefused in group where wasRefused { refused += 1 }
+                return refused
+            }
+            #expect(refused == 50)
+            for i in 1...200 {
+                let stored = try await store.identity(issuer: "i", trustAnchor: "a", subject: "g\(i)") != nil
+                #expect(stored == (i % 4 != 0), "learner \(i): stored \(stored)")
+                if i % 4 != 0 { #expect(try await store.launch(id: "l\(i)") != nil, "launch \(i) lost") }
+            }
+        }
+    }
+
     @Test("the database folder is 0700 and the database file 0600: only its owner reads login states and emails")
     func fileModes() async throws {
         let path = temporaryPath()

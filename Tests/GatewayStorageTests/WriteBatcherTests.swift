@@ -33,7 +33,7 @@ struct WriteBatcherTests {
         let database = HeldDatabase()
         let batcher = WriteBatcher(
             maximumWaiting: 4,
-            runOne: { _, _ in
+            runOne: { _ in
                 await database.run()
                 return []
             },

@@ -29,12 +29,18 @@ struct LabLauncher: Sendable {
 
     func launch(_ launch: ValidatedLaunch, trace: LaunchTrace, now: Date) async throws -> LaunchOutcome {
         let token = launch.token
-        let identity = try await Learners.upsert(launch, store: identities, recent: recentLearners, now: now)
+        // The learner is stored with the launch's pending record, in one write (or alone, when the launch is refused).
+        let learner = Learners.resolve(launch, recent: recentLearners, now: now)
+        let identity = learner.identity
         await provisioning?.launched(identity, registrationID: launch.registration.id, roles: token.roles ?? [], logger: trace.logger)
 
         // The lab comes from the custom claim `labid` (Skillable's own LTI convention).
         let rawLabID = token.custom?["labid"]?.trimmingCharacters(in: .whitespaces) ?? ""
         guard let labID = Int(rawLabID), labID > 0, rawLabID.count <= 10 else {
+            if learner.needsStoring {
+                _ = try await identities.upsertIdentity(identity)
+                learner.stored(in: recentLearners)
+            }
             var record = recorder.begin(
                 trace, registrationID: launch.registration.id, deploymentID: launch.deploymentID,
                 learnerID: identity.id, subject: identity.subject, resourceLinkID: token.resourceLink?.id,
@@ -49,17 +55,35 @@ struct LabLauncher: Sendable {
             agsLineItems: token.agsEndpoint?.lineItems, agsScopes: token.agsEndpoint?.scope,
             request: Self.request(labID: labID, learnerID: identity.id, token: token, registrationID: launch.registration.id, options: options),
             linkTitle: token.resourceLink?.title, returnURL: token.launchPresentation?.returnURL)
-        return await start(session, trace: trace, now: now)
+        let record = pendingRecord(session, trace: trace, now: now)
+        if learner.needsStoring {
+            // A learner who cannot be stored stops the launch, as before any lab is asked for.
+            try await recorder.markPending(record, learner: identity)
+            learner.stored(in: recentLearners)
+        } else {
+            await recorder.markPending(record, trace: trace)
+        }
+        return await start(session, record: record, trace: trace, now: now)
     }
 
-    /// Starts (or joins) the lab of `session`; used by launches and by "Launch the new lab" on the
-    /// too-many-labs page.
+    /// Starts (or joins) the lab of `session`; used by "Launch the new lab" on the too-many-labs page.
     func start(_ session: LabSession, trace: LaunchTrace, now: Date) async -> LaunchOutcome {
-        var record = recorder.begin(
+        let record = pendingRecord(session, trace: trace, now: now)
+        await recorder.markPending(record, trace: trace)
+        return await start(session, record: record, trace: trace, now: now)
+    }
+
+    /// The launch record of `session`, pending.
+    private func pendingRecord(_ session: LabSession, trace: LaunchTrace, now: Date) -> LaunchRecord {
+        recorder.begin(
             trace, registrationID: session.registrationID, deploymentID: session.deploymentID,
             learnerID: session.learnerID, subject: session.subject, resourceLinkID: session.resourceLinkID,
             contextID: session.contextID, labID: String(session.request.labID), gradebook: session.gradebook, now: now)
-        await recorder.markPending(record, trace: trace)
+    }
+
+    /// Starts (or joins) the lab of `session`, whose launch is recorded as pending in `record`.
+    private func start(_ session: LabSession, record: LaunchRecord, trace: LaunchTrace, now: Date) async -> LaunchOutcome {
+        var record = record
         var (start, joined) = await coordinator.start(session.request)
         var target: String?
         if case .started(_, let instanceID?) = start, joined {

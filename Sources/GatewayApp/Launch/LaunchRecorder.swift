@@ -55,6 +55,12 @@ struct LaunchRecorder: Sendable {
         }
     }
 
+    /// Stores `record` as pending together with its learner, in one write: when that fails, neither is stored and the
+    /// error is the caller's (the launch stops, as it does when its learner cannot be stored).
+    func markPending(_ record: LaunchRecord, learner: LearnerIdentity) async throws {
+        try await store.recordLaunch(record, learner: learner)
+    }
+
     /// Sets the launch's outcome, counts it (`lti_launches_total`), stores the record (completing a pending one) and
     /// logs it.
     func finish(_ record: inout LaunchRecord, outcome: RecordedOutcome, trace: LaunchTrace) async {

@@ -18,6 +18,17 @@ enum Learners {
     static func upsert(
         _ launch: ValidatedLaunch, store: any IdentityStore, recent: RecentLearners, now: Date
     ) async throws -> LearnerIdentity {
+        let learner = resolve(launch, recent: recent, now: now)
+        guard learner.needsStoring else { return learner.identity }
+        let stored = try await store.upsertIdentity(learner.identity)
+        recent.remember(stored, key: learner.key)
+        return stored
+    }
+
+    /// The learner of `launch` as the LMS asserts them now, and whether that must be stored: not when this instance
+    /// stored or read them within ``lastSeenResolution`` with the same names and email. The caller stores them (alone,
+    /// or with the launch's record) and then calls ``LearnerResolution/stored(in:)``.
+    static func resolve(_ launch: ValidatedLaunch, recent: RecentLearners, now: Date) -> LearnerResolution {
         let token = launch.token
         let subject = token.subject ?? ""
         let anchor = trustAnchor(of: launch.registration)
@@ -26,15 +37,13 @@ enum Learners {
         if let known = recent.identity(key), known.givenName == token.givenName, known.familyName == token.familyName,
             known.email == token.email, now.timeIntervalSince(known.lastSeen) < lastSeenResolution
         {
-            return known
+            return LearnerResolution(identity: known, key: key, needsStoring: false)
         }
-        let stored = try await store.upsertIdentity(
-            LearnerIdentity(
-                id: learnerID(issuer: issuer, trustAnchor: anchor, subject: subject), issuer: issuer,
-                trustAnchor: anchor, subject: subject, givenName: token.givenName, familyName: token.familyName, email: token.email,
-                firstSeen: now, lastSeen: now))
-        recent.remember(stored, key: key)
-        return stored
+        let identity = LearnerIdentity(
+            id: learnerID(issuer: issuer, trustAnchor: anchor, subject: subject), issuer: issuer,
+            trustAnchor: anchor, subject: subject, givenName: token.givenName, familyName: token.familyName, email: token.email,
+            firstSeen: now, lastSeen: now)
+        return LearnerResolution(identity: identity, key: key, needsStoring: true)
     }
 
     /// How stale a learner's last-seen time may get before a launch writes it again: an hour.
@@ -49,6 +58,20 @@ enum Learners {
     static func learnerID(issuer: String, trustAnchor: String, subject: String) -> String {
         let digest = SHA256.hash(data: Data((issuer + "\u{0}" + subject + "\u{0}" + trustAnchor).utf8))
         return "lti-" + Hex.encode(digest.prefix(16))
+    }
+}
+
+/// A launch's learner, and whether they still have to be stored.
+struct LearnerResolution: Sendable {
+    /// The learner as the launch asserts them (id, names and email; first seen is the stored one only when known).
+    let identity: LearnerIdentity
+    /// Their key in ``RecentLearners``.
+    let key: String
+    let needsStoring: Bool
+
+    /// Notes that the learner was stored, so that launches within the hour do not store them again.
+    func stored(in recent: RecentLearners) {
+        if needsStoring { recent.remember(identity, key: key) }
     }
 }
 

@@ -11,6 +11,9 @@ public protocol SQLGatewayStore: GatewayStore {
     /// Runs a single-statement write, atomically; a unique violation is ``StorageError`` `.duplicate`.
     @discardableResult
     func write(_ statement: SQLStatement, _ values: [SQLValue]) async throws -> [Row]
+    /// Runs single-statement writes on different tables as one atomic write: all or none. A unique violation in any of
+    /// them is ``StorageError`` `.duplicate`, and none is kept.
+    func write(together statements: [(SQLStatement, [SQLValue])]) async throws
 }
 
 extension SQLGatewayStore {
@@ -172,6 +175,10 @@ extension SQLGatewayStore {
 
     public func recordLaunch(_ launch: LaunchRecord) async throws {
         try await write(GatewaySQL.recordLaunch, GatewaySQL.values(launch))
+    }
+
+    public func recordLaunch(_ launch: LaunchRecord, learner: LearnerIdentity) async throws {
+        try await write(together: [(GatewaySQL.upsertIdentity, GatewaySQL.values(learner)), (GatewaySQL.recordLaunch, GatewaySQL.values(launch))])
     }
 
     public func completeLaunch(_ launch: LaunchRecord) async throws {
