@@ -6,6 +6,7 @@ import GatewayStorage
 import Hummingbird
 import LTICore
 import Logging
+import NIOCore
 import Sandbox
 import ServiceLifecycle
 import SkyPrep
@@ -21,6 +22,8 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         var settings = try await common.settings()
+        // Before anything starts the shared event loops: their number is fixed when they are first used.
+        NIOSingletons.groupLoopCountSuggestion = settings.server.eventLoops
         settings.server.sandboxRequested = sandbox
         let logger = common.logger(settings)
         do {

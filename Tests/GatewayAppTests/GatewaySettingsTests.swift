@@ -235,6 +235,37 @@ struct VendorURLSettingsTests {
         #expect(up, "\(demo.log)")
     }
 
+    @Test("GATEWAY_EVENT_LOOPS sets how many event-loop threads `serve` runs; half the cores by default")
+    func eventLoops() async throws {
+        #expect(ServerSettings.defaultEventLoops == max(1, ProcessInfo.processInfo.activeProcessorCount / 2))
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gw-loops-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let port = try await freePort()
+        let gateway = try GatewayProcess(
+            port: port,
+            environment: [
+                "GATEWAY_PUBLIC_URL": "http://127.0.0.1:\(port)", "GATEWAY_EVENT_LOOPS": "3",
+                "GATEWAY_DATABASE_URL": "sqlite:" + folder.appendingPathComponent("gw.sqlite").path,
+                "GATEWAY_KEYS_DIR": folder.appendingPathComponent("keys").path,
+                "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+            ], folder: folder, name: "loops")
+        defer { gateway.stop() }
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { Task { try? await http.shutdown() } }
+        let up = await eventually(timeout: .seconds(30)) {
+            try await browserRequest(http, .GET, "http://127.0.0.1:\(port)/healthz").status == 200
+        }
+        #expect(up, "\(gateway.log)")
+        let tasks = "/proc/\(gateway.process.processIdentifier)/task"
+        let names = try FileManager.default.contentsOfDirectory(atPath: tasks).compactMap { task in
+            try? String(contentsOfFile: "\(tasks)/\(task)/comm", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        #expect(names.filter { $0.hasPrefix("NIO-SGLTN") }.count == 3, "threads: \(names.sorted())")
+        let zero = try? await GatewaySettings.load(configFile: "/nonexistent/gateway.json", environment: ["GATEWAY_EVENT_LOOPS": "0"])
+        #expect(zero == nil, "zero event loops was accepted")
+    }
+
     @Test("a vendor API over plain http is refused unless it is this machine: its API key would cross the network in clear")
     func httpOnlyToLoopback() async throws {
         let keys = ["SKILLABLE_API_KEY": "k", "SKYPREP_ACCT_KEY": "a.skyprepapp.com", "SKYPREP_API_KEY": "k"]

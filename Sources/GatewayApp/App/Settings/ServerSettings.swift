@@ -25,6 +25,12 @@ public struct ServerSettings: SettingsArea {
     public var requestReadTimeout = Duration.seconds(30)
     /// Most client connections open at once (capped further by the open-file limit).
     public var maxConnections = 4000
+    /// Threads that read and write the network (`lti-gateway serve`): half the cores, at least one; the Swift runtime's
+    /// threads (one per core) run the handlers. With a loop per core as well, twice as many threads as cores contend for
+    /// them, and each hand-over between a loop and a handler is more often a switch of threads.
+    public var eventLoops = ServerSettings.defaultEventLoops
+    /// Half the cores, at least one.
+    public static var defaultEventLoops: Int { max(1, ProcessInfo.processInfo.activeProcessorCount / 2) }
     /// How long SIGTERM waits for requests in flight before the remaining connections are closed.
     public var shutdownTimeout = Duration.seconds(10)
     /// Whether the built-in fakes may stand in for unset vendors although the public URL is another machine's
@@ -82,6 +88,10 @@ public struct ServerSettings: SettingsArea {
             "GATEWAY_MAX_CONNECTIONS", \.maxConnections,
             "most client connections open at once; further clients wait in the listen queue (never more than the open-file limit allows, less 256 kept for the database, vendors and logs)",
             allowed: 16...1_000_000),
+        .integer(
+            "GATEWAY_EVENT_LOOPS", \.eventLoops,
+            "threads that read and write the network (clients, vendors, PostgreSQL); the handlers run on one thread per core besides",
+            allowed: 1...256),
         .duration(
             "GATEWAY_SHUTDOWN_SECONDS", \.shutdownTimeout,
             "on SIGTERM, how long requests in flight may finish before the remaining connections are closed", range: 0...600),
