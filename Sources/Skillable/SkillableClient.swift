@@ -200,24 +200,23 @@ public struct SkillableClient: Sendable {
                 code: .httpStatus, command: command, message: "HTTP \(response.status.code)",
                 httpStatus: Int(response.status.code), requestMayHaveArrived: true)
         }
-        let data = Data(body.readableBytesView)
-        guard let envelope = try? decoder.decode(SkillableEnvelope.self, from: data) else {
+        // One parse: the envelope (Status, Error) and the command's own fields are read from the same document.
+        guard let answer = try? decoder.decode(SkillableAnswer<T>.self, from: Data(body.readableBytesView)) else {
             throw SkillableError(
                 code: .malformedResponse, command: command, message: "answer is not a JSON object",
                 httpStatus: 200, requestMayHaveArrived: true)
         }
-        if checkStatus, envelope.status != 1 {
+        if checkStatus, answer.envelope.status != 1 {
             throw SkillableError(
-                code: .apiError, command: command, message: envelope.error ?? "Status \(envelope.status ?? 0)",
+                code: .apiError, command: command, message: answer.envelope.error ?? "Status \(answer.envelope.status ?? 0)",
                 httpStatus: 200, requestMayHaveArrived: true)
         }
-        do {
-            return try decoder.decode(T.self, from: data)
-        } catch {
+        guard let fields = answer.fields else {
             throw SkillableError(
                 code: .malformedResponse, command: command, message: "answer lacks documented fields",
                 httpStatus: 200, requestMayHaveArrived: true)
         }
+        return fields
     }
 
     /// True for errors raised before a connection existed, so the request cannot have arrived.

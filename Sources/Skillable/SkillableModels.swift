@@ -188,3 +188,15 @@ struct SkillableEnvelope: Decodable {
     var error: String?
     enum CodingKeys: String, CodingKey { case status = "Status", error = "Error" }
 }
+
+/// An answer read once: its envelope, and the command's own fields when they are all there (nil otherwise: the
+/// envelope may still say why).
+struct SkillableAnswer<Fields: Decodable>: Decodable {
+    var envelope: SkillableEnvelope
+    var fields: Fields?
+
+    init(from decoder: any Decoder) throws {
+        envelope = try SkillableEnvelope(from: decoder)
+        fields = try? Fields(from: decoder)
+    }
+}

@@ -102,6 +102,8 @@ struct Run: AsyncParsableCommand {
     @Option(name: .customLong("jwks-path")) var jwksPath = "/.well-known/jwks.json"
     @Option(name: .customLong("static-path")) var staticPath = "/healthz"
     @Option(help: "Lab id sent in the custom claim labid.") var lab = "1001"
+    @Flag(help: "Give each learner an email (as most LMSs share it): the gateway then provisions every new learner in SkyPrep.")
+    var email = false
     @Option(help: "PID of the server, to report the CPU time and peak RSS of it and its child processes (e.g. gunicorn workers).") var pid: Int32?
     @Option(help: "A name for this run in the report.") var label: String?
     @Option(help: "Event-loop threads of the load generator.") var threads = 1
@@ -205,14 +207,16 @@ struct Run: AsyncParsableCommand {
             posts.reserveCapacity(count)
             for i in 0..<count {
                 guard let login = logins.get(i) else { continue }
-                let claims: [String: Any] = [
-                    "iss": issuer, "aud": clientID, "sub": "bench-learner-\(UUID().uuidString)", "nonce": login.nonce,
+                let learner = "bench-learner-\(UUID().uuidString)"
+                var claims: [String: Any] = [
+                    "iss": issuer, "aud": clientID, "sub": learner, "nonce": login.nonce,
                     "iat": now, "exp": now + 600, "given_name": "Bench", "family_name": "Learner",
                     LTIClaim.version: "1.3.0", LTIClaim.messageType: "LtiResourceLinkRequest",
                     LTIClaim.deploymentID: deployment, LTIClaim.targetLinkURI: (publicURL ?? target) + launchPath,
                     LTIClaim.resourceLink: ["id": "bench-link"], LTIClaim.roles: ["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"],
                     LTIClaim.custom: ["labid": lab],
                 ]
+                if email { claims["email"] = "\(learner)@bench.example" }
                 let token = try platform.sign(claims, with: forger)
                 posts.append(
                     BenchRequest(
