@@ -34,9 +34,10 @@ public protocol IdentityStore: Sendable {
 public protocol LaunchStore: Sendable {
     /// Stores a new launch record (a second record with the same id is ``StorageError`` `.duplicate`).
     func recordLaunch(_ launch: LaunchRecord) async throws
-    /// Stores a new launch record and its learner (inserted or updated as ``IdentityStore/upsertIdentity(_:)`` does)
-    /// in one atomic write: both or neither.
-    func recordLaunch(_ launch: LaunchRecord, learner: LearnerIdentity) async throws
+    /// Stores a new launch record with its learner (inserted or updated as ``IdentityStore/upsertIdentity(_:)`` does)
+    /// and a job (queued as ``JobQueueStore/enqueueJob(kind:key:payload:runAt:)`` does), each when given, in one atomic
+    /// write: all or none.
+    func recordLaunch(_ launch: LaunchRecord, learner: LearnerIdentity?, job: JobToQueue?) async throws
     /// Stores the outcome of a launch recorded before (as pending): its outcome, vendor result and lab instance;
     /// records it whole when no earlier record exists.
     func completeLaunch(_ launch: LaunchRecord) async throws

@@ -142,9 +142,10 @@ public actor MemoryGatewayStore: GatewayStore {
         launches.append(launch)
     }
 
-    public func recordLaunch(_ launch: LaunchRecord, learner: LearnerIdentity) async throws {
+    public func recordLaunch(_ launch: LaunchRecord, learner: LearnerIdentity?, job: JobToQueue?) async throws {
         try await recordLaunch(launch)  // checks first: a duplicate changes nothing
-        _ = try await upsertIdentity(learner)
+        if let learner { _ = try await upsertIdentity(learner) }
+        if let job { try await enqueueJob(kind: job.kind, key: job.key, payload: job.payload, runAt: job.runAt) }
     }
 
     public func completeLaunch(_ launch: LaunchRecord) async throws {

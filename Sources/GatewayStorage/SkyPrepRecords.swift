@@ -139,6 +139,22 @@ public struct JobFailure: Sendable, Equatable {
     }
 }
 
+/// A job to queue with another write (``LaunchStore/recordLaunch(_:learner:job:)``), as
+/// ``JobQueueStore/enqueueJob(kind:key:payload:runAt:)`` queues it.
+public struct JobToQueue: Sendable, Equatable {
+    public var kind: String
+    public var key: String
+    public var payload: String
+    public var runAt: Date
+
+    public init(kind: String, key: String, payload: String, runAt: Date) {
+        self.kind = kind
+        self.key = key
+        self.payload = payload
+        self.runAt = runAt
+    }
+}
+
 /// A durable background job (e.g. a SkyPrep provisioning retry), unique by (kind, key).
 public struct QueuedJob: Sendable, Equatable {
     public var kind: String

@@ -311,7 +311,7 @@ public enum GatewayStoreConformance {
             try expect(
                 first?.contextID == nil && first?.labInstanceID == "990" && first?.vendorResultCode == 1, "read back \(String(describing: first))")
         },
-        Check(name: "a launch and its learner are stored together: both, or — when the launch's id is taken — neither") { store in
+        Check(name: "a launch, its learner and its job are stored together: all, or — when the launch's id is taken — none") { store in
             let learner = LearnerIdentity(
                 id: "lti-t1", issuer: "i", trustAnchor: "https://lms/jwks", subject: "together", givenName: "Ada", familyName: "L",
                 email: "ada@example.edu", firstSeen: epoch, lastSeen: epoch)
@@ -319,8 +319,10 @@ public enum GatewayStoreConformance {
                 id: "t1", registrationID: "r", deploymentID: "d", learnerID: "lti-t1", subject: "together",
                 messageType: "LtiResourceLinkRequest", resourceLinkID: "rl", contextID: "ctx", labID: "42", outcome: "pending",
                 vendorResultCode: nil, labInstanceID: nil, agsLineItem: nil, createdAt: epoch)
-            try await store.recordLaunch(launch, learner: learner)
+            let job = JobToQueue(kind: "test.kind", key: "lti-t1", payload: "{\"n\":1}", runAt: epoch)
+            try await store.recordLaunch(launch, learner: learner, job: job)
             try expect(try await store.launch(id: "t1")?.outcome == "pending", "launch not stored")
+            try expect(try await store.queuedJob(kind: "test.kind", key: "lti-t1")?.payload == "{\"n\":1}", "job not queued")
             try expect(try await store.identity(issuer: "i", trustAnchor: "https://lms/jwks", subject: "together") == learner, "learner not stored")
             // A known learner is updated as by an upsert: names, email and last seen; id and first seen kept.
             var again = learner
@@ -329,7 +331,7 @@ public enum GatewayStoreConformance {
             again.firstSeen = epoch.addingTimeInterval(60)
             again.lastSeen = epoch.addingTimeInterval(60)
             launch.id = "t2"
-            try await store.recordLaunch(launch, learner: again)
+            try await store.recordLaunch(launch, learner: again, job: nil)
             let updated = try await store.identity(issuer: "i", trustAnchor: "https://lms/jwks", subject: "together")
             try expect(
                 updated?.id == "lti-t1" && updated?.givenName == "Augusta" && updated?.firstSeen == epoch
@@ -339,12 +341,21 @@ public enum GatewayStoreConformance {
             stranger.subject = "stranger"
             stranger.id = "lti-stranger"
             do {
-                try await store.recordLaunch(launch, learner: stranger)
+                try await store.recordLaunch(
+                    launch, learner: stranger, job: JobToQueue(kind: "test.kind", key: "lti-stranger", payload: "{}", runAt: epoch))
                 throw StorageError(.corrupt, "a second launch with one id was stored")
             } catch let error as StorageError where error.code == .duplicate {}
             try expect(
                 try await store.identity(issuer: "i", trustAnchor: "https://lms/jwks", subject: "stranger") == nil,
                 "the learner of a refused launch was stored")
+            try expect(try await store.queuedJob(kind: "test.kind", key: "lti-stranger") == nil, "the job of a refused launch was queued")
+            // A launch alone, and one with a job but no learner to store.
+            launch.id = "t3"
+            try await store.recordLaunch(launch, learner: nil, job: JobToQueue(kind: "test.kind", key: "lti-t1", payload: "{\"n\":2}", runAt: epoch))
+            try expect(try await store.queuedJob(kind: "test.kind", key: "lti-t1")?.payload == "{\"n\":2}", "the job's payload not replaced")
+            launch.id = "t4"
+            try await store.recordLaunch(launch, learner: nil, job: nil)
+            try expect(try await store.launch(id: "t4") != nil, "a launch alone not stored")
         },
         Check(name: "a launch recorded as pending gets its outcome in place; one never recorded is recorded whole") { store in
             var launch = LaunchRecord(

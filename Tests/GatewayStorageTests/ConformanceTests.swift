@@ -198,13 +198,15 @@ struct SQLiteStoreTests {
                     messageType: "LtiResourceLinkRequest", resourceLinkID: nil, contextID: nil, labID: "1", outcome: "pending",
                     vendorResultCode: nil, labInstanceID: nil, agsLineItem: nil, createdAt: epoch)
             }
-            try await store.recordLaunch(launch("taken", learner: 0), learner: learner(0))
+            try await store.recordLaunch(launch("taken", learner: 0), learner: learner(0), job: nil)
             // Many writers at once, so that they are committed in groups; every fourth reuses the taken launch id.
             let refused = try await withThrowingTaskGroup(of: Bool.self) { group in
                 for i in 1...200 {
                     group.addTask {
                         do {
-                            try await store.recordLaunch(launch(i % 4 == 0 ? "taken" : "l\(i)", learner: i), learner: learner(i))
+                            try await store.recordLaunch(
+                                launch(i % 4 == 0 ? "taken" : "l\(i)", learner: i), learner: learner(i),
+                                job: JobToQueue(kind: "test.kind", key: "lti-g\(i)", payload: "{}", runAt: epoch))
                             return false
                         } catch let error as StorageError where error.code == .duplicate {
                             return true
@@ -219,6 +221,8 @@ struct SQLiteStoreTests {
             for i in 1...200 {
                 let stored = try await store.identity(issuer: "i", trustAnchor: "a", subject: "g\(i)") != nil
                 #expect(stored == (i % 4 != 0), "learner \(i): stored \(stored)")
+                let queued = try await store.queuedJob(kind: "test.kind", key: "lti-g\(i)") != nil
+                #expect(queued == (i % 4 != 0), "job \(i): queued \(queued)")
                 if i % 4 != 0 { #expect(try await store.launch(id: "l\(i)") != nil, "launch \(i) lost") }
             }
         }

@@ -59,6 +59,11 @@ final class DurableJobs: Sendable {
         if wake { wakeUp.yield() }
     }
 
+    /// Starts this instance's worker on the due jobs (one queued by another write, with its caller's).
+    func wake() {
+        wakeUp.yield()
+    }
+
     /// Claims the due job `key` (or any due job), to this worker for one lease.
     func claim(key: String?, limit: Int = 1) async throws -> [QueuedJob] {
         let now = now()

@@ -29,10 +29,12 @@ struct LabLauncher: Sendable {
 
     func launch(_ launch: ValidatedLaunch, trace: LaunchTrace, now: Date) async throws -> LaunchOutcome {
         let token = launch.token
-        // The learner is stored with the launch's pending record, in one write (or alone, when the launch is refused).
+        // The learner and their SkyPrep provisioning job are stored with the launch's pending record, in one write (or on
+        // their own, when the launch is refused before it has a record).
         let learner = Learners.resolve(launch, recent: recentLearners, now: now)
         let identity = learner.identity
-        await provisioning?.launched(identity, registrationID: launch.registration.id, roles: token.roles ?? [], logger: trace.logger)
+        let job = await provisioning?.job(
+            for: identity, registrationID: launch.registration.id, roles: token.roles ?? [], logger: trace.logger, now: now)
 
         // The lab comes from the custom claim `labid` (Skillable's own LTI convention).
         let rawLabID = token.custom?["labid"]?.trimmingCharacters(in: .whitespaces) ?? ""
@@ -41,6 +43,7 @@ struct LabLauncher: Sendable {
                 _ = try await identities.upsertIdentity(identity)
                 learner.stored(in: recentLearners)
             }
+            if let job { await provisioning?.enqueue(job, logger: trace.logger) }
             var record = recorder.begin(
                 trace, registrationID: launch.registration.id, deploymentID: launch.deploymentID,
                 learnerID: identity.id, subject: identity.subject, resourceLinkID: token.resourceLink?.id,
@@ -58,8 +61,12 @@ struct LabLauncher: Sendable {
         let record = pendingRecord(session, trace: trace, now: now)
         if learner.needsStoring {
             // A learner who cannot be stored stops the launch, as before any lab is asked for.
-            try await recorder.markPending(record, learner: identity)
+            try await recorder.markPending(record, learner: identity, job: job)
             learner.stored(in: recentLearners)
+            if let job { provisioning?.queued(job, logger: trace.logger) }
+        } else if let job {
+            // Neither the pending record nor the job may stop the lab: a failure is logged.
+            if await recorder.markPending(record, job: job, trace: trace) { provisioning?.queued(job, logger: trace.logger) }
         } else {
             await recorder.markPending(record, trace: trace)
         }

@@ -55,10 +55,23 @@ struct LaunchRecorder: Sendable {
         }
     }
 
-    /// Stores `record` as pending together with its learner, in one write: when that fails, neither is stored and the
-    /// error is the caller's (the launch stops, as it does when its learner cannot be stored).
-    func markPending(_ record: LaunchRecord, learner: LearnerIdentity) async throws {
-        try await store.recordLaunch(record, learner: learner)
+    /// Stores `record` as pending together with its learner and, when given, a job, in one write: when that fails,
+    /// none is stored and the error is the caller's (the launch stops, as it does when its learner cannot be stored).
+    func markPending(_ record: LaunchRecord, learner: LearnerIdentity, job: JobToQueue?) async throws {
+        try await store.recordLaunch(record, learner: learner, job: job)
+    }
+
+    /// Stores `record` as pending together with `job`, in one write; a failure is logged (the lab still starts).
+    /// Whether both were stored.
+    func markPending(_ record: LaunchRecord, job: JobToQueue, trace: LaunchTrace) async -> Bool {
+        do {
+            try await store.recordLaunch(record, learner: nil, job: job)
+            return true
+        } catch {
+            trace.logger.error(
+                "pending launch record and SkyPrep provisioning not stored", metadata: ["gw.learner": "\(job.key)", "error": "\(error)"])
+            return false
+        }
     }
 
     /// Sets the launch's outcome, counts it (`lti_launches_total`), stores the record (completing a pending one) and

@@ -199,19 +199,36 @@ final class SkyPrepProvisioningQueue: Sendable {
             metric: "skyprep_provisioning", logger: logger, now: provisioner.now)
     }
 
-    /// Called on every resource-link launch: queues provisioning when SkyPrep does not yet know this
-    /// learner as they are now. Never throws and never calls SkyPrep: the lab must not wait.
-    func launched(_ identity: LearnerIdentity, registrationID: String, roles: [String], logger: Logger) async {
+    /// Called on every resource-link launch: the provisioning job to queue when SkyPrep does not yet know this learner
+    /// as they are now, for the caller to write with the launch's record (then ``queued(_:logger:)``); nil when there is
+    /// nothing to do, or when it cannot be told (logged). Never throws and never calls SkyPrep: the lab must not wait.
+    func job(for identity: LearnerIdentity, registrationID: String, roles: [String], logger: Logger, now: Date) async -> JobToQueue? {
         let request = SkyPrepProvisioningRequest(identity: identity, registrationID: registrationID, roles: roles)
         do {
             let options = try await registrations.skyPrepOptions(registrationID: registrationID)
-            guard options.provisioning else { return }
+            guard options.provisioning else { return nil }
             let account = try await store.skyPrepAccount(learnerID: identity.id)
-            guard SkyPrepProvisioner.needsWork(request, account: account, options: options) else { return }
-            try await enqueue(request)
-            logger.info("SkyPrep provisioning queued", metadata: ["gw.learner": "\(identity.id)"])
+            guard SkyPrepProvisioner.needsWork(request, account: account, options: options) else { return nil }
+            return JobToQueue(kind: Self.kind, key: request.learnerID, payload: try StoredJSON.encode(request), runAt: now)
         } catch {
             logger.error("SkyPrep provisioning not queued", metadata: ["gw.learner": "\(identity.id)", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// After `job` was written: this instance's worker starts on it at once.
+    func queued(_ job: JobToQueue, logger: Logger) {
+        jobs.wake()
+        logger.info("SkyPrep provisioning queued", metadata: ["gw.learner": "\(job.key)"])
+    }
+
+    /// Queues `job` on its own (a launch refused before its record is written); logged, never thrown.
+    func enqueue(_ job: JobToQueue, logger: Logger) async {
+        do {
+            try await store.enqueueJob(kind: job.kind, key: job.key, payload: job.payload, runAt: job.runAt)
+            queued(job, logger: logger)
+        } catch {
+            logger.error("SkyPrep provisioning not queued", metadata: ["gw.learner": "\(job.key)", "error": "\(error)"])
         }
     }
 

@@ -299,6 +299,9 @@ public enum GatewaySQL {
           next_run_at = CASE WHEN jobs.attempts = 0 AND excluded.next_run_at < jobs.next_run_at THEN excluded.next_run_at
                              ELSE jobs.next_run_at END
         """)
+    static func values(_ job: JobToQueue) -> [SQLValue] {
+        [.text(job.kind), .text(job.key), .text(job.payload), .time(job.runAt), .bool(false), .time(job.runAt)]
+    }
     static let completeJob = SQLStatement("DELETE FROM jobs WHERE kind = ? AND key = ? AND revision = ? AND locked_by = ? RETURNING 1")
     static let renewJobLease = SQLStatement("UPDATE jobs SET locked_until = ? WHERE kind = ? AND key = ? AND locked_by = ? RETURNING 1")
     static let unlockJob = SQLStatement("UPDATE jobs SET locked_by = NULL, locked_until = NULL WHERE kind = ? AND key = ? AND locked_by = ?")

@@ -177,8 +177,12 @@ extension SQLGatewayStore {
         try await write(GatewaySQL.recordLaunch, GatewaySQL.values(launch))
     }
 
-    public func recordLaunch(_ launch: LaunchRecord, learner: LearnerIdentity) async throws {
-        try await write(together: [(GatewaySQL.upsertIdentity, GatewaySQL.values(learner)), (GatewaySQL.recordLaunch, GatewaySQL.values(launch))])
+    public func recordLaunch(_ launch: LaunchRecord, learner: LearnerIdentity?, job: JobToQueue?) async throws {
+        var statements: [(SQLStatement, [SQLValue])] = []
+        if let learner { statements.append((GatewaySQL.upsertIdentity, GatewaySQL.values(learner))) }
+        if let job { statements.append((GatewaySQL.enqueueJob, GatewaySQL.values(job))) }
+        statements.append((GatewaySQL.recordLaunch, GatewaySQL.values(launch)))
+        try await write(together: statements)
     }
 
     public func completeLaunch(_ launch: LaunchRecord) async throws {
@@ -211,7 +215,7 @@ extension SQLGatewayStore {
     // MARK: jobs
 
     public func enqueueJob(kind: String, key: String, payload: String, runAt: Date) async throws {
-        try await write(GatewaySQL.enqueueJob, [.text(kind), .text(key), .text(payload), .time(runAt), .bool(false), .time(runAt)])
+        try await write(GatewaySQL.enqueueJob, GatewaySQL.values(JobToQueue(kind: kind, key: key, payload: payload, runAt: runAt)))
     }
 
     public func renewJobLease(_ job: QueuedJob, worker: String, until: Date) async throws -> Bool {
