@@ -31,8 +31,16 @@ public struct CompactJWS: Sendable {
 
     /// Splits and decodes `token`. Throws ``LaunchRefusal`` with `.tokenMalformed` on any deviation.
     public init(_ token: String) throws {
-        let parts = token.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        guard parts.count == 3, !parts[0].isEmpty, !parts[1].isEmpty else {
+        // Exactly two dots, found without splitting the token into arrays (a launch's token is a kilobyte or more).
+        let bytes = token.utf8
+        let dot = UInt8(ascii: ".")
+        guard let firstDot = bytes.firstIndex(of: dot), let secondDot = bytes[bytes.index(after: firstDot)...].firstIndex(of: dot),
+            !bytes[bytes.index(after: secondDot)...].contains(dot)
+        else {
+            throw LaunchRefusal(.tokenMalformed, "The launch token is not a signed JWT in compact form.", rule: "Launch 2")
+        }
+        let parts = [bytes[..<firstDot], bytes[bytes.index(after: firstDot)..<secondDot], bytes[bytes.index(after: secondDot)...]]
+        guard !parts[0].isEmpty, !parts[1].isEmpty else {
             throw LaunchRefusal(.tokenMalformed, "The launch token is not a signed JWT in compact form.", rule: "Launch 2")
         }
         guard let headerBytes = Base64URL.decode(parts[0]),

@@ -29,9 +29,14 @@ struct CompactJWSTests {
 
     @Test("four segments, empty header and non-JSON header are malformed")
     func malformed() {
-        for token in ["a.b.c.d", ".b.c", "a..c", Base64URL.encode(Array("not json".utf8)) + ".e30.", "onlyone"] {
+        for token in ["a.b.c.d", ".b.c", "a..c", Base64URL.encode(Array("not json".utf8)) + ".e30.", "onlyone", "e30.e30", "e30.e30.c.", "..", "...."] {
             #expect(throws: LaunchRefusal.self) { try CompactJWS(token) }
         }
+        // Three parts, the signature empty: split, and the parts are where they belong.
+        let header = Base64URL.encode(Array(#"{"alg":"RS256","kid":"k"}"#.utf8))
+        let jws = try? CompactJWS(header + ".e30.")
+        #expect(jws?.header.kid == "k" && jws?.payload == Data("{}".utf8) && jws?.signature.isEmpty == true)
+        #expect(jws.map { String(decoding: $0.signingInput, as: UTF8.self) } == header + ".e30")
     }
 
     @Test("the header's jku, x5u and jwk are noticed, never used")
