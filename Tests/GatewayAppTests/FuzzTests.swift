@@ -10,22 +10,10 @@ import Testing
 /// are refused with 4xx, never 5xx, over raw TCP against the real server.
 @Suite("Fuzzed requests")
 struct FuzzTests {
-    /// SplitMix64: small, fast, and the same sequence for the same seed on every machine.
-    struct Seeded: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static let paths = ["/lti/launch", "/lti/login", "/lti/login/check", "/lti/login/restart", "/lti/deep-link/select", "/lti/labs/launch"]
 
     /// A body: random bytes, a form with hostile names and values, broken percent escapes, or a mutated token.
-    static func body(_ random: inout Seeded) -> [UInt8] {
+    static func body(_ random: inout SeededGenerator) -> [UInt8] {
         switch Int.random(in: 0..<4, using: &random) {
         case 0:
             return (0..<Int.random(in: 0..<2048, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
@@ -49,7 +37,7 @@ struct FuzzTests {
     }
 
     /// The request: `body` sent with a right or wrong length, or chunked (well or badly).
-    static func request(path: String, body: [UInt8], _ random: inout Seeded) -> [UInt8] {
+    static func request(path: String, body: [UInt8], _ random: inout SeededGenerator) -> [UInt8] {
         var head = "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\n"
         switch Int.random(in: 0..<3, using: &random) {
         case 0:
@@ -77,7 +65,7 @@ struct FuzzTests {
         let e2e = try await EndToEnd.start()
         defer { Task { await e2e.stop() } }
         let port = e2e.gateway.listeningPort.value ?? 0
-        var random = Seeded(state: 0x5EED_1A7E)
+        var random = SeededGenerator(seed: 0x5EED_1A7E)
         var statuses: [String: Int] = [:]
         for _ in 0..<300 {
             let path = Self.paths.randomElement(using: &random)!

@@ -29,7 +29,9 @@ struct CompactJWSTests {
 
     @Test("four segments, empty header and non-JSON header are malformed")
     func malformed() {
-        for token in ["a.b.c.d", ".b.c", "a..c", Base64URL.encode(Array("not json".utf8)) + ".e30.", "onlyone", "e30.e30", "e30.e30.c.", "..", "...."] {
+        for token in [
+            "a.b.c.d", ".b.c", "a..c", Base64URL.encode(Array("not json".utf8)) + ".e30.", "onlyone", "e30.e30", "e30.e30.c.", "..", "....",
+        ] {
             #expect(throws: LaunchRefusal.self) { try CompactJWS(token) }
         }
         // Three parts, the signature empty: split, and the parts are where they belong.
