@@ -159,6 +159,7 @@ public final class PostgresGatewayStore: SQLGatewayStore {
     /// (data-modifying common table expressions all run, on one snapshot), the last as the statement itself.
     public func write(together statements: [(SQLStatement, [SQLValue])]) async throws {
         guard let last = statements.last else { return }
+        precondition(!statements.contains { $0.0.sqlite.hasPrefix("WITH") }, "a statement written together begins with WITH")
         let clauses = statements.dropLast().enumerated().map { "together_\($0.offset) AS (\($0.element.0.sqlite))" }
         let sql = (clauses.isEmpty ? "" : "WITH " + clauses.joined(separator: ", ") + " ") + last.0.sqlite
         try await run(Self.query(SQLStatement(sql), statements.flatMap(\.1)))

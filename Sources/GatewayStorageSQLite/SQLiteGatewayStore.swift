@@ -270,6 +270,7 @@ public final class SQLiteGatewayStore: SQLGatewayStore {
     }
 
     public func write(together statements: [(SQLStatement, [SQLValue])]) async throws {
+        guard !statements.isEmpty else { return }
         _ = try await writes.write(together: statements.map { ($0.0.sqlite, $0.1.map(SQLiteData.init)) })
     }
 
@@ -334,8 +335,13 @@ public final class SQLiteGatewayStore: SQLGatewayStore {
             _ = try database.run("RELEASE together", [])
             return rows
         } catch {
-            _ = try? database.run("ROLLBACK TO together", [])
-            _ = try? database.run("RELEASE together", [])
+            // Undone, or the whole group is: a write that could not be undone must not be committed as refused.
+            do {
+                _ = try database.run("ROLLBACK TO together", [])
+                _ = try database.run("RELEASE together", [])
+            } catch let undo {
+                throw StorageError(.unavailable, "a write of the group could not be undone", underlying: undo)
+            }
             throw error
         }
     }

@@ -13,8 +13,8 @@ public struct DeadlineExceeded: Error, Sendable, CustomStringConvertible {
 /// cancelled and left to end in the background, so even work that does not answer cancellation cannot hold the caller
 /// past the deadline (a health probe behind a database that waits on a lock, a whole outbound exchange).
 ///
-/// The deadline is kept by ``DeadlineTimers`` (one sleeping task for the whole process, at most
-/// ``DeadlineTimers/resolution`` late), not by a timer of its own: a call costs one task, the operation's.
+/// The deadline is kept by ``DeadlineTimers`` (one sleeping task for the whole process, about
+/// ``DeadlineTimers/resolution`` late at most), not by a timer of its own: a call costs one task, the operation's.
 public func withDeadline<T: Sendable>(_ limit: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
     let outcome = FirstOutcome<T>()
     let work = Task {
@@ -82,7 +82,7 @@ private final class FirstOutcome<T: Sendable>: Sendable {
 public final class DeadlineTimers: Sendable {
     /// The process's timers.
     public static let shared = DeadlineTimers()
-    /// How late a deadline may fire: wake-ups of the sleeping task are at least this far apart.
+    /// About how late a deadline may fire: wake-ups of the sleeping task are at least this far apart.
     public static let resolution: Duration = .milliseconds(10)
 
     /// A scheduled deadline, to cancel it.
@@ -98,9 +98,10 @@ public final class DeadlineTimers: Sendable {
 
     private struct State {
         var nextID: UInt64 = 0
-        /// The deadlines not yet fired or cancelled.
-        var pending: [UInt64: @Sendable () -> Void] = [:]
-        /// When each pending deadline is due; a cancelled one stays until its time comes (or nothing is pending).
+        /// The deadlines not yet fired or cancelled: when each is due, and what it does.
+        var pending: [UInt64: (at: ContinuousClock.Instant, fire: @Sendable () -> Void)] = [:]
+        /// When each pending deadline is due; a cancelled one stays until its time comes, nothing is pending, or the
+        /// cancelled ones outnumber the pending ones (then the heap is rebuilt from the pending ones).
         var schedule = MinHeap<Due>()
         /// The sleeping task's generation and the time it wakes; nil: no task sleeps.
         var sleeper: (generation: UInt64, task: Task<Void, Never>, wakesAt: ContinuousClock.Instant)?
@@ -116,7 +117,7 @@ public final class DeadlineTimers: Sendable {
         let (timer, replaced): (Timer, Task<Void, Never>?) = state.withLock { state in
             state.nextID &+= 1
             let id = state.nextID
-            state.pending[id] = fire
+            state.pending[id] = (at, fire)
             state.schedule.insert(Due(at: at, id: id))
             if let sleeper = state.sleeper, sleeper.wakesAt <= at + Self.resolution { return (Timer(id: id), nil) }
             // No task sleeps, or it sleeps past this deadline: a new one takes over (the old one ends when it wakes).
@@ -134,12 +135,33 @@ public final class DeadlineTimers: Sendable {
     public func cancel(_ timer: Timer) {
         state.withLock { state in
             state.pending[timer.id] = nil
-            if state.pending.isEmpty { state.schedule.removeAll() }
+            if state.pending.isEmpty {
+                state.schedule.removeAll()
+            } else if state.schedule.count > 2 * state.pending.count + 1024 {
+                // Under steady load most entries are of calls that finished: keep the heap to the pending ones.
+                var rebuilt = MinHeap<Due>()
+                for (id, entry) in state.pending { rebuilt.insert(Due(at: entry.at, id: id)) }
+                state.schedule = rebuilt
+            }
+        }
+    }
+
+    /// Starts a new sleeping task in place of `generation`, when that is still the current one and deadlines are pending.
+    private func restart(ifCurrent generation: UInt64) {
+        state.withLock { state in
+            guard state.sleeper?.generation == generation else { return }
+            state.sleeper = nil
+            guard let first = state.schedule.first else { return }
+            state.generation &+= 1
+            let next = state.generation
+            state.sleeper = (next, Task.detached { await self.sleep(generation: next) }, first.at)
         }
     }
 
     /// How many deadlines are pending (for tests).
     public var pendingCount: Int { state.withLock { $0.pending.count } }
+    /// How many entries the schedule holds, cancelled ones included (for tests).
+    public var scheduledCount: Int { state.withLock { $0.schedule.count } }
 
     private func sleep(generation: UInt64) async {
         while true {
@@ -149,7 +171,7 @@ public final class DeadlineTimers: Sendable {
                 var due: [@Sendable () -> Void] = []
                 while let first = state.schedule.first, first.at <= now {
                     state.schedule.removeFirst()
-                    if let fire = state.pending.removeValue(forKey: first.id) { due.append(fire) }
+                    if let entry = state.pending.removeValue(forKey: first.id) { due.append(entry.fire) }
                 }
                 guard let first = state.schedule.first else {
                     state.sleeper = nil
@@ -162,9 +184,12 @@ public final class DeadlineTimers: Sendable {
             for fire in due { fire() }
             guard let wakesAt else { return }
             do {
-                try await Task.sleep(until: wakesAt, tolerance: Self.resolution, clock: .continuous)
+                try await Task.sleep(until: wakesAt, clock: .continuous)
             } catch {
-                return  // replaced by a task that wakes earlier
+                // Cancelled: replaced by a task that wakes earlier. Were it the current one, a new one takes over, so
+                // that the pending deadlines still fire.
+                restart(ifCurrent: generation)
+                return
             }
         }
     }

@@ -19,6 +19,8 @@ actor ScriptedSkillable: SkillableLabService {
     /// When set, `Launch` and `UserRunningAndSavedLabs` answer only after this long (a hung Skillable).
     var hang: Duration?
     private(set) var calls: [String] = []
+    /// The Skillable user of each `Launch`, in order.
+    private(set) var launchedUsers: [String] = []
     private var nextInstance: Int64 = 500
 
     func script(_ launches: [Result<SkillableLaunchResponse, SkillableError>], userLabs: String? = nil) {
@@ -31,6 +33,7 @@ actor ScriptedSkillable: SkillableLabService {
 
     func launch(_ request: SkillableLaunchRequest) async throws -> SkillableLaunchResponse {
         calls.append("Launch")
+        launchedUsers.append(request.userID)
         if let hang { try await Task.sleep(for: hang) }
         if !launches.isEmpty { return try launches.removeFirst().get() }
         nextInstance += 1
@@ -125,6 +128,24 @@ struct LabLauncherTests {
         #expect(outcome.redirectURL == "https://labs.labondemand.com/lab/501")
         #expect(try await h.recordedOutcome() == "launched")
         #expect(try await h.store.recentLaunches(limit: 1).first?.labInstanceID == "501")
+    }
+
+    @Test("a learner stored with an id of an older rule keeps it: their labs, record and SkyPrep account stay theirs")
+    func storedLearnerKeepsTheirID() async throws {
+        let h = try await LauncherHarness()
+        let legacy = LearnerIdentity(
+            id: "lti-stored-before-trust-anchors", issuer: h.platform.issuer, trustAnchor: "https://lms/jwks", subject: "learner-42",
+            givenName: "Old", familyName: "Name", email: nil, firstSeen: h.now.addingTimeInterval(-86_400),
+            lastSeen: h.now.addingTimeInterval(-86_400))
+        _ = try await h.store.upsertIdentity(legacy)
+        for _ in 0..<2 {  // the second launch finds the learner in the instance's recent learners
+            _ = try await h.launch()
+            #expect(await h.skillable.launchedUsers.last == legacy.id)
+            #expect(try await h.store.recentLaunches(limit: 1).first?.learnerID == legacy.id)
+        }
+        let stored = try await h.store.identity(issuer: h.platform.issuer, trustAnchor: "https://lms/jwks", subject: "learner-42")
+        #expect(stored?.id == legacy.id && stored?.firstSeen == legacy.firstSeen && stored?.lastSeen == h.now, "\(String(describing: stored))")
+        #expect(stored?.givenName != "Old", "the launch's names were not stored")
     }
 
     @Test(

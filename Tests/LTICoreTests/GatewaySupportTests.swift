@@ -158,6 +158,16 @@ struct DeadlineTests {
         #expect(DeadlineTimers.shared.pendingCount < 500, "finished calls cancel their deadlines")
     }
 
+    @Test("cancelled deadlines do not pile up while others are pending: the schedule is kept near what is pending")
+    func scheduleStaysBounded() {
+        let timers = DeadlineTimers()
+        let long = timers.schedule(at: .now + .seconds(600)) {}
+        for _ in 0..<20_000 { timers.cancel(timers.schedule(at: .now + .seconds(300)) {}) }
+        #expect(timers.pendingCount == 1)
+        #expect(timers.scheduledCount <= 2 + 1024 + 1, "\(timers.scheduledCount) entries for one pending deadline")
+        timers.cancel(long)
+    }
+
     /// Waits for `condition`, up to `limit`.
     private func eventuallyTrue(within limit: Duration, _ condition: () -> Bool) async throws {
         let end = ContinuousClock.now + limit

@@ -26,11 +26,13 @@ struct URLAuthorityTests {
     }
 
     @Test("a URL read directly has the authority Foundation's parser gives it: 200,000 generated URLs, tricky parts included")
-    func plainMatchesFoundation() {
+    func plainMatchesFoundation() async {
         var generator = SeededGenerator(seed: 0x5EED)
         var read = 0
         var disagreements: [String] = []
-        for _ in 0..<200_000 {
+        for index in 0..<200_000 {
+            // Tests share a handful of threads: this long loop lets the others run now and then.
+            if index % 2_000 == 0 { await Task.yield() }
             let url = randomURL(&generator)
             guard let plain = PlainURL.authority(url) else { continue }
             read += 1

@@ -31,7 +31,7 @@ struct LabLauncher: Sendable {
         let token = launch.token
         // The learner and their SkyPrep provisioning job are stored with the launch's pending record, in one write (or on
         // their own, when the launch is refused before it has a record).
-        let learner = Learners.resolve(launch, recent: recentLearners, now: now)
+        let learner = try await Learners.resolve(launch, store: identities, recent: recentLearners, now: now)
         let identity = learner.identity
         let job = await provisioning?.job(
             for: identity, registrationID: launch.registration.id, roles: token.roles ?? [], logger: trace.logger, now: now)
@@ -39,11 +39,7 @@ struct LabLauncher: Sendable {
         // The lab comes from the custom claim `labid` (Skillable's own LTI convention).
         let rawLabID = token.custom?["labid"]?.trimmingCharacters(in: .whitespaces) ?? ""
         guard let labID = Int(rawLabID), labID > 0, rawLabID.count <= 10 else {
-            if learner.needsStoring {
-                _ = try await identities.upsertIdentity(identity)
-                learner.stored(in: recentLearners)
-            }
-            if let job { await provisioning?.enqueue(job, logger: trace.logger) }
+            try await storeAlone(learner, job: job, trace: trace)
             var record = recorder.begin(
                 trace, registrationID: launch.registration.id, deploymentID: launch.deploymentID,
                 learnerID: identity.id, subject: identity.subject, resourceLinkID: token.resourceLink?.id,
@@ -51,7 +47,13 @@ struct LabLauncher: Sendable {
                 now: now)
             return await recorder.refuse(&record, LaunchFailure(rawLabID.isEmpty ? .labIDMissing : .labIDInvalid), trace: trace)
         }
-        let options = try await launchOptions(launch.registration.id)
+        let options: PlatformLaunchOptions
+        do {
+            options = try await launchOptions(launch.registration.id)
+        } catch {
+            try? await storeAlone(learner, job: job, trace: trace)
+            throw error
+        }
         let session = LabSession(
             learnerID: identity.id, subject: identity.subject, registrationID: launch.registration.id, deploymentID: launch.deploymentID,
             resourceLinkID: token.resourceLink?.id, contextID: token.context?.id, agsLineItem: token.agsEndpoint?.lineItem,
@@ -71,6 +73,16 @@ struct LabLauncher: Sendable {
             await recorder.markPending(record, trace: trace)
         }
         return await start(session, record: record, trace: trace, now: now)
+    }
+
+    /// Stores the launch's learner and queues their SkyPrep job each on its own, for a launch that ends before it has a
+    /// record of its own to write them with.
+    private func storeAlone(_ learner: LearnerResolution, job: JobToQueue?, trace: LaunchTrace) async throws {
+        if learner.needsStoring {
+            _ = try await identities.upsertIdentity(learner.identity)
+            learner.stored(in: recentLearners)
+        }
+        if let job { await provisioning?.enqueue(job, logger: trace.logger) }
     }
 
     /// Starts (or joins) the lab of `session`; used by "Launch the new lab" on the too-many-labs page.

@@ -18,31 +18,49 @@ enum Learners {
     static func upsert(
         _ launch: ValidatedLaunch, store: any IdentityStore, recent: RecentLearners, now: Date
     ) async throws -> LearnerIdentity {
-        let learner = resolve(launch, recent: recent, now: now)
+        let learner = try await resolve(launch, store: store, recent: recent, now: now)
         guard learner.needsStoring else { return learner.identity }
         let stored = try await store.upsertIdentity(learner.identity)
         recent.remember(stored, key: learner.key)
         return stored
     }
 
-    /// The learner of `launch` as the LMS asserts them now, and whether that must be stored: not when this instance
-    /// stored or read them within ``lastSeenResolution`` with the same names and email. The caller stores them (alone,
-    /// or with the launch's record) and then calls ``LearnerResolution/stored(in:)``.
-    static func resolve(_ launch: ValidatedLaunch, recent: RecentLearners, now: Date) -> LearnerResolution {
+    /// The learner of `launch` as the LMS asserts them now, and whether that must be stored: not when they were stored
+    /// within ``lastSeenResolution`` with the same names and email. Known to this instance lately, they are taken from
+    /// `recent`; otherwise they are read, so that a learner keeps the id stored for them (learners stored before trust
+    /// anchors have ids of the rule before). The caller stores them when needed (alone, or with the launch's record)
+    /// and then calls ``LearnerResolution/stored(in:)``.
+    static func resolve(
+        _ launch: ValidatedLaunch, store: any IdentityStore, recent: RecentLearners, now: Date
+    ) async throws
+        -> LearnerResolution
+    {
         let token = launch.token
         let subject = token.subject ?? ""
         let anchor = trustAnchor(of: launch.registration)
         let issuer = launch.registration.issuer
         let key = issuer + "\u{0}" + anchor + "\u{0}" + subject
-        if let known = recent.identity(key), known.givenName == token.givenName, known.familyName == token.familyName,
-            known.email == token.email, now.timeIntervalSince(known.lastSeen) < lastSeenResolution
-        {
+        func isCurrent(_ known: LearnerIdentity) -> Bool {
+            known.givenName == token.givenName && known.familyName == token.familyName && known.email == token.email
+                && now.timeIntervalSince(known.lastSeen) < lastSeenResolution
+        }
+        if let known = recent.identity(key), isCurrent(known) {
             return LearnerResolution(identity: known, key: key, needsStoring: false)
         }
-        let identity = LearnerIdentity(
-            id: learnerID(issuer: issuer, trustAnchor: anchor, subject: subject), issuer: issuer,
-            trustAnchor: anchor, subject: subject, givenName: token.givenName, familyName: token.familyName, email: token.email,
-            firstSeen: now, lastSeen: now)
+        let stored = try await store.identity(issuer: issuer, trustAnchor: anchor, subject: subject)
+        if let stored, isCurrent(stored) {
+            recent.remember(stored, key: key)
+            return LearnerResolution(identity: stored, key: key, needsStoring: false)
+        }
+        var identity =
+            stored
+            ?? LearnerIdentity(
+                id: learnerID(issuer: issuer, trustAnchor: anchor, subject: subject), issuer: issuer, trustAnchor: anchor,
+                subject: subject, givenName: nil, familyName: nil, email: nil, firstSeen: now, lastSeen: now)
+        identity.givenName = token.givenName
+        identity.familyName = token.familyName
+        identity.email = token.email
+        identity.lastSeen = now
         return LearnerResolution(identity: identity, key: key, needsStoring: true)
     }
 
@@ -63,7 +81,7 @@ enum Learners {
 
 /// A launch's learner, and whether they still have to be stored.
 struct LearnerResolution: Sendable {
-    /// The learner as the launch asserts them (id, names and email; first seen is the stored one only when known).
+    /// The learner as the launch asserts them: the stored id and first-seen time, the launch's names and email.
     let identity: LearnerIdentity
     /// Their key in ``RecentLearners``.
     let key: String

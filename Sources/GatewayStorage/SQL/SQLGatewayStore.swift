@@ -12,7 +12,8 @@ public protocol SQLGatewayStore: GatewayStore {
     @discardableResult
     func write(_ statement: SQLStatement, _ values: [SQLValue]) async throws -> [Row]
     /// Runs single-statement writes on different tables as one atomic write: all or none. A unique violation in any of
-    /// them is ``StorageError`` `.duplicate`, and none is kept.
+    /// them is ``StorageError`` `.duplicate`, and none is kept. The statements must not depend on each other's effects
+    /// (PostgreSQL runs them as one statement, on one snapshot) and none may begin with `WITH`.
     func write(together statements: [(SQLStatement, [SQLValue])]) async throws
 }
 
