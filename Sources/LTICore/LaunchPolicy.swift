@@ -76,8 +76,7 @@ public enum PlainURL {
         func lower(_ byte: UInt8) -> UInt8 { byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte }
         let count = bytes.count
         guard count >= 8, count <= 4096 else { return nil }
-        let http: [UInt8] = Array("http".utf8)
-        for byte in http {
+        for byte in "http".utf8 {
             guard lower(bytes[index]) == byte else { return nil }
             index += 1
         }
@@ -110,7 +109,8 @@ public enum PlainURL {
             if digits > 0 { port = value }
         }
         // The authority ends here; what follows is a path, query and fragment of plain characters only.
-        guard index == count || [UInt8(ascii: "/"), UInt8(ascii: "?"), UInt8(ascii: "#")].contains(bytes[index]) else { return nil }
+        guard index == count || bytes[index] == UInt8(ascii: "/") || bytes[index] == UInt8(ascii: "?") || bytes[index] == UInt8(ascii: "#")
+        else { return nil }
         var inFragment = false
         while index < count {
             let byte = bytes[index]

@@ -56,22 +56,26 @@ enum Load {
 /// CPU time (user + system) from /proc, in seconds; the clock tick is 10 ms.
 enum CPUTime {
     /// This process's CPU time.
-    static func own() -> Double? { read("/proc/self/stat") }
+    static func own() -> Double? { ProcStat.read("/proc/self/stat")?.cpuSeconds }
 
     /// The CPU time of `pid` and its descendants (a pre-forking server's workers), or nil when unreadable.
     static func tree(_ pid: Int32) -> Double? {
-        let times = ProcessTree.members(of: pid).compactMap { read("/proc/\($0)/stat") }
+        let times = ProcessTree.members(of: pid).compactMap { ProcStat.read("/proc/\($0)/stat")?.cpuSeconds }
         return times.isEmpty ? nil : times.reduce(0, +)
     }
+}
 
-    private static func read(_ path: String) -> Double? {
+/// A process's or thread's `/proc/…/stat`: its command name and its CPU time so far.
+enum ProcStat {
+    /// The name and CPU time (user + system, in seconds) in the stat file at `path`; nil when unreadable.
+    static func read(_ path: String) -> (name: String, cpuSeconds: Double)? {
         guard let stat = try? String(contentsOfFile: path, encoding: .utf8),
-            let afterName = stat.lastIndex(of: ")")
+            let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")")
         else { return nil }
         // Fields after the command name: state is field 3, utime 14, stime 15.
-        let fields = stat[stat.index(after: afterName)...].split(separator: " ")
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
         guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        return (String(stat[stat.index(after: open)..<close]), (user + system) / Double(sysconf(Int32(_SC_CLK_TCK))))
     }
 }
 
@@ -88,17 +92,12 @@ struct ThreadUse: Sendable, Codable {
     /// The threads of `pid` and its descendants now, by thread id.
     static func sample(_ pid: Int32) -> [String: ThreadUse] {
         var byTask: [String: ThreadUse] = [:]
-        let tick = Double(sysconf(Int32(_SC_CLK_TCK)))
         for member in ProcessTree.members(of: pid) {
             let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(member)/task")) ?? []
             for task in tasks {
                 let folder = "/proc/\(member)/task/\(task)"
-                guard let stat = try? String(contentsOfFile: folder + "/stat", encoding: .utf8),
-                    let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")")
-                else { continue }
-                let name = String(stat[stat.index(after: open)..<close]).map { $0.isNumber ? "#" : String($0) }.joined()
-                let fields = stat[stat.index(after: close)...].split(separator: " ")
-                guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { continue }
+                guard let stat = ProcStat.read(folder + "/stat") else { continue }
+                let name = stat.name.map { $0.isNumber ? "#" : String($0) }.joined()
                 let schedstat = (try? String(contentsOfFile: folder + "/schedstat", encoding: .utf8))?.split(separator: " ") ?? []
                 let waiting = schedstat.count > 1 ? (Double(schedstat[1]) ?? 0) / 1e9 : 0
                 let status = (try? String(contentsOfFile: folder + "/status", encoding: .utf8)) ?? ""
@@ -106,7 +105,7 @@ struct ThreadUse: Sendable, Codable {
                     status.split(separator: "\n").first { $0.hasPrefix("voluntary_ctxt_switches:") }
                     .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
                 byTask["\(member)/\(task)"] = ThreadUse(
-                    name: name, threads: 1, cpuSeconds: (user + system) / tick, runQueueSeconds: waiting, voluntarySwitches: switches)
+                    name: name, threads: 1, cpuSeconds: stat.cpuSeconds, runQueueSeconds: waiting, voluntarySwitches: switches)
             }
         }
         return byTask

@@ -33,6 +33,26 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def wait_until_ready(process: subprocess.Popen, probe: Callable[[], str | None], name: str, log_path: Path,
+                     deadline_seconds: float) -> None:
+    """Polls ``probe`` (None when ready, else what is wrong so far) until it is ready, within ``deadline_seconds``;
+    fails at once when ``process`` exits. Network errors count as not ready yet."""
+    deadline = time.monotonic() + deadline_seconds
+    last_problem = "no answer yet"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}; see {log_path}")
+        try:
+            problem = probe()
+            if problem is None:
+                return
+            last_problem = problem
+        except (urllib.error.URLError, OSError) as error:
+            last_problem = str(error)
+        time.sleep(0.2)  # the interval between two looks, within the deadline above
+    raise RuntimeError(f"{name} not ready within {deadline_seconds} s ({last_problem}); see {log_path}")
+
+
 def stop_process(process: subprocess.Popen | None) -> None:
     """Stops a server process started by the tests: SIGTERM, then SIGKILL after 10 s; nothing when it has ended."""
     if process is None or process.poll() is not None:
@@ -103,21 +123,14 @@ class GatewayProcess:
         self.process = subprocess.Popen([str(self.binary), "serve"], cwd=self.workdir, env=self.env,
                                         stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
                                         preexec_fn=self.preexec)
-        deadline = time.monotonic() + deadline_seconds
-        last_problem = "no answer yet"
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"lti-gateway serve exited with {self.process.returncode}; see {self.log_path}")
-            try:
-                with urllib.request.urlopen(f"{self.origin}/healthz", timeout=2) as response:
-                    if response.status == 200 and response.read().decode().strip() == "ok":
-                        return
-                    last_problem = f"status {response.status}"
-            except (urllib.error.URLError, OSError) as error:
-                last_problem = str(error)
-            time.sleep(0.2)
-        raise RuntimeError(f"lti-gateway serve not healthy within {deadline_seconds} s ({last_problem}); "
-                           f"see {self.log_path}")
+
+        def healthy() -> str | None:
+            with urllib.request.urlopen(f"{self.origin}/healthz", timeout=2) as response:
+                if response.status == 200 and response.read().decode().strip() == "ok":
+                    return None
+                return f"status {response.status}"
+
+        wait_until_ready(self.process, healthy, "lti-gateway serve", self.log_path, deadline_seconds)
 
     def stop(self) -> None:
         """Stops ``serve`` (SIGTERM, then SIGKILL after 10 s)."""

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -17,7 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-from gateway import GatewayProcess, free_port, stop_process
+from gateway import GatewayProcess, free_port, stop_process, wait_until_ready
 
 PREFIX = "/sandbox/skillable"
 
@@ -55,18 +54,11 @@ class SandboxProcess:
             [str(self.binary), "sandbox", "--host", "127.0.0.1", "--port", str(self.port)],
             env=dict(os.environ, SKILLABLE_API_KEY=self.key), stdin=subprocess.DEVNULL, stdout=self._log_file,
             stderr=subprocess.STDOUT, preexec_fn=self.preexec)
-        deadline = time.monotonic() + deadline_seconds
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"lti-gateway sandbox exited with {self.process.returncode}; see {self.log_path}")
-            try:
-                self.control(reset="1")
-                return
-            except (urllib.error.URLError, OSError):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"lti-gateway sandbox did not answer within {deadline_seconds} s; "
-                                       f"see {self.log_path}") from None
-                time.sleep(0.2)
+
+        def answering() -> None:
+            self.control(reset="1")
+
+        wait_until_ready(self.process, answering, "lti-gateway sandbox", self.log_path, deadline_seconds)
 
     def control(self, **fields: str) -> None:
         """``POST control`` with ``fields`` (``results=3``, ``reset=1``…)."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from playwright.sync_api import expect
 
 from harness import LAB_TIMEOUT_MS, CookiePolicy, Stack, wait_until

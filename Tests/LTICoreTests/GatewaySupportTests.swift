@@ -1,5 +1,6 @@
 import GatewaySupport
 import LTICore
+import LTITestSupport
 import Synchronization
 import Testing
 
@@ -133,7 +134,7 @@ struct DeadlineTests {
         let fired = Mutex(false)
         let started = ContinuousClock.now
         _ = timers.schedule(at: .now + .milliseconds(50)) { fired.withLock { $0 = true } }
-        try await eventuallyTrue(within: .seconds(10)) { fired.withLock { $0 } }
+        #expect(await eventually { fired.withLock { $0 } }, "the 50 ms deadline did not fire")
         #expect(ContinuousClock.now - started < .seconds(10))
         #expect(timers.pendingCount == 1, "the 60 s deadline is still pending")
         timers.cancel(late)
@@ -151,7 +152,7 @@ struct DeadlineTests {
         let witness = Mutex(false)
         _ = timers.schedule(at: .now + .milliseconds(40)) { witness.withLock { $0 = true } }
         // The witness is due after every cancelled one: once it fired, any of them that was going to fire has.
-        try await eventuallyTrue(within: .seconds(10)) { witness.withLock { $0 } }
+        #expect(await eventually { witness.withLock { $0 } }, "the witness deadline did not fire")
         #expect(fired.withLock { $0 } == 0)
         #expect(timers.pendingCount == 0)
         for i in 0..<500 { _ = try await withDeadline(.seconds(30)) { i } }
@@ -166,17 +167,5 @@ struct DeadlineTests {
         #expect(timers.pendingCount == 1)
         #expect(timers.scheduledCount <= 2 + 1024 + 1, "\(timers.scheduledCount) entries for one pending deadline")
         timers.cancel(long)
-    }
-
-    /// Waits for `condition`, up to `limit`.
-    private func eventuallyTrue(within limit: Duration, _ condition: () -> Bool) async throws {
-        let end = ContinuousClock.now + limit
-        while !condition() {
-            guard ContinuousClock.now < end else {
-                Issue.record("condition not met within \(limit)")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(5))
-        }
     }
 }

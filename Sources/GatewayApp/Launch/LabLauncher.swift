@@ -66,11 +66,9 @@ struct LabLauncher: Sendable {
             try await recorder.markPending(record, learner: identity, job: job)
             learner.stored(in: recentLearners)
             if let job { provisioning?.queued(job, logger: trace.logger) }
-        } else if let job {
+        } else if await recorder.markPending(record, job: job, trace: trace), let job {
             // Neither the pending record nor the job may stop the lab: a failure is logged.
-            if await recorder.markPending(record, job: job, trace: trace) { provisioning?.queued(job, logger: trace.logger) }
-        } else {
-            await recorder.markPending(record, trace: trace)
+            provisioning?.queued(job, logger: trace.logger)
         }
         return await start(session, record: record, trace: trace, now: now)
     }

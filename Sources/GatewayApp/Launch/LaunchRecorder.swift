@@ -45,13 +45,18 @@ struct LaunchRecorder: Sendable {
             agsLineItem: gradebook.lineItem, agsLineItems: gradebook.lineItems, agsScopes: gradebook.scopes, createdAt: now)
     }
 
-    /// Stores `record` as pending before the lab is asked for: a launch cut short by a crash while Skillable starts its
-    /// lab still shows in the records (`pending`, with learner and lab), for an operator to reconcile.
-    func markPending(_ record: LaunchRecord, trace: LaunchTrace) async {
+    /// Stores `record` as pending before the lab is asked for — with `job`, when given, in one write: a launch cut short
+    /// by a crash while Skillable starts its lab still shows in the records (`pending`, with learner and lab), for an
+    /// operator to reconcile. A failure is logged (the lab still starts). Whether the write was stored.
+    @discardableResult
+    func markPending(_ record: LaunchRecord, job: JobToQueue? = nil, trace: LaunchTrace) async -> Bool {
         do {
-            try await store.recordLaunch(record)
+            try await store.recordLaunch(record, learner: nil, job: job)
+            return true
         } catch {
-            trace.logger.error("pending launch record not stored", metadata: ["error": "\(error)"])
+            let what = job == nil ? "pending launch record not stored" : "pending launch record and SkyPrep provisioning not stored"
+            trace.logger.error("\(what)", metadata: ["gw.learner": "\(record.learnerID)", "error": "\(error)"])
+            return false
         }
     }
 
@@ -59,19 +64,6 @@ struct LaunchRecorder: Sendable {
     /// none is stored and the error is the caller's (the launch stops, as it does when its learner cannot be stored).
     func markPending(_ record: LaunchRecord, learner: LearnerIdentity, job: JobToQueue?) async throws {
         try await store.recordLaunch(record, learner: learner, job: job)
-    }
-
-    /// Stores `record` as pending together with `job`, in one write; a failure is logged (the lab still starts).
-    /// Whether both were stored.
-    func markPending(_ record: LaunchRecord, job: JobToQueue, trace: LaunchTrace) async -> Bool {
-        do {
-            try await store.recordLaunch(record, learner: nil, job: job)
-            return true
-        } catch {
-            trace.logger.error(
-                "pending launch record and SkyPrep provisioning not stored", metadata: ["gw.learner": "\(job.key)", "error": "\(error)"])
-            return false
-        }
     }
 
     /// Sets the launch's outcome, counts it (`lti_launches_total`), stores the record (completing a pending one) and

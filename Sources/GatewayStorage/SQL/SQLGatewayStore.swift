@@ -179,6 +179,7 @@ extension SQLGatewayStore {
     }
 
     public func recordLaunch(_ launch: LaunchRecord, learner: LearnerIdentity?, job: JobToQueue?) async throws {
+        guard learner != nil || job != nil else { return try await recordLaunch(launch) }
         var statements: [(SQLStatement, [SQLValue])] = []
         if let learner { statements.append((GatewaySQL.upsertIdentity, GatewaySQL.values(learner))) }
         if let job { statements.append((GatewaySQL.enqueueJob, GatewaySQL.values(job))) }
