@@ -65,19 +65,41 @@ def stop_process(process: subprocess.Popen | None) -> None:
         process.wait(timeout=10)
 
 
-class GatewayProcess:
+class ServerProcess:
+    """A server the tests start: its process, whose output goes to ``log_path``, and how it ends."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+        #: Runs in the child before exec (e.g. to end it together with the test process).
+        self.preexec: Callable[[], None] | None = None
+        self._log_file = None
+
+    def _spawn(self, arguments: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen[bytes]:
+        """Starts ``arguments`` with its output appended to the log."""
+        self._log_file = open(self.log_path, "ab")
+        self.process = subprocess.Popen(arguments, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=self._log_file,
+                                        stderr=subprocess.STDOUT, preexec_fn=self.preexec)
+        return self.process
+
+    def stop(self) -> None:
+        """Stops it (SIGTERM, then SIGKILL after 10 s) and closes its log."""
+        stop_process(self.process)
+        self.process = None
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+
+class GatewayProcess(ServerProcess):
     """One gateway: its environment, its command line, and its ``serve`` process."""
 
     def __init__(self, binary: Path, workdir: Path, port: int, log_path: Path) -> None:
+        super().__init__(log_path)
         self.binary = binary
         self.workdir = workdir
         self.port = port
-        self.log_path = log_path
         self.origin = f"http://127.0.0.1:{port}"
-        self.process: subprocess.Popen[bytes] | None = None
-        #: Runs in the ``serve`` child before exec (e.g. to end it together with the test process).
-        self.preexec: Callable[[], None] | None = None
-        self._log_file = None
         self.env = dict(os.environ)
         self.env.update({
             "GATEWAY_PUBLIC_URL": self.origin,
@@ -119,10 +141,7 @@ class GatewayProcess:
 
     def start(self, deadline_seconds: float = 60) -> None:
         """Starts ``serve`` and waits until ``GET /healthz`` answers ``ok``."""
-        self._log_file = open(self.log_path, "ab")
-        self.process = subprocess.Popen([str(self.binary), "serve"], cwd=self.workdir, env=self.env,
-                                        stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
-                                        preexec_fn=self.preexec)
+        process = self._spawn([str(self.binary), "serve"], env=self.env, cwd=self.workdir)
 
         def healthy() -> str | None:
             with urllib.request.urlopen(f"{self.origin}/healthz", timeout=2) as response:
@@ -130,15 +149,7 @@ class GatewayProcess:
                     return None
                 return f"status {response.status}"
 
-        wait_until_ready(self.process, healthy, "lti-gateway serve", self.log_path, deadline_seconds)
-
-    def stop(self) -> None:
-        """Stops ``serve`` (SIGTERM, then SIGKILL after 10 s)."""
-        stop_process(self.process)
-        self.process = None
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
+        wait_until_ready(process, healthy, "lti-gateway serve", self.log_path, deadline_seconds)
 
     # ------------------------------------------------------------- observation
 
